@@ -1,0 +1,11 @@
+"""The compute app: pi and fib results, their cache and their log."""
+
+from django.apps import AppConfig
+
+
+class ComputeConfig(AppConfig):
+    """App config for compute."""
+
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "compute"
+    verbose_name = "Computed results"

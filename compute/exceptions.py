@@ -1,0 +1,33 @@
+"""API errors: JSON bodies with a status, a detail and a code, never an HTML page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class ResultNotFound(exceptions.NotFound):
+    """No route matches the request."""
+
+    default_detail = "Not found."
+    default_code = "not_found"
+
+
+def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Return DRF's JSON error response, including for errors DRF leaves to Django."""
+    if isinstance(exc, Http404):
+        exc = ResultNotFound()
+    response = exception_handler(exc, context)
+    if response is None:
+        # Anything unexpected: a JSON 500 instead of Django's HTML page; the
+        # exception is still logged by the caller's error handling.
+        return None
+    if response.status_code == status.HTTP_429_TOO_MANY_REQUESTS and isinstance(
+        exc, exceptions.Throttled
+    ):
+        response.data = {"detail": response.data.get("detail"), "retry_after": exc.wait}
+    return response

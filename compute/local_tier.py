@@ -1,0 +1,73 @@
+"""A bounded, in-process LRU tier for hot immutable results (no Django, no Redis).
+
+Results never change, so the only reason to forget one is memory or an
+explicit eviction. The tier is bounded by an estimate of the bytes its
+entries hold (``Payload.nbytes``), evicting least recently used entries;
+an entry larger than a quarter of the budget is not kept at all.
+
+    >>> tier = LocalTier(max_bytes=1000)
+    >>> tier.put("a", "x", 100); tier.get("a")
+    'x'
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+MISSING = object()
+
+
+class LocalTier:
+    """LRU mapping of key -> value bounded by the sum of the sizes given to ``put``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        """Return the value stored under ``key``, or ``MISSING``."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return MISSING
+            self._entries.move_to_end(key)
+            return entry[0]
+
+    def put(self, key: str, value: Any, size: int) -> None:
+        """Store ``value`` (costing ``size`` bytes), evicting the oldest entries to fit."""
+        if size > self.max_bytes // 4:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._entries[key] = (value, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _key, (_value, evicted) = self._entries.popitem(last=False)
+                self._bytes -= evicted
+
+    def discard(self, key: str) -> None:
+        """Forget ``key`` if present."""
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def nbytes(self) -> int:
+        """Return the accounted size of all entries."""
+        return self._bytes

@@ -1,0 +1,73 @@
+"""The hot path: answer cached hits before Django's session, auth and DRF machinery.
+
+A cached result is immutable, so a hit needs no authentication, CSRF,
+throttling or content negotiation. This middleware recognises the result
+URLs (canonical and seed-compatible), validates them with the same parser
+as the DRF serializer, answers ``If-None-Match`` with 304 before any
+lookup, and serves hits from the cache through the same response builder
+as the view. Anything else (a miss, a bad input, another method) goes on
+to the full stack unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+from . import responses
+from .cache import MISSING, ResultCache, result_cache
+from .queries import InvalidQuery, parse_query
+from .serializers import configured_limits
+
+_ROUTES = (
+    re.compile(r"^/api/(?P<kind>pi|fib)/(?P<n>[^/]+)/$"),
+    re.compile(r"^/(?P<kind>pi|fib)/(?P<n>[^/]+)/?$"),
+    re.compile(r"^/(?P<kind>pi)/?$"),
+)
+
+
+class HotResultMiddleware:
+    """Serve cached result hits (GET/HEAD) without the rest of the stack."""
+
+    cache: ResultCache = result_cache
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.limits = configured_limits()
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method in ("GET", "HEAD"):
+            response = self.answer(request)
+            if response is not None:
+                return response
+        return self.get_response(request)
+
+    def answer(self, request: HttpRequest) -> HttpResponse | None:
+        """Return the response for a cached hit or 304, or None to fall through."""
+        path = request.path_info
+        for route in _ROUTES:
+            match = route.match(path)
+            if match is not None:
+                break
+        else:
+            return None
+        params = request.GET
+        n_text = match.groupdict().get("n") or params.get("n", "100")
+        try:
+            query = parse_query(
+                match["kind"],
+                n_text,
+                params.get("digits"),
+                params.get("format"),
+                limits=self.limits,
+            )
+        except InvalidQuery:
+            return None  # the view produces the 400 with its message
+        if responses.etag_matches(request, query.etag):
+            return responses.not_modified(query)
+        payload = self.cache.get(query)
+        if payload is MISSING:
+            return None
+        return responses.result_response(request, query, payload, cached=True)

@@ -1,0 +1,148 @@
+"""What a client asked for: parsing and validating a result request.
+
+A ``ResultQuery`` is the validated identity of one result representation
+(kind, n, requested digits, string format). The cache key, the log row's
+identity and the ETag are all derived from it, so they can only ever be
+built from validated values. ``parse_query`` is shared by the DRF
+serializer and the hot-path middleware, which is why it is plain Python:
+both must accept and reject exactly the same inputs.
+
+    >>> q = parse_query("fib", "1000", limits=Limits(10**6, 10**18, 1000))
+    >>> q.cache_key, q.etag
+    ('fib:1000', 'W/"fib-1000-v1"')
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PI = "pi"
+FIB = "fib"
+KINDS = (PI, FIB)
+
+# Bump when the stored payload format changes; it is part of every ETag.
+FORMAT_VERSION = 1
+
+_DIGITS = re.compile(r"[0-9]+")
+_NEGATIVE = re.compile(r"-[0-9]+")
+# Longer than this (after leading zeros) is above every configurable limit
+# and is rejected before int() could meet Python's conversion limit.
+_MAX_TEXT = 24
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The configured bounds (settings FIB_MAX_N, PI_MAX_N, PI_MAX_DIGITS)."""
+
+    fib_max_n: int
+    pi_max_n: int
+    pi_max_digits: int
+
+
+class InvalidQuery(ValueError):
+    """A request parameter is malformed or out of range; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ResultQuery:
+    """A validated request for one result representation."""
+
+    kind: str
+    n: int
+    digits: int | None = None
+    as_string: bool = False
+
+    @property
+    def precision(self) -> int:
+        """Return the log's precision column: requested digits, 0 for a double or fib."""
+        return self.digits or 0
+
+    @property
+    def cache_key(self) -> str:
+        """Return the cache key of the stored value (format does not change it)."""
+        if self.digits is not None:
+            return f"{self.kind}:{self.n}:d{self.digits}"
+        return f"{self.kind}:{self.n}"
+
+    @property
+    def etag(self) -> str:
+        """Return the weak ETag: a pure function of the inputs and the format version."""
+        parts = [self.kind, str(self.n)]
+        if self.digits is not None:
+            parts.append(f"d{self.digits}")
+        if self.as_string:
+            parts.append("s")
+        parts.append(f"v{FORMAT_VERSION}")
+        return f'W/"{"-".join(parts)}"'
+
+    @property
+    def path(self) -> str:
+        """Return the canonical API path of this result (with its query string)."""
+        path = f"/api/{self.kind}/{self.n}/"
+        if self.digits is not None:
+            path += f"?digits={self.digits}"
+        elif self.as_string:
+            path += "?format=string"
+        return path
+
+
+def parse_int(field: str, text: str | None, minimum: int, maximum: int, limit_name: str) -> int:
+    """Return ``text`` as an int in [minimum, maximum]; raise InvalidQuery otherwise.
+
+    Only plain ASCII digits are integers here: no sign, space, underscore,
+    decimal point, exponent or non-ASCII digits (``int()`` accepts several).
+    """
+    if text is None or text == "":
+        raise InvalidQuery(field, f"{field} is required.")
+    if _NEGATIVE.fullmatch(text):
+        raise InvalidQuery(field, f"{field} must be at least {minimum}.")
+    if not _DIGITS.fullmatch(text):
+        raise InvalidQuery(field, f"{field} must be a whole number written with the digits 0-9.")
+    stripped = text.lstrip("0") or "0"
+    if len(stripped) > _MAX_TEXT:
+        raise InvalidQuery(field, f"{field} must be at most {maximum} ({limit_name}).")
+    value = int(stripped)
+    if value < minimum:
+        raise InvalidQuery(field, f"{field} must be at least {minimum}.")
+    if value > maximum:
+        raise InvalidQuery(field, f"{field} must be at most {maximum} ({limit_name}).")
+    return value
+
+
+def parse_query(
+    kind: str,
+    n_text: str | None,
+    digits_text: str | None = None,
+    format_text: str | None = None,
+    *,
+    limits: Limits,
+) -> ResultQuery:
+    """Return the validated query; raise InvalidQuery naming the field and limit."""
+    if kind == FIB:
+        if digits_text is not None:
+            raise InvalidQuery(
+                "digits", "digits applies to pi only; fib results are exact integers."
+            )
+        n = parse_int("n", n_text, 0, limits.fib_max_n, "FIB_MAX_N")
+        if format_text in (None, "", "number", "json"):
+            return ResultQuery(FIB, n)
+        if format_text == "string":
+            return ResultQuery(FIB, n, as_string=True)
+        raise InvalidQuery("format", "format must be 'string' or 'number'.")
+    if kind == PI:
+        n = parse_int("n", n_text, 1, limits.pi_max_n, "PI_MAX_N")
+        if format_text not in (None, "", "number", "json"):
+            raise InvalidQuery(
+                "format", "format applies to fib only; use digits=D for pi as a string."
+            )
+        if digits_text is None:
+            return ResultQuery(PI, n)
+        digits = parse_int("digits", digits_text, 1, limits.pi_max_digits, "PI_MAX_DIGITS")
+        return ResultQuery(PI, n, digits=digits)
+    raise InvalidQuery("kind", f"kind must be one of {', '.join(KINDS)}.")

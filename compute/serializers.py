@@ -1,0 +1,64 @@
+"""DRF serializers: validating result requests and shaping log items."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from .models import ComputedResult
+from .queries import InvalidQuery, Limits, ResultQuery, parse_query
+
+
+def configured_limits() -> Limits:
+    """Return the limits from settings (FIB_MAX_N, PI_MAX_N, PI_MAX_DIGITS)."""
+    return Limits(settings.FIB_MAX_N, settings.PI_MAX_N, settings.PI_MAX_DIGITS)
+
+
+class ResultQuerySerializer(serializers.Serializer):
+    """Validate n (path), digits and format (query) into a ``ResultQuery``.
+
+    The fields are strings on purpose: only ASCII digits count as integers
+    here, which DRF's IntegerField (int() underneath) does not enforce.
+    Pass the kind in the context: ``context={"kind": "pi"}``.
+    """
+
+    n = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    digits = serializers.CharField(required=False, trim_whitespace=False, allow_blank=True)
+    format = serializers.CharField(required=False, trim_whitespace=False, allow_blank=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            attrs["query"] = parse_query(
+                self.context["kind"],
+                attrs.get("n"),
+                attrs.get("digits"),
+                attrs.get("format"),
+                limits=configured_limits(),
+            )
+        except InvalidQuery as exc:
+            raise serializers.ValidationError({exc.field: [exc.message]}) from exc
+        return attrs
+
+    @property
+    def query(self) -> ResultQuery:
+        """Return the validated query (after ``is_valid``)."""
+        return self.validated_data["query"]
+
+
+class ResultLogItemSerializer(serializers.ModelSerializer):
+    """A log row as a list item: never the full value, a URL to it instead."""
+
+    digits = serializers.IntegerField(allow_null=True, read_only=True)
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ComputedResult
+        fields = ["n", "digits", "preview", "length", "compute_ms", "computed_at", "url"]
+
+    def get_url(self, row: ComputedResult) -> str:
+        path = f"/api/{row.kind}/{row.n}/"
+        if row.precision:
+            path += f"?digits={row.precision}"
+        return self.context["request"].build_absolute_uri(path)

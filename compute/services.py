@@ -1,0 +1,150 @@
+"""Services: look a result up, else compute it, then record it (the only writer of the log).
+
+Lookup order (SPEC "Cache behaviour"): the cache (in-process tier, then
+Redis), then the result log (refilling Redis), then compute under a
+stampede lock (storing in both). ``cached`` in the outcome is True exactly
+when this call did not compute.
+
+    >>> outcome = result_get(query=ResultQuery("fib", 10))   # doctest: +SKIP
+    >>> outcome.payload.text, outcome.cached
+    ('55', False)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from . import algorithms
+from .cache import MISSING, ResultCache, result_cache
+from .models import ComputedResult
+from .payloads import Payload
+from .queries import FIB, PI, ResultQuery
+
+PREVIEW_EDGE = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A result payload and whether it came without computing."""
+
+    payload: Payload
+    cached: bool
+
+
+def result_text(query: ResultQuery) -> str:
+    """Return the decimal text of the result ``query`` names (the pure computation)."""
+    if query.kind == FIB:
+        return algorithms.fib_decimal(query.n)
+    if query.digits is not None:
+        return algorithms.pi_digits(query.n, query.digits)
+    return repr(algorithms.pi_double(query.n))
+
+
+def preview_of(text: str) -> str:
+    """Return a short form of a result: itself, or its first and last digits."""
+    if len(text) <= 2 * PREVIEW_EDGE + 3:
+        return text
+    return f"{text[:PREVIEW_EDGE]}...{text[-PREVIEW_EDGE:]}"
+
+
+def _log_lookup(query: ResultQuery) -> str | None:
+    return (
+        ComputedResult.objects.filter(kind=query.kind, n=query.n, precision=query.precision)
+        .values_list("value", flat=True)
+        .first()
+    )
+
+
+def _from_log(query: ResultQuery, cache: ResultCache) -> Payload | None:
+    text = _log_lookup(query)
+    if text is None:
+        return None
+    payload = Payload.from_text(query, text)
+    cache.set(query, payload)
+    return payload
+
+
+def result_record(*, query: ResultQuery, text: str, compute_ms: float) -> None:
+    """Insert the log row of a computed result; an existing row wins (unique, race-safe)."""
+    row = ComputedResult(
+        kind=query.kind,
+        n=query.n,
+        precision=query.precision,
+        value=text,
+        preview=preview_of(text),
+        length=algorithms.count_digits(text),
+        compute_ms=compute_ms,
+        computed_at=timezone.now(),
+    )
+    ComputedResult.objects.bulk_create([row], ignore_conflicts=True)
+
+
+def result_get(
+    *,
+    query: ResultQuery,
+    cache: ResultCache = result_cache,
+    compute: Callable[[ResultQuery], str] = result_text,
+) -> Outcome:
+    """Return the result of ``query``, computing it only if no tier has it."""
+    payload = cache.get(query)
+    if payload is not MISSING:
+        return Outcome(payload, cached=True)
+    payload = _from_log(query, cache)
+    if payload is not None:
+        return Outcome(payload, cached=True)
+    with cache.compute_lock(query) as held:
+        if held:  # someone may have finished while we waited
+            payload = cache.get_shared(query)
+            if payload is not MISSING:
+                return Outcome(payload, cached=True)
+            payload = _from_log(query, cache)
+            if payload is not None:
+                return Outcome(payload, cached=True)
+        started = time.perf_counter()
+        text = compute(query)
+        compute_ms = (time.perf_counter() - started) * 1000
+        payload = Payload.from_text(query, text)
+        result_record(query=query, text=text, compute_ms=compute_ms)
+        cache.set(query, payload)
+    return Outcome(payload, cached=False)
+
+
+def result_delete(*, query: ResultQuery, cache: ResultCache = result_cache) -> bool:
+    """Delete a result from every cache tier and the log; False if Redis could not be reached."""
+    ComputedResult.objects.filter(kind=query.kind, n=query.n, precision=query.precision).delete()
+    return cache.delete(query)
+
+
+def query_for_row(row: ComputedResult) -> ResultQuery:
+    """Return the query that names a log row's result."""
+    return ResultQuery(row.kind, row.n, digits=row.digits if row.kind == PI else None)
+
+
+def results_evict(*, rows: list[ComputedResult], cache: ResultCache = result_cache) -> bool:
+    """Evict the cache entries of log rows (the rows stay); False if Redis was down."""
+    return cache.delete_keys([query_for_row(row).cache_key for row in rows])
+
+
+def results_recompute(
+    *,
+    rows: list[ComputedResult],
+    cache: ResultCache = result_cache,
+    compute: Callable[[ResultQuery], str] = result_text,
+) -> int:
+    """Recompute log rows in place (value, size, time) and refresh their cache entries."""
+    for row in rows:
+        query = query_for_row(row)
+        started = time.perf_counter()
+        text = compute(query)
+        row.compute_ms = (time.perf_counter() - started) * 1000
+        row.value, row.preview = text, preview_of(text)
+        row.length = algorithms.count_digits(text)
+        row.computed_at = timezone.now()
+        row.save(update_fields=["value", "preview", "length", "compute_ms", "computed_at"])
+        cache.delete(query)
+        cache.set(query, Payload.from_text(query, text))
+    return len(rows)

@@ -1,0 +1,99 @@
+"""``make run``: set up and serve mathsite locally the way it is meant to run.
+
+Generates a ``SECRET_KEY`` on first run and keeps it in the data folder
+(``var/secret_key``, never committed), limits hosts to localhost, turns the
+TLS-only settings off for this plain-HTTP local server, starts the
+embedded Redis when no ``REDIS_URL`` is set, applies migrations, collects
+static files and runs gunicorn on 127.0.0.1:$PORT (default 8000). Ctrl-C
+(or SIGTERM) stops gunicorn, then the embedded Redis, which persists its
+data for the next run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from . import embedded_redis
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+LOCAL_DEFAULTS = {
+    "ALLOWED_HOSTS": "localhost,127.0.0.1,[::1]",
+    "SECURE_SSL_REDIRECT": "false",
+    "SESSION_COOKIE_SECURE": "false",
+    "CSRF_COOKIE_SECURE": "false",
+    "SECURE_HSTS_SECONDS": "0",
+    "SECURE_PROXY_SSL_HEADER": "false",
+}
+
+
+def data_dir() -> Path:
+    """Return the project's data folder (``MATHSITE_DATA_DIR``, default ``var/``)."""
+    return Path(os.environ.get("MATHSITE_DATA_DIR", BASE_DIR / "var"))
+
+
+def secret_key(folder: Path) -> str:
+    """Return the kept secret key, generating it (mode 600) on first use."""
+    path = folder / "secret_key"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(64))
+    return path.read_text().strip()
+
+
+def local_environment() -> dict[str, str]:
+    """Return the environment for the local server: the caller's, plus local defaults."""
+    env = dict(os.environ)
+    folder = data_dir()
+    env.setdefault("SECRET_KEY", secret_key(folder))
+    for name, value in LOCAL_DEFAULTS.items():
+        env.setdefault(name, value)
+    return env
+
+
+def main() -> int:
+    """Set up and run the service until interrupted; return gunicorn's exit code."""
+    env = local_environment()
+    python = sys.executable
+    manage = [python, str(BASE_DIR / "manage.py")]
+    redis_process = None
+    folder = embedded_redis.default_dir()
+    if not env.get("REDIS_URL"):
+        redis_process = embedded_redis.start(folder)
+        env["REDIS_URL"] = embedded_redis.url_for(folder)
+    try:
+        subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True)  # noqa: S603
+        subprocess.run(  # noqa: S603
+            [*manage, "collectstatic", "--noinput", "-v", "0"], env=env, check=True
+        )
+        port = env.get("PORT", "8000")
+        command = [
+            python, "-m", "gunicorn", "mathsite.wsgi:application",
+            "--bind", f"127.0.0.1:{port}",
+            "--workers", env.get("WEB_CONCURRENCY", "2"),
+            "--timeout", env.get("GUNICORN_TIMEOUT", "60"),
+            "--access-logfile", "-",
+        ]  # fmt: skip
+        print(f"mathsite: serving on http://127.0.0.1:{port}/ (Ctrl-C to stop)", flush=True)
+        server = subprocess.Popen(command, env=env, cwd=BASE_DIR)  # noqa: S603
+
+        def forward(signum: int, _frame: object) -> None:
+            server.send_signal(signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        return server.wait()
+    finally:
+        if redis_process is not None:
+            embedded_redis.stop(folder, redis_process)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""URL configuration: the API, the old service's routes, health checks and the admin."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+from compute.urls import api_urlpatterns, seed_urlpatterns
+
+from . import views
+
+urlpatterns = [
+    path(settings.ADMIN_URL, admin.site.urls),
+    path("api/", include(api_urlpatterns)),
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    *seed_urlpatterns,
+]
+
+handler400 = "mathsite.views.bad_request"
+handler403 = "mathsite.views.permission_denied"
+handler404 = "mathsite.views.not_found"
+handler500 = "mathsite.views.server_error"

@@ -1,0 +1,28 @@
+"""Shared fixtures: every test starts and ends with an empty cache namespace."""
+
+from __future__ import annotations
+
+import pytest
+
+from compute.cache import result_cache
+
+
+def reset_cache() -> None:
+    """Close the breaker, forget the process tier and clear this run's keys."""
+    result_cache._down_until = float("-inf")
+    result_cache._in_outage = False
+    result_cache.clear_namespace()
+
+
+@pytest.fixture(autouse=True)
+def clean_cache():
+    """Empty this run's cache namespace and the process tier around every test."""
+    reset_cache()
+    yield result_cache
+    reset_cache()
+
+
+@pytest.fixture
+def redis_client():
+    """A raw client on the test Redis (to inspect what the service stored)."""
+    return result_cache._client()
