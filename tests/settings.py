@@ -42,3 +42,6 @@ if not os.environ.get("REDIS_URL"):
     atexit.register(_stop)
 
 from mathsite.settings import *  # noqa: E402, F403
+
+# WhiteNoise warns about a missing STATIC_ROOT; tests serve via finders.
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405

@@ -1,0 +1,423 @@
+"""HTTP API tests: every route and status code, through Django's test client.
+
+Reference values are computed here another way than the service does
+(plain integer iteration for fib, exact fractions for pi) or quoted from
+SPEC.md; the service's own functions are never the reference.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+from contextlib import contextmanager
+from decimal import Decimal, getcontext
+from fractions import Fraction
+
+import pytest
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from compute.cache import result_cache
+from compute.models import ComputedResult
+
+pytestmark = pytest.mark.django_db
+
+
+def fib_reference(n: int) -> int:
+    """fib(n) by plain iteration (independent of GMP)."""
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
+
+
+def pi_reference(n: int) -> float:
+    """The correctly rounded double of sqrt(6 * sum 1/i^2), from an exact sum."""
+    total = sum((Fraction(1, i * i) for i in range(1, n)), Fraction(0))
+    getcontext().prec = 50
+    return float((Decimal(6 * total.numerator) / Decimal(total.denominator)).sqrt())
+
+
+@contextmanager
+def unlimited_int_digits():
+    """Let json parse integers beyond CPython's 4,300-digit default."""
+    previous = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        yield
+    finally:
+        sys.set_int_max_str_digits(previous)
+
+
+@pytest.fixture
+def client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def staff_client() -> APIClient:
+    user = User.objects.create_user("staff", password="pw-staff-123", is_staff=True)
+    token = Token.objects.create(user=user)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return api
+
+
+def get_json(client: APIClient, url: str, **extra):
+    response = client.get(url, **extra)
+    assert response["Content-Type"].startswith("application/json"), response.content[:200]
+    return response, json.loads(response.content)
+
+
+# --- values and the cached flag ------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 10, 92, 93, 94, 1000])
+def test_fib_values_and_cached_flag(client, n):
+    first, body = get_json(client, f"/api/fib/{n}/")
+    assert first.status_code == 200
+    assert body == {"cached": False, "result": fib_reference(n), "n": n}
+    _, body2 = get_json(client, f"/api/fib/{n}/")
+    assert body2 == {"cached": True, "result": fib_reference(n), "n": n}
+
+
+def test_zero_results_are_cached(client):
+    """The old service's `if result:` recomputed 0 and 0.0 forever."""
+    for url, zero in (("/api/fib/0/", 0), ("/api/pi/1/", 0.0)):
+        assert get_json(client, url)[1]["cached"] is False
+        _, body = get_json(client, url)
+        assert body["cached"] is True
+        assert body["result"] == zero
+    raw = client.get("/api/pi/1/").content
+    assert b'"result":0.0' in raw
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 100, 1000])
+def test_pi_values_are_correctly_rounded(client, n):
+    _, body = get_json(client, f"/api/pi/{n}/")
+    assert body["result"] == pi_reference(n)
+    assert isinstance(body["result"], float)
+
+
+def test_pi_known_values_from_spec(client):
+    assert get_json(client, "/api/pi/100/")[1]["result"] == 3.131980747244363
+    assert get_json(client, "/api/pi/1000000/")[1]["result"] == 3.141591698659512
+    assert get_json(client, f"/api/pi/{10**18}/")[1]["result"] == 3.141592653589793
+
+
+def test_pi_digits(client):
+    _, body = get_json(client, "/api/pi/100/?digits=5")
+    assert body == {"cached": False, "result": "3.1320", "n": 100, "digits": 5}
+    _, body = get_json(client, "/api/pi/1/?digits=7")
+    assert body["result"] == "0"
+    _, body = get_json(client, "/api/pi/2/?digits=1")
+    assert body["result"] == "2"  # sqrt(6) = 2.449...
+    _, body = get_json(client, "/api/pi/2/?digits=1000")
+    getcontext().prec = 1100
+    expected = Decimal(6).sqrt().quantize(Decimal(1).scaleb(-999))
+    assert body["result"] == str(expected)
+    assert len(body["result"]) == 1001
+
+
+def test_fib_format_string(client):
+    _, body = get_json(client, "/api/fib/100/?format=string")
+    assert body == {"cached": False, "result": str(fib_reference(100)), "n": 100}
+    # Same stored value, other representation: a cached hit.
+    _, body = get_json(client, "/api/fib/100/")
+    assert body == {"cached": True, "result": fib_reference(100), "n": 100}
+    _, body = get_json(client, "/api/fib/100/?format=string")
+    assert body["cached"] is True
+    assert body["result"] == str(fib_reference(100))
+
+
+def test_fib_around_the_4300_digit_limit(client):
+    """fib(20578) is the first with more than 4,300 digits, where CPython's int-to-str refuses."""
+    for n in (20576, 20577, 20578, 20580):
+        expected = fib_reference(n)
+        response = client.get(f"/api/fib/{n}/")
+        assert response.status_code == 200
+        with unlimited_int_digits():
+            assert json.loads(response.content)["result"] == expected
+            expected_digits = len(str(expected))
+        text = response.content.split(b'"result":')[1].split(b",")[0]
+        assert len(text) == expected_digits
+    with unlimited_int_digits():
+        assert len(str(fib_reference(20577))) == 4300
+        assert len(str(fib_reference(20578))) == 4301
+    _, body = get_json(client, "/api/fib/20577/?format=string")
+    assert len(body["result"]) == 4300
+
+
+def test_fib_million_exact_and_gzip(client):
+    response = client.get("/api/fib/1000000/", HTTP_ACCEPT_ENCODING="gzip")
+    assert response.status_code == 200
+    assert response["Content-Encoding"] == "gzip"
+    body = gzip.decompress(response.content)
+    assert body.startswith(b'{"cached":false,"result":')
+    text = body.split(b'"result":')[1].split(b",")[0]
+    assert len(text) == 208_988
+    # Last and first digits against plain integer arithmetic (no str of the
+    # whole number needed): fib(10**6) mod 10**30 and its leading digits.
+    plain = client.get("/api/fib/1000000/")
+    assert "Content-Encoding" not in plain
+    assert json.loads(plain.content.replace(text, b"0"))["cached"] is True
+    assert plain.content.split(b'"result":')[1].split(b",")[0] == text
+    assert int(text[-30:]) == fib_mod(10**6, 10**30)
+    assert text[:20] == b"19532821287077577316"
+
+
+def fib_mod(n: int, m: int) -> int:
+    """fib(n) mod m by fast doubling in plain Python (small integers only)."""
+
+    def pair(k: int) -> tuple[int, int]:
+        if k == 0:
+            return 0, 1
+        a, b = pair(k >> 1)
+        c = a * ((2 * b - a) % m) % m
+        d = (a * a + b * b) % m
+        return (d, (c + d) % m) if k & 1 else (c, d)
+
+    return pair(n)[0]
+
+
+# --- query-string forms are distinct results ----------------------------------------
+
+
+def test_query_forms_are_distinct_results(client):
+    _, double = get_json(client, "/api/pi/10/")
+    _, five = get_json(client, "/api/pi/10/?digits=5")
+    _, six = get_json(client, "/api/pi/10/?digits=6")
+    assert (double["cached"], five["cached"], six["cached"]) == (False, False, False)
+    assert five["result"] == "3.0395" and six["result"] == "3.03951"
+    assert double["result"] == pi_reference(10)
+    rows = ComputedResult.objects.filter(kind="pi", n=10).order_by("precision")
+    assert [r.precision for r in rows] == [0, 5, 6]
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "segment",
+    ["-1", "+1", "1.5", "1e3", "1_000", " 1", "\u0661\u0662", "abc", "0x10", "%201", "1%20"],
+)
+@pytest.mark.parametrize("kind", ["pi", "fib"])
+def test_bad_path_segments_are_json_4xx(client, kind, segment):
+    response = client.get(f"/api/{kind}/{segment}/")
+    assert response.status_code in (400, 404)
+    assert response["Content-Type"].startswith("application/json")
+    assert json.loads(response.content)
+    assert not ComputedResult.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["-5", "+5", "5.0", "5e1", "1_0", " 5", "\u0665", "x", ""])
+def test_bad_query_n_is_400(client, value):
+    response = client.get("/pi", {"n": value})
+    assert response.status_code == 400
+    assert "n" in json.loads(response.content)
+    assert not ComputedResult.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "field", "fragment"),
+    [
+        ("/api/fib/1000001/", "n", "1000000"),
+        ("/api/fib/-3/", "n", "at least 0"),
+        ("/api/pi/0/", "n", "at least 1"),
+        ("/api/pi/-3/", "n", "at least 1"),
+        (f"/api/pi/{10**18 + 1}/", "n", str(10**18)),
+        (f"/api/pi/{10**40}/", "n", "PI_MAX_N"),
+        ("/api/pi/" + "9" * 5000 + "/", "n", "PI_MAX_N"),
+        ("/api/pi/10/?digits=0", "digits", "at least 1"),
+        ("/api/pi/10/?digits=1001", "digits", "1000"),
+        ("/api/pi/10/?digits=-1", "digits", "at least 1"),
+        ("/api/pi/10/?digits=abc", "digits", "digits"),
+        ("/api/fib/10/?digits=5", "digits", "pi only"),
+        ("/api/fib/10/?format=xml", "format", "string"),
+    ],
+)
+def test_limits_are_named_in_400s(client, url, field, fragment):
+    response = client.get(url)
+    assert response.status_code == 400, response.content
+    body = json.loads(response.content)
+    assert fragment in " ".join(body[field])
+    assert not ComputedResult.objects.exists()
+
+
+def test_leading_zeros_are_plain_digits(client):
+    _, body = get_json(client, "/api/fib/0010/")
+    assert body["result"] == 55 and body["n"] == 10
+
+
+# --- seed-compatible routes -------------------------------------------------------------
+
+
+def test_seed_routes(client):
+    assert get_json(client, "/fib/10")[1] == {"cached": False, "result": 55, "n": 10}
+    assert get_json(client, "/fib/10/")[1]["cached"] is True
+    assert get_json(client, "/pi/100")[1]["result"] == 3.131980747244363
+    assert get_json(client, "/pi?n=100")[1] == {
+        "cached": True,
+        "result": 3.131980747244363,
+        "n": 100,
+    }
+    _, default = get_json(client, "/pi")
+    assert default["n"] == 100 and default["cached"] is True
+    assert get_json(client, "/api/fib/10/")[1]["cached"] is True
+
+
+# --- HTTP caching -------------------------------------------------------------------------
+
+
+def test_etag_and_304(client):
+    cold = client.get("/api/fib/1000/")
+    hot = client.get("/api/fib/1000/")
+    assert cold["ETag"] == hot["ETag"] == 'W/"fib-1000-v1"'
+    assert "max-age" in hot["Cache-Control"] and "public" in hot["Cache-Control"]
+    not_modified = client.get("/api/fib/1000/", HTTP_IF_NONE_MATCH='W/"fib-1000-v1"')
+    assert not_modified.status_code == 304
+    assert not_modified.content == b""
+    assert client.get("/api/fib/1000/?format=string")["ETag"] == 'W/"fib-1000-s-v1"'
+    assert client.get("/api/pi/7/?digits=3")["ETag"] == 'W/"pi-7-d3-v1"'
+    other = client.get("/api/fib/1000/", HTTP_IF_NONE_MATCH='W/"fib-999-v1"')
+    assert other.status_code == 200
+
+
+def test_304_comes_before_any_lookup(client):
+    response = client.get("/api/fib/777/", HTTP_IF_NONE_MATCH='W/"fib-777-v1"')
+    assert response.status_code == 304
+    assert not ComputedResult.objects.exists()
+
+
+def test_hot_and_cold_responses_carry_the_same_headers(client):
+    for url in ("/api/fib/50/", "/api/pi/50/?digits=300", "/fib/60", "/pi?n=61"):
+        for encoding in ("", "gzip"):
+            ComputedResult.objects.all().delete()
+            result_cache.clear_namespace()
+            cold = client.get(url, HTTP_ACCEPT_ENCODING=encoding)
+            hot = client.get(url, HTTP_ACCEPT_ENCODING=encoding)
+            assert cold.status_code == hot.status_code == 200
+            skip = {"Content-Length"}
+            cold_headers = {k: v for k, v in cold.headers.items() if k not in skip}
+            hot_headers = {k: v for k, v in hot.headers.items() if k not in skip}
+            assert cold_headers == hot_headers, url
+
+
+def test_head_request(client):
+    response = client.head("/api/fib/12/")
+    assert response.status_code == 200
+    assert response["ETag"] == 'W/"fib-12-v1"'
+
+
+# --- the result log and its list endpoints --------------------------------------------------
+
+
+def test_list_items_never_embed_huge_results(client):
+    client.get("/api/fib/100000/")
+    client.get("/api/fib/5/")
+    response, body = get_json(client, "/api/fib/")
+    assert response.status_code == 200
+    assert set(body) == {"next", "previous", "results"}
+    assert len(response.content) < 2000
+    newest, oldest = body["results"]
+    assert set(newest) == {"n", "digits", "preview", "length", "compute_ms", "computed_at", "url"}
+    assert newest["n"] == 5 and newest["preview"] == "5" and newest["digits"] is None
+    assert oldest["length"] == 20_899
+    assert oldest["preview"].startswith("2597406934") and "..." in oldest["preview"]
+    assert oldest["url"] == "http://testserver/api/fib/100000/"
+
+
+def test_list_pagination_and_pi_precision(client):
+    for n in (3, 4, 5):
+        client.get(f"/api/pi/{n}/?digits=20")
+    _, page = get_json(client, "/api/pi/?page_size=2")
+    assert [item["n"] for item in page["results"]] == [5, 4]
+    assert page["results"][0]["digits"] == 20
+    assert page["results"][0]["url"].endswith("/api/pi/5/?digits=20")
+    _, rest = get_json(client, page["next"])
+    assert [item["n"] for item in rest["results"]] == [3]
+    assert rest["next"] is None
+
+
+def test_served_from_log_after_redis_loses_it(client, redis_client):
+    get_json(client, "/api/fib/300/")
+    result_cache.clear_namespace()
+    _, body = get_json(client, "/api/fib/300/")
+    assert body == {"cached": True, "result": fib_reference(300), "n": 300}
+    assert redis_client.exists(result_cache._key("fib:300")) == 1
+
+
+# --- DELETE ------------------------------------------------------------------------------------
+
+
+def test_delete_requires_authentication(client):
+    client.get("/api/fib/20/")
+    response = client.delete("/api/fib/20/")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+    assert ComputedResult.objects.filter(kind="fib", n=20).exists()
+
+
+def test_delete_forbidden_for_non_staff(client):
+    user = User.objects.create_user("plain", password="pw-plain-123")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.get("/api/fib/20/")
+    assert client.delete("/api/fib/20/").status_code == 403
+    assert get_json(client, "/api/fib/20/")[1]["cached"] is True
+
+
+def test_staff_delete_then_recompute(staff_client):
+    get_json(staff_client, "/api/fib/30/")
+    assert staff_client.delete("/api/fib/30/").status_code == 204
+    assert not ComputedResult.objects.filter(kind="fib", n=30).exists()
+    assert get_json(staff_client, "/api/fib/30/")[1]["cached"] is False
+    assert staff_client.delete("/api/fib/31/").status_code == 204  # never existed
+
+
+def test_staff_delete_pi_precision_only(staff_client):
+    get_json(staff_client, "/api/pi/9/")
+    get_json(staff_client, "/api/pi/9/?digits=8")
+    assert staff_client.delete("/api/pi/9/?digits=8").status_code == 204
+    assert get_json(staff_client, "/api/pi/9/?digits=8")[1]["cached"] is False
+    assert get_json(staff_client, "/api/pi/9/")[1]["cached"] is True
+
+
+def test_session_staff_can_delete(client):
+    User.objects.create_user("admin", password="pw-admin-123", is_staff=True)
+    assert client.login(username="admin", password="pw-admin-123")
+    get_json(client, "/api/pi/44/")
+    assert client.delete("/api/pi/44/").status_code == 204
+    assert get_json(client, "/api/pi/44/")[1]["cached"] is False
+
+
+def test_seed_route_delete_needs_staff_too(client):
+    client.get("/fib/21")
+    assert client.delete("/fib/21").status_code == 401
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["/nope", "/api/nope/", "/api/fib/1/extra/", "/static/none.css"])
+def test_unknown_routes_are_json_404(client, url):
+    response = client.get(url)
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert "detail" in json.loads(response.content)
+
+
+def test_wrong_method_is_405(client):
+    for method in (client.post, client.put, client.patch):
+        response = method("/api/fib/5/", {}, format="json")
+        assert response.status_code == 405
+        assert "detail" in json.loads(response.content)
+    assert not ComputedResult.objects.exists()
+
+
+def test_health_endpoints(client):
+    assert get_json(client, "/healthz")[1]["status"] == "ok"
+    response, body = get_json(client, "/readyz")
+    assert response.status_code == 200
+    assert body["database"]["ok"] is True and body["redis"]["ok"] is True
