@@ -79,6 +79,7 @@ def main() -> int:
             "--bind", f"127.0.0.1:{port}",
             "--workers", env.get("WEB_CONCURRENCY", "2"),
             "--timeout", env.get("GUNICORN_TIMEOUT", "60"),
+            "--no-control-socket",
             "--access-logfile", "-",
         ]  # fmt: skip
         print(f"mathsite: serving on http://127.0.0.1:{port}/ (Ctrl-C to stop)", flush=True)
