@@ -1,0 +1,67 @@
+"""Validation of result requests (compute.queries), shared by the view and the hot path."""
+
+from __future__ import annotations
+
+import pytest
+
+from compute.queries import InvalidQuery, Limits, ResultQuery, parse_int, parse_query
+
+LIMITS = Limits(fib_max_n=1_000_000, pi_max_n=10**18, pi_max_digits=1000)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("0", 0), ("7", 7), ("007", 7), ("1000000", 1_000_000), ("0000", 0)]
+)
+def test_plain_digits_parse(text, value):
+    assert parse_int("n", text, 0, 1_000_000, "FIB_MAX_N") == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", " 1", "1 ", "+1", "1.0", "1e3", "1_000", "0x1f", "\u0661", "\uff11", "1\n", "١"],
+)
+def test_everything_else_is_not_an_integer(text):
+    with pytest.raises(InvalidQuery) as info:
+        parse_int("n", text, 0, 10, "LIMIT")
+    assert info.value.field == "n"
+
+
+def test_negative_and_out_of_range_name_the_limit():
+    with pytest.raises(InvalidQuery, match="at least 1"):
+        parse_int("n", "-4", 1, 10, "PI_MAX_N")
+    with pytest.raises(InvalidQuery, match=r"at most 10 \(PI_MAX_N\)"):
+        parse_int("n", "11", 1, 10, "PI_MAX_N")
+    # Longer than any limit: rejected without int() (which would refuse
+    # more than 4,300 digits with a ValueError of its own).
+    with pytest.raises(InvalidQuery, match="PI_MAX_N"):
+        parse_int("n", "9" * 10_000, 1, 10, "PI_MAX_N")
+
+
+def test_query_identity_keys_and_etags():
+    assert parse_query("pi", "5", limits=LIMITS) == ResultQuery("pi", 5)
+    digits = parse_query("pi", "5", "12", limits=LIMITS)
+    assert (digits.cache_key, digits.etag, digits.precision) == ("pi:5:d12", 'W/"pi-5-d12-v1"', 12)
+    as_string = parse_query("fib", "9", None, "string", limits=LIMITS)
+    assert as_string.cache_key == "fib:9" and as_string.etag == 'W/"fib-9-s-v1"'
+    assert as_string.path == "/api/fib/9/?format=string"
+    assert parse_query("fib", "9", None, "number", limits=LIMITS) == ResultQuery("fib", 9)
+
+
+@pytest.mark.parametrize(
+    ("kind", "n", "digits", "fmt", "field"),
+    [
+        ("fib", "5", "3", None, "digits"),
+        ("fib", "5", None, "xml", "format"),
+        ("pi", "5", None, "string", "format"),
+        ("pi", "0", None, None, "n"),
+        ("pi", "5", "0", None, "digits"),
+        ("pi", "5", "1001", None, "digits"),
+        ("pi", "5", "", None, "digits"),
+        ("fib", "1000001", None, None, "n"),
+        ("tau", "5", None, None, "kind"),
+    ],
+)
+def test_invalid_combinations(kind, n, digits, fmt, field):
+    with pytest.raises(InvalidQuery) as info:
+        parse_query(kind, n, digits, fmt, limits=LIMITS)
+    assert info.value.field == field
