@@ -22,6 +22,16 @@ def clean_cache():
     reset_cache()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def remove_namespace_at_exit():
+    """Leave nothing behind in a shared Redis: drop every key of this run's prefix."""
+    yield
+    client = result_cache._client()
+    keys = list(client.scan_iter(match=result_cache._key("*"), count=1000))
+    if keys:
+        client.delete(*keys)
+
+
 @pytest.fixture
 def redis_client():
     """A raw client on the test Redis (to inspect what the service stored)."""
