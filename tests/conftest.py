@@ -30,6 +30,7 @@ def remove_namespace_at_exit():
     keys = list(client.scan_iter(match=result_cache._key("*"), count=1000))
     if keys:
         client.delete(*keys)
+    result_cache.host.path.unlink(missing_ok=True)
 
 
 @pytest.fixture

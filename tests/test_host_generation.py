@@ -1,0 +1,55 @@
+"""The per-host eviction counter: shared by processes, instant for the local tier."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+
+from compute.cache import MISSING, ResultCache
+from compute.host_generation import HostGeneration, private_folder
+from compute.payloads import Payload
+from compute.queries import ResultQuery
+
+
+def _bump_many(path: str, times: int) -> None:
+    from pathlib import Path
+
+    counter = HostGeneration(Path(path))
+    for _ in range(times):
+        counter.bump()
+
+
+def test_concurrent_bumps_from_processes_all_count(tmp_path):
+    path = tmp_path / "gen"
+    counter = HostGeneration(path)
+    start = counter.read()
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_bump_many, args=(str(path), 300)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    assert counter.read() == start + 1200
+
+
+def test_private_folder_is_only_ours():
+    folder = private_folder()
+    assert folder.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.django_db
+def test_eviction_is_seen_at_once_by_another_process_tier(clean_cache):
+    """Two ResultCache objects stand for two workers of one host.
+
+    B has the value in its in-process tier and has just synced with Redis,
+    so only the shared-memory counter can tell it about A's deletion.
+    """
+    query = ResultQuery("fib", 12)
+    worker_a, worker_b = clean_cache, ResultCache()
+    worker_a.set(query, Payload.from_text(query, "144"))
+    assert worker_b.get(query) is not MISSING  # fetched from Redis into B's tier
+    assert worker_b.get(query) is not MISSING  # now served from B's tier
+    worker_a.delete(query)
+    assert worker_b.get(query) is MISSING
