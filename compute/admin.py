@@ -1,106 +1,396 @@
-"""Admin for the result log: read-only rows, filters, search, cache actions."""
+"""Admin for the result log: browse results, see what Redis holds, evict or recompute.
+
+Rows are read-only (the log is written only by ``compute.services``); the
+admin adds what staff need on top of Django's declarative options:
+
+- the changelist never loads the stored values (``value`` is deferred; a
+  fib(1,000,000) row holds 200 kB) and asks Redis whether each row of the
+  page is cached in one pipelined round trip (``ResultChangeList``);
+- page counts are capped (``CappedCountPaginator``) so a large log is never
+  counted in full;
+- actions evict or recompute selected rows and say in the message bar what
+  they did, including when Redis could not be reached;
+- ``statistics/`` (linked from the admin index and the changelist) shows
+  counts by kind, the cache hit ratio and a compute-time chart
+  (``compute.admin_views``).
+
+The cache is a class attribute (``result_cache``) so tests can point the
+admin at an unreachable Redis without touching the rest of the process.
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from . import services
-from .cache import result_cache
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from . import admin_views, services
+from .cache import ResultCache, result_cache
 from .models import ComputedResult
+from .queries import PI
+
+# The largest value a PositiveBigIntegerField holds on every database.
+_MAX_N = 2**63 - 1
+_SEARCH_TERM = re.compile(r"[0-9]+")
+# Rows loaded per batch when an action runs over a whole (filtered) log.
+_ACTION_BATCH = 1000
+
+admin.site.site_header = "mathsite administration"
+admin.site.site_title = "mathsite admin"
+# Adds the link to the result statistics to the admin index.
+admin.site.index_template = "admin/compute/index.html"
+
+
+class CappedCountPaginator(Paginator):
+    """A paginator that counts at most ``count_cap`` rows.
+
+    A plain ``COUNT(*)`` reads the whole log (or a whole filtered slice of
+    it); counting a ``LIMIT count_cap + 1`` subquery costs at most that many
+    index entries whatever the log's size. Beyond the cap the changelist
+    says "more than N" and offers the first ``count_cap`` rows in pages;
+    filters, the date hierarchy and search narrow the rest down.
+    """
+
+    count_cap = 10_000
+
+    @cached_property
+    def _counted(self) -> int:
+        return self.object_list[: self.count_cap + 1].count()
+
+    @property
+    def count(self) -> int:
+        """Return the number of rows, at most ``count_cap`` (``capped`` tells if it was cut)."""
+        return min(self._counted, self.count_cap)
+
+    @property
+    def capped(self) -> bool:
+        """Return True when there are more rows than ``count_cap`` (the count was cut)."""
+        return self._counted > self.count_cap
+
+
+class ResultChangeList(ChangeList):
+    """The changelist of results: values deferred, Redis presence checked once per page.
+
+    The presence of each row's entry in Redis is set on the row objects of
+    this request (``row.cache_state``), never on the shared ModelAdmin, so
+    concurrent requests cannot see each other's pages.
+    """
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet:
+        """Return the filtered rows without their (possibly huge) ``value`` column."""
+        return super().get_queryset(request, exclude_parameters).defer("value")
+
+    def get_results(self, request: HttpRequest) -> None:
+        """Fetch the page, then mark each row "yes"/"no"/"unknown" with one Redis round trip."""
+        super().get_results(request)
+        rows = list(self.result_list)  # evaluates the page once; the queryset keeps these objects
+        for row, state in zip(rows, cache_states(self.model_admin.result_cache, rows), strict=True):
+            row.cache_state = state
+
+
+def cache_states(cache: ResultCache, rows: Sequence[ComputedResult]) -> list[str]:
+    """Return "yes"/"no" per row (is its value in Redis now?), all "unknown" if Redis is down."""
+    if not rows:
+        return []
+    found = cache.exists_many([services.query_for_row(row) for row in rows])
+    if found is None:
+        return ["unknown"] * len(rows)
+    return ["yes" if hit else "no" for hit in found]
+
+
+def format_ms(ms: float) -> str:
+    """Return a compute time for people: three significant figures or whole milliseconds."""
+    if ms >= 100:
+        return f"{ms:,.0f} ms"
+    if ms >= 1:
+        return f"{ms:.2f} ms"
+    return f"{ms:.3f} ms"
+
+
+def _names(rows: Iterable[ComputedResult], limit: int = 5) -> str:
+    """Return "fib(10), pi(100) (50 digits) and 3 more" for a message."""
+    names = [str(row) for row in rows]
+    shown = ", ".join(names[:limit])
+    if len(names) > limit:
+        shown += f" and {len(names) - limit} more"
+    return shown
+
+
+def _plural(count: int) -> str:
+    return f"{count} result" if count == 1 else f"{count} results"
 
 
 @admin.register(ComputedResult)
 class ComputedResultAdmin(admin.ModelAdmin):
     """Browse computed results; evict or recompute them; rows are never edited by hand."""
 
+    result_cache: ResultCache = result_cache
+    # Recomputing runs inside the request: a bound keeps it well under a
+    # worker timeout even for the largest results.
+    recompute_limit = 100
+
     list_display = [
         "kind",
         "n",
-        "precision",
-        "preview",
-        "length",
-        "compute_ms",
+        "precision_display",
+        "preview_display",
+        "digits_display",
+        "compute_time",
         "computed_at",
         "in_redis",
     ]
+    list_display_links = ["kind", "n"]
     list_filter = ["kind", "computed_at"]
-    search_fields = ["=n"]
     date_hierarchy = "computed_at"
+    search_fields = ["=n"]
+    search_help_text = "Search by n: a whole number, or several separated by spaces."
     ordering = ["-computed_at", "-id"]
     list_per_page = 50
+    list_max_show_all = 200
+    paginator = CappedCountPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts would count the whole log
+    actions = ["evict_from_cache", "recompute"]
+
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "kind",
+                    "n",
+                    "precision_display",
+                    "digits_display",
+                    "compute_time",
+                    "computed_at",
+                    "cache_status",
+                    "api_link",
+                ]
+            },
+        ),
+        ("Value", {"fields": ["full_value"]}),
+    ]
     readonly_fields = [
         "kind",
         "n",
-        "precision",
-        "value",
-        "preview",
-        "length",
-        "compute_ms",
+        "precision_display",
+        "digits_display",
+        "compute_time",
         "computed_at",
+        "cache_status",
+        "api_link",
+        "full_value",
     ]
-    actions = ["evict_from_cache", "recompute"]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[ComputedResult]:
-        queryset = super().get_queryset(request)
-        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
-            queryset = queryset.defer("value")
-        return queryset
+    class Media:
+        css = {"all": ["compute/admin/results.css"]}
+        js = ["compute/admin/copy.js"]
 
-    def get_search_results(self, request, queryset, search_term):  # noqa: ANN001, ANN201
-        # n is numeric: a non-numeric term matches nothing instead of erroring.
-        term = search_term.strip()
-        if term and not term.isdigit():
-            return queryset.none(), False
-        return super().get_search_results(request, queryset, term)
+    # --- permissions: the log is written by the service only ----------------------
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        """Rows are created by computing results, never by hand."""
         return False
 
     def has_change_permission(
         self, request: HttpRequest, obj: ComputedResult | None = None
     ) -> bool:
+        """Rows are never edited: a result is a pure function of its inputs."""
         return False
+
+    # --- the changelist -------------------------------------------------------------
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        """Use the changelist that defers values and checks Redis once per page."""
+        return ResultChangeList
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        """Match n exactly; anything but whole numbers matches nothing (never an error)."""
+        terms = search_term.replace(",", " ").split()
+        if not terms:
+            return queryset, False
+        values = set()
+        for term in terms:
+            if not _SEARCH_TERM.fullmatch(term):  # ASCII digits only, as in the API
+                return queryset.none(), False
+            digits = term.lstrip("0") or "0"
+            if len(digits) <= 19 and int(digits) <= _MAX_N:
+                values.add(int(digits))
+        return queryset.filter(n__in=values), False
+
+    @admin.display(description="precision", ordering="precision")
+    def precision_display(self, row: ComputedResult) -> str:
+        if row.precision:
+            return f"{row.precision} digits"
+        return "double" if row.kind == PI else "exact"
+
+    @admin.display(description="preview")
+    def preview_display(self, row: ComputedResult) -> SafeString:
+        # The stored preview is the value itself or "first...last" digits.
+        if "..." in row.preview:
+            head, tail = row.preview.split("...", 1)
+            return format_html(
+                '<span class="result-preview">{}…{}</span> <span class="quiet">({} digits)</span>',
+                head,
+                tail,
+                f"{row.length:,}",
+            )
+        return format_html('<span class="result-preview">{}</span>', row.preview)
+
+    @admin.display(description="digits", ordering="length")
+    def digits_display(self, row: ComputedResult) -> str:
+        return f"{row.length:,}"
+
+    @admin.display(description="compute time", ordering="compute_ms")
+    def compute_time(self, row: ComputedResult) -> str:
+        return format_ms(row.compute_ms)
 
     @admin.display(description="in Redis")
     def in_redis(self, row: ComputedResult) -> str:
-        states = getattr(self, "_page_states", None)
-        if states is None:
-            return "unknown"
-        return states.get(row.pk, "unknown")
+        # Set by ResultChangeList for the whole page at once; never looked up per row.
+        return getattr(row, "cache_state", "unknown")
 
-    def get_changelist_instance(self, request):  # noqa: ANN001, ANN201
-        changelist = super().get_changelist_instance(request)
-        rows = list(changelist.result_list)
-        found = result_cache.exists_many([services.query_for_row(row) for row in rows])
-        if found is None:
-            self._page_states = {row.pk: "unknown" for row in rows}
-        else:
-            self._page_states = {
-                row.pk: ("yes" if hit else "no") for row, hit in zip(rows, found, strict=True)
-            }
-        return changelist
+    # --- the detail page ------------------------------------------------------------
 
-    @admin.action(description="Evict selected results from the cache")
+    @admin.display(description="in Redis now")
+    def cache_status(self, row: ComputedResult) -> str:
+        return cache_states(self.result_cache, [row])[0]
+
+    @admin.display(description="API URL")
+    def api_link(self, row: ComputedResult) -> SafeString:
+        url = services.query_for_row(row).path
+        return format_html('<a href="{}" class="result-api-link">{}</a>', url, url)
+
+    @admin.display(description="value")
+    def full_value(self, row: ComputedResult) -> SafeString:
+        return format_html(
+            '<div class="result-value-tools">'
+            '<button type="button" class="button result-copy" data-copy-target="result-value">'
+            "Copy value</button> "
+            '<span class="result-copy-status" aria-live="polite"></span>'
+            '<span class="quiet">{} characters</span></div>'
+            '<pre id="result-value" class="result-value" tabindex="0">{}</pre>',
+            f"{len(row.value):,}",
+            row.value,
+        )
+
+    # --- actions --------------------------------------------------------------------
+
+    @admin.action(description="Evict selected results from the cache", permissions=["view"])
     def evict_from_cache(self, request: HttpRequest, queryset: QuerySet[ComputedResult]) -> None:
-        rows = list(queryset)
-        if services.results_evict(rows=rows):
-            self.message_user(request, f"Evicted {len(rows)} result(s) from the cache.")
+        """Delete the Redis entries of the selected rows (the rows stay in the log)."""
+        evicted: list[ComputedResult] = []
+        batch: list[ComputedResult] = []
+        total = queryset.count()
+        for row in queryset.only("id", "kind", "n", "precision").iterator(_ACTION_BATCH):
+            batch.append(row)
+            if len(batch) == _ACTION_BATCH:
+                if not services.results_evict(rows=batch, cache=self.result_cache):
+                    break
+                evicted += batch
+                batch = []
+        else:
+            if batch and services.results_evict(rows=batch, cache=self.result_cache):
+                evicted += batch
+        if len(evicted) == total:
+            self.message_user(
+                request,
+                f"Evicted {_plural(total)} from the cache: {_names(evicted)}. "
+                "Their log rows stay; the next request reads them from the log.",
+                messages.SUCCESS,
+            )
         else:
             self.message_user(
-                request, "Could not reach Redis; nothing was evicted.", messages.ERROR
+                request,
+                f"Could not reach Redis: evicted {len(evicted)} of {_plural(total)}; "
+                "the others are still cached. Try again when Redis is back.",
+                messages.ERROR,
             )
 
-    @admin.action(description="Recompute selected results")
+    @admin.action(description="Recompute selected results", permissions=["view"])
     def recompute(self, request: HttpRequest, queryset: QuerySet[ComputedResult]) -> None:
-        count = services.results_recompute(rows=list(queryset))
-        self.message_user(request, f"Recomputed {count} result(s).")
+        """Compute the selected results again, refreshing value, size, time and cache entry."""
+        total = queryset.count()
+        if total > self.recompute_limit:
+            self.message_user(
+                request,
+                f"Nothing was recomputed: {total} results were selected and at most "
+                f"{self.recompute_limit} are recomputed at a time.",
+                messages.ERROR,
+            )
+            return
+        rows = list(queryset)
+        count = services.results_recompute(rows=rows, cache=self.result_cache)
+        spent = format_ms(sum(row.compute_ms for row in rows))
+        self.message_user(
+            request,
+            f"Recomputed {_plural(count)} in {spent}: {_names(rows)}. "
+            "Their log rows have the new value and compute time.",
+            messages.SUCCESS,
+        )
+        if not self.result_cache.available:
+            self.message_user(
+                request,
+                "Could not reach Redis: the cache entries were not refreshed "
+                "(requests read the new values from the log).",
+                messages.WARNING,
+            )
 
     def delete_model(self, request: HttpRequest, obj: ComputedResult) -> None:
-        services.result_delete(query=services.query_for_row(obj))
+        """Delete the row and its cache entry (everywhere), and say whether Redis heard it."""
+        if services.result_delete(query=services.query_for_row(obj), cache=self.result_cache):
+            self.message_user(request, f"Evicted the cache entry of {obj}.", messages.INFO)
+        else:
+            self._report_unevicted(request, [obj])
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ComputedResult]) -> None:
-        for row in queryset:
-            services.result_delete(query=services.query_for_row(row))
+        """Delete the rows one by one through the service, which evicts each from the cache."""
+        unevicted: list[ComputedResult] = []
+        rows = list(queryset.only("id", "kind", "n", "precision"))
+        for row in rows:
+            query = services.query_for_row(row)
+            if not services.result_delete(query=query, cache=self.result_cache):
+                unevicted.append(row)
+        if unevicted:
+            self._report_unevicted(request, unevicted)
+        elif rows:
+            self.message_user(
+                request,
+                f"Evicted the cache entries of {_plural(len(rows))}: {_names(rows)}.",
+                messages.INFO,
+            )
+
+    def _report_unevicted(self, request: HttpRequest, rows: list[ComputedResult]) -> None:
+        self.message_user(
+            request,
+            f"Could not reach Redis: the cache entries of {_names(rows)} were not evicted "
+            "and may be served until they are evicted or expire.",
+            messages.WARNING,
+        )
+
+    # --- the statistics view --------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        """Add ``statistics/`` in front of the model's URLs (before the object catch-all)."""
+        name = f"{self.opts.app_label}_{self.opts.model_name}_statistics"
+        view = self.admin_site.admin_view(self.statistics_view)
+        return [path("statistics/", view, name=name), *super().get_urls()]
+
+    def statistics_view(self, request: HttpRequest) -> HttpResponse:
+        """Show counts, the cache hit ratio and the compute-time chart (staff who can view)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return admin_views.statistics(request, model_admin=self)
