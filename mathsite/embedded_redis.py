@@ -142,8 +142,15 @@ def stop(folder: Path | None = None, process: subprocess.Popen | None = None) ->
     """Stop the server kept in ``folder`` cleanly (SHUTDOWN flushes the append-only file)."""
     folder = folder or default_dir()
     sock = socket_path(folder)
+    if process is not None and process.poll() is not None:
+        return  # ours has already exited; whatever listens now is not ours to stop
     with contextlib.suppress(redis.RedisError, OSError):
-        redis.Redis(unix_socket_path=str(sock), socket_timeout=5).shutdown(save=True)
+        client = redis.Redis(unix_socket_path=str(sock), socket_timeout=5)
+        # Only the server we started: a later run may already own the socket.
+        if process is None or int(client.info("server")["process_id"]) == process.pid:
+            client.shutdown(save=True)
+        else:
+            process.send_signal(signal.SIGTERM)  # the server saves on SIGTERM too
     if process is not None:
         try:
             process.wait(timeout=10)
