@@ -1,0 +1,1 @@
+"""Helpers for tests that run real processes: servers, HTTP, reference values, figures."""

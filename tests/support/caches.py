@@ -1,0 +1,55 @@
+"""Result caches for in-process tests: the production cache stack pointed elsewhere.
+
+``ResultCache`` looks its Redis up through ``backend``; these subclasses
+swap that (a django-redis backend built from the project's own ``CACHES``
+options, only the location changed) or the clock, so a test can talk to
+a paused or missing Redis, or step time, without touching the process's
+``result_cache``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from django.conf import settings
+from django_redis.cache import RedisCache
+
+from compute.cache import ResultCache
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def backend_at(location: str, *, prefix: str | None = None) -> RedisCache:
+    """Return a django-redis backend with the project's options, at ``location``."""
+    params: dict[str, Any] = copy.deepcopy(
+        {k: v for k, v in settings.CACHES["default"].items() if k not in ("BACKEND", "LOCATION")}
+    )
+    if prefix is not None:
+        params["KEY_PREFIX"] = prefix
+    return RedisCache(location, params)
+
+
+class PointedCache(ResultCache):
+    """A ResultCache on a backend of its own and a clock the test steps."""
+
+    def __init__(self, backend: RedisCache | None = None, clock: FakeClock | None = None) -> None:
+        super().__init__()
+        self._backend = backend
+        self.fake_clock = clock or FakeClock()
+        self.clock = self.fake_clock  # instance attribute: not bound, called as is
+
+    @property
+    def backend(self) -> Any:
+        return self._backend if self._backend is not None else super().backend

@@ -1,0 +1,13 @@
+"""Reference values computed independently of the service (no GMP, no mpmath)."""
+
+from __future__ import annotations
+
+
+def fib_reference(n: int) -> int:
+    """Return fib(n) by fast doubling on Python integers (independent of GMP)."""
+    a, b = 0, 1  # fib(0), fib(1)
+    for bit in bin(n)[2:]:
+        c = a * (2 * b - a)  # fib(2k)
+        d = a * a + b * b  # fib(2k + 1)
+        a, b = (d, c + d) if bit == "1" else (c, d)
+    return a

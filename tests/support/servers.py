@@ -1,0 +1,438 @@
+"""Real servers for live tests: a dedicated Redis and gunicorn running mathsite.
+
+Fault and concurrency tests need processes they can kill, pause and
+restart, so nothing here is shared with the machine's services: each
+Redis listens on a free port of its own (persistence off unless asked),
+each gunicorn gets its own free port, a temporary SQLite database copied
+from one migrated template, its own key prefix and its own data folder.
+Every class stops what it started (``stop()`` is idempotent and used in
+fixture finalizers), and every wait is bounded.
+
+    redis_server = RedisServer(tmp_path / "redis").start()
+    server = LiveServer(tmp_path / "web", redis_url=redis_server.url).start()
+    reply = server.get("/api/fib/10/")        # Reply(status=200, ...)
+    ...
+    server.stop(); redis_server.stop()
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from mathsite import embedded_redis
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+# Variables of the test run that must not leak into a live server's environment.
+_RUN_ONLY = (
+    "REDIS_URL",
+    "DATABASE_URL",
+    "CACHE_KEY_PREFIX",
+    "DJANGO_SETTINGS_MODULE",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "MATHSITE_DATA_DIR",
+    "PORT",
+)
+# pid, test id header, status, body bytes sent, duration (us), path.
+ACCESS_FORMAT = "%(p)s %({x-test-id}i)s %(s)s %(B)s %(D)s %(U)s"
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns something truthy or ``timeout`` passes; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result or time.monotonic() >= deadline:
+            return result
+        time.sleep(interval)
+
+
+def redis_binary() -> str:
+    """Return a Redis server binary: ``redis-server`` on PATH, else the embedded one."""
+    return shutil.which("redis-server") or embedded_redis.server_binary()
+
+
+def base_environment() -> dict[str, str]:
+    """Return the environment for a child server: the caller's minus this run's settings."""
+    env = {k: v for k, v in os.environ.items() if k not in _RUN_ONLY}
+    env.update(
+        {
+            "SECRET_KEY": "live-test-" + uuid.uuid4().hex,
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DEBUG": "false",
+            "SECURE_SSL_REDIRECT": "false",
+            "SESSION_COOKIE_SECURE": "false",
+            "CSRF_COOKIE_SECURE": "false",
+            "SECURE_HSTS_SECONDS": "0",
+            "SECURE_PROXY_SSL_HEADER": "false",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def _stop_process(process: subprocess.Popen | None, sig: int, timeout: float) -> None:
+    """Signal ``process`` (if still running) and reap it, killing it if it lingers."""
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGCONT)  # a stopped process cannot exit
+        process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.kill()
+        process.wait(timeout=5)
+
+
+# --- Redis --------------------------------------------------------------------------
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free port (persistence off by default)."""
+
+    def __init__(self, folder: Path, *, port: int | None = None, appendonly: bool = False):
+        self.folder = folder
+        self.port = port or free_port()
+        self.appendonly = appendonly
+        self.process: subprocess.Popen | None = None
+        self.paused = False
+
+    @property
+    def url(self) -> str:
+        """Return the REDIS_URL of this server (database 0)."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self, timeout: float = 2.0) -> redis.Redis:
+        """Return a new raw client (its own connection pool) on this server."""
+        return redis.Redis(
+            host="127.0.0.1", port=self.port, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+
+    def start(self, wait: float = 10.0) -> RedisServer:
+        """Start the server on ``self.port`` and wait until it answers PING."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        command = [
+            redis_binary(),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.folder),
+            "--logfile", str(self.folder / "redis.log"),
+            "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+        )
+        self.paused = False
+        probe = self.client(timeout=0.5)
+
+        def answers() -> bool:
+            if self.process.poll() is not None:
+                log = self.folder / "redis.log"
+                raise RuntimeError(f"redis-server exited: {log.read_text()[-2000:]}")
+            try:
+                return bool(probe.ping())
+            except (redis.RedisError, OSError):
+                return False
+
+        if not wait_until(answers, wait):
+            self.stop()
+            raise RuntimeError(f"redis-server on port {self.port} did not answer in {wait}s")
+        probe.close()
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the server (a crash: nothing is flushed, connections reset)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=5)
+        self.paused = False
+
+    def pause(self) -> None:
+        """SIGSTOP the server: connections are accepted by the kernel, never answered."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        """SIGCONT a paused server."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+        self.paused = False
+
+    def shutdown(self) -> None:
+        """Stop the server cleanly (SHUTDOWN NOSAVE) and reap it."""
+        assert self.process is not None
+        client = self.client()
+        with contextlib.suppress(redis.ConnectionError):
+            client.shutdown(nosave=True)
+        self.process.wait(timeout=5)
+
+    def stop(self) -> None:
+        """Stop the server whatever its state (idempotent; used by finalizers)."""
+        _stop_process(self.process, signal.SIGKILL, timeout=5)
+        self.paused = False
+
+
+# --- the database template -------------------------------------------------------------
+
+
+@cache
+def template_database() -> Path:
+    """Return a migrated SQLite file (made once per test run) for live servers to copy."""
+    folder = Path(tempfile.mkdtemp(prefix="mathsite-live-db-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "template.sqlite3"
+    env = base_environment()
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "mathsite.settings",
+            "DATABASE_URL": f"sqlite:///{path}",
+            "MATHSITE_DATA_DIR": str(folder),
+            "REDIS_URL": "redis://127.0.0.1:1/0",  # never contacted by migrate
+        }
+    )
+    subprocess.run(
+        [PYTHON, str(BASE_DIR / "manage.py"), "migrate", "--noinput", "-v", "0"],
+        env=env,
+        cwd=BASE_DIR,
+        check=True,
+        timeout=60,
+    )
+    return path
+
+
+# --- HTTP -------------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    """One HTTP exchange as a test sees it."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    started: float
+    elapsed: float
+    test_id: str = ""
+    error: str = ""
+
+    @property
+    def data(self) -> Any:
+        """Return the JSON body (integers of any length)."""
+        return json.loads(self.body)
+
+
+def http_get(
+    port: int, path: str, *, headers: dict[str, str] | None = None, timeout: float = 15.0
+) -> Reply:
+    """GET ``path`` from 127.0.0.1:``port`` on a fresh connection; errors become status 0."""
+    test_id = uuid.uuid4().hex[:12]
+    started = time.monotonic()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", path, headers={"X-Test-Id": test_id, **(headers or {})})
+        response = connection.getresponse()
+        body = response.read()
+        return Reply(
+            response.status,
+            body,
+            {k.lower(): v for k, v in response.getheaders()},
+            started,
+            time.monotonic() - started,
+            test_id,
+        )
+    except (OSError, http.client.HTTPException) as exc:
+        return Reply(0, b"", {}, started, time.monotonic() - started, test_id, repr(exc))
+    finally:
+        connection.close()
+
+
+# --- gunicorn ---------------------------------------------------------------------------
+
+
+@dataclass
+class Access:
+    """One access-log line of a live server."""
+
+    pid: int
+    status: int
+    sent: int
+    seconds: float
+    path: str
+
+
+@dataclass
+class LiveServer:
+    """gunicorn serving mathsite (through ``tests.support.live_wsgi``) on a free port."""
+
+    folder: Path
+    redis_url: str
+    workers: int = 3
+    threads: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    process: subprocess.Popen | None = None
+    prefix: str = ""
+
+    def __post_init__(self) -> None:
+        self.port = self.port or free_port()
+        self.prefix = self.prefix or "live-" + uuid.uuid4().hex[:8]
+
+    @property
+    def compute_log(self) -> Path:
+        return self.folder / "computations.log"
+
+    @property
+    def access_log(self) -> Path:
+        return self.folder / "access.log"
+
+    @property
+    def error_log(self) -> Path:
+        return self.folder / "server.log"
+
+    def key(self, cache_key: str) -> str:
+        """Return the Redis key this server stores ``cache_key`` under (prefix, version 1)."""
+        return f"{self.prefix}:1:{cache_key}"
+
+    def environment(self) -> dict[str, str]:
+        env = base_environment()
+        database = self.folder / "db.sqlite3"
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "mathsite.settings",
+                "DATABASE_URL": f"sqlite:///{database}",
+                "MATHSITE_DATA_DIR": str(self.folder),
+                "REDIS_URL": self.redis_url,
+                "CACHE_KEY_PREFIX": self.prefix,
+                "MATHSITE_TEST_COMPUTE_LOG": str(self.compute_log),
+            }
+        )
+        env.update(self.env)
+        return env
+
+    def start(self, wait: float = 30.0) -> LiveServer:
+        """Start gunicorn and wait until /healthz answers and every worker is up."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template_database(), self.folder / "db.sqlite3")
+        command = [
+            PYTHON, "-m", "gunicorn", "tests.support.live_wsgi:application",
+            "--bind", f"127.0.0.1:{self.port}",
+            "--workers", str(self.workers),
+            "--worker-class", "gthread" if self.threads > 1 else "sync",
+            "--threads", str(self.threads),
+            "--timeout", "30",
+            "--graceful-timeout", "3",
+            "--access-logfile", str(self.access_log),
+            "--access-logformat", ACCESS_FORMAT,
+        ]  # fmt: skip
+        with open(self.error_log, "ab") as errors:
+            self.process = subprocess.Popen(
+                command,
+                env=self.environment(),
+                cwd=BASE_DIR,
+                stdin=subprocess.DEVNULL,
+                stdout=errors,
+                stderr=errors,
+                start_new_session=True,
+            )
+
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.error_log.read_text()[-3000:]}")
+            reply = http_get(self.port, "/healthz", timeout=2)
+            return reply.status == 200 and len(self.worker_pids()) == self.workers
+
+        if not wait_until(ready, wait, interval=0.1):
+            self.stop()
+            raise RuntimeError(f"gunicorn did not start in {wait}s: {self.error_log.read_text()}")
+        return self
+
+    def get(self, path: str, **kwargs: Any) -> Reply:
+        """GET ``path`` from this server (see ``http_get``)."""
+        return http_get(self.port, path, **kwargs)
+
+    def worker_pids(self) -> set[int]:
+        """Return the pids of the gunicorn master's live child processes."""
+        if self.process is None:
+            return set()
+        pids = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # Fields after the parenthesised command name: state, ppid, ...
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == self.process.pid and fields[0] != "Z":
+                pids.add(int(entry.name))
+        return pids
+
+    def computations(self, kind: str | None = None, n: int | None = None) -> list[tuple[str, int]]:
+        """Return (event, pid) for every probe line (``start``/``end``) matching kind and n."""
+        if not self.compute_log.exists():
+            return []
+        found = []
+        for line in self.compute_log.read_text().splitlines():
+            event, pid, line_kind, line_n = line.split()
+            if (kind is None or line_kind == kind) and (n is None or int(line_n) == n):
+                found.append((event, int(pid)))
+        return found
+
+    def accesses(self) -> dict[str, Access]:
+        """Return the access log by test id (the ``X-Test-Id`` each ``http_get`` sends)."""
+        records = {}
+        if not self.access_log.exists():
+            return records
+        for line in self.access_log.read_text().splitlines():
+            parts = line.split()
+            if len(parts) != 6 or parts[1] == "-":
+                continue
+            pid, test_id, status, sent, micros, path = parts
+            records[test_id] = Access(
+                int(pid.strip("<>")), int(status), int(sent), int(micros) / 1e6, path
+            )
+        return records
+
+    def log_lines(self, needle: str) -> list[str]:
+        """Return the lines of the server's stderr (its log) that contain ``needle``."""
+        if not self.error_log.exists():
+            return []
+        return [line for line in self.error_log.read_text().splitlines() if needle in line]
+
+    def stop(self) -> None:
+        """Stop gunicorn (SIGTERM, then SIGKILL of its group if it lingers); idempotent."""
+        _stop_process(self.process, signal.SIGTERM, timeout=10)

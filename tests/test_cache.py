@@ -1,0 +1,453 @@
+"""ResultCache against a real Redis: what is stored, whose keys go, and what happens on faults.
+
+Mirrors ``compute/cache.py`` (and its helpers ``local_tier`` and
+``cache_serializer``). The Redis is the test run's own (see
+``tests/settings.py``); a paused or missing Redis is a dedicated server or
+socket of the test's. Time is stepped with a fake clock, never slept, except
+for the real socket timeouts the breaker exists to bound.
+"""
+
+from __future__ import annotations
+
+import decimal
+import gzip
+import logging
+import pickle
+import threading
+import time
+
+import pytest
+from django.core.cache import caches
+from django.db import connection
+from django.test import override_settings
+
+from compute import services
+from compute.cache import MISSING, ResultCache, result_cache
+from compute.cache_serializer import TaggedSerializer
+from compute.local_tier import LocalTier
+from compute.models import ComputedResult
+from compute.payloads import Payload
+from compute.queries import ResultQuery
+from tests.support.caches import FakeClock, PointedCache, backend_at
+from tests.support.figures import record
+from tests.support.reference import fib_reference
+from tests.support.servers import RedisServer
+
+pytestmark = pytest.mark.django_db
+
+OUTAGE = "Redis unreachable"
+RECOVERY = "Redis is reachable again"
+
+# Set by ``_Exploit`` if anything ever unpickles a planted value.
+UNPICKLED: list[str] = []
+
+
+def _mark_unpickled(tag: str) -> str:
+    UNPICKLED.append(tag)
+    return tag
+
+
+class _Exploit:
+    """Unpickling this calls ``_mark_unpickled``: a harmless stand-in for code execution."""
+
+    def __reduce__(self):
+        return (_mark_unpickled, ("pwned",))
+
+
+def fib_query(n: int) -> ResultQuery:
+    return ResultQuery("fib", n)
+
+
+def never_compute(query: ResultQuery) -> str:
+    raise AssertionError(f"{query} was recomputed")
+
+
+# --- what is stored ---------------------------------------------------------------------
+
+
+def test_small_results_are_stored_as_tagged_literals(redis_client):
+    services.result_get(query=fib_query(90))
+    services.result_get(query=ResultQuery("pi", 1))
+    services.result_get(query=ResultQuery("pi", 100, digits=5))
+    assert redis_client.get(result_cache._key("fib:90")) == b"r" + str(fib_reference(90)).encode()
+    assert redis_client.get(result_cache._key("pi:1")) == b"r0.0"
+    assert redis_client.get(result_cache._key("pi:100:d5")) == b'r"3.1320"'
+
+
+def test_large_results_are_stored_as_the_gzip_of_the_cached_body(redis_client):
+    n = 20_000  # 4,180 digits: above the 4 kB threshold for compressed storage
+    services.result_get(query=fib_query(n))
+    raw = redis_client.get(result_cache._key(f"fib:{n}"))
+    assert raw[:1] == b"z"
+    assert raw[1:3] == b"\x1f\x8b"  # gzip magic
+    body = gzip.decompress(raw[1:])
+    assert body == b'{"cached":true,"result":%s,"n":%d}' % (str(fib_reference(n)).encode(), n)
+
+
+def test_no_stored_value_is_a_pickle(redis_client):
+    for n in (0, 1, 93, 5_000, 30_000):
+        services.result_get(query=fib_query(n))
+    services.result_get(query=ResultQuery("pi", 10**6, digits=100))
+    result_cache.delete(fib_query(0))  # writes the generation counter too
+    keys = list(redis_client.scan_iter(match=result_cache.namespace + "*"))
+    assert len(keys) >= 6
+    for key in keys:
+        raw = redis_client.get(key)
+        if key.endswith(b"meta:generation"):
+            assert raw.isdigit()
+        else:
+            assert raw[:1] in (b"r", b"z"), (key, raw[:20])
+            with pytest.raises(pickle.UnpicklingError):
+                pickle.loads(raw)
+
+
+def test_a_planted_pickle_is_discarded_not_unpickled(redis_client, caplog):
+    planted = pickle.dumps(_Exploit())
+    UNPICKLED.clear()
+    redis_client.set(result_cache._key("fib:12"), planted)
+    assert result_cache.get_shared(fib_query(12)) is MISSING
+    assert redis_client.exists(result_cache._key("fib:12")) == 0  # discarded
+    assert "malformed cache entry fib:12" in caplog.text
+    # The framework's own cache API (serializer for anything else) refuses it too.
+    backend = caches["default"]
+    redis_client.set(backend.make_key("planted"), planted)
+    with pytest.raises(ValueError, match="TaggedSerializer"):
+        backend.get("planted")
+    assert UNPICKLED == []
+    redis_client.delete(backend.make_key("planted"))
+
+
+def test_the_framework_serializer_writes_tagged_bytes_and_json(redis_client):
+    backend = caches["default"]
+    backend.set("blob", b"\x00\x01")
+    backend.set("doc", {"a": [1, 2]})
+    assert redis_client.get(backend.make_key("blob")) == b"b\x00\x01"
+    assert redis_client.get(backend.make_key("doc")) == b'j{"a":[1,2]}'
+    assert backend.get("blob") == b"\x00\x01"
+    assert backend.get("doc") == {"a": [1, 2]}
+    serializer = TaggedSerializer({})
+    with pytest.raises(ValueError):
+        serializer.loads(b"\x80\x04K\x01.")  # pickle of 1
+
+
+# --- namespaces -------------------------------------------------------------------------
+
+
+def test_clear_namespace_leaves_other_deployments_keys(redis_client):
+    own = result_cache.namespace  # "<prefix>:1:"
+    prefix = own.split(":")[0]
+    foreign = {
+        f"other-{prefix}:1:fib:10": b"rforeign",  # another deployment
+        f"{prefix}:2:fib:10": b"rnext-version",  # this deployment's next format version
+        f"{prefix}x:1:fib:10": b"rlonger-prefix",  # a prefix that starts like ours
+        f"unrelated-{prefix}": b"plain",  # another application
+    }
+    redis_client.mset(foreign)
+    try:
+        for n in range(5):
+            services.result_get(query=fib_query(n))
+        assert result_cache.clear_namespace() >= 5
+        for key, value in foreign.items():
+            assert redis_client.get(key) == value
+        left = [k for k in redis_client.scan_iter(match=own + "*")]
+        assert left == [(own + "meta:generation").encode()]
+    finally:
+        redis_client.delete(*foreign)
+
+
+def test_clear_namespace_matches_its_prefix_literally(redis_client):
+    class GlobPrefix(PointedCache):
+        def _key(self, key: str) -> str:
+            return f"t*st[1]?:{key}"
+
+    lookalike = b"tXst1Y:fib:1"  # what the unescaped pattern t*st[1]?:* would match
+    redis_client.set(b"t*st[1]?:fib:1", b"r1")
+    redis_client.set(lookalike, b"r1")
+    try:
+        assert GlobPrefix().clear_namespace() == 1
+        assert redis_client.get(lookalike) == b"r1"
+    finally:
+        redis_client.delete(lookalike, b"t*st[1]?:fib:1", b"t*st[1]?:meta:generation")
+
+
+# --- malformed entries ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cache_key", "stored"),
+    [
+        ("fib:21", b"rnot a number"),
+        ("fib:21", b'r"10946"'),  # a string where fib stores an integer
+        ("fib:21", b"r10946.5"),
+        ("pi:7:d3", b"r3.14"),  # a number where pi with digits stores a string
+        ("fib:21", b"zdefinitely not gzip"),
+        ("fib:21", b"z" + gzip.compress(b'{"cached":true,"result":17711,"n":22}')),  # fib:22's
+        ("fib:21", b"\x80\x04K\x01."),
+        ("fib:21", b""),
+    ],
+)
+def test_malformed_entries_are_discarded_and_recomputed(redis_client, caplog, cache_key, stored):
+    kind, n, *digits = cache_key.split(":")
+    query = ResultQuery(kind, int(n), digits=int(digits[0][1:]) if digits else None)
+    redis_client.set(result_cache._key(cache_key), stored)
+    assert result_cache.get_shared(query) is MISSING
+    assert redis_client.exists(result_cache._key(cache_key)) == 0
+    outcome = services.result_get(query=query)
+    assert outcome.cached is False
+    # pi(7) = sqrt(6 * 5369/3600) = 2.9914...; fib(21) = 10946
+    expected = '"2.99"' if kind == "pi" else "10946"
+    assert outcome.payload.literal.decode() == expected
+    assert redis_client.get(result_cache._key(cache_key)) == b"r" + expected.encode()
+    assert "malformed cache entry" in caplog.text
+
+
+# --- the in-process tier ----------------------------------------------------------------
+
+
+def test_local_tier_is_bounded_and_evicts_least_recently_used():
+    tier = LocalTier(max_bytes=1000)
+    for i in range(4):
+        tier.put(f"k{i}", i, 200)
+    assert tier.get("k0") == 0  # k0 is now the most recent
+    tier.put("k4", 4, 200)
+    tier.put("k5", 5, 200)  # 1,200 bytes asked: the oldest (k1) goes
+    assert tier.nbytes <= 1000
+    assert tier.get("k1") is MISSING
+    assert [tier.get(k) for k in ("k0", "k2", "k3", "k4", "k5")] == [0, 2, 3, 4, 5]
+    tier.put("huge", "x", 251)  # over a quarter of the budget: never kept
+    assert tier.get("huge") is MISSING
+    tier.put("k2", "again", 100)  # replacing an entry re-counts its size
+    assert tier.nbytes == 900
+
+
+@override_settings(LOCAL_CACHE_MAX_BYTES=200_000)
+def test_result_cache_local_tier_stays_within_its_budget():
+    cache = PointedCache()
+    for n in range(2_000, 2_200):  # about 2 kB each in the tier's accounting
+        services.result_get(query=fib_query(n), cache=cache)
+    for n in range(2_000, 2_200):
+        assert cache.get(fib_query(n)) is not MISSING
+    assert 0 < cache.local.nbytes <= 200_000
+    assert len(cache.local) < 200  # the budget, not the count, decided
+
+
+def test_an_eviction_reaches_another_process_within_the_sync_interval(redis_client, settings):
+    clock = FakeClock()
+    reader, writer = PointedCache(clock=clock), PointedCache(clock=clock)
+    query = fib_query(345)
+    services.result_get(query=query, cache=writer)
+    assert reader.get(query) is not MISSING  # now held in the reader's own tier
+    # Proof the reader serves from its tier: remove the Redis copy behind its back.
+    redis_client.delete(result_cache._key(query.cache_key))
+    assert reader.get(query) is not MISSING
+    services.result_delete(query=query, cache=writer)  # the DELETE path: log row, tiers, generation
+    assert writer.get(query) is MISSING
+    clock.advance(settings.LOCAL_CACHE_SYNC_SECONDS)
+    assert reader.get(query) is MISSING
+    assert services.result_get(query=query, cache=reader).cached is False
+
+
+def test_a_namespace_clear_reaches_another_process_within_the_sync_interval(settings):
+    """The generation counter must survive the clear: a reset counter can repeat a value."""
+    clock = FakeClock()
+    reader, operator = PointedCache(clock=clock), PointedCache(clock=clock)
+    query = fib_query(346)
+    operator.clear_namespace()  # e.g. yesterday's clear_cache
+    services.result_get(query=query, cache=reader)
+    assert reader.get(query) is not MISSING  # held locally at the current generation
+    operator.clear_namespace()  # today's
+    clock.advance(settings.LOCAL_CACHE_SYNC_SECONDS)
+    assert reader.get(query) is MISSING
+
+
+def test_a_lost_generation_counter_does_not_come_back_equal(redis_client):
+    cache = PointedCache()
+    key = cache._key("meta:generation")
+    seen = set()
+    for _ in range(3):
+        redis_client.delete(key)  # Redis lost its data (restart without persistence)
+        cache.delete(fib_query(1))
+        seen.add(int(redis_client.get(key)))
+    assert len(seen) == 3
+    assert min(seen) > 1_000  # random base, not 1
+
+
+# --- the breaker ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def paused_redis(tmp_path):
+    """A real redis-server of this test's, stopped with SIGSTOP (accepts, never answers)."""
+    server = RedisServer(tmp_path / "paused").start()
+    server.pause()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _outage_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith(OUTAGE)]
+
+
+def _recovery_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith(RECOVERY)]
+
+
+def _every_operation(cache: ResultCache, query: ResultQuery) -> None:
+    payload = Payload.from_text(query, "8")
+    assert cache.get(query) is MISSING
+    assert cache.get_shared(query) is MISSING
+    assert cache.set(query, payload) is False
+    assert cache.delete(query) is False
+    assert cache.exists_many([query]) is None
+    assert cache.count_hit("throttle:x", 60) is None
+    with cache.compute_lock(query) as held:
+        assert held is True  # the per-process fallback lock
+
+
+def test_a_paused_redis_costs_one_short_timeout_then_nothing(
+    paused_redis, caplog, settings, request
+):
+    caplog.set_level(logging.WARNING, logger="compute.cache")
+    cache = PointedCache(backend_at(paused_redis.url))
+    query = fib_query(6)
+
+    started = time.monotonic()
+    assert cache.get(query) is MISSING
+    first = time.monotonic() - started
+    assert first < settings.REDIS_SOCKET_TIMEOUT + settings.REDIS_CONNECT_TIMEOUT + 0.2
+    assert len(_outage_lines(caplog)) == 1
+
+    started = time.monotonic()
+    for _ in range(50):  # within the back-off: Redis is not tried at all
+        _every_operation(cache, query)
+    within = time.monotonic() - started
+    assert within < 0.1
+    assert len(_outage_lines(caplog)) == 1
+
+    cache.fake_clock.advance(settings.REDIS_BACKOFF_SECONDS)  # one retry, one more timeout
+    started = time.monotonic()
+    assert cache.get(query) is MISSING
+    assert time.monotonic() - started < settings.REDIS_SOCKET_TIMEOUT + 0.2
+    assert len(_outage_lines(caplog)) == 1  # still the same outage: no new line
+
+    paused_redis.resume()
+    cache.fake_clock.advance(settings.REDIS_BACKOFF_SECONDS)
+    assert cache.set(query, Payload.from_text(query, "8")) is True
+    assert cache.get_shared(query).literal == b"8"
+    assert len(_recovery_lines(caplog)) == 1
+    assert len(_outage_lines(caplog)) == 1
+    record(request, "paused Redis: first call (one socket timeout)", round(first, 3), "s")
+    record(request, "paused Redis: 350 calls within the back-off", round(within, 4), "s")
+
+
+def test_a_missing_redis_fails_fast_and_is_logged_once(tmp_path, caplog, settings):
+    caplog.set_level(logging.WARNING, logger="compute.cache")
+    dead = tmp_path / "gone.sock"
+    cache = PointedCache(backend_at(f"unix://{dead}"))
+    query = fib_query(7)
+    started = time.monotonic()
+    for _ in range(3):
+        assert cache.get(query) is MISSING
+        _every_operation(cache, query)
+        cache.fake_clock.advance(settings.REDIS_BACKOFF_SECONDS)
+    assert time.monotonic() - started < 0.5  # refused at once, three outage windows
+    assert len(_outage_lines(caplog)) == 1
+    assert "retrying every" in _outage_lines(caplog)[0]
+
+
+def test_services_keep_answering_without_redis(tmp_path):
+    cache = PointedCache(backend_at(f"unix://{tmp_path / 'gone.sock'}"))
+    query = fib_query(250)
+    first = services.result_get(query=query, cache=cache)
+    again = services.result_get(query=query, cache=cache, compute=never_compute)
+    assert (first.cached, again.cached) == (False, True)  # the second came from the log
+    assert first.payload.text == again.payload.text == str(fib_reference(250))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_redis_concurrent_identical_requests_compute_once_per_process(tmp_path):
+    cache = PointedCache(backend_at(f"unix://{tmp_path / 'gone.sock'}"))
+    query = fib_query(4_321)
+    calls: list[int] = []
+    guard = threading.Lock()
+
+    def slow_compute(q: ResultQuery) -> str:
+        with guard:
+            calls.append(threading.get_ident())
+        time.sleep(0.3)  # the window in which the others arrive
+        return str(fib_reference(q.n))
+
+    outcomes: list[services.Outcome] = []
+    barrier = threading.Barrier(6)
+
+    def request() -> None:
+        try:
+            barrier.wait(timeout=5)
+            outcomes.append(services.result_get(query=query, cache=cache, compute=slow_compute))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=request) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert len(outcomes) == 6
+    assert len(calls) == 1
+    assert sorted(o.cached for o in outcomes) == [False] + [True] * 5
+    assert {o.payload.text for o in outcomes} == {str(fib_reference(4_321))}
+    assert ComputedResult.objects.filter(kind="fib", n=4_321).count() == 1
+
+
+# --- sizes and refills ------------------------------------------------------------------
+
+
+def _fib_edges(n: int, width: int = 30) -> tuple[str, str]:
+    """Return the first and last ``width`` digits of fib(n) without converting it whole.
+
+    Last digits: fast doubling modulo 10**width. First digits: Binet's
+    formula phi**n / sqrt(5) in decimal arithmetic with ample precision.
+    """
+    modulus = 10**width
+    a, b = 0, 1
+    for bit in bin(n)[2:]:
+        c = a * (2 * b - a) % modulus
+        d = (a * a + b * b) % modulus
+        a, b = (d, (c + d) % modulus) if bit == "1" else (c, d)
+    context = decimal.Context(prec=width + 30)
+    five = decimal.Decimal(5)
+    phi = context.divide(context.add(1, context.sqrt(five)), 2)
+    value = context.divide(context.power(phi, n), context.sqrt(five))
+    return format(value, "f")[:width], str(a).zfill(width)
+
+
+def test_fib_million_entry_is_compact(redis_client, request):
+    n = 1_000_000
+    outcome = services.result_get(query=fib_query(n))
+    text = outcome.payload.text
+    head, tail = _fib_edges(n)
+    assert (len(text), text[:30], text[-30:]) == (208_988, head, tail)
+    stored = redis_client.strlen(result_cache._key(f"fib:{n}"))
+    per_digit = stored / len(text)
+    record(request, "fib(1,000,000) entry in Redis", stored, "bytes")
+    record(request, "fib(1,000,000) bytes per digit", round(per_digit, 4), "bytes/digit")
+    assert per_digit <= 0.5
+    # A hit decodes the stored gzip back into the same digits.
+    fresh = PointedCache()
+    assert fresh.get(fib_query(n)).text == text
+
+
+def test_a_flushed_namespace_is_refilled_from_the_log_without_recomputing(redis_client):
+    queries = [fib_query(700), ResultQuery("pi", 10**9), ResultQuery("pi", 10**9, digits=40)]
+    first = [services.result_get(query=q) for q in queries]
+    assert [o.cached for o in first] == [False] * 3
+    result_cache.clear_namespace()  # this deployment's share of a FLUSHDB
+    for query, before in zip(queries, first, strict=True):
+        assert redis_client.exists(result_cache._key(query.cache_key)) == 0
+        again = services.result_get(query=query, compute=never_compute)
+        assert again.cached is True
+        assert again.payload.literal == before.payload.literal
+        assert redis_client.exists(result_cache._key(query.cache_key)) == 1
+    assert ComputedResult.objects.count() == 3
