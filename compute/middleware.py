@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from . import responses
+from . import metrics, responses
 from .cache import MISSING, ResultCache, result_cache
 from .queries import InvalidQuery, parse_query
 from .serializers import configured_limits
@@ -66,8 +66,10 @@ class HotResultMiddleware:
         except InvalidQuery:
             return None  # the view produces the 400 with its message
         if responses.etag_matches(request, query.etag):
+            metrics.not_modified(query.kind)
             return responses.not_modified(query)
         payload = self.cache.get(query)
         if payload is MISSING:
-            return None
+            return None  # counted as a miss by the service, which looks again
+        metrics.cache_lookup(query.kind, hit=True)
         return responses.result_response(request, query, payload, cached=True)

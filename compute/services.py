@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from . import algorithms
+from . import algorithms, metrics
 from .cache import MISSING, ResultCache, result_cache
 from .models import ComputedResult
 from .payloads import Payload
@@ -63,6 +63,7 @@ def _from_log(query: ResultQuery, cache: ResultCache) -> Payload | None:
     text = _log_lookup(query)
     if text is None:
         return None
+    metrics.log_hit(query.kind)
     payload = Payload.from_text(query, text)
     cache.set(query, payload)
     return payload
@@ -91,6 +92,7 @@ def result_get(
 ) -> Outcome:
     """Return the result of ``query``, computing it only if no tier has it."""
     payload = cache.get(query)
+    metrics.cache_lookup(query.kind, hit=payload is not MISSING)
     if payload is not MISSING:
         return Outcome(payload, cached=True)
     payload = _from_log(query, cache)
@@ -100,6 +102,7 @@ def result_get(
         if held:  # someone may have finished while we waited
             payload = cache.get_shared(query)
             if payload is not MISSING:
+                metrics.cache_lookup(query.kind, hit=True)
                 return Outcome(payload, cached=True)
             payload = _from_log(query, cache)
             if payload is not None:
@@ -107,6 +110,7 @@ def result_get(
         started = time.perf_counter()
         text = compute(query)
         compute_ms = (time.perf_counter() - started) * 1000
+        metrics.computed(query.kind, compute_ms / 1000)
         payload = Payload.from_text(query, text)
         result_record(query=query, text=text, compute_ms=compute_ms)
         cache.set(query, payload)
@@ -141,6 +145,7 @@ def results_recompute(
         started = time.perf_counter()
         text = compute(query)
         row.compute_ms = (time.perf_counter() - started) * 1000
+        metrics.computed(query.kind, row.compute_ms / 1000)
         row.value, row.preview = text, preview_of(text)
         row.length = algorithms.count_digits(text)
         row.computed_at = timezone.now()

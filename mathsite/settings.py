@@ -2,14 +2,21 @@
 
 The defaults are the embedded ones (SQLite and a Redis server the project
 starts under ``var/``) and the secure ones (``DEBUG`` off, secure cookies,
-HSTS, SSL redirect). ``make run`` switches the TLS-only settings off for its
-plain-HTTP local server; production sets ``SECRET_KEY`` and ``ALLOWED_HOSTS``
-and points ``DATABASE_URL`` and ``REDIS_URL`` at shared services. Every
-variable is listed with its default in ``.env.example``.
+HSTS, SSL redirect, the proxy's ``X-Forwarded-Proto`` trusted). ``make run``
+switches the TLS-only settings off for its plain-HTTP local server;
+production sets ``SECRET_KEY`` and ``ALLOWED_HOSTS`` and points
+``DATABASE_URL`` and ``REDIS_URL`` at shared services. Every variable is
+listed with its default and meaning in ``.env.example`` (a test checks that
+the two agree); ``docs/deploy.md`` is the runbook.
+
+Bad configuration raises ``ImproperlyConfigured`` at start-up with a
+message that names the variable to set, so a misconfigured process never
+starts serving.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -17,10 +24,25 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(environ.Env().str("MATHSITE_DATA_DIR", default=str(BASE_DIR / "var")))
-
 env = environ.Env()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env.str("MATHSITE_DATA_DIR", default=str(BASE_DIR / "var")))
+
+
+def _rate(name: str, default: str) -> str | None:
+    """Return a DRF rate (``"N/second|minute|hour|day"``) from ``name``; empty or none: off."""
+    value = env.str(name, default=default).strip()
+    if value.lower() in ("", "none", "off"):
+        return None
+    count, _, period = value.partition("/")
+    if not count.isdigit() or period[:1] not in ("s", "m", "h", "d"):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a rate. Set {name} to N/second, N/minute, N/hour "
+            "or N/day (e.g. 20000/hour), or to 'none' to switch the throttle off."
+        )
+    return value
+
 
 # --- Core ---------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/ref/settings/#core-settings
@@ -55,14 +77,24 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "axes",
     "compute",
 ]
 
+# The request middleware is outermost so its timing, metrics and access log
+# cover every response, redirects and hits included.
+#
 # The hot-result middleware sits inside the ones that add headers to every
 # response (security, gzip, frame options) so a cached hit it answers carries
 # exactly the headers the full DRF view would, and outside the session,
 # CSRF and auth machinery that a public read does not need.
+#
+# Axes comes last, as its documentation asks: it turns a locked-out login
+# attempt into its 429 response.
 MIDDLEWARE = [
+    "mathsite.logging.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.gzip.GZipMiddleware",
@@ -73,6 +105,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mathsite.urls"
@@ -99,6 +132,9 @@ USE_I18N = True
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Static files (WhiteNoise) ------------------------------------------------------
+# https://whitenoise.readthedocs.io/en/stable/django.html
+
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 STORAGES = {
@@ -106,8 +142,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 # Serve straight from the apps' static folders when collectstatic has not run
-# (tests, development); production runs collectstatic (make run does).
-WHITENOISE_USE_FINDERS = True
+# (tests, development); production runs collectstatic (make run does) and
+# may switch this off to serve only the collected, pre-compressed files.
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
 
 # --- Database -----------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/ref/settings/#databases
@@ -133,6 +170,7 @@ else:
 # --- Cache (Redis through django-redis) -----------------------------------------
 # https://github.com/jazzband/django-redis#configure-as-cache-backend
 
+# redis://[:password@]host:port/db, rediss:// (TLS) or unix:///path?db=N.
 REDIS_URL = env.str("REDIS_URL", default=f"unix://{DATA_DIR / 'redis' / 'redis.sock'}")
 # Seconds a result stays in Redis; empty or "none" means never expire (as the
 # old service did). The result log keeps everything regardless.
@@ -193,39 +231,147 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "compute.exceptions.json_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
-        # Only requests that compute are throttled; cached hits are not.
-        "compute": env.str("THROTTLE_COMPUTE_RATE", default="20000/hour"),
+        # Only requests that reach the view (a cache miss: they may compute)
+        # are throttled; cached hits are answered before DRF and never are.
+        # The default lets one client warm 20,000 results an hour.
+        "compute": _rate("THROTTLE_COMPUTE_RATE", "20000/hour"),
     },
+    # How many proxies in front of the app append to X-Forwarded-For. The
+    # client is the address that many hops from the right; 0 (the default)
+    # trusts no header and uses the socket's address, so a client cannot
+    # dodge the throttle by sending a forged X-Forwarded-For.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     # ?format=string is a result option (fib as a JSON string), not DRF's
     # renderer override.
     "URL_FORMAT_OVERRIDE": None,
 }
 
+# --- API schema (drf-spectacular) ----------------------------------------------------
+# https://drf-spectacular.readthedocs.io/en/latest/settings.html
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "mathsite API",
+    "DESCRIPTION": (
+        "pi(n) by the Basel series and exact Fibonacci numbers, cached in Redis and "
+        "logged in a database. Results are immutable: responses carry a weak ETag and "
+        "answer If-None-Match with 304. Reads need no authentication; DELETE needs a "
+        "staff token (`Authorization: Token <key>`) or a staff admin session."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and ReDoc assets come from drf-spectacular-sidecar, served by
+    # WhiteNoise from this site: the docs work without internet access.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # compute.schema describes the result views (their bodies are built by
+    # hand for speed, so there is no serializer to introspect) and the
+    # seed-compatible routes.
+    "PREPROCESSING_HOOKS": ["compute.schema.preprocess_endpoints"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "compute.schema.postprocess_schema",
+    ],
+}
+
 # --- Security -----------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
+# The defaults are the secure ones for a deployment behind a TLS proxy; each
+# is switchable for plain-HTTP runs (make run, benchmarks, tests).
 
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Probes and scrapers talk plain HTTP to the app port: never redirect them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
-SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 if env.bool("SECURE_PROXY_SSL_HEADER", default=not DEBUG):
+    # Only safe when the proxy overwrites X-Forwarded-Proto on every request.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
-DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# Request size limits: the API takes no bodies and the admin only small forms.
+# (gunicorn.conf.py bounds the request line and headers.)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env.int("DATA_UPLOAD_MAX_NUMBER_FIELDS", default=1000)
+DATA_UPLOAD_MAX_NUMBER_FILES = 10
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+
 ADMIN_URL = env.str("ADMIN_URL", default="admin/")
+if not ADMIN_URL.endswith("/") or ADMIN_URL.startswith("/"):
+    raise ImproperlyConfigured(
+        f"ADMIN_URL={ADMIN_URL!r}: set it to a relative path ending in a slash, e.g. staff-7f3a/."
+    )
+
+# Admin login throttling (django-axes): after AXES_FAILURE_LIMIT failed
+# logins from one client address, further attempts get 429 for the cool-off
+# time. Attempts are kept in the database (no pickle, shared by every host).
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+AUTHENTICATION_BACKENDS = [
+    "mathsite.security.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# The same client address as DRF's throttle (NUM_PROXIES above), so behind a
+# proxy one client's failures do not lock every client out.
+AXES_CLIENT_IP_CALLABLE = "mathsite.security.client_ip"
+
+# --- Metrics (Prometheus) ------------------------------------------------------------
+
+# /metrics answers requests from these addresses or networks (direct
+# connections only: a request relayed by a proxy is judged by the token), or
+# carrying "Authorization: Bearer $METRICS_TOKEN". Everyone else gets 403.
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Where each gunicorn worker keeps its samples so that /metrics can add them
+# up (gunicorn.conf.py creates a private one when this is unset). Empty
+# outside gunicorn: one process, its own samples.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 
 # --- Logging ------------------------------------------------------------------
+# JSON lines in production (one access line per request: request id, route,
+# status, duration, cache outcome), readable lines in development.
+
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: set it to json or plain.")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+# One access-log line per request from mathsite.logging.RequestMiddleware.
+REQUEST_LOG = env.bool("REQUEST_LOG", default=True)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "filters": {"request": {"()": "mathsite.logging.RequestContextFilter"}},
+    "formatters": {
+        "json": {"()": "mathsite.logging.JsonFormatter"},
+        "plain": {"()": "mathsite.logging.PlainFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # 4xx are client errors, already in the access log; 5xx stay (with traces).
+        "django.request": {"level": "ERROR"},
+        "axes": {"level": "WARNING"},
+    },
 }

@@ -1,10 +1,11 @@
-"""URL configuration: the API, the old service's routes, health checks and the admin."""
+"""URL configuration: the API and its schema, the old service's routes, health, metrics, admin."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from compute.urls import api_urlpatterns, seed_urlpatterns
 
@@ -12,9 +13,13 @@ from . import views
 
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("api/", include(api_urlpatterns)),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.metrics, name="metrics"),
     *seed_urlpatterns,
 ]
 

@@ -1,37 +1,113 @@
-"""Project-level views: health checks and JSON error pages for non-API routes."""
+"""Project-level views: health checks, Prometheus metrics and JSON error pages.
+
+``/healthz`` and ``/readyz`` are DRF views (so the OpenAPI schema describes
+them) with no authentication, permission or throttle: probes must always
+get through. ``/metrics`` is a plain Django view answering only the
+addresses and token configured by ``METRICS_ALLOWED_IPS`` and
+``METRICS_TOKEN``.
+"""
 
 from __future__ import annotations
 
+import time
+
 from django.db import connection
 from django.db.utils import DatabaseError
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.decorators import (
+    api_view,
+    authentication_classes,
+    permission_classes,
+    throttle_classes,
+)
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
 
+from compute import metrics as metrics_module
 from compute.cache import result_cache
+from compute.schema import HealthSerializer, ReadinessSerializer
+
+from .security import metrics_access_allowed
 
 
-def healthz(request: HttpRequest) -> JsonResponse:
+def _probe(view):  # noqa: ANN001 - decorator stack for DRF function views
+    """Make ``view`` a DRF GET view that needs no credentials and is never throttled."""
+    view = throttle_classes([])(view)
+    view = permission_classes([AllowAny])(view)
+    view = authentication_classes([])(view)
+    return api_view(["GET"])(view)
+
+
+@extend_schema(
+    operation_id="healthz",
+    tags=["health"],
+    summary="Liveness: the process is up",
+    responses={200: HealthSerializer},
+)
+@_probe
+def healthz(request: Request) -> Response:
     """Return 200 while the process is up (liveness)."""
-    return JsonResponse({"status": "ok"})
+    return Response({"status": "ok"})
 
 
-def readyz(request: HttpRequest) -> JsonResponse:
-    """Return database and Redis state; 503 only when the database is unreachable.
+def _timed_check(check) -> dict:  # noqa: ANN001 - a callable returning (ok, detail)
+    started = time.perf_counter()
+    ok, detail = check()
+    return {
+        "ok": ok,
+        "detail": detail,
+        "latency_ms": round((time.perf_counter() - started) * 1e3, 3),
+    }
 
-    Redis down is reported but not fatal: the service answers without it.
-    """
+
+def _database_check() -> tuple[bool, str]:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        database = {"ok": True, "detail": "ok"}
     except DatabaseError as exc:
-        database = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
-    redis_ok, redis_detail = result_cache.ping()
-    body = {
-        "status": "ok" if database["ok"] else "unavailable",
-        "database": database,
-        "redis": {"ok": redis_ok, "detail": redis_detail},
-    }
-    return JsonResponse(body, status=200 if database["ok"] else 503)
+        return False, f"{type(exc).__name__}: {exc}"
+    return True, "ok"
+
+
+@extend_schema(
+    operation_id="readyz",
+    tags=["health"],
+    summary="Readiness: database and Redis reachable",
+    description="503 only when the database is unreachable. Redis down is reported "
+    '("degraded") but not fatal: the service answers without it.',
+    responses={
+        200: ReadinessSerializer,
+        503: OpenApiResponse(ReadinessSerializer, description="The database is unreachable."),
+    },
+)
+@_probe
+def readyz(request: Request) -> Response:
+    """Return database and Redis state; 503 only when the database is unreachable."""
+    database = _timed_check(_database_check)
+    redis = _timed_check(result_cache.ping)
+    if not database["ok"]:
+        status = "unavailable"
+    elif not redis["ok"]:
+        status = "degraded"
+    else:
+        status = "ok"
+    body = {"status": status, "database": database, "redis": redis}
+    return Response(body, status=200 if database["ok"] else 503)
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Return every worker's metrics in Prometheus text format; 403 unless allowed."""
+    if not metrics_access_allowed(request):
+        return JsonResponse(
+            {"detail": "Metrics are restricted (METRICS_ALLOWED_IPS, METRICS_TOKEN)."},
+            status=403,
+        )
+    body, content_type = metrics_module.exposition()
+    response = HttpResponse(body, content_type=content_type)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

@@ -1,0 +1,181 @@
+"""Prometheus metrics: what mathsite counts, the hooks that count it, the exposition.
+
+What is measured (all names start with ``mathsite_``):
+
+- ``http_requests_total`` and ``http_request_duration_seconds`` by route
+  (the URL pattern's name, never the raw path), method and status;
+- ``cache_lookups_total`` by kind and result (``hit`` or ``miss``): one per
+  lookup of a result in the cache (in-process tier, then Redis), whether
+  the hot path or the service made it;
+- ``result_log_hits_total`` by kind: cache misses answered from the result
+  log (which refills Redis) instead of computing;
+- ``compute_duration_seconds`` by kind: a histogram of computations (its
+  ``_count`` is the number of computations);
+- ``redis_errors_total`` by exception type: Redis failures, each of which
+  opens the cache's breaker.
+
+The hooks are called on the hot path, so each is an in-process counter
+update and a context-variable write: no I/O, no lock held across a call.
+Under gunicorn every worker is a process of its own; with
+``PROMETHEUS_MULTIPROC_DIR`` set before the workers start (gunicorn.conf.py
+does it) each process keeps its samples in memory-mapped files there and
+``exposition()`` adds them up, so any worker answers ``/metrics`` for all.
+
+The hooks also note how the current request's result was answered
+(``current_outcome``) so the access log can say ``cache=hit`` and name the
+route of a hit that never reached URL resolution.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar, Token
+
+from django.conf import settings
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from .queries import KINDS, PI
+
+HIT, MISS, LOG, COMPUTED, NOT_MODIFIED = "hit", "miss", "log", "computed", "not_modified"
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+HTTP_REQUESTS = Counter(
+    "mathsite_http_requests",
+    "HTTP requests by route name, method and status.",
+    ["route", "method", "status"],
+)
+HTTP_DURATION = Histogram(
+    "mathsite_http_request_duration_seconds",
+    "Time from the first middleware to the response, by route name, method and status.",
+    ["route", "method", "status"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CACHE_LOOKUPS = Counter(
+    "mathsite_cache_lookups",
+    "Result lookups in the cache (in-process tier, then Redis) by kind and result (hit/miss).",
+    ["kind", "result"],
+)
+LOG_HITS = Counter(
+    "mathsite_result_log_hits",
+    "Cache misses answered from the result log (refilling Redis) instead of computing.",
+    ["kind"],
+)
+COMPUTE_DURATION = Histogram(
+    "mathsite_compute_duration_seconds",
+    "Computations of results by kind; _count is the number of computations.",
+    ["kind"],
+    buckets=(0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60),
+)
+REDIS_ERRORS = Counter(
+    "mathsite_redis_errors",
+    "Redis failures (each opens the cache's breaker), by exception type.",
+    ["error"],
+)
+
+# Children bound once: the hot path pays for an increment, not a label lookup.
+_LOOKUP = {
+    (kind, hit): CACHE_LOOKUPS.labels(kind, HIT if hit else MISS)
+    for kind in KINDS
+    for hit in (True, False)
+}
+_LOG_HIT = {kind: LOG_HITS.labels(kind) for kind in KINDS}
+_COMPUTE = {kind: COMPUTE_DURATION.labels(kind) for kind in KINDS}
+_REQUEST_CHILDREN: dict[tuple[str, str, str], tuple[object, object]] = {}
+
+# (kind, outcome) of the result the current request asked for, if any.
+_outcome: ContextVar[tuple[str, str] | None] = ContextVar("mathsite_result_outcome", default=None)
+
+
+# --- hooks (called by compute.middleware, compute.services, compute.cache) ---------
+
+
+def cache_lookup(kind: str, *, hit: bool) -> None:
+    """Count one cache lookup of a ``kind`` result and note its outcome for the access log."""
+    _LOOKUP[kind, hit].inc()
+    _outcome.set((kind, HIT if hit else MISS))
+
+
+def log_hit(kind: str) -> None:
+    """Count a cache miss answered from the result log."""
+    _LOG_HIT[kind].inc()
+    _outcome.set((kind, LOG))
+
+
+def computed(kind: str, seconds: float) -> None:
+    """Count one computation of a ``kind`` result that took ``seconds``."""
+    _COMPUTE[kind].observe(seconds)
+    _outcome.set((kind, COMPUTED))
+
+
+def not_modified(kind: str) -> None:
+    """Note that a ``kind`` result request was answered 304 (no lookup, nothing counted)."""
+    _outcome.set((kind, NOT_MODIFIED))
+
+
+def redis_error(exc: BaseException) -> None:
+    """Count a Redis failure by its exception type."""
+    REDIS_ERRORS.labels(type(exc).__name__).inc()
+
+
+# --- per request (called by mathsite.logging.RequestMiddleware) ----------------------
+
+
+def begin_request() -> Token:
+    """Start a request with no outcome noted; return the token for ``end_request``."""
+    return _outcome.set(None)
+
+
+def end_request(token: Token) -> None:
+    """Forget the finished request's outcome."""
+    _outcome.reset(token)
+
+
+def current_outcome() -> tuple[str, str] | None:
+    """Return (kind, outcome) noted for the current request, or None."""
+    return _outcome.get()
+
+
+def result_route(path: str, kind: str) -> str:
+    """Return the URL name of a result path answered without URL resolution.
+
+    The hot path answers before Django resolves the URL; these are the names
+    compute.urls gives the same paths (tests check they agree).
+    """
+    if path.startswith("/api/"):
+        return f"{kind}-detail"
+    if kind == PI and path.rstrip("/") == "/pi":
+        return "seed-pi-query"
+    return f"seed-{kind}"
+
+
+def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    """Count one HTTP request and its duration."""
+    key = (route, method if method in _METHODS else "other", str(status))
+    children = _REQUEST_CHILDREN.get(key)
+    if children is None:
+        children = (HTTP_REQUESTS.labels(*key), HTTP_DURATION.labels(*key))
+        _REQUEST_CHILDREN[key] = children
+    counter, histogram = children
+    counter.inc()  # type: ignore[attr-defined]
+    histogram.observe(seconds)  # type: ignore[attr-defined]
+
+
+# --- exposition ---------------------------------------------------------------------
+
+
+def exposition() -> tuple[bytes, str]:
+    """Return the metrics of every process (or of this one) and their content type."""
+    if settings.PROMETHEUS_MULTIPROC_DIR:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=settings.PROMETHEUS_MULTIPROC_DIR)
+    else:
+        registry = REGISTRY
+    return generate_latest(registry), CONTENT_TYPE_LATEST
