@@ -9,3 +9,8 @@ class ComputeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "compute"
     verbose_name = "Computed results"
+
+    def ready(self) -> None:
+        from . import algorithms
+
+        algorithms.prepare()  # at worker start, not in the first request
