@@ -1,11 +1,28 @@
-"""Throttling of work: requests that have to compute are rate-limited per client.
+"""Throttling of work: requests that may compute are rate-limited per client.
 
-A fixed-window counter (one atomic INCR per computing request) rather than
-DRF's sliding history, whose stored list grows with the rate: the default
-rate lets a client warm thousands of results, and a history of thousands
-of timestamps per request would cost more than the computation. Cached hits
-never reach this class (they are answered before the view). With Redis
-down the counter cannot be kept and requests are let through.
+What is cheap and what is expensive decides where the throttle sits:
+
+- a cached hit (the cheap work) is answered by ``HotResultMiddleware``
+  before DRF and never reaches a throttle: it costs one in-process or Redis
+  lookup, and counting it would add a Redis round trip to every hit;
+- a request that reaches the result view (the expensive work) missed the
+  cache and may compute, so it passes ``ComputeRateThrottle`` first, at
+  ``THROTTLE_COMPUTE_RATE`` per client (default 20000/hour: a client can
+  warm thousands of results; ``none`` switches it off).
+
+The counter is a fixed window in Redis (one INCR with an expiry per
+computing request) rather than DRF's sliding history, whose stored list
+grows with the rate: at the default rate a history of thousands of
+timestamps would be read and written per request. The client is
+identified by DRF's ``get_ident`` (``REMOTE_ADDR``, or ``X-Forwarded-For``
+behind ``NUM_PROXIES`` trusted proxies). Over the rate the response is 429
+with ``Retry-After`` (whole seconds to the window's end) and
+``retry_after`` in the body.
+
+With Redis down the counter cannot be kept, and requests are let through
+rather than refused: the service stays available, the cache's breaker has
+already logged the outage once, and each process still serialises equal
+computations (its per-process stampede lock) while Redis is away.
 """
 
 from __future__ import annotations
@@ -13,8 +30,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from django.conf import settings
 from rest_framework.request import Request
+from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
@@ -24,9 +41,15 @@ _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
-    """Return (requests, seconds) for a DRF-style rate such as ``"100/minute"``."""
+    """Return (requests, seconds) for a DRF-style rate such as ``"100/minute"``.
+
+    Raise ValueError for anything else.
+    """
     count, _, period = rate.partition("/")
-    return int(count), _PERIODS[period.strip()[0]]
+    unit = period.strip()[:1]
+    if not count.strip().isdigit() or unit not in _PERIODS:
+        raise ValueError(f"not a rate: {rate!r} (expected N/second|minute|hour|day)")
+    return int(count), _PERIODS[unit]
 
 
 class ComputeRateThrottle(BaseThrottle):
@@ -37,19 +60,25 @@ class ComputeRateThrottle(BaseThrottle):
     timer: Callable[[], float] = staticmethod(time.time)
 
     def __init__(self) -> None:
-        rate = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][self.scope]
-        self.num_requests, self.duration = parse_rate(rate)
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        self.num_requests, self.duration = parse_rate(rate) if rate else (None, 0)
         self._wait = 0.0
 
     def allow_request(self, request: Request, view: APIView) -> bool:
+        """Count this request in the client's window; False once the window is full."""
+        if self.num_requests is None:
+            return True
         now = self.timer()
         window = int(now // self.duration)
         key = f"throttle:{self.scope}:{self.get_ident(request)}:{window}"
         count = self.cache.count_hit(key, self.duration)
-        if count is None or count <= self.num_requests:
+        if count is None:  # Redis unreachable: let the request through
+            return True
+        if count <= self.num_requests:
             return True
         self._wait = (window + 1) * self.duration - now
         return False
 
     def wait(self) -> float:
+        """Return the seconds until the client's window ends (at least 1)."""
         return max(self._wait, 1.0)

@@ -1,0 +1,253 @@
+"""Settings and deployment security: refusals, check --deploy, and the hardening they promise.
+
+Mirrors ``mathsite/settings.py`` (with ``mathsite/security.py``). Start-up
+behaviour is tested in subprocesses with a controlled environment (the
+settings are read once per process); the rest runs through the test
+client against the run's database and Redis, or a password-protected
+redis-server the test starts on a free port.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+from django.contrib.auth.models import User
+from django.urls import reverse
+
+from compute.cache_serializer import TaggedSerializer
+from compute.payloads import Payload
+from compute.queries import ResultQuery
+from tests.support.caches import PointedCache, backend_at
+from tests.support.servers import free_port, redis_binary, wait_until
+
+BASE_DIR = Path(__file__).resolve().parents[1]
+PRODUCTION = {
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "ALLOWED_HOSTS": "mathsite.example.com",
+    "REDIS_URL": "redis://127.0.0.1:1/0",  # never contacted at start-up
+}
+PLAIN_HTTP = {
+    "SECURE_SSL_REDIRECT": "false",
+    "SESSION_COOKIE_SECURE": "false",
+    "CSRF_COOKIE_SECURE": "false",
+    "SECURE_HSTS_SECONDS": "0",
+    "SECURE_PROXY_SSL_HEADER": "false",
+}
+
+
+def run_django(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """Run ``args`` (a manage.py command, or ``-c CODE``) with only ``env`` configured."""
+    clean = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "DJANGO_SETTINGS_MODULE": "mathsite.settings",
+        "MATHSITE_DATA_DIR": str(tmp_path),
+        **env,
+    }
+    command = [sys.executable, *args] if args[0] == "-c" else [sys.executable, "manage.py", *args]
+    return subprocess.run(
+        command, env=clean, cwd=BASE_DIR, capture_output=True, text=True, timeout=60
+    )
+
+
+SETUP = "import django; django.setup(); "
+
+
+# --- refusing to start -----------------------------------------------------------------
+
+
+def test_production_refuses_to_start_without_secret_key(tmp_path):
+    env = {k: v for k, v in PRODUCTION.items() if k != "SECRET_KEY"}
+    result = run_django(tmp_path, env, "-c", SETUP)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SECRET_KEY is not set." in result.stderr
+    assert "Set the SECRET_KEY environment variable" in result.stderr
+
+
+def test_production_refuses_to_start_without_allowed_hosts(tmp_path):
+    env = {k: v for k, v in PRODUCTION.items() if k != "ALLOWED_HOSTS"}
+    result = run_django(tmp_path, env, "-c", SETUP)
+    assert result.returncode != 0
+    assert "ALLOWED_HOSTS is not set. Set ALLOWED_HOSTS to a comma-separated list" in result.stderr
+
+
+def test_bad_values_are_refused_with_what_to_set(tmp_path):
+    for name, value, message in [
+        ("THROTTLE_COMPUTE_RATE", "fast", "Set THROTTLE_COMPUTE_RATE to N/second"),
+        ("ADMIN_URL", "/admin", "set it to a relative path ending in a slash"),
+        ("LOG_FORMAT", "xml", "set it to json or plain"),
+    ]:
+        result = run_django(tmp_path, {**PRODUCTION, name: value}, "-c", SETUP)
+        assert result.returncode != 0, name
+        assert message in result.stderr, result.stderr[-500:]
+
+
+def test_development_starts_without_secrets_and_admin_url_is_configurable(tmp_path):
+    code = (
+        SETUP + "from django.conf import settings; from django.urls import reverse; "
+        "print(settings.DEBUG, settings.ALLOWED_HOSTS, settings.LOG_FORMAT, "
+        "reverse('admin:index'), settings.SECURE_SSL_REDIRECT)"
+    )
+    result = run_django(tmp_path, {"DEBUG": "true", "ADMIN_URL": "staff-7f3a/"}, "-c", code)
+    assert result.returncode == 0, result.stderr
+    expected = "True ['localhost', '127.0.0.1', '[::1]'] plain /staff-7f3a/ False"
+    assert result.stdout.strip() == expected
+
+
+def test_check_deploy_is_clean_with_production_defaults(tmp_path):
+    result = run_django(tmp_path, PRODUCTION, "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_check_deploy_flags_each_plain_http_switch(tmp_path):
+    result = run_django(
+        tmp_path, {**PRODUCTION, **PLAIN_HTTP}, "check", "--deploy", "--fail-level", "WARNING"
+    )
+    assert result.returncode != 0
+    found = set(re.findall(r"security\.W\d+", result.stderr))
+    assert found == {"security.W004", "security.W008", "security.W012", "security.W016"}
+
+
+def test_env_example_lists_every_variable_the_code_reads():
+    readers = [
+        BASE_DIR / "mathsite" / "settings.py",
+        BASE_DIR / "gunicorn.conf.py",
+        BASE_DIR / "mathsite" / "embedded_redis.py",
+        BASE_DIR / "mathsite" / "serve.py",
+    ]
+    pattern = re.compile(
+        r"""(?:env\.(?:str|bool|int|float|list|db_url)|_rate|_env\.get|environ\.get|env\.get)"""
+        r"""\(\s*["']([A-Z][A-Z0-9_]+)["']"""
+    )
+    read = {name for path in readers for name in pattern.findall(path.read_text())}
+    example = (BASE_DIR / ".env.example").read_text()
+    listed = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", example, flags=re.MULTILINE))
+    assert {"SECRET_KEY", "REDIS_URL", "DATABASE_URL", "WEB_CONCURRENCY"} <= read
+    assert read - listed == set(), "read by the code but missing from .env.example"
+    assert listed - read == set(), "listed in .env.example but read by nothing"
+
+
+# --- hardening through the stack -------------------------------------------------------------
+
+
+@pytest.fixture
+def fast_hashing(settings):
+    """A cheap password hasher: these tests count login attempts, not hashing rounds."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.mark.django_db
+def test_admin_login_is_throttled_after_repeated_failures(client, settings, fast_hashing):
+    User.objects.create_user("boss", password="right-horse-battery", is_staff=True)
+    login = reverse("admin:login")
+    form = {"username": "boss", "password": "wrong", "next": "/"}
+    statuses = [client.post(login, form).status_code for _ in range(settings.AXES_FAILURE_LIMIT)]
+    assert statuses[:-1] == [200] * (settings.AXES_FAILURE_LIMIT - 1)  # the form, with an error
+    assert statuses[-1] == 429  # the limit-th failure locks the client out
+    locked = client.post(login, {**form, "password": "right-horse-battery"})
+    assert locked.status_code == 429
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+def test_admin_login_works_under_the_limit_and_test_client_login_is_unaffected(
+    client, fast_hashing
+):
+    User.objects.create_user("boss", password="right-horse-battery", is_staff=True)
+    login = reverse("admin:login")
+    assert client.post(login, {"username": "boss", "password": "wrong"}).status_code == 200
+    ok = client.post(login, {"username": "boss", "password": "right-horse-battery", "next": "/x"})
+    assert ok.status_code == 302 and ok["Location"] == "/x"
+    client.logout()
+    # authenticate() without a request (the test client's login, scripts) is
+    # not an HTTP login attempt: nothing to throttle, nothing refused.
+    assert client.login(username="boss", password="right-horse-battery")
+
+
+@pytest.mark.django_db
+def test_login_failures_leave_nothing_pickled_in_the_cache(
+    client, redis_client, clean_cache, fast_hashing
+):
+    login = reverse("admin:login")
+    for _ in range(3):
+        client.post(login, {"username": "nobody", "password": "wrong"})
+    client.get("/api/fib/12/")
+    serializer = TaggedSerializer({})
+    keys = list(redis_client.scan_iter(match=clean_cache._key("*")))
+    assert keys  # the result above is there
+    for key in keys:
+        if redis_client.type(key) != b"string":
+            continue
+        value = redis_client.get(key)
+        assert not value.startswith(b"\x80"), key  # no pickle protocol header
+        if value.isdigit():
+            continue  # counters are stored as plain integers
+        if value[:1] in (b"b", b"j"):
+            serializer.loads(value)  # ours: bytes or JSON
+        else:
+            assert value[:1] in (b"r", b"z"), key  # a result payload (compute.payloads)
+
+
+@pytest.mark.django_db
+def test_request_bodies_over_the_limit_are_refused(client, settings):
+    too_big = "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+    response = client.post(reverse("admin:login"), {"username": "u", "password": too_big})
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Bad request."}
+
+
+@pytest.mark.django_db
+def test_probes_are_never_redirected_to_https(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/api/fib/3/").status_code == 301  # everything else is
+
+
+@pytest.fixture
+def password_redis(tmp_path):
+    """A redis-server on a free port that requires a password; yields (port, password)."""
+    port, password = free_port(), secrets.token_hex(12)
+    command = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1"]
+    command += ["--requirepass", password, "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen(
+        [*command, "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    probe = redis.Redis(port=port, password=password, socket_timeout=0.5)
+
+    def answers() -> bool:
+        try:
+            return bool(probe.ping())
+        except (redis.RedisError, OSError):
+            return False
+
+    try:
+        assert wait_until(answers, 10), "redis-server did not start"
+        yield port, password
+    finally:
+        process.kill()
+        process.wait(timeout=5)
+
+
+def test_a_redis_url_with_a_password_works(password_redis):
+    port, password = password_redis
+    query = ResultQuery("fib", 10)
+    cache = PointedCache(backend_at(f"redis://:{password}@127.0.0.1:{port}/0"))
+    assert cache.ping() == (True, "ok")
+    assert cache.set(query, Payload.from_text(query, "55"))
+    assert cache.get_shared(query).text == "55"
+
+    wrong = PointedCache(backend_at(f"redis://:not-{password}@127.0.0.1:{port}/0"))
+    reachable, detail = wrong.ping()
+    assert not reachable and "AuthenticationError" in detail
+    assert wrong.set(query, Payload.from_text(query, "55")) is False  # breaker, not a crash
