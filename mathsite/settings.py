@@ -262,11 +262,11 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
-    # Swagger UI and ReDoc assets come from drf-spectacular-sidecar, served by
+    # Swagger UI's assets come from drf-spectacular-sidecar, served by
     # WhiteNoise from this site: the docs work without internet access.
+    # (No ReDoc page: its template loads web fonts from a CDN.)
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
     # compute.schema describes the result views (their bodies are built by
     # hand for speed, so there is no serializer to introspect) and the
     # seed-compatible routes.
