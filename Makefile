@@ -32,5 +32,20 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The benchmark of issue 4 (bench/): mathsite and the old service under gunicorn,
+# report and plots in bench/results/. Not part of `make test`. wrk is the load
+# generator (apt-get install -y wrk); without it a slower Python one is used.
+# BENCH_ARGS=--smoke runs every stage at tiny sizes.
+.PHONY: bench install-bench
+$(VENV)/.bench: $(VENV)/.runtime requirements-bench.txt
+	$(BIN)/python -m pip install -q -r requirements-bench.txt
+	touch $@
+
+install-bench: $(VENV)/.bench
+
+bench: install-bench
+	@command -v wrk >/dev/null || echo "make bench: wrk not found (apt-get install -y wrk); using the Python load generator" >&2
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,454 @@
+"""Turning a run's results into verdicts, a Markdown report and PNG plots.
+
+``evaluate`` states each target of issue 4 as met or not with its figure;
+``render_markdown`` writes the tables; ``render_plots`` draws the PNGs with
+matplotlib's Agg backend (imported only there, so the rest runs without
+matplotlib installed).
+
+    >>> verdicts = evaluate(results)                  # doctest: +SKIP
+    >>> [(v["target"], v["met"]) for v in verdicts]   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+HIT_RATIO_TARGET = 1.5
+HIT_P99_MS = 10.0
+PI_COLD_MS = 5.0
+PI_INPROCESS_MS = 0.1
+FIB_COLD_FACTOR = 1.5
+FIB_COLD_SLACK_MS = 5.0
+FIB_HIT_MS = 10.0
+BURST_FACTOR = 1.2
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) < 0.01:
+        return f"{value:.4f}"
+    return f"{value:.{digits}f}"
+
+
+def _n(n: int) -> str:
+    if n >= 10_000 and n == 10 ** (len(str(n)) - 1):
+        return f"10^{len(str(n)) - 1}"
+    return f"{n:,}"
+
+
+def _verdict(met: bool) -> str:
+    return "**met**" if met else "**not met**"
+
+
+def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return one verdict per target: target text, measured figure text, met (bool)."""
+    verdicts: list[dict[str, Any]] = []
+    hits = results.get("hits")
+    if hits:
+        summary = hits["summary"]
+        for kind in ("pi", "fib"):
+            new, old = summary[f"{kind} mathsite"], summary[f"{kind} old"]
+            alone = hits["single_client"][f"{kind} mathsite"]
+            ratio = new["requests_per_second"] / old["requests_per_second"]
+            verdicts.append(
+                {
+                    "target": f"{kind} cached-hit throughput >= {HIT_RATIO_TARGET}x "
+                    "the old service",
+                    "figure": f"{ratio:.2f}x ({new['requests_per_second']:,.0f} vs "
+                    f"{old['requests_per_second']:,.0f} req/s)",
+                    "met": ratio >= HIT_RATIO_TARGET and new["non_2xx"] == 0,
+                }
+            )
+            verdicts.append(
+                {
+                    "target": f"{kind} cached-hit p99 < {HIT_P99_MS:g} ms "
+                    f"({results['config']['connections']} connections)",
+                    "figure": f"{new['p99_ms']:.2f} ms (p50 {new['p50_ms']:.2f} ms; "
+                    f"one client alone: p99 {alone['p99_ms']:.2f} ms)",
+                    "met": new["p99_ms"] < HIT_P99_MS,
+                }
+            )
+    cold = results.get("cold")
+    inproc = results.get("inprocess")
+    if cold:
+        rows = cold["mathsite"]["pi"]
+        worst = max(rows, key=lambda r: r["median_ms"])
+        verdicts.append(
+            {
+                "target": f"pi cold end-to-end median < {PI_COLD_MS:g} ms at every n up to 10^18",
+                "figure": f"worst {worst['median_ms']:.2f} ms (n = {_n(worst['n'])}); "
+                f"{len(rows)} values of n",
+                "met": all(r["median_ms"] < PI_COLD_MS for r in rows),
+            }
+        )
+    if inproc:
+        worst_in = max(inproc["pi"], key=lambda r: r["mathsite_ms"])
+        worst_mp = max(r["mpmath_ms"] for r in inproc["pi"])
+        verdicts.append(
+            {
+                "target": f"pi in-process at double precision < {PI_INPROCESS_MS:g} ms",
+                "figure": f"mathsite pi_double worst {worst_in['mathsite_ms'] * 1000:.1f} us "
+                f"(n = {_n(worst_in['n'])}); mpmath closed form worst {worst_mp * 1000:.1f} us",
+                "met": worst_in["mathsite_ms"] < PI_INPROCESS_MS,
+            }
+        )
+    big_n = results["config"]["big_n"]
+    if cold and inproc:
+        row = next((r for r in cold["mathsite"]["fib"] if r["n"] == big_n), None)
+        limit = next((r for r in inproc["fib"] if r["n"] == big_n), None)
+        if row and limit:
+            bound = FIB_COLD_FACTOR * limit["gmpy2_ms"] + FIB_COLD_SLACK_MS
+            verdicts.append(
+                {
+                    "target": f"fib({big_n:,}) cold end-to-end <= {FIB_COLD_FACTOR:g} x "
+                    f"(gmpy2 fib + digits) + {FIB_COLD_SLACK_MS:g} ms",
+                    "figure": f"{row['median_ms']:.2f} ms vs bound {bound:.2f} ms "
+                    f"(gmpy2 {limit['gmpy2_ms']:.2f} ms)",
+                    "met": row["median_ms"] <= bound,
+                }
+            )
+    big = results.get("big_hit")
+    if big:
+        plain, packed = big["plain"]["median_ms"], big["gzip"]["median_ms"]
+        verdicts.append(
+            {
+                "target": f"fib({big_n:,}) cached hit median < {FIB_HIT_MS:g} ms",
+                "figure": f"{plain:.2f} ms plain, {packed:.2f} ms gzip",
+                "met": max(plain, packed) < FIB_HIT_MS and big["correct"],
+            }
+        )
+    burst = results.get("burst")
+    if burst and big:
+        workers = results["config"]["workers"]
+        size = burst["size"]
+        hit_ms = big["plain"]["median_ms"]
+        bound = BURST_FACTOR * (burst["single_median_ms"] + (size - 1) * hit_ms / workers)
+        verdicts.append(
+            {
+                "target": f"burst of {size} cold requests <= {BURST_FACTOR:g} x (one cold + "
+                f"{size - 1} hits / {workers} workers), one computation",
+                "figure": f"{burst['burst_median_ms']:.2f} ms vs bound {bound:.2f} ms; "
+                f"cached:false per burst {burst['min_cached_false']}..{burst['max_cached_false']}",
+                "met": burst["burst_median_ms"] <= bound
+                and burst["max_cached_false"] == 1
+                and burst["min_cached_false"] == 1
+                and burst["all_answered"],
+            }
+        )
+    return verdicts
+
+
+def _old_stop_text(stop: dict[str, Any] | None, kind: str) -> str:
+    if stop is None:
+        return f"answered every n measured for {kind}"
+    if stop["reason"] == "timeout":
+        text = f"no answer within {stop['timeout_s']:g} s at n = {_n(stop['n'])}"
+        if stop.get("projected_s"):
+            text += f" (projected from the last answer: {stop['projected_s']:.0f} s)"
+        return text
+    text = f"{stop['reason']} at n = {_n(stop['n'])}"
+    if stop.get("largest_answered_n") is not None:
+        text += f"; largest n it answers: {stop['largest_answered_n']:,}"
+    return text
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """Return the report as Markdown: verdicts first, then each stage's table."""
+    meta, cfg = results["meta"], results["config"]
+    out = ["# mathsite benchmark report", ""]
+    out.append(f"Generated {meta['finished']} by `{meta['command']}` ({meta['mode']} mode).")
+    out.append("")
+    out.append(
+        f"Machine: {meta['cpu_count']} CPUs ({meta['cpu_model']}), Python {meta['python']}, "
+        f"load generator: {meta['load_tool']}. Server cores: {meta['server_cpus']}, "
+        f"load generator and Redis cores: {meta['client_cpus']}. Both services run under "
+        f"`gunicorn --workers {cfg['workers']} --worker-class sync --timeout 60` "
+        f"against one dedicated Redis (unix socket, each service its own database index); "
+        f"mathsite with its shipped settings (`DEBUG` off, SQLite in WAL mode in a temporary "
+        f"data folder). All traffic on 127.0.0.1. Figures are medians over repeated runs; "
+        f"ratios compare figures from this same run."
+    )
+    out.append("")
+    verdicts = evaluate(results)
+    out += ["## Targets (issue 4)", "", "| target | measured | verdict |", "| --- | --- | --- |"]
+    for v in verdicts:
+        out.append(f"| {v['target']} | {v['figure']} | {_verdict(v['met'])} |")
+    out.append("")
+
+    hits = results.get("hits")
+    if hits:
+        out += [
+            "## 1. Cached-hit throughput and latency",
+            "",
+            f"{cfg['connections']} connections, {cfg['hit_seconds']:g} s per run, "
+            f"{cfg['hit_repeats']} runs per row (medians), {hits['tool']}. Routes: the old "
+            f"service's `/pi/{cfg['pi_hit_n']}` and `/fib/{cfg['fib_hit_n']}` on both services, "
+            "and mathsite's canonical `/api/` routes. Sync gunicorn workers close each "
+            "connection after one response, so every request includes a TCP connect.",
+            "",
+            "| route | service | req/s | vs old | p50 ms | p99 ms | alone p50 ms | "
+            "alone p99 ms | non-2xx |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for key, row in hits["summary"].items():
+            kind, name = key.split(" ", 1)
+            old = hits["summary"][f"{kind} old"]["requests_per_second"]
+            alone = hits["single_client"][key]
+            out.append(
+                f"| {kind} | {name} | {row['requests_per_second']:,.0f} | "
+                f"{row['requests_per_second'] / old:.2f}x | {_fmt(row['p50_ms'])} | "
+                f"{_fmt(row['p99_ms'])} | {_fmt(alone['p50_ms'])} | {_fmt(alone['p99_ms'])} | "
+                f"{row['non_2xx']} |"
+            )
+        out += [
+            "",
+            '"alone": one client, sequential requests, no queueing. Under 32 connections '
+            "latency is mostly queueing: by Little's law the mean is about "
+            "connections / throughput.",
+            "",
+            "![cached hits](hits.png)",
+            "",
+        ]
+
+    cold, inproc = results.get("cold"), results.get("inprocess")
+    if cold and inproc:
+        out += [
+            "## 2. Cold computation time against n",
+            "",
+            f"mathsite: `GET /api/pi/{{n}}/` for an n never requested before in the run "
+            f"(n, n+1, ...), median of {cfg['cold_repeats']}; the log write included. Old "
+            "service: its hashes deleted before each request, median of up to "
+            f"{cfg['cold_repeats']} (one when slower than {cfg['old_slow_seconds']:g} s), "
+            f"timeout {cfg['old_timeout']:g} s. In-process: no HTTP, median of "
+            f"{cfg['inprocess_repeats']} batches. Times in ms.",
+            "",
+            "### pi",
+            "",
+            "| n | mathsite end-to-end | old service | mathsite in-process (pi_double) | "
+            "mpmath closed form, 53 bits |",
+            "| ---: | ---: | ---: | ---: | ---: |",
+        ]
+        old_pi = {r["n"]: r for r in cold["old"]["pi"]["rows"]}
+        in_pi = {r["n"]: r for r in inproc["pi"]}
+        for row in cold["mathsite"]["pi"]:
+            n = row["n"]
+            old = old_pi.get(n)
+            out.append(
+                f"| {_n(n)} | {_fmt(row['median_ms'])} | "
+                f"{_fmt(old['median_ms']) if old else '-'} | "
+                f"{_fmt(in_pi[n]['mathsite_ms'], 4)} | {_fmt(in_pi[n]['mpmath_ms'], 4)} |"
+            )
+        out += [
+            "",
+            f"Old service, pi: {_old_stop_text(cold['old']['pi']['stop'], 'pi')}.",
+            "",
+            "### fib",
+            "",
+            "| n | mathsite end-to-end | old service | gmpy2 fib + digits | gmpy2 fib only |",
+            "| ---: | ---: | ---: | ---: | ---: |",
+        ]
+        old_fib = {r["n"]: r for r in cold["old"]["fib"]["rows"]}
+        in_fib = {r["n"]: r for r in inproc["fib"]}
+        for row in cold["mathsite"]["fib"]:
+            n = row["n"]
+            old = old_fib.get(n)
+            limit = in_fib.get(n)
+            out.append(
+                f"| {_n(n)} | {_fmt(row['median_ms'])} | "
+                f"{_fmt(old['median_ms']) if old else '-'} | "
+                f"{_fmt(limit['gmpy2_ms'], 4) if limit else '-'} | "
+                f"{_fmt(limit['gmpy2_fib_only_ms'], 4) if limit else '-'} |"
+            )
+        out += [
+            "",
+            f"Old service, fib: {_old_stop_text(cold['old']['fib']['stop'], 'fib')} "
+            "(the recursive fib exceeds Python's recursion limit).",
+            "",
+            "![cold pi](cold_pi.png)",
+            "",
+            "![cold fib](cold_fib.png)",
+            "",
+        ]
+        anomalies = [
+            (kind, a)
+            for kind in ("pi", "fib")
+            for r in cold["mathsite"][kind]
+            for a in r["anomalies"]
+        ]
+        if anomalies:
+            out.append(f"Cold requests that did not answer `cached: false` (excluded): {anomalies}")
+            out.append("")
+
+    big = results.get("big_hit")
+    if big:
+        out += [
+            f"## 3. fib({big['n']:,}) cached hit",
+            "",
+            f"{big['digits']:,} digits. {cfg['big_samples']} requests each way, one "
+            f"connection per request; Redis GETs by a redis-py (hiredis) client loop of "
+            f"{cfg['redis_samples']} on one connection. Body checked against gmpy2's digits "
+            f"and the gzip body against the plain one: {'ok' if big['correct'] else 'FAILED'}.",
+            "",
+            "| what | median ms | p90 ms | bytes on the wire | of which body |",
+            "| --- | ---: | ---: | ---: | ---: |",
+            f"| mathsite, no Accept-Encoding | {_fmt(big['plain']['median_ms'])} | "
+            f"{_fmt(big['plain']['p90_ms'])} | {big['plain']['wire_bytes']:,} | "
+            f"{big['plain']['body_bytes']:,} |",
+            f"| mathsite, Accept-Encoding: gzip | {_fmt(big['gzip']['median_ms'])} | "
+            f"{_fmt(big['gzip']['p90_ms'])} | {big['gzip']['wire_bytes']:,} | "
+            f"{big['gzip']['body_bytes']:,} |",
+            f"| Redis GET of the stored value (`{big['redis_stored']['key']}`) | "
+            f"{_fmt(big['redis_stored']['median_ms'], 3)} | "
+            f"{_fmt(big['redis_stored']['p90_ms'], 3)} | {big['redis_stored']['bytes']:,} | "
+            f"{big['redis_stored']['bytes']:,} |",
+            f"| same, new connection per GET | "
+            f"{_fmt(big['redis_stored']['new_connection_median_ms'], 3)} | | | |",
+            f"| Redis GET of a value the size of the plain body | "
+            f"{_fmt(big['redis_plain_size']['median_ms'], 3)} | "
+            f"{_fmt(big['redis_plain_size']['p90_ms'], 3)} | "
+            f"{big['redis_plain_size']['bytes']:,} | {big['redis_plain_size']['bytes']:,} |",
+            "",
+            f"The old service cannot serve fib({big['n']:,}) at all (see section 2).",
+            "",
+        ]
+    burst = results.get("burst")
+    if burst:
+        out += [
+            f"## 4. Burst of {burst['size']} concurrent cold requests",
+            "",
+            f"Each burst asks for a fresh fib(n) near {cfg['big_n']:,} on {burst['size']} "
+            "pre-opened connections released together; wall time until the last full "
+            "response. The single cold request (another fresh n) is measured just before "
+            "each burst.",
+            "",
+            "| repeat | n | burst wall ms | answered | cached:false | single cold n | "
+            "single cold ms |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for i, (b, s) in enumerate(zip(burst["bursts"], burst["singles"], strict=True), 1):
+            out.append(
+                f"| {i} | {b['n']:,} | {_fmt(b['wall_ms'])} | {b['status_200']} | "
+                f"{b['cached_false']} | {s['n']:,} | {_fmt(s['ms'])} |"
+            )
+        out.append("")
+    stage_load = results.get("stages")
+    if stage_load:
+        out += [
+            "## Machine load during the run",
+            "",
+            "CPU time used by processes outside the benchmark while each stage ran (the "
+            "machine is shared; a stage with a large share measured a busy machine).",
+            "",
+            "| stage | wall s | foreign CPU s | share of all CPUs |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for name, row in stage_load.items():
+            out.append(
+                f"| {name} | {row['wall_s']:.1f} | {row['foreign_cpu_s']:.1f} | "
+                f"{row['foreign_fraction']:.0%} |"
+            )
+        out.append("")
+    notes = results.get("notes")
+    if notes:
+        out += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
+    profile = results.get("profile")
+    if profile:
+        out += ["## Profile of the cached-hit path (py-spy)", ""]
+        out += profile.get("markdown", [])
+        out.append("")
+    return "\n".join(out)
+
+
+def render_plots(results: dict[str, Any], folder: Path) -> list[Path]:
+    """Draw the PNG plots into ``folder``; return their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    cold, inproc = results.get("cold"), results.get("inprocess")
+    if cold and inproc:
+        series = {
+            "pi": [
+                ("mathsite end-to-end", cold["mathsite"]["pi"], "median_ms", "o-"),
+                ("old service end-to-end", cold["old"]["pi"]["rows"], "median_ms", "s-"),
+                ("mathsite pi_double in-process", inproc["pi"], "mathsite_ms", "^--"),
+                ("mpmath closed form, 53 bits", inproc["pi"], "mpmath_ms", "v--"),
+            ],
+            "fib": [
+                ("mathsite end-to-end", cold["mathsite"]["fib"], "median_ms", "o-"),
+                ("old service end-to-end", cold["old"]["fib"]["rows"], "median_ms", "s-"),
+                ("gmpy2 fib + digits in-process", inproc["fib"], "gmpy2_ms", "^--"),
+            ],
+        }
+        for kind, lines in series.items():
+            fig, ax = plt.subplots(figsize=(8, 5))
+            for label, rows, key, style in lines:
+                points = [(r["n"], r[key]) for r in rows if not math.isnan(r[key])]
+                if points:
+                    ax.plot(*zip(*points, strict=True), style, label=label)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("n")
+            ax.set_ylabel("time (ms, median)")
+            ax.set_title(f"{kind}(n): cold computation time")
+            ax.grid(True, which="both", alpha=0.3)
+            if kind == "pi":
+                ax.axhline(PI_COLD_MS, color="grey", linestyle=":", label="5 ms target")
+            ax.legend()
+            path = folder / f"cold_{kind}.png"
+            fig.tight_layout()
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            written.append(path)
+    hits = results.get("hits")
+    if hits:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5))
+        keys = list(hits["summary"])
+        rps = [hits["summary"][k]["requests_per_second"] for k in keys]
+        p99 = [hits["summary"][k]["p99_ms"] for k in keys]
+        colors = ["tab:grey" if k.endswith(" old") else "tab:blue" for k in keys]
+        left.barh(keys, rps, color=colors)
+        left.set_xlabel("cached hits per second (median)")
+        left.invert_yaxis()
+        right.barh(keys, p99, color=colors)
+        right.axvline(HIT_P99_MS, color="red", linestyle=":")
+        right.set_xlabel("p99 latency, ms (32 connections)")
+        right.invert_yaxis()
+        right.set_yticklabels([])
+        fig.suptitle("Cached hits: mathsite vs the old service (2 sync workers)")
+        fig.tight_layout()
+        path = folder / "hits.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def notes_for(results: dict[str, Any]) -> list[str]:
+    """Return the run's observations worth a line in the report (checks, caveats)."""
+    notes = []
+    hits = results.get("hits")
+    if hits:
+        for key, check in hits["checks"].items():
+            notes.append(f"{key}: hit body `{check['body']}` ({check['wire_bytes']} bytes)")
+        errors = {k: v["errors"] for k, v in hits["summary"].items() if v["errors"]}
+        if errors:
+            notes.append(f"load generator connect errors/timeouts: {errors}")
+    inproc = results.get("inprocess")
+    if inproc:
+        notes.append(
+            "mpmath's closed form at 53 bits and mathsite's correctly rounded pi_double "
+            f"differ by at most {inproc['pi_mpmath_vs_mathsite_max_ulps']:.0f} ulp over the "
+            "n measured."
+        )
+    for name, text in results.get("errors", {}).items():
+        last = text.strip().splitlines()[-1] if text.strip() else text
+        notes.append(f"stage {name} FAILED: {last}")
+    return notes

@@ -1,0 +1,256 @@
+"""``python -m bench.run``: the benchmark of issue 4, every stage in one run.
+
+Starts a dedicated Redis (unix socket in a temporary folder), mathsite under
+gunicorn (2 sync workers, ``DEBUG`` off, its shipped settings, SQLite in a
+temporary data folder) and the old Flask service under the same gunicorn
+settings against the same Redis (its own database index), measures, stops
+everything (also on error or Ctrl-C), then writes ``results.json``,
+``report.md`` and the PNG plots.
+
+    python -m bench.run                 # full run, writes bench/results/ (about 6 minutes)
+    python -m bench.run --smoke         # every stage, tiny sizes (well under a minute),
+                                        # writes bench/results/tmp/smoke/
+    python -m bench.run --profile       # also py-spy the mathsite workers under hit load
+
+On a machine with two or more cores the servers are pinned to the upper
+half of the cores and the load generator, the runner and Redis to the lower
+half (``--no-pin`` to leave scheduling to the kernel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from mathsite.serve import LOCAL_DEFAULTS
+
+from . import load, machine, profile, report, stages
+from .servers import BASE_DIR, Gunicorn, RedisServer
+
+RESULTS_DIR = BASE_DIR / "bench" / "results"
+SMOKE_DIR = RESULTS_DIR / "tmp" / "smoke"
+# Only these variables of the caller's environment reach the servers, so a
+# setting exported in the shell cannot change what is measured.
+_PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONHASHSEED")
+
+
+def cpu_layout(pin: bool) -> tuple[list[int] | None, list[int] | None]:
+    """Return (client cpus, server cpus): lower and upper half of the usable cores."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not pin or len(cpus) < 2 or not shutil.which("taskset"):
+        return None, None
+    half = len(cpus) // 2
+    return cpus[:half], cpus[half:]
+
+
+def cpu_model() -> str:
+    """Return the CPU model name from /proc/cpuinfo (or the platform's guess)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def base_env() -> dict[str, str]:
+    """Return the few variables of the caller's environment that servers may see."""
+    return {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
+
+
+def mathsite_env(data: Path, redis_url: str) -> dict[str, str]:
+    """Return mathsite's environment: shipped defaults, local plain-HTTP settings, bench Redis."""
+    env = base_env()
+    env.update(LOCAL_DEFAULTS)
+    env.update(
+        {
+            "DEBUG": "false",
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "ALLOWED_HOSTS": "localhost,127.0.0.1",
+            "MATHSITE_DATA_DIR": str(data),
+            "REDIS_URL": redis_url,
+            "CACHE_KEY_PREFIX": "mathsite-bench",
+            "DJANGO_SETTINGS_MODULE": "mathsite.settings",
+        }
+    )
+    return env
+
+
+def prepare_mathsite(env: dict[str, str], log: Path) -> None:
+    """Apply migrations and collect static files, as ``make run`` does."""
+    Path(env["MATHSITE_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    manage = [sys.executable, str(BASE_DIR / "manage.py")]
+    for args in (["migrate", "--noinput"], ["collectstatic", "--noinput", "-v", "0"]):
+        with log.open("ab") as handle:
+            done = subprocess.run(
+                [*manage, *args], env=env, cwd=BASE_DIR, stdout=handle, stderr=subprocess.STDOUT,
+                check=False, timeout=300,
+            )  # fmt: skip
+        if done.returncode:
+            raise RuntimeError(f"manage.py {args[0]} failed:\n{log.read_text()[-3000:]}")
+
+
+def run_stage(
+    results: dict[str, Any], name: str, function: Callable[[], Any], log: Callable[[str], None]
+) -> None:
+    """Run one stage, storing its result (or its error, so the others still run)."""
+    log(f"== {name}")
+    before = machine.snapshot()
+    try:
+        results[name] = function()
+    except Exception as exc:  # one stage failing must not lose the others' figures
+        results.setdefault("errors", {})[name] = "".join(traceback.format_exception(exc))
+        log(f"!! {name} failed: {exc!r}")
+    after = machine.snapshot()
+    wall = after.wall - before.wall
+    foreign = machine.foreign_cpu_seconds(before, after)
+    results.setdefault("stages", {})[name] = {
+        "wall_s": round(wall, 1),
+        "foreign_cpu_s": round(foreign, 2),
+        # Share of the machine's CPU time that went to processes not ours.
+        "foreign_fraction": round(foreign / (wall * (os.cpu_count() or 1)), 3) if wall else 0.0,
+    }
+
+
+def benchmark(
+    config: stages.Config, *, pin: bool, do_profile: bool, keep: bool, wait_quiet: float
+) -> dict[str, Any]:
+    """Start the servers, run every stage, stop the servers; return the results."""
+    client_cpus, server_cpus = cpu_layout(pin)
+
+    def log(text: str) -> None:
+        print(text, flush=True)
+
+    busy = machine.wait_until_quiet(limit=wait_quiet, log=log) if wait_quiet else None
+    if client_cpus:
+        os.sched_setaffinity(0, client_cpus)  # the runner is a load generator too
+
+    results: dict[str, Any] = {
+        "config": asdict(config),
+        "meta": {
+            "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "cpu_count": os.cpu_count(),
+            "cpu_model": cpu_model(),
+            "python": platform.python_version(),
+            "load_tool": "wrk" if load.have_wrk() else "python (wrk not installed)",
+            "client_cpus": client_cpus or "not pinned",
+            "server_cpus": server_cpus or "not pinned",
+            "loadavg_start": os.getloadavg(),
+            "foreign_fraction_before_start": busy,
+        },
+    }
+    folder = Path(tempfile.mkdtemp(prefix="mathsite-bench-"))
+    log(f"bench: temporary folder {folder}")
+    ctx = stages.Context(config=config, client_cpus=client_cpus, log=log)
+    try:
+        with contextlib.ExitStack() as stack:
+            ctx.redis = stack.enter_context(RedisServer(folder / "redis", cpus=client_cpus))
+            env = mathsite_env(folder / "data", ctx.redis.url(ctx.mathsite_db))
+            prepare_mathsite(env, folder / "mathsite.log")
+            ctx.mathsite = stack.enter_context(
+                Gunicorn(
+                    "mathsite", "mathsite.wsgi:application", env=env,
+                    log=folder / "mathsite.log", workers=config.workers, cpus=server_cpus,
+                )
+            )  # fmt: skip
+            old_env = base_env() | {
+                "SEED_REDIS_URL": ctx.redis.url(ctx.old_db),
+                "SEED_KEY_PREFIX": ctx.old_prefix,
+            }
+            ctx.old = stack.enter_context(
+                Gunicorn(
+                    "old service", "bench.seed_service.app:app", env=old_env,
+                    log=folder / "old.log", workers=config.workers, cpus=server_cpus,
+                )
+            )  # fmt: skip
+            run_stage(results, "inprocess", lambda: stages.stage_inprocess(ctx), log)
+            run_stage(results, "hits", lambda: stages.stage_hits(ctx), log)
+            if do_profile:
+                run_stage(results, "profile", lambda: profile.profile_hits(ctx, folder), log)
+            run_stage(results, "cold", lambda: stages.stage_cold(ctx), log)
+            # The old service may still be inside a timed-out pi loop: stop it now
+            # so it does not take CPU from the stages that follow.
+            ctx.old.quick_stop()
+            run_stage(results, "big_hit", lambda: stages.stage_big_hit(ctx), log)
+            run_stage(results, "burst", lambda: stages.stage_burst(ctx), log)
+    finally:
+        if keep:
+            log(f"bench: kept {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+    results["meta"]["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    results["meta"]["loadavg_end"] = os.getloadavg()
+    return results
+
+
+def write_outputs(results: dict[str, Any], out: Path) -> list[Path]:
+    """Write results.json, report.md and the plots into ``out``; return the paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "results.json", out / "report.md"]
+    paths[0].write_text(json.dumps(results, indent=1, default=str) + "\n")
+    paths += report.render_plots(results, out)
+    paths[1].write_text(report.render_markdown(results))
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; exit 1 if a stage failed (the report is written regardless)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, every stage")
+    parser.add_argument("--out", type=Path, default=None, help="output folder")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin to cores")
+    parser.add_argument("--profile", action="store_true", help="py-spy the hit path")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wait at most this long for other processes to leave the CPUs idle "
+        "(default 300, 0 with --smoke)",
+    )
+    args = parser.parse_args(argv)
+    config = stages.Config.smoke_config() if args.smoke else stages.Config()
+    out = args.out or (SMOKE_DIR if args.smoke else RESULTS_DIR)
+    started = time.monotonic()
+    wait_quiet = args.wait_quiet if args.wait_quiet is not None else (0 if args.smoke else 300)
+    results = benchmark(
+        config, pin=not args.no_pin, do_profile=args.profile, keep=args.keep, wait_quiet=wait_quiet
+    )
+    command = "python -m bench.run" + (" --smoke" if args.smoke else "")
+    results["meta"].update(
+        {
+            "command": command + (" --profile" if args.profile else ""),
+            "mode": "smoke" if args.smoke else "full",
+            "total_s": round(time.monotonic() - started, 1),
+        }
+    )
+    results["notes"] = report.notes_for(results)
+    paths = write_outputs(results, out)
+    for verdict in report.evaluate(results):
+        print(f"{'MET    ' if verdict['met'] else 'NOT MET'} {verdict['target']}: "
+              f"{verdict['figure']}")  # fmt: skip
+    print(f"bench: {results['meta']['total_s']} s; wrote " + ", ".join(str(p) for p in paths))
+    if results.get("errors"):
+        for name, text in results["errors"].items():
+            print(f"bench: stage {name} failed:\n{text}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

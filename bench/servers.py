@@ -1,0 +1,232 @@
+"""The servers a benchmark run starts and always stops: a Redis and two gunicorns.
+
+Everything listens on 127.0.0.1 or a unix socket in the run's temporary
+folder, on ports picked free at start. Each server runs in a process group
+of its own so ``stop`` ends it and its children (gunicorn workers) without
+touching any other process. ``cpus`` pins a server with ``taskset`` when
+the machine has it and more than one core.
+
+    with Redis(folder, cpus=[0]) as redis_server, Gunicorn(...) as web:
+        ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+from mathsite import embedded_redis
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def pinned(command: Sequence[str], cpus: Sequence[int] | None) -> list[str]:
+    """Return ``command`` prefixed with ``taskset -c`` for ``cpus`` when that is possible."""
+    if cpus and shutil.which("taskset"):
+        return ["taskset", "-c", ",".join(str(c) for c in cpus), *command]
+    return list(command)
+
+
+class _Process:
+    """A child process in its own group, stopped (group-wide) on exit or error."""
+
+    name = "process"
+    process: subprocess.Popen | None = None
+
+    def __enter__(self) -> _Process:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def _spawn(self, command: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        with log.open("ab") as handle:
+            self.process = subprocess.Popen(
+                command,
+                cwd=BASE_DIR,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: stop() ends workers too
+            )
+
+    def stop(self, sig: int = signal.SIGTERM, wait: float = 10.0) -> None:
+        """Stop the process group: ``sig`` first, SIGKILL after ``wait`` seconds."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        # Workers may outlive a killed master for a moment; end the group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+class RedisServer(_Process):
+    """A throwaway Redis for one run: unix socket, no persistence, no eviction."""
+
+    name = "redis"
+
+    def __init__(self, folder: Path, *, cpus: Sequence[int] | None = None) -> None:
+        self.folder = folder
+        self.cpus = cpus
+        self.socket = folder / "redis.sock"
+        self.binary = embedded_redis.server_binary()
+
+    def url(self, db: int) -> str:
+        """Return the redis URL of database ``db`` on this server."""
+        return f"unix://{self.socket}?db={db}"
+
+    def client(self, db: int) -> redis.Redis:
+        """Return a client on database ``db``."""
+        return redis.Redis(unix_socket_path=str(self.socket), db=db, socket_timeout=10)
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = self.folder / "redis.conf"
+        config.write_text(
+            "\n".join(
+                [
+                    "port 0",
+                    f"unixsocket {self.socket}",
+                    "unixsocketperm 700",
+                    f"dir {self.folder}",
+                    "appendonly no",
+                    'save ""',
+                    "maxmemory 1gb",
+                    "maxmemory-policy noeviction",
+                    "databases 16",
+                    "",
+                ]
+            )
+        )
+        self._spawn(pinned([self.binary, str(config)], self.cpus), self.folder / "redis.log")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"bench Redis exited: see {self.folder / 'redis.log'}")
+            with contextlib.suppress(redis.RedisError, OSError):
+                if self.client(0).ping():
+                    return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("bench Redis did not answer within 10 s")
+
+
+class Gunicorn(_Process):
+    """A gunicorn serving ``app`` on 127.0.0.1:port with sync workers."""
+
+    def __init__(
+        self,
+        name: str,
+        app: str,
+        *,
+        env: dict[str, str],
+        log: Path,
+        workers: int = 2,
+        timeout: int = 60,
+        cpus: Sequence[int] | None = None,
+    ) -> None:
+        self.name = name
+        self.app = app
+        self.env = env
+        self.log = log
+        self.workers = workers
+        self.timeout = timeout
+        self.cpus = cpus
+        self.port = 0
+
+    @property
+    def base(self) -> str:
+        """Return the service's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        """Return the gunicorn command line (the same settings for every service).
+
+        mathsite's shipped ``gunicorn.conf.py`` is the configuration of both
+        services, so they differ only in the application; bind address,
+        worker count and class and timeout are then fixed on the command line.
+        """
+        config = BASE_DIR / "gunicorn.conf.py"
+        return pinned(
+            [
+                sys.executable, "-m", "gunicorn", self.app,
+                *(["--config", str(config)] if config.exists() else []),
+                "--bind", f"127.0.0.1:{self.port}",
+                "--workers", str(self.workers),
+                "--worker-class", "sync",
+                "--timeout", str(self.timeout),
+                # The control socket's default path is shared by every gunicorn
+                # of the user: two services at once must not fight over it.
+                "--no-control-socket",
+            ],
+            self.cpus,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        self.port = free_port()
+        self._spawn(self.command(), self.log, self.env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} gunicorn exited: see {self.log}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock,
+            ):
+                sock.sendall(b"GET /__ready HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                if sock.recv(16).startswith(b"HTTP/1."):
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not answer within 30 s: see {self.log}")
+
+    def worker_pids(self) -> list[int]:
+        """Return the pids of the worker processes (children of the master)."""
+        if self.process is None:
+            return []
+        master = self.process.pid
+        # With taskset in front, the master is taskset's exec'd image: same pid.
+        children = Path(f"/proc/{master}/task/{master}/children")
+        with contextlib.suppress(OSError):
+            return [int(p) for p in children.read_text().split()]
+        return []
+
+    def quick_stop(self) -> None:
+        """Stop at once (SIGQUIT: workers exit even mid-computation)."""
+        self.stop(signal.SIGQUIT, wait=5)

@@ -1,0 +1,192 @@
+"""Smoke test of the benchmark's pure-Python parts (bench/): no servers, no wrk, < 1 s.
+
+The full benchmark (``make bench``, ``python -m bench.run --smoke`` for a
+tiny run of every stage) needs gunicorn, wrk and Flask; this test covers
+what its figures rest on: parsing wrk's report, the raw HTTP client's byte
+counting, the in-process limit (checked against independent arithmetic),
+the verdicts against the issue's targets and the report rendering.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import threading
+from fractions import Fraction
+
+from bench import client, load, profile, report, stages
+
+
+def test_parse_wrk_reads_throughput_percentiles_and_errors():
+    figures = load.parse_wrk(load.SAMPLE_WRK)
+    assert figures["requests_per_second"] == 5132.40
+    assert figures["p50_ms"] == 6.10
+    assert figures["p99_ms"] == 9.87
+    assert figures["requests"] == 51324
+    assert figures["non_2xx"] == 2
+    # read errors are closes by sync gunicorn, not failures; timeouts are
+    assert figures["errors"] == 0
+    other = load.SAMPLE_WRK.replace("9.87ms", "1.20s").replace("6.10ms", "850.00us")
+    other = other.replace("timeout 0", "timeout 4")
+    figures = load.parse_wrk(other)
+    assert figures["p99_ms"] == 1200.0
+    assert math.isclose(figures["p50_ms"], 0.85)
+    assert figures["errors"] == 4
+
+
+def test_read_reply_counts_bytes_and_reads_cached_flag():
+    body = b'{"cached":true,"result":55,"n":10}'
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    head %= len(body)
+    server, peer = socket.socketpair()
+    writer = threading.Thread(target=lambda: server.sendall(head + body))
+    writer.start()
+    reply = client.read_reply(peer, started=0.0)
+    writer.join()
+    server.close()
+    peer.close()
+    assert reply.status == 200
+    assert reply.body == body
+    assert reply.wire_bytes == len(head) + len(body)
+    assert reply.header_bytes == len(head)
+    assert reply.cached is True
+    assert reply.headers["content-type"] == "application/json"
+
+
+def test_inprocess_limit_matches_independent_arithmetic():
+    config = stages.Config(
+        pi_ns=(10**3, 10**18), fib_ns=(10, 1000), big_n=1000, inprocess_repeats=1
+    )
+    result = stages.stage_inprocess(stages.Context(config=config, log=lambda _text: None))
+    assert [row["n"] for row in result["pi"]] == [10**3, 10**18]
+    assert [row["n"] for row in result["fib"]] == [10, 1000]
+    assert all(row["mpmath_ms"] > 0 and row["mathsite_ms"] > 0 for row in result["pi"])
+    assert result["pi_mpmath_vs_mathsite_max_ulps"] <= 1
+    # fib by plain integer iteration, pi(1000) from the exact rational partial sum
+    a, b = 0, 1
+    for _ in range(1000):
+        a, b = b, a + b
+    assert stages.gmpy2_fib_digits(1000) == str(a)
+    exact = sum(Fraction(1, i * i) for i in range(1, 1000))
+    assert abs(stages.mpmath_pi_double(1000) - math.sqrt(6 * exact)) <= 2 * math.ulp(math.pi)
+
+
+def _results(*, ratio: float, cached_false: int, pi_cold_ms: float) -> dict:
+    hit = {"requests_per_second": 1000.0 * ratio, "p50_ms": 3.0, "p99_ms": 8.0, "non_2xx": 0}
+    old = {"requests_per_second": 1000.0, "p50_ms": 9.0, "p99_ms": 20.0, "non_2xx": 0}
+    summary = {}
+    for kind in ("pi", "fib"):
+        summary[f"{kind} old"] = dict(old, errors=0, runs=[])
+        summary[f"{kind} mathsite"] = dict(hit, errors=0, runs=[])
+    alone = {key: {"p50_ms": 0.5, "p99_ms": 1.0} for key in summary}
+    cold_row = {"median_ms": pi_cold_ms, "samples_ms": [], "ns": [], "anomalies": []}
+    return {
+        "config": {
+            "connections": 32,
+            "workers": 2,
+            "big_n": 1000,
+            "hit_seconds": 1,
+            "hit_repeats": 1,
+            "pi_hit_n": 100,
+            "fib_hit_n": 90,
+            "cold_repeats": 1,
+            "old_slow_seconds": 1,
+            "old_timeout": 1,
+            "inprocess_repeats": 1,
+            "big_samples": 1,
+            "redis_samples": 1,
+        },
+        "meta": {
+            "finished": "now",
+            "command": "test",
+            "mode": "smoke",
+            "cpu_count": 2,
+            "cpu_model": "x",
+            "python": "3",
+            "load_tool": "wrk",
+            "server_cpus": [1],
+            "client_cpus": [0],
+        },
+        "hits": {"tool": "wrk", "summary": summary, "single_client": alone, "checks": {}},
+        "inprocess": {
+            "pi": [{"n": 1000, "mpmath_ms": 0.04, "mathsite_ms": 0.02}],
+            "fib": [{"n": 1000, "gmpy2_ms": 10.0, "gmpy2_fib_only_ms": 1.0}],
+            "pi_mpmath_vs_mathsite_max_ulps": 0,
+        },
+        "cold": {
+            "mathsite": {"pi": [dict(cold_row, n=1000)], "fib": [dict(cold_row, n=1000)]},
+            "old": {
+                "pi": {"rows": [{"n": 1000, "median_ms": 1.0}], "stop": None},
+                "fib": {"rows": [], "stop": {"n": 1000, "reason": "HTTP 500"}},
+            },
+        },
+        "big_hit": {
+            "n": 1000,
+            "digits": 209,
+            "correct": True,
+            "checks": {},
+            "plain": {
+                "median_ms": 2.0,
+                "p90_ms": 2.0,
+                "wire_bytes": 1,
+                "header_bytes": 1,
+                "body_bytes": 1,
+            },
+            "gzip": {
+                "median_ms": 2.0,
+                "p90_ms": 2.0,
+                "wire_bytes": 1,
+                "header_bytes": 1,
+                "body_bytes": 1,
+            },
+            "redis_stored": {
+                "key": "k",
+                "bytes": 1,
+                "median_ms": 0.1,
+                "p90_ms": 0.1,
+                "new_connection_median_ms": 0.2,
+            },
+            "redis_plain_size": {"bytes": 1, "median_ms": 0.1, "p90_ms": 0.1},
+        },
+        "burst": {
+            "size": 32,
+            "single_median_ms": 20.0,
+            "burst_median_ms": 40.0,
+            "max_cached_false": cached_false,
+            "min_cached_false": cached_false,
+            "all_answered": True,
+            "singles": [],
+            "bursts": [],
+        },
+    }
+
+
+def test_verdicts_follow_the_issue_targets():
+    verdicts = report.evaluate(_results(ratio=1.6, cached_false=1, pi_cold_ms=4.0))
+    good = {v["target"]: v["met"] for v in verdicts}
+    assert len(good) == 9
+    assert all(good.values())
+    bad = report.evaluate(_results(ratio=1.4, cached_false=2, pi_cold_ms=5.5))
+    missed = [v["target"] for v in bad if not v["met"]]
+    assert any(t.startswith("pi cached-hit throughput") for t in missed)
+    assert any(t.startswith("fib cached-hit throughput") for t in missed)
+    assert any(t.startswith("pi cold end-to-end") for t in missed)
+    assert any(t.startswith("burst of 32") for t in missed)  # two computations
+    assert len(missed) == 4
+    # bound: 1.2 * (20 + 31 * 2 / 2) = 61.2 ms; 40 ms is within it
+    text = report.render_markdown(_results(ratio=1.6, cached_false=1, pi_cold_ms=4.0))
+    assert "| pi cached-hit throughput >= 1.5x the old service | 1.60x" in text
+    assert "61.20 ms" in text
+
+
+def test_profile_summary_shares():
+    stacks = [
+        "process 1:x;SyncWorker.handle (gunicorn/workers/sync.py:10);"
+        "HotResultMiddleware.answer (compute/middleware.py:5) 3",
+        "SyncWorker.handle (gunicorn/workers/sync.py:10) 1",
+    ]
+    summary = profile.summarize(stacks)
+    assert summary["samples"] == 4
+    assert summary["buckets"]["gunicorn: whole request (accept to close)"] == 100.0
+    assert summary["buckets"]["      HotResultMiddleware.answer"] == 75.0
+    assert dict(summary["packages"]) == {"compute": 75.0, "gunicorn": 25.0}
