@@ -352,8 +352,9 @@ class ResultCache:
             yield bool(acquired)
         finally:
             if acquired:
-                with contextlib.suppress(*REDIS_ERRORS, redis.exceptions.LockError):
-                    lock.release()
+                # Through the breaker: if Redis failed during the computation,
+                # the release must not pay a second timeout (the key expires).
+                self._call(lambda: _release(lock), None)
 
     @contextlib.contextmanager
     def _process_lock(self, name: str) -> Iterator[bool]:
@@ -470,6 +471,13 @@ class ResultCache:
             "keyspace_misses": server.get("keyspace_misses", 0),
             "evicted_keys": server.get("evicted_keys", 0),
         }
+
+
+def _release(lock: Any) -> None:
+    """Release a Redis lock; one that expired meanwhile (a computation that outlived
+    ``COMPUTE_LOCK_TIMEOUT``) has nothing to release and is not a Redis failure."""
+    with contextlib.suppress(redis.exceptions.LockError):
+        lock.release()
 
 
 def _check_literal(query: ResultQuery, data: bytes, payload: Payload) -> None:

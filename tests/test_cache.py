@@ -342,6 +342,24 @@ def test_a_paused_redis_costs_one_short_timeout_then_nothing(
     record(request, "paused Redis: 350 calls within the back-off", round(within, 4), "s")
 
 
+def test_a_lock_held_when_redis_hangs_is_released_without_a_second_timeout(tmp_path, settings):
+    server = RedisServer(tmp_path / "hangs").start()
+    try:
+        cache = PointedCache(backend_at(server.url))
+        query = fib_query(8)
+        with cache.compute_lock(query) as held:
+            assert held is True
+            assert server.client().exists(cache._key("lock:fib:8")) == 1  # the Redis lock
+            server.pause()
+            started = time.monotonic()
+            assert cache.set(query, Payload.from_text(query, "21")) is False  # pays the timeout
+            assert time.monotonic() - started >= settings.REDIS_SOCKET_TIMEOUT * 0.8
+            leaving = time.monotonic()
+        assert time.monotonic() - leaving < 0.05  # the release went through the open breaker
+    finally:
+        server.stop()
+
+
 def test_a_missing_redis_fails_fast_and_is_logged_once(tmp_path, caplog, settings):
     caplog.set_level(logging.WARNING, logger="compute.cache")
     dead = tmp_path / "gone.sock"

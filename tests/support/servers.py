@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from mathsite import embedded_redis
 
@@ -53,6 +55,7 @@ _RUN_ONLY = (
     "MATHSITE_DATA_DIR",
     "PORT",
 )
+NO_RETRY = Retry(NoBackoff(), 0)
 # pid, test id header, status, body bytes sent, duration (us), path.
 ACCESS_FORMAT = "%(p)s %({x-test-id}i)s %(s)s %(B)s %(D)s %(U)s"
 
@@ -136,7 +139,11 @@ class RedisServer:
     def client(self, timeout: float = 2.0) -> redis.Redis:
         """Return a new raw client (its own connection pool) on this server."""
         return redis.Redis(
-            host="127.0.0.1", port=self.port, socket_timeout=timeout, socket_connect_timeout=timeout
+            host="127.0.0.1",
+            port=self.port,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=NO_RETRY,  # redis-py retries 3 times with backoff by default
         )
 
     def start(self, wait: float = 10.0) -> RedisServer:
@@ -344,10 +351,12 @@ class LiveServer:
 
     def start(self, wait: float = 30.0) -> LiveServer:
         """Start gunicorn and wait until /healthz answers and every worker is up."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "static").mkdir(parents=True, exist_ok=True)  # STATIC_ROOT
         shutil.copyfile(template_database(), self.folder / "db.sqlite3")
         command = [
             PYTHON, "-m", "gunicorn", "tests.support.live_wsgi:application",
+            "--config", str(Path(__file__).with_name("gunicorn_conf.py")),
+            "--no-control-socket",
             "--bind", f"127.0.0.1:{self.port}",
             "--workers", str(self.workers),
             "--worker-class", "gthread" if self.threads > 1 else "sync",
@@ -425,6 +434,20 @@ class LiveServer:
             records[test_id] = Access(
                 int(pid.strip("<>")), int(status), int(sent), int(micros) / 1e6, path
             )
+        return records
+
+    def accesses_of(self, replies: list[Reply], timeout: float = 3.0) -> dict[str, Access]:
+        """Return the access records of ``replies``, waiting for gunicorn to write them
+        (a worker logs a request after the client may already have its response)."""
+        wanted = {reply.test_id for reply in replies}
+
+        def complete() -> dict[str, Access] | None:
+            found = self.accesses()
+            return found if wanted <= found.keys() else None
+
+        records = wait_until(complete, timeout)
+        if records is None:
+            raise AssertionError(f"access log lacks {len(wanted - self.accesses().keys())} lines")
         return records
 
     def log_lines(self, needle: str) -> list[str]:
