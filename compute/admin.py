@@ -31,6 +31,7 @@ from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -45,6 +46,8 @@ _MAX_N = 2**63 - 1
 _SEARCH_TERM = re.compile(r"[0-9]+")
 # Rows loaded per batch when an action runs over a whole (filtered) log.
 _ACTION_BATCH = 1000
+# Leading and trailing characters of a value shown in the changelist.
+LIST_PREVIEW_EDGE = 10
 
 admin.site.site_header = "mathsite administration"
 admin.site.site_title = "mathsite admin"
@@ -147,7 +150,7 @@ class ComputedResultAdmin(admin.ModelAdmin):
         "preview_display",
         "digits_display",
         "compute_time",
-        "computed_at",
+        "computed_when",
         "in_redis",
     ]
     list_display_links = ["kind", "n"]
@@ -239,16 +242,17 @@ class ComputedResultAdmin(admin.ModelAdmin):
 
     @admin.display(description="preview")
     def preview_display(self, row: ComputedResult) -> SafeString:
-        # The stored preview is the value itself or "first...last" digits.
-        if "..." in row.preview:
-            head, tail = row.preview.split("...", 1)
-            return format_html(
-                '<span class="result-preview">{}…{}</span> <span class="quiet">({} digits)</span>',
-                head,
-                tail,
-                f"{row.length:,}",
-            )
-        return format_html('<span class="result-preview">{}</span>', row.preview)
+        # The stored preview is the value itself or "first...last" digits;
+        # the list shows fewer of them so that every column fits a laptop screen.
+        head, _, tail = row.preview.partition("...")
+        if not tail and len(head) <= 2 * LIST_PREVIEW_EDGE + 1:
+            return format_html('<span class="result-preview">{}</span>', row.preview)
+        return format_html(
+            '<span class="result-preview">{}…{}</span> <small class="quiet">({} digits)</small>',
+            head[:LIST_PREVIEW_EDGE],
+            (tail or head)[-LIST_PREVIEW_EDGE:],
+            f"{row.length:,}",
+        )
 
     @admin.display(description="digits", ordering="length")
     def digits_display(self, row: ComputedResult) -> str:
@@ -257,6 +261,10 @@ class ComputedResultAdmin(admin.ModelAdmin):
     @admin.display(description="compute time", ordering="compute_ms")
     def compute_time(self, row: ComputedResult) -> str:
         return format_ms(row.compute_ms)
+
+    @admin.display(description="computed at", ordering="computed_at")
+    def computed_when(self, row: ComputedResult) -> str:
+        return timezone.localtime(row.computed_at).strftime("%Y-%m-%d %H:%M:%S")
 
     @admin.display(description="in Redis")
     def in_redis(self, row: ComputedResult) -> str:

@@ -202,6 +202,9 @@ def kind_counts() -> list[dict[str, Any]]:
         )
     )
     by_kind = {row["kind"]: row for row in rows}
+    for row in by_kind.values():
+        row["largest_n_text"] = f"{row['largest_n']:,}"
+        row["stored_digits_text"] = f"{row['stored_digits']:,}"
     return [by_kind[kind] for kind in (FIB, PI) if kind in by_kind]
 
 

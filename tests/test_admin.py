@@ -217,7 +217,7 @@ def test_changelist_shows_every_column_and_a_preview_not_the_value(admin_client,
     assert cell(big, "kind").endswith(">fib</a>")
     assert ">1000</a>" in cell(big, "n")
     assert cell(big, "precision_display") == "exact"
-    assert f"{FIB_1000[:20]}…{FIB_1000[-20:]}" in cell(big, "preview_display")
+    assert f"{FIB_1000[:10]}…{FIB_1000[-10:]}" in cell(big, "preview_display")
     assert f"({len(FIB_1000)} digits)" in cell(big, "preview_display")
     assert cell(big, "digits_display") == str(len(FIB_1000))
     assert cell(big, "compute_time").endswith(" ms")
@@ -225,6 +225,10 @@ def test_changelist_shows_every_column_and_a_preview_not_the_value(admin_client,
     assert cell(rows[results["pi100"].pk], "precision_display") == "double"
     assert cell(rows[results["pi100d50"].pk], "precision_display") == "50 digits"
     assert cell(rows[results["pi100"].pk], "preview_display").count(PI_100) == 1
+    digits50 = cell(rows[results["pi100d50"].pk], "preview_display")
+    assert f"{PI_100_D50[:10]}…{PI_100_D50[-10:]}" in digits50
+    assert "(50 digits)" in digits50
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", cell(big, "computed_when"))
     # Sortable columns: every one but the preview and the Redis state.
     headers = response.context["cl"].list_display
     assert "column-preview_display" in response.content.decode()
