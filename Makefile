@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint install install-dev clean
+.PHONY: run test test-e2e lint install install-dev install-e2e clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,14 +19,27 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	touch $@
 
+$(VENV)/.e2e: $(VENV)/.dev requirements-e2e.txt
+	$(BIN)/python -m pip install -q -r requirements-e2e.txt
+	touch $@
+
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
+install-e2e: $(VENV)/.e2e
 
 run: install
 	$(BIN)/python -m mathsite.serve
 
 test: install-dev
 	$(BIN)/python -m pytest
+
+# The admin in a real headless Chromium (Debian's chromium + chromium-driver);
+# not part of `make test`. Screenshots land in test-artifacts/.
+CHROMIUM ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
+test-e2e: install-e2e
+	@test -x "$(CHROMIUM)" -a -x "$(CHROMEDRIVER)" || { echo "make test-e2e: no Chromium at $(CHROMIUM) / $(CHROMEDRIVER). Install it: apt-get install -y chromium chromium-driver" >&2; exit 1; }
+	E2E_CHROMIUM="$(CHROMIUM)" E2E_CHROMEDRIVER="$(CHROMEDRIVER)" $(BIN)/python -m pytest tests/e2e
 
 lint: install-dev
 	$(BIN)/ruff check .

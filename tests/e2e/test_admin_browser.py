@@ -1,0 +1,186 @@
+"""The result-log admin in a real headless Chromium against a live server.
+
+One staff session walks through what a staff member does: log in, filter
+by kind, search an n, evict a result from the cache, open its detail page
+(full value, copy button, API link) and the statistics page, with a
+screenshot of each step in ``test-artifacts/``. Redis and the database are
+the real test ones; reference values are computed here independently.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.cache import caches
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from compute import services
+from compute.queries import ResultQuery
+
+PASSWORD = "e2e-browser-pass"  # a throwaway test account
+
+WIDTH, HEIGHT = 1440, 900  # a laptop screen
+FIB_NS = (1, 10, 100, 1000, 10_000, 100_000)
+PI_NS = (10, 1000, 10**5, 10**8, 10**12)
+PI_DIGITS = ((1000, 30), (10**6, 100))
+
+
+def fib_reference(n: int) -> int:
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
+
+
+def decimal(number: int) -> str:
+    """Return ``number`` in decimal, past Python's default 4,300-digit conversion limit."""
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        return str(number)
+    finally:
+        sys.set_int_max_str_digits(limit)
+
+
+def shoot(driver, folder: Path, name: str, *, full_page: bool = False) -> Path:
+    """Save a screenshot (the whole page's height when ``full_page``) and return its path."""
+    path = folder / name
+    if full_page:
+        page, chrome = driver.execute_script(
+            "return [document.documentElement.scrollHeight,"
+            " window.outerHeight - window.innerHeight]"
+        )
+        driver.set_window_size(WIDTH, min(max(page + chrome, HEIGHT), 4000))
+    driver.save_screenshot(str(path))
+    driver.set_window_size(WIDTH, HEIGHT)
+    assert path.stat().st_size > 10_000, f"{name} looks empty"
+    return path
+
+
+def wait_for(driver, css: str):
+    return WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def listed_names(driver) -> list[str]:
+    """Return "kind(n)" for every row of the changelist page."""
+    rows = driver.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
+    return [
+        f"{r.find_element(By.CSS_SELECTOR, '.field-kind').text}"
+        f"({r.find_element(By.CSS_SELECTOR, '.field-n').text})"
+        for r in rows
+    ]
+
+
+@pytest.fixture
+def logged_results(transactional_db) -> None:
+    """Compute a spread of results through the service: log rows and Redis entries."""
+    for n in FIB_NS:
+        services.result_get(query=ResultQuery("fib", n))
+    for n in PI_NS:
+        services.result_get(query=ResultQuery("pi", n))
+    for n, digits in PI_DIGITS:
+        services.result_get(query=ResultQuery("pi", n, digits=digits))
+
+
+def test_staff_browses_filters_searches_evicts_and_reads_statistics(
+    browser, artifacts, live_server, django_user_model, logged_results, redis_client
+):
+    driver = browser
+    driver.set_window_size(WIDTH, HEIGHT)
+    django_user_model.objects.create_superuser("staff", "staff@example.invalid", PASSWORD)
+    fib1000_key = caches["default"].make_key("fib:1000")
+    assert redis_client.exists(fib1000_key)
+
+    # Log in.
+    driver.get(f"{live_server.url}/admin/")
+    wait_for(driver, "#login-form")
+    driver.find_element(By.NAME, "username").send_keys("staff")
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    shoot(driver, artifacts, "01-login.png")
+    driver.find_element(By.CSS_SELECTOR, "#login-form [type=submit]").click()
+    stats_link = wait_for(driver, "#result-statistics-module a")
+    assert "Computed results" in driver.find_element(By.ID, "content-main").text
+    shoot(driver, artifacts, "02-index.png")
+
+    # The changelist, filtered by kind.
+    driver.get(f"{live_server.url}/admin/compute/computedresult/")
+    wait_for(driver, "#result_list")
+    assert len(listed_names(driver)) == len(FIB_NS) + len(PI_NS) + len(PI_DIGITS)
+    driver.find_element(By.CSS_SELECTOR, '#changelist-filter a[href*="kind__exact=fib"]').click()
+    WebDriverWait(driver, 10).until(lambda d: "kind__exact=fib" in d.current_url)
+    names = listed_names(driver)
+    assert sorted(names) == sorted(f"fib({n})" for n in FIB_NS)
+    states = {c.text for c in driver.find_elements(By.CSS_SELECTOR, "td.field-in_redis")}
+    assert states == {"yes"}
+    shoot(driver, artifacts, "03-filter-fib.png")
+
+    # Search an n within the filter.
+    search = driver.find_element(By.ID, "searchbar")
+    search.clear()
+    search.send_keys("1000", Keys.ENTER)
+    WebDriverWait(driver, 10).until(lambda d: "q=1000" in d.current_url)
+    assert listed_names(driver) == ["fib(1000)"]
+    preview = driver.find_element(By.CSS_SELECTOR, "td.field-preview_display").text
+    fib1000 = str(fib_reference(1000))
+    assert preview == f"{fib1000[:10]}…{fib1000[-10:]}\n({len(fib1000)} digits)"
+    shoot(driver, artifacts, "04-search-1000.png")
+
+    # Evict it from the cache with the action.
+    driver.find_element(By.CSS_SELECTOR, "#result_list input.action-select").click()
+    Select(driver.find_element(By.NAME, "action")).select_by_value("evict_from_cache")
+    driver.find_element(By.CSS_SELECTOR, 'button[name="index"]').click()
+    message = wait_for(driver, ".messagelist li.success").text
+    assert message.startswith("Evicted 1 result from the cache: fib(1000).")
+    assert not redis_client.exists(fib1000_key)
+    assert driver.find_element(By.CSS_SELECTOR, "td.field-in_redis").text == "no"
+    shoot(driver, artifacts, "05-evicted.png")
+
+    # The detail page: the full value, the copy button, the API link.
+    driver.find_element(By.CSS_SELECTOR, "#result_list th.field-kind a").click()
+    value = wait_for(driver, "pre#result-value")
+    assert driver.execute_script("return arguments[0].textContent", value) == fib1000
+    overflow = driver.execute_script("return getComputedStyle(arguments[0]).overflowY", value)
+    assert overflow == "auto"
+    link = driver.find_element(By.CSS_SELECTOR, "a.result-api-link")
+    assert link.get_attribute("href") == f"{live_server.url}/api/fib/1000/"
+    driver.find_element(By.CSS_SELECTOR, "button.result-copy").click()
+    status = driver.find_element(By.CSS_SELECTOR, ".result-copy-status")
+    WebDriverWait(driver, 10).until(lambda d: status.text)
+    assert status.text == f"Copied {len(fib1000):,} characters."
+    shoot(driver, artifacts, "06-detail.png", full_page=True)
+    link.click()
+    WebDriverWait(driver, 10).until(lambda d: "/api/fib/1000/" in d.current_url)
+    assert '"cached":true' in driver.find_element(By.TAG_NAME, "body").text.replace(" ", "")
+
+    # A 20,899-digit value stays in a bounded block that scrolls.
+    driver.get(f"{live_server.url}/admin/compute/computedresult/?kind__exact=fib&q=100000")
+    wait_for(driver, "#result_list th.field-kind a").click()
+    value = wait_for(driver, "pre#result-value")
+    assert driver.execute_script("return arguments[0].textContent", value) == decimal(
+        fib_reference(100_000)
+    )
+    scroll, visible = driver.execute_script(
+        "return [arguments[0].scrollHeight, arguments[0].clientHeight]", value
+    )
+    assert scroll > 5 * visible
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", value)
+    shoot(driver, artifacts, "07-detail-large-value.png")
+
+    # The statistics page, reached from the admin index.
+    driver.get(f"{live_server.url}/admin/")
+    stats_link = wait_for(driver, "#result-statistics-module a")
+    stats_link.click()
+    chart = wait_for(driver, "svg.result-chart")
+    points = chart.find_elements(By.CSS_SELECTOR, ".point")
+    assert len(points) == len(FIB_NS) + len(PI_NS) + len(PI_DIGITS)
+    counts = driver.find_element(By.ID, "result-counts").text
+    assert f"fib {len(FIB_NS)}" in counts
+    assert f"pi {len(PI_NS) + len(PI_DIGITS)} {len(PI_DIGITS)}" in counts
+    ratio = driver.find_element(By.ID, "hit-ratio").text
+    assert ratio.endswith("%") or ratio == "no lookups yet"
+    shoot(driver, artifacts, "08-statistics.png", full_page=True)
