@@ -28,8 +28,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# redis-py retries a failed command 3 times with up to seconds of backoff by
+# default: a PING to a dead socket, or the SHUTDOWN whose connection the
+# server closes by design, would each take seconds.
+_NO_RETRY = Retry(NoBackoff(), 0)
 
 
 def default_dir() -> Path:
@@ -74,7 +80,8 @@ def is_running(folder: Path) -> bool:
     if not sock.exists():
         return False
     try:
-        return bool(redis.Redis(unix_socket_path=str(sock), socket_timeout=0.5).ping())
+        client = redis.Redis(unix_socket_path=str(sock), socket_timeout=0.5, retry=_NO_RETRY)
+        return bool(client.ping())
     except (redis.RedisError, OSError):
         return False
 
@@ -145,7 +152,7 @@ def stop(folder: Path | None = None, process: subprocess.Popen | None = None) ->
     if process is not None and process.poll() is not None:
         return  # ours has already exited; whatever listens now is not ours to stop
     with contextlib.suppress(redis.RedisError, OSError):
-        client = redis.Redis(unix_socket_path=str(sock), socket_timeout=5)
+        client = redis.Redis(unix_socket_path=str(sock), socket_timeout=5, retry=_NO_RETRY)
         # Only the server we started: a later run may already own the socket.
         if process is None or int(client.info("server")["process_id"]) == process.pid:
             client.shutdown(save=True)
