@@ -10,6 +10,7 @@ a paused or missing Redis, or step time, without touching the process's
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 from django.conf import settings
@@ -19,10 +20,14 @@ from compute.cache import ResultCache
 
 
 class FakeClock:
-    """A monotonic clock that moves only when told to."""
+    """A monotonic clock that starts at the real one's reading and moves only when told to.
 
-    def __init__(self, start: float = 1_000.0) -> None:
-        self.now = start
+    Starting at the real reading matters when it replaces the clock of the
+    process's own ``result_cache``, whose deadlines were set by the real one.
+    """
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.monotonic() if start is None else start
 
     def __call__(self) -> float:
         return self.now

@@ -1,0 +1,178 @@
+"""Management commands: warm_cache, clear_cache, cache_stats, against the run's real Redis.
+
+Mirrors ``compute/management/commands/``. Values are checked against an
+independent computation; keys of other namespaces are planted and must
+survive; an unreachable Redis is a dead socket of the test's.
+"""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from compute.cache import result_cache
+from compute.management.commands import cache_stats, clear_cache, warm_cache
+from compute.models import ComputedResult
+from tests.support.caches import FakeClock, PointedCache, backend_at
+from tests.support.reference import fib_reference
+
+pytestmark = pytest.mark.django_db
+
+
+def run(name: str, *args: str) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command(name, *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def stored_fib(redis_client, n: int) -> bytes | None:
+    return redis_client.get(result_cache._key(f"fib:{n}"))
+
+
+# --- warm_cache ---------------------------------------------------------------------
+
+
+def test_warm_cache_computes_logs_and_caches_a_range(redis_client):
+    out, err = run("warm_cache", "fib", "0", "50")
+    assert "Warmed 51 fib results" in out
+    assert "51 computed, 0 already cached or logged" in out
+    assert "warming fib" in err and "51/51" in err  # the progress bar
+    assert ComputedResult.objects.filter(kind="fib").count() == 51
+    for n in (0, 1, 2, 49, 50):
+        assert stored_fib(redis_client, n) == b"r" + str(fib_reference(n)).encode()
+        assert ComputedResult.objects.get(kind="fib", n=n).value == str(fib_reference(n))
+
+    out, _ = run("warm_cache", "fib", "0", "50", "--no-progress")
+    assert "0 computed, 51 already cached or logged" in out
+
+
+def test_warm_cache_refills_redis_from_the_log(redis_client):
+    run("warm_cache", "fib", "10", "19", "--no-progress")
+    result_cache.clear_namespace()
+    out, _ = run("warm_cache", "fib", "10", "19", "--no-progress")
+    assert "0 computed, 10 already cached or logged" in out
+    assert stored_fib(redis_client, 15) == b"r610"
+
+
+def test_warm_cache_pi_with_digits_and_a_step(redis_client):
+    out, _ = run("warm_cache", "pi", "2", "20", "--digits", "12", "--step", "9", "--no-progress")
+    assert "Warmed 3 pi results" in out
+    rows = ComputedResult.objects.filter(kind="pi").order_by("n")
+    assert [(r.n, r.precision) for r in rows] == [(2, 12), (11, 12), (20, 12)]
+    # sqrt(6 * 1) with 12 significant digits.
+    assert rows[0].value == "2.44948974278"
+    assert redis_client.get(result_cache._key("pi:2:d12")) == b'r"2.44948974278"'
+
+
+def test_warm_cache_refuses_a_huge_range_unless_forced():
+    with pytest.raises(CommandError, match="--force"):
+        run("warm_cache", "fib", "0", "1000000")
+    assert ComputedResult.objects.count() == 0
+    with pytest.raises(CommandError, match="exceed --max-digits"):
+        run("warm_cache", "fib", "0", "100", "--max-digits", "100")
+    out, _ = run("warm_cache", "fib", "0", "100", "--max-digits", "100", "--force", "--no-progress")
+    assert "Warmed 101 fib results" in out
+
+
+def test_warm_cache_estimate_of_stored_digits():
+    # fib(n) has floor(n * log10(phi)) + 1 digits (n >= 2): the estimate is within 1%.
+    exact = sum(len(str(fib_reference(n))) for n in range(1000, 3001, 10))
+    estimate = warm_cache.estimated_digits("fib", 1000, 3000, 10, None)
+    assert abs(estimate - exact) / exact < 0.01
+    assert warm_cache.estimated_digits("pi", 1, 100, 1, 30) == 3000
+    assert warm_cache.estimated_digits("fib", 0, 10**6, 1, None) > 10**11  # constant time
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("fib", "0", "2000000"), "FIB_MAX_N"),
+        (("fib", "-1", "10"), "at least 0"),
+        (("fib", "x", "10"), "digits 0-9"),
+        (("fib", "0", "10", "--digits", "5"), "pi only"),
+        (("pi", "0", "10"), "at least 1"),
+        (("pi", "1", "10", "--digits", "5000"), "PI_MAX_DIGITS"),
+        (("fib", "10", "5"), "below START"),
+        (("fib", "0", "5", "--step", "0"), "--step"),
+    ],
+)
+def test_warm_cache_rejects_bad_ranges(args, message):
+    with pytest.raises(CommandError, match=message):
+        run("warm_cache", *args)
+    assert ComputedResult.objects.count() == 0
+
+
+# --- clear_cache --------------------------------------------------------------------
+
+
+def test_clear_cache_deletes_only_this_namespace(redis_client):
+    run("warm_cache", "fib", "0", "9", "--no-progress")
+    prefix = result_cache.namespace.split(":")[0]
+    foreign = {f"elsewhere-{prefix}:1:fib:1": b"r1", f"{prefix}:7:fib:1": b"r1"}
+    redis_client.mset(foreign)
+    try:
+        out, _ = run("clear_cache")
+        assert out.strip() == f"Cleared 10 keys from namespace '{result_cache.namespace}'."
+        assert [stored_fib(redis_client, n) for n in range(10)] == [None] * 10
+        assert all(redis_client.get(k) == v for k, v in foreign.items())
+        assert ComputedResult.objects.count() == 10  # the log keeps everything
+    finally:
+        redis_client.delete(*foreign)
+
+
+def test_clear_cache_says_when_redis_is_unreachable(tmp_path, monkeypatch):
+    dead = PointedCache(backend_at(f"unix://{tmp_path / 'gone.sock'}"))
+    monkeypatch.setattr(clear_cache, "result_cache", dead)
+    with pytest.raises(CommandError, match="Redis is unreachable"):
+        run("clear_cache")
+
+
+# --- cache_stats --------------------------------------------------------------------
+
+
+def test_cache_stats_reports_entries_size_and_hit_ratio(redis_client, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(result_cache, "clock", clock)
+    run("warm_cache", "fib", "0", "9", "--no-progress")  # 10 fills
+    run("warm_cache", "pi", "1", "2", "--no-progress")  # 2 fills
+    run("warm_cache", "fib", "0", "9", "--no-progress")  # 10 hits
+    clock.advance(1.0)  # a flush is due: the next lookup carries the counts
+    run("warm_cache", "fib", "0", "0", "--no-progress")  # +1 hit, still pending
+
+    out, _ = run("cache_stats", "--json")
+    stats = json.loads(out)
+    assert stats["namespace"] == result_cache.namespace
+    assert stats["entries"] == 12
+    assert stats["entries_by_kind"] == {"fib": 10, "pi": 2}
+    expected_bytes = sum(
+        redis_client.strlen(result_cache._key(k))
+        for k in [f"fib:{n}" for n in range(10)] + ["pi:1", "pi:2"]
+    )
+    assert stats["stored_bytes"] == expected_bytes
+    assert (stats["hits"], stats["fills"]) == (10, 12)
+    assert stats["hit_ratio"] == pytest.approx(10 / 22)
+    assert stats["since"] is not None
+    assert stats["used_memory"] > 0
+
+    text, _ = run("cache_stats")
+    assert "Entries:    12 (fib 10, pi 2)" in text
+    assert "Hit ratio:  45.5% (10 hits, 12 fills, since " in text
+    assert f"Stored:     {expected_bytes:,} bytes" in text
+
+
+def test_cache_stats_start_empty_after_a_clear():
+    run("warm_cache", "fib", "0", "3", "--no-progress")
+    result_cache.clear_namespace()
+    stats = json.loads(run("cache_stats", "--json")[0])
+    assert (stats["entries"], stats["hits"], stats["fills"], stats["hit_ratio"]) == (0, 0, 0, None)
+    assert "Hit ratio:  n/a (0 hits, 0 fills, no lookups counted yet)" in run("cache_stats")[0]
+
+
+def test_cache_stats_says_when_redis_is_unreachable(tmp_path, monkeypatch):
+    dead = PointedCache(backend_at(f"unix://{tmp_path / 'gone.sock'}"))
+    monkeypatch.setattr(cache_stats, "result_cache", dead)
+    with pytest.raises(CommandError, match="Redis is unreachable"):
+        run("cache_stats")
