@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
+from django.db.models import Max, Min, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
@@ -82,6 +83,62 @@ class CappedCountPaginator(Paginator):
         return self._counted > self.count_cap
 
 
+class PeriodProbingQuerySet(QuerySet):
+    """A queryset whose ``datetimes()`` probes each period instead of scanning every row.
+
+    The admin's date hierarchy lists the years, months or days that hold
+    rows with ``datetimes()``, a ``SELECT DISTINCT`` over a date truncation
+    of every row (over a second at 200,000 rows on SQLite). Here it takes
+    the first and last timestamps (an index lookup), then asks one indexed
+    ``EXISTS`` per candidate period: a dozen months, at most 31 days, one
+    query per year of the log.
+    """
+
+    max_probes = 400
+
+    def datetimes(self, field_name: str, kind: str, order: str = "ASC", tzinfo: Any = None) -> Any:
+        """Return the aware starts of the ``kind`` periods holding rows, like Django's."""
+        if kind not in ("year", "month", "day"):
+            return super().datetimes(field_name, kind, order, tzinfo)
+        zone = tzinfo or timezone.get_current_timezone()
+        bounds = self.aggregate(first=Min(field_name), last=Max(field_name))
+        if bounds["first"] is None:
+            return []
+        start = _period_start(bounds["first"].astimezone(zone), kind, zone)
+        last = _period_start(bounds["last"].astimezone(zone), kind, zone)
+        periods = []
+        while start <= last and len(periods) <= self.max_probes:
+            following = _period_after(start, kind, zone)
+            periods.append((start, following))
+            start = following
+        if len(periods) > self.max_probes:
+            return super().datetimes(field_name, kind, order, tzinfo)
+        found = [
+            begin
+            for begin, end in periods
+            if self.filter(**{f"{field_name}__gte": begin, f"{field_name}__lt": end}).exists()
+        ]
+        return found if order == "ASC" else found[::-1]
+
+
+def _period_start(moment: datetime, kind: str, zone: Any) -> datetime:
+    if kind == "year":
+        return datetime(moment.year, 1, 1, tzinfo=zone)
+    if kind == "month":
+        return datetime(moment.year, moment.month, 1, tzinfo=zone)
+    return datetime(moment.year, moment.month, moment.day, tzinfo=zone)
+
+
+def _period_after(start: datetime, kind: str, zone: Any) -> datetime:
+    if kind == "year":
+        return datetime(start.year + 1, 1, 1, tzinfo=zone)
+    if kind == "month":
+        year, month = divmod(start.year * 12 + start.month, 12)  # month is 0-based here
+        return datetime(year, month + 1, 1, tzinfo=zone)
+    following = start.date() + timedelta(days=1)
+    return datetime(following.year, following.month, following.day, tzinfo=zone)
+
+
 class ResultChangeList(ChangeList):
     """The changelist of results: values deferred, Redis presence checked once per page.
 
@@ -92,7 +149,9 @@ class ResultChangeList(ChangeList):
 
     def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet:
         """Return the filtered rows without their (possibly huge) ``value`` column."""
-        return super().get_queryset(request, exclude_parameters).defer("value")
+        queryset = super().get_queryset(request, exclude_parameters).defer("value")
+        # Same query, with the date hierarchy's cheap datetimes().
+        return PeriodProbingQuerySet(model=queryset.model, query=queryset.query.chain())
 
     def get_results(self, request: HttpRequest) -> None:
         """Fetch the page, then mark each row "yes"/"no"/"unknown" with one Redis round trip."""

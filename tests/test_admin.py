@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
 
@@ -294,6 +294,43 @@ def test_filter_by_kind_and_date(admin_client, results):
     assert b'class="date-back"' in response.content  # the date hierarchy's way back up
     years = admin_client.get(CHANGELIST).content.decode()
     assert f"?computed_at__year={this_year - 2}" in years  # a link per year in the log
+
+
+def test_date_hierarchy_periods_match_djangos_distinct(results):
+    # Around a year end and Paris's spring DST change (2024-03-31 01:00 UTC).
+    moments = [
+        datetime(2023, 12, 31, 23, 30, tzinfo=UTC),
+        datetime(2024, 3, 30, 23, 30, tzinfo=UTC),
+        datetime(2024, 3, 31, 0, 30, tzinfo=UTC),
+        datetime(2024, 3, 31, 22, 30, tzinfo=UTC),
+        datetime(2026, 1, 1, 0, 0, tzinfo=UTC),
+    ]
+    for row, moment in zip(results.values(), moments, strict=True):
+        ComputedResult.objects.filter(pk=row.pk).update(computed_at=moment)
+    levels = [
+        ("year", {}),
+        ("month", {"computed_at__year": 2024}),
+        ("day", {"computed_at__year": 2024, "computed_at__month": 3}),
+        ("day", {"computed_at__year": 2023, "computed_at__month": 12}),
+    ]
+    for zone in ("UTC", "Europe/Paris", "America/New_York"):
+        with timezone.override(zone):
+            for kind, lookups in levels:
+                plain = ComputedResult.objects.filter(**lookups)
+                probing = result_admin.PeriodProbingQuerySet(
+                    model=ComputedResult, query=plain.query.chain()
+                )
+                expected = list(plain.datetimes("computed_at", kind))
+                assert probing.datetimes("computed_at", kind) == expected, (zone, kind)
+                assert probing.datetimes("computed_at", kind, "DESC") == expected[::-1]
+
+
+def test_date_hierarchy_never_scans_with_distinct(admin_client, results):
+    from django.db import connection
+
+    with CaptureQueriesContext(connection) as captured:
+        assert admin_client.get(CHANGELIST).status_code == 200
+    assert not any("DISTINCT" in q["sql"].upper() for q in captured)
 
 
 @pytest.mark.parametrize(
