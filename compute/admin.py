@@ -6,8 +6,9 @@ admin adds what staff need on top of Django's declarative options:
 - the changelist never loads the stored values (``value`` is deferred; a
   fib(1,000,000) row holds 200 kB) and asks Redis whether each row of the
   page is cached in one pipelined round trip (``ResultChangeList``);
-- page counts are capped (``CappedCountPaginator``) so a large log is never
-  counted in full;
+- page counts are capped (``CappedCountPaginator``) and the date hierarchy
+  probes periods with indexed queries (``PeriodProbingQuerySet``), so a
+  large log is never counted or scanned in full;
 - actions evict or recompute selected rows and say in the message bar what
   they did, including when Redis could not be reached;
 - ``statistics/`` (linked from the admin index and the changelist) shows
