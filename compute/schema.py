@@ -198,10 +198,10 @@ def _options(kind: str) -> list[OpenApiParameter]:
     return [
         OpenApiParameter(
             "format",
-            {"type": "string", "enum": ["number", "string"]},
+            {"type": "string", "enum": ["number", "string", "json", ""]},
             QUERY,
             description="string: the result as a JSON string of digits (for JavaScript "
-            "clients); number (default): a JSON integer.",
+            "clients); number (the default; json or empty mean the same): a JSON integer.",
         )
     ]
 
@@ -297,6 +297,16 @@ def _list(kind: str) -> Any:
         summary=f"List the logged {kind} results, newest first",
         description="Cursor-paginated; items carry a preview and a URL, never the full "
         "value (fib(1000000) has 208,988 digits).",
+        parameters=[
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1, "maximum": 500},
+                QUERY,
+                description="Items per page, 1-500 (default 50). As in Django REST "
+                "framework, a value that is not a positive integer is ignored (the "
+                "default applies) and a larger one is capped at 500.",
+            )
+        ],
         responses={
             200: ResultLogItemSerializer(many=True),
             404: _error("The cursor is invalid."),

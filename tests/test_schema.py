@@ -71,6 +71,8 @@ def test_limits_follow_the_settings(settings):
     assert parameter(paths["/api/fib/{n}/"]["get"], "format")["schema"]["enum"] == [
         "number",
         "string",
+        "json",
+        "",
     ]
 
 
