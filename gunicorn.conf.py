@@ -68,10 +68,17 @@ logconfig_dict = {
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": _format},
+        "discard": {"class": "logging.NullHandler"},
     },
     "loggers": {
         "gunicorn.error": {"handlers": ["console"], "level": loglevel.upper(), "propagate": False},
-        "gunicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # gunicorn emits access records whenever a logging dict is configured:
+        # they go nowhere unless GUNICORN_ACCESS_LOG asks for them.
+        "gunicorn.access": {
+            "handlers": ["console" if accesslog else "discard"],
+            "level": "INFO",
+            "propagate": False,
+        },
     },
 }
 

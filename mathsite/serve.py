@@ -74,13 +74,12 @@ def main() -> int:
             [*manage, "collectstatic", "--noinput", "-v", "0"], env=env, check=True
         )
         port = env.get("PORT", "8000")
+        # Workers, timeouts, logging and metrics come from gunicorn.conf.py
+        # (environment variables, see .env.example); the bind stays local.
         command = [
-            python, "-m", "gunicorn", "mathsite.wsgi:application",
+            python, "-m", "gunicorn",
+            "--config", str(BASE_DIR / "gunicorn.conf.py"),
             "--bind", f"127.0.0.1:{port}",
-            "--workers", env.get("WEB_CONCURRENCY", "2"),
-            "--timeout", env.get("GUNICORN_TIMEOUT", "60"),
-            "--no-control-socket",
-            "--access-logfile", "-",
         ]  # fmt: skip
         print(f"mathsite: serving on http://127.0.0.1:{port}/ (Ctrl-C to stop)", flush=True)
         server = subprocess.Popen(command, env=env, cwd=BASE_DIR)  # noqa: S603
