@@ -126,7 +126,10 @@ class ResultCache:
         return self.clock() >= self._down_until
 
     def _call(self, operation: Callable[[], T], default: T) -> T:
-        """Run a Redis operation through the breaker; return ``default`` on failure."""
+        """Run a Redis operation through the breaker; return ``default`` on failure.
+
+        ``operation`` must make a round trip: its success closes an outage.
+        """
         if self.clock() < self._down_until:
             return default
         try:
@@ -302,6 +305,8 @@ class ResultCache:
 
     def exists_many(self, queries: list[ResultQuery]) -> list[bool] | None:
         """Return, in one round trip, whether each query is in Redis; None if Redis is down."""
+        if not queries:  # no round trip: it must not count as Redis answering
+            return []
 
         def check() -> list[bool]:
             pipe = self._client().pipeline(transaction=False)
@@ -334,16 +339,17 @@ class ResultCache:
         down, a per-process lock still stops a stampede within the process.
         """
         name = self._key(f"lock:{query.cache_key}")
-        lock = self._call(
-            lambda: self._client().lock(
+        lock = acquired = None
+        if self.available:
+            # Building the lock does no I/O, so it stays outside ``_call``:
+            # only a real round trip may count as Redis being reachable again.
+            lock = self._client().lock(
                 name,
                 timeout=settings.COMPUTE_LOCK_TIMEOUT,
                 sleep=0.005,
                 blocking_timeout=settings.COMPUTE_LOCK_WAIT,
-            ),
-            None,
-        )
-        acquired = lock is not None and self._call(lock.acquire, None)
+            )
+            acquired = self._call(lock.acquire, None)
         if acquired is None or lock is None:
             with self._process_lock(name) as held:
                 yield held

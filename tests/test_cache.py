@@ -375,6 +375,24 @@ def test_a_missing_redis_fails_fast_and_is_logged_once(tmp_path, caplog, setting
     assert "retrying every" in _outage_lines(caplog)[0]
 
 
+def test_only_a_real_round_trip_ends_an_outage(tmp_path, caplog, settings):
+    """After the back-off, a request whose first Redis step is the lock must not log a
+    recovery (building a lock does no I/O) and then a second outage."""
+    caplog.set_level(logging.WARNING, logger="compute.cache")
+    cache = PointedCache(backend_at(f"unix://{tmp_path / 'gone.sock'}"))
+    assert cache.get(fib_query(9)) is MISSING
+    for _ in range(3):
+        cache.fake_clock.advance(settings.REDIS_BACKOFF_SECONDS)
+        with cache.compute_lock(fib_query(9)) as held:
+            assert held is True
+    assert _recovery_lines(caplog) == []
+    cache.fake_clock.advance(settings.REDIS_BACKOFF_SECONDS)
+    assert cache.exists_many([]) == []  # nothing to ask: no round trip either
+    assert cache.get(fib_query(9)) is MISSING
+    assert _recovery_lines(caplog) == []
+    assert len(_outage_lines(caplog)) == 1
+
+
 def test_services_keep_answering_without_redis(tmp_path):
     cache = PointedCache(backend_at(f"unix://{tmp_path / 'gone.sock'}"))
     query = fib_query(250)

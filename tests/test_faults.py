@@ -193,8 +193,15 @@ def run_outage(
     redis_server: RedisServer,
     inject: Callable[[], None],
     restore: Callable[[], None],
+    *,
+    readiness: bool = False,
 ) -> Outcome:
-    """Stream requests, break Redis for OUTAGE_SECONDS, restore it, measure recovery."""
+    """Stream requests, break Redis for OUTAGE_SECONDS, restore it, measure recovery.
+
+    With ``readiness``, /readyz is asked mid-outage (it pings Redis past the
+    breaker, so only for outages that refuse at once: a hung Redis would
+    make it, and a stream request queued behind it, wait a timeout).
+    """
     for n in HITS:  # hits: in Redis (or, after a crash, in the log)
         ok, detail = check(n, http_get(live.port, f"/api/fib/{n}/"))
         assert ok, detail
@@ -210,7 +217,14 @@ def run_outage(
         time.sleep(0.3)  # normal traffic first (real processes: real time)
         outage_started = time.monotonic()
         inject()
-        time.sleep(OUTAGE_SECONDS)
+        if readiness:
+            time.sleep(OUTAGE_SECONDS / 2)
+            ready = http_get(live.port, "/readyz")
+            assert ready.status == 200, ready.body  # Redis down is reported, not fatal
+            assert ready.data["redis"]["ok"] is False
+            time.sleep(OUTAGE_SECONDS / 2)
+        else:
+            time.sleep(OUTAGE_SECONDS)
         restore()
         outage_ended = time.monotonic()
         time.sleep(0.3)  # traffic across the return
@@ -219,6 +233,8 @@ def run_outage(
         for thread in clients:
             thread.join(timeout=15)
     first, every = probe_recovery(live, redis_server.client(), outage_ended)
+    if readiness:
+        assert http_get(live.port, "/readyz").data["redis"]["ok"] is True
     return Outcome(samples, outage_started, outage_ended, first, every)
 
 
@@ -248,7 +264,7 @@ def assert_and_record(request, live: LiveServer, kind: str, outcome: Outcome, li
 
 def test_redis_killed(live, redis_server, request):
     lines = len(live.log_lines("Redis unreachable"))
-    outcome = run_outage(live, redis_server, redis_server.kill, redis_server.start)
+    outcome = run_outage(live, redis_server, redis_server.kill, redis_server.start, readiness=True)
     assert_and_record(request, live, "SIGKILL", outcome, lines)
 
 
@@ -274,7 +290,9 @@ def test_redis_stalled_by_client_pause(live, redis_server, request):
 
 def test_redis_stopped_cleanly(live, redis_server, request):
     lines = len(live.log_lines("Redis unreachable"))
-    outcome = run_outage(live, redis_server, redis_server.shutdown, redis_server.start)
+    outcome = run_outage(
+        live, redis_server, redis_server.shutdown, redis_server.start, readiness=True
+    )
     assert_and_record(request, live, "SHUTDOWN", outcome, lines)
 
 
