@@ -156,18 +156,22 @@ def test_clear_namespace_leaves_other_deployments_keys(redis_client):
 
 
 def test_clear_namespace_matches_its_prefix_literally(redis_client):
+    run = result_cache.namespace.split(":")[0]  # unique to this test run
+
     class GlobPrefix(PointedCache):
         def _key(self, key: str) -> str:
-            return f"t*st[1]?:{key}"
+            return f"{run}-t*st[1]?:{key}"
 
-    lookalike = b"tXst1Y:fib:1"  # what the unescaped pattern t*st[1]?:* would match
-    redis_client.set(b"t*st[1]?:fib:1", b"r1")
+    own = f"{run}-t*st[1]?:fib:1"
+    lookalike = f"{run}-tXst1Y:fib:1"  # what the unescaped pattern ...t*st[1]?:* would match
+    redis_client.set(own, b"r1")
     redis_client.set(lookalike, b"r1")
     try:
         assert GlobPrefix().clear_namespace() == 1
+        assert redis_client.exists(own) == 0
         assert redis_client.get(lookalike) == b"r1"
     finally:
-        redis_client.delete(lookalike, b"t*st[1]?:fib:1", b"t*st[1]?:meta:generation")
+        redis_client.delete(lookalike, own, f"{run}-t*st[1]?:meta:generation")
 
 
 # --- malformed entries ------------------------------------------------------------------

@@ -4,8 +4,9 @@ The cache issue asks for numbers that can be quoted (computations under a
 burst, failed requests and worst latency per outage, seconds to recover,
 bytes per digit). Tests call ``record(request, name, value, unit)``; the
 first call registers a small plugin whose ``pytest_terminal_summary``
-prints every figure of the run, and each figure is also appended to
-``var/test-figures.jsonl`` (one JSON object per line, with the run's time).
+prints every figure of the run, and the run's figures are also written to
+``var/test-figures.jsonl`` (one JSON object per line; each run replaces the
+previous run's file).
 """
 
 from __future__ import annotations
@@ -27,11 +28,15 @@ class FigureReport:
     def __init__(self) -> None:
         self.figures: list[tuple[str, Any, str]] = []
         self.run = time.strftime("%Y-%m-%dT%H:%M:%S")
+        try:
+            FIGURES_FILE.parent.mkdir(parents=True, exist_ok=True)
+            FIGURES_FILE.write_text("")
+        except OSError:
+            pass  # the summary still shows them
 
     def add(self, name: str, value: Any, unit: str) -> None:
         self.figures.append((name, value, unit))
         try:
-            FIGURES_FILE.parent.mkdir(parents=True, exist_ok=True)
             with FIGURES_FILE.open("a") as handle:
                 entry = {"run": self.run, "name": name, "value": value, "unit": unit}
                 handle.write(json.dumps(entry) + "\n")
@@ -46,7 +51,7 @@ class FigureReport:
         for name, value, unit in self.figures:
             shown = f"{value:.3f}" if isinstance(value, float) else str(value)
             terminalreporter.write_line(f"{name:<{width}}  {shown} {unit}".rstrip())
-        terminalreporter.write_line(f"(also appended to {FIGURES_FILE})")
+        terminalreporter.write_line(f"(also in {FIGURES_FILE})")
 
 
 def record(request: pytest.FixtureRequest, name: str, value: Any, unit: str = "") -> None:
