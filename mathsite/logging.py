@@ -167,15 +167,28 @@ class RequestMiddleware:
         request_id: str,
     ) -> None:
         """Write the access-log line of a finished request."""
+        logger = self.logger
+        if not logger.isEnabledFor(logging.INFO):
+            return
         path = request.get_full_path()[:512]
         cache = outcome[1] if outcome else None
-        self.logger.info(
+        # Built by hand rather than with logger.info(): that would walk the
+        # stack for the caller's file and line, a cost on every request for
+        # fields this line does not show.
+        record = logger.makeRecord(
+            logger.name,
+            logging.INFO,
+            __file__,
+            0,
             "%s %s %s %.2fms%s",
-            request.method,
-            path,
-            response.status_code,
-            seconds * 1000,
-            f" cache={cache}" if cache else "",
+            (
+                request.method,
+                path,
+                response.status_code,
+                seconds * 1000,
+                f" cache={cache}" if cache else "",
+            ),
+            None,
             extra={
                 "request_id": request_id,
                 "method": request.method,
@@ -187,3 +200,4 @@ class RequestMiddleware:
                 "client": self.client_ip(request),
             },
         )
+        logger.handle(record)
