@@ -33,11 +33,11 @@ from .security import metrics_access_allowed
 
 
 def _probe(view):  # noqa: ANN001 - decorator stack for DRF function views
-    """Make ``view`` a DRF GET view that needs no credentials and is never throttled."""
+    """Make ``view`` a DRF GET/HEAD view that needs no credentials and is never throttled."""
     view = throttle_classes([])(view)
     view = permission_classes([AllowAny])(view)
     view = authentication_classes([])(view)
-    return api_view(["GET"])(view)
+    return api_view(["GET", "HEAD"])(view)
 
 
 @extend_schema(
