@@ -17,11 +17,11 @@ Evictions reach every process through a generation counter in Redis:
 each process re-reads it at most every ``LOCAL_CACHE_SYNC_SECONDS`` before
 serving from its own tier, and reads it in the same round trip as every
 Redis lookup, so a deleted result stops being served everywhere within
-that interval. On one host the eviction is immediate: a counter in shared
-memory (``HostGeneration``), checked before every in-process hit, tells
-the other workers at once. The counter starts from a random base and survives a
-namespace clear, so a lost or cleared counter can never come back equal
-to a value some process still holds.
+that interval. The Redis counter starts from a random base and survives
+a namespace clear, so a lost or cleared counter can never come back equal
+to a value some process still holds. On one host the eviction is
+immediate: a counter in shared memory (``HostGeneration``), checked before
+every in-process hit, tells the other workers at once.
 
 Statistics for ``cache_stats`` are tallied per process (hits: served by a
 cache tier; fills: stored after a miss, from the log or a computation) and
@@ -236,6 +236,9 @@ class ResultCache:
     def get_shared(self, query: ResultQuery) -> Payload | Any:
         """Return the payload from Redis (refreshing the local tier) or ``MISSING``."""
         key = query.cache_key
+        # Map the host's eviction counter (first use reads its value) before
+        # anything can enter the local tier, so every later bump is noticed.
+        self.host.read()
 
         def fetch() -> tuple[Any, Any]:
             pipe = self._client().pipeline(transaction=False)

@@ -251,6 +251,18 @@ def test_an_eviction_reaches_another_process_within_the_sync_interval(redis_clie
     assert services.result_get(query=query, cache=reader).cached is False
 
 
+def test_an_eviction_on_this_host_is_seen_at_once_even_by_a_new_process():
+    """The host's shared counter is read before the first entry enters a tier, so a
+    DELETE right after a process's very first lookup is not missed."""
+    clock = FakeClock()  # never advanced: the Redis generation is not re-read
+    reader, writer = PointedCache(clock=clock), PointedCache(clock=clock)
+    query = fib_query(347)
+    services.result_get(query=query, cache=writer)
+    assert reader.get_shared(query) is not MISSING  # its first lookup fills its tier
+    services.result_delete(query=query, cache=writer)
+    assert reader.get(query) is MISSING
+
+
 def test_a_namespace_clear_reaches_another_process_within_the_sync_interval(settings):
     """The generation counter must survive the clear: a reset counter can repeat a value."""
     clock = FakeClock()
