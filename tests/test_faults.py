@@ -254,11 +254,15 @@ def assert_and_record(request, live: LiveServer, kind: str, outcome: Outcome, li
     record(request, f"{kind}: first value back in Redis after", first, "s")
     record(request, f"{kind}: every worker caching again after", every, "s")
     assert failed == []
-    assert len(during) >= 20  # the stream really ran through the outage
+    # The stream ran through the outage at full speed: paying a 0.25 s timeout
+    # per request, three clients could not have sent more than 24 in 2 s.
+    assert len(during) >= 60
     assert worst < LATENCY_BOUND
     assert 1 <= len(outage_lines) <= WORKERS, outage_lines  # once per worker, not per request
     windows = int(OUTAGE_SECONDS // BACKOFF) + 1
-    assert len(slow) <= WORKERS * windows, [(s.n, round(s.elapsed, 3)) for s in slow]
+    # One timeout per worker per back-off window; twice that leaves room for
+    # requests slowed by a loaded machine rather than by Redis.
+    assert len(slow) <= 2 * WORKERS * windows, [(s.n, round(s.elapsed, 3)) for s in slow]
     assert outcome.recovered_all <= RECOVERY_BOUND
 
 
