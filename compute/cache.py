@@ -26,7 +26,8 @@ every in-process hit, tells the other workers at once.
 Statistics for ``cache_stats`` are tallied per process (hits: served by a
 cache tier; fills: stored after a miss, from the log or a computation) and
 added to a namespace hash at most once a second, in a round trip the
-process makes anyway.
+process makes anyway (a process's last second of counts is lost when it
+exits, unless it calls ``flush_stats``).
 """
 
 from __future__ import annotations
@@ -194,6 +195,24 @@ class ResultCache:
         pipe.hsetnx(key, "since", int(time.time()))
         for field, count in pending.items():
             pipe.hincrby(key, field, count)
+
+    def flush_stats(self) -> None:
+        """Add this process's pending hit/fill counts to the namespace now.
+
+        For short-lived processes (management commands) that would exit
+        before their next periodic flush; one round trip, through the breaker.
+        """
+        with self._tally_guard:
+            if not any(self._tally.values()):
+                return  # nothing to send: no round trip (and no false recovery)
+        self._tally_flushed_at = float("-inf")
+
+        def flush() -> None:
+            pipe = self._client().pipeline(transaction=False)
+            self._queue_tally(pipe)
+            pipe.execute()
+
+        self._call(flush, None)
 
     def _note_generation(self, value: Any) -> None:
         """Adopt the shared eviction generation; a change empties the local tier."""

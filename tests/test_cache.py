@@ -205,6 +205,25 @@ def test_malformed_entries_are_discarded_and_recomputed(redis_client, caplog, ca
     assert "malformed cache entry" in caplog.text
 
 
+# --- statistics -------------------------------------------------------------------------
+
+
+def test_hits_and_fills_reach_redis_at_most_once_a_second(redis_client):
+    cache = PointedCache()
+    stats_key = cache._key("meta:stats")
+    query = fib_query(33)
+    services.result_get(query=query, cache=cache)  # a fill (flushes nothing yet: first call)
+    for _ in range(5):
+        services.result_get(query=query, cache=cache)  # hits, local tier or Redis
+    assert redis_client.hget(stats_key, "hits") is None  # pending: no round trip of its own
+    cache.fake_clock.advance(1.0)
+    services.result_get(query=ResultQuery("pi", 10**12), cache=cache)  # a lookup in Redis
+    assert int(redis_client.hget(stats_key, "hits")) == 5
+    assert int(redis_client.hget(stats_key, "fills")) == 1
+    cache.flush_stats()  # the pi fill, sent now
+    assert int(redis_client.hget(stats_key, "fills")) == 2
+
+
 # --- the in-process tier ----------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from compute import services
+from compute.cache import result_cache
 from compute.queries import FIB, KINDS, PI, InvalidQuery, ResultQuery, parse_query
 from compute.serializers import configured_limits
 
@@ -117,6 +118,7 @@ class Command(BaseCommand):
                 else:
                     computed += 1
                 bar.update(1)
+        result_cache.flush_stats()  # this process exits before its next periodic flush
         elapsed = time.perf_counter() - started
         if options["verbosity"] > 0:
             self.stdout.write(
