@@ -161,7 +161,10 @@ def render_markdown(results: dict[str, Any]) -> str:
     """Return the report as Markdown: verdicts first, then each stage's table."""
     meta, cfg = results["meta"], results["config"]
     out = ["# mathsite benchmark report", ""]
-    out.append(f"Generated {meta['finished']} by `{meta['command']}` ({meta['mode']} mode).")
+    out.append(
+        f"Generated {meta['finished']} by `{meta['command']}` ({meta['mode']} mode) on "
+        f"revision {meta.get('revision', 'unknown')}, in {meta.get('total_s', '?')} s."
+    )
     out.append("")
     out.append(
         f"Machine: {meta['cpu_count']} CPUs ({meta['cpu_model']}), Python {meta['python']}, "
@@ -189,7 +192,9 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"{cfg['hit_repeats']} runs per row (medians), {hits['tool']}. Routes: the old "
             f"service's `/pi/{cfg['pi_hit_n']}` and `/fib/{cfg['fib_hit_n']}` on both services, "
             "and mathsite's canonical `/api/` routes. Sync gunicorn workers close each "
-            "connection after one response, so every request includes a TCP connect.",
+            "connection after one response, so every request includes a TCP connect. "
+            '"floor" is a constant WSGI app under the same gunicorn settings: the most any '
+            "Python service can reach on this layout.",
             "",
             "| route | service | req/s | vs old | p50 ms | p99 ms | alone p50 ms | "
             "alone p99 ms | non-2xx |",
@@ -214,6 +219,28 @@ def render_markdown(results: dict[str, Any]) -> str:
             "![cached hits](hits.png)",
             "",
         ]
+
+    cost = results.get("wsgi_cost")
+    if cost:
+        out += [
+            "### Application CPU per cached hit (WSGI call in-process, no gunicorn, no socket)",
+            "",
+            "The WSGI application called directly with a prebuilt environ, pinned to a server "
+            "core, batches of 500; best batch (least disturbed by other processes) and median. "
+            "What gunicorn adds per request (parse, environ, write, close) is the same for "
+            "both services.",
+            "",
+            "| path | mathsite best us | mathsite median us | old best us | old median us |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for path, new_cost in cost.get("mathsite", {}).items():
+            old_cost = cost.get("old", {}).get(path)
+            out.append(
+                f"| `{path}` | {new_cost['best_us']:.0f} | {new_cost['median_us']:.0f} | "
+                f"{_fmt(old_cost['best_us'], 0) if old_cost else '-'} | "
+                f"{_fmt(old_cost['median_us'], 0) if old_cost else '-'} |"
+            )
+        out.append("")
 
     cold, inproc = results.get("cold"), results.get("inprocess")
     if cold and inproc:
@@ -413,7 +440,8 @@ def render_plots(results: dict[str, Any], folder: Path) -> list[Path]:
         keys = list(hits["summary"])
         rps = [hits["summary"][k]["requests_per_second"] for k in keys]
         p99 = [hits["summary"][k]["p99_ms"] for k in keys]
-        colors = ["tab:grey" if k.endswith(" old") else "tab:blue" for k in keys]
+        palette = {"old": "tab:grey", "floor": "tab:green"}
+        colors = [palette.get(k.split(" ", 1)[1], "tab:blue") for k in keys]
         left.barh(keys, rps, color=colors)
         left.set_xlabel("cached hits per second (median)")
         left.invert_yaxis()

@@ -27,6 +27,7 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,23 @@ def cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown"
+
+
+def source_revision() -> str:
+    """Return the git commit of the code measured, marked "+changes" if the tree differs."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(BASE_DIR), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+        status = subprocess.run(
+            ["git", "-C", str(BASE_DIR), "status", "--porcelain", "--", ".",
+             ":(exclude)bench/results"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return commit + (" +uncommitted changes" if status else "")
 
 
 def base_env() -> dict[str, str]:
@@ -143,6 +161,7 @@ def benchmark(
         "config": asdict(config),
         "meta": {
             "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "revision": source_revision(),
             "cpu_count": os.cpu_count(),
             "cpu_model": cpu_model(),
             "python": platform.python_version(),
@@ -177,8 +196,22 @@ def benchmark(
                     log=folder / "old.log", workers=config.workers, cpus=server_cpus,
                 )
             )  # fmt: skip
+            ctx.floor = stack.enter_context(
+                Gunicorn(
+                    "floor", "bench.seed_service.floor:app", env=base_env(),
+                    log=folder / "floor.log", workers=config.workers, cpus=server_cpus,
+                )
+            )  # fmt: skip
             run_stage(results, "inprocess", lambda: stages.stage_inprocess(ctx), log)
             run_stage(results, "hits", lambda: stages.stage_hits(ctx), log)
+            ctx.floor.stop()
+            envs = {"mathsite": env, "old": old_env}
+            run_stage(
+                results,
+                "wsgi_cost",
+                lambda: stages.stage_wsgi_cost(ctx, envs, folder / "wsgi_cost.log", server_cpus),
+                log,
+            )
             if do_profile:
                 run_stage(results, "profile", lambda: profile.profile_hits(ctx, folder), log)
             run_stage(results, "cold", lambda: stages.stage_cold(ctx), log)
@@ -224,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         "(default 300, 0 with --smoke)",
     )
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so every server started is stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     config = stages.Config.smoke_config() if args.smoke else stages.Config()
     out = args.out or (SMOKE_DIR if args.smoke else RESULTS_DIR)
     started = time.monotonic()

@@ -66,11 +66,13 @@ class _Process:
     def start(self) -> None:
         raise NotImplementedError
 
+    base_dir: Path = BASE_DIR
+
     def _spawn(self, command: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         with log.open("ab") as handle:
             self.process = subprocess.Popen(
                 command,
-                cwd=BASE_DIR,
+                cwd=self.base_dir,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=handle,
@@ -160,8 +162,10 @@ class Gunicorn(_Process):
         workers: int = 2,
         timeout: int = 60,
         cpus: Sequence[int] | None = None,
+        base_dir: Path = BASE_DIR,
     ) -> None:
         self.name = name
+        self.base_dir = base_dir  # the checkout whose code and gunicorn.conf.py run
         self.app = app
         self.env = env
         self.log = log
@@ -182,7 +186,7 @@ class Gunicorn(_Process):
         services, so they differ only in the application; bind address,
         worker count and class and timeout are then fixed on the command line.
         """
-        config = BASE_DIR / "gunicorn.conf.py"
+        config = self.base_dir / "gunicorn.conf.py"
         return pinned(
             [
                 sys.executable, "-m", "gunicorn", self.app,

@@ -22,12 +22,16 @@ Every request goes to 127.0.0.1; every loop is bounded in count and time.
 from __future__ import annotations
 
 import gzip as gzip_module
+import json
 import math
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gmpy2
@@ -36,7 +40,7 @@ import mpmath
 from compute import algorithms
 
 from . import client, load
-from .servers import Gunicorn, RedisServer
+from .servers import BASE_DIR, Gunicorn, RedisServer, pinned
 from .stats import median, percentile, timed_ms
 
 
@@ -64,6 +68,9 @@ class Config:
     burst_size: int = 32
     burst_repeats: int = 3
     inprocess_repeats: int = 7
+    alone_samples: int = 200
+    wsgi_batch: int = 500
+    wsgi_batches: int = 9
     smoke: bool = False
 
     @classmethod
@@ -71,7 +78,7 @@ class Config:
         """Return the tiny configuration: every stage, minimal sizes (well under a minute)."""
         return cls(
             hit_seconds=1.0,
-            hit_warmup_seconds=1.0,
+            hit_warmup_seconds=0.0,
             hit_repeats=1,
             pi_ns=(10**3, 10**6, 10**18),
             fib_ns=(10, 1_000, 100_000),
@@ -83,6 +90,9 @@ class Config:
             redis_samples=20,
             burst_repeats=1,
             inprocess_repeats=3,
+            alone_samples=30,
+            wsgi_batch=100,
+            wsgi_batches=3,
             smoke=True,
         )
 
@@ -95,6 +105,7 @@ class Context:
     redis: RedisServer | None = None
     mathsite: Gunicorn | None = None
     old: Gunicorn | None = None
+    floor: Gunicorn | None = None
     client_cpus: Sequence[int] | None = None
     mathsite_db: int = 1
     old_db: int = 2
@@ -203,18 +214,22 @@ def stage_hits(ctx: Context) -> dict[str, Any]:
     ctx.used["pi"].add(cfg.pi_hit_n)
     ctx.used["fib"].add(cfg.fib_hit_n)
     targets = [
+        ("pi", "floor", ctx.floor, f"/pi/{cfg.pi_hit_n}"),
         ("pi", "old", ctx.old, f"/pi/{cfg.pi_hit_n}"),
         ("pi", "mathsite", ctx.mathsite, f"/pi/{cfg.pi_hit_n}"),
         ("pi", "mathsite /api", ctx.mathsite, f"/api/pi/{cfg.pi_hit_n}/"),
+        ("fib", "floor", ctx.floor, f"/fib/{cfg.fib_hit_n}"),
         ("fib", "old", ctx.old, f"/fib/{cfg.fib_hit_n}"),
         ("fib", "mathsite", ctx.mathsite, f"/fib/{cfg.fib_hit_n}"),
         ("fib", "mathsite /api", ctx.mathsite, f"/api/fib/{cfg.fib_hit_n}/"),
     ]
+    targets = [t for t in targets if t[2] is not None]  # the floor is optional
     checks = {}
     for kind, name, server, path in targets:
         checks[f"{kind} {name}"] = _check_hit(server, path)
-        ctx.log(f"  warm-up {kind:3} {name:14} {path}")
-        _load(ctx, server, path, cfg.hit_warmup_seconds)
+        if cfg.hit_warmup_seconds:
+            ctx.log(f"  warm-up {kind:3} {name:14} {path}")
+            _load(ctx, server, path, cfg.hit_warmup_seconds)
     runs: dict[str, list[dict[str, Any]]] = {f"{k} {n}": [] for k, n, _s, _p in targets}
     for repeat in range(cfg.hit_repeats):
         # Interleave the services so drift (thermal, noise) hits both alike.
@@ -239,13 +254,37 @@ def stage_hits(ctx: Context) -> dict[str, Any]:
     # Latency of one client alone (no queueing behind 31 others): 200 sequential hits.
     alone = {}
     for kind, name, server, path in targets:
-        samples = [client.fetch(server.port, path).seconds * 1000 for _ in range(200)]
+        samples = [client.fetch(server.port, path).seconds * 1000 for _ in range(cfg.alone_samples)]
         alone[f"{kind} {name}"] = {
             "p50_ms": percentile(samples, 50),
             "p99_ms": percentile(samples, 99),
         }
     tool = runs[next(iter(runs))][0]["tool"]
     return {"tool": tool, "summary": summary, "single_client": alone, "checks": checks}
+
+
+def stage_wsgi_cost(
+    ctx: Context, envs: dict[str, dict[str, str]], log_file: Path, cpus: Sequence[int] | None
+) -> dict[str, Any]:
+    """CPU microseconds per cached hit inside each WSGI app (no gunicorn, no sockets)."""
+    cfg = ctx.config
+    paths = {
+        "mathsite": [f"/pi/{cfg.pi_hit_n}", f"/fib/{cfg.fib_hit_n}", f"/api/pi/{cfg.pi_hit_n}/"],
+        "old": [f"/pi/{cfg.pi_hit_n}", f"/fib/{cfg.fib_hit_n}"],
+    }
+    result = {}
+    for app, app_paths in paths.items():
+        sizes = [f"--batch={cfg.wsgi_batch}", f"--batches={cfg.wsgi_batches}"]
+        command = pinned([sys.executable, "-m", "bench.wsgi_cost", *sizes, app, *app_paths], cpus)
+        with log_file.open("ab") as handle:
+            done = subprocess.run(
+                command, cwd=BASE_DIR, env=envs[app], stdout=subprocess.PIPE, stderr=handle,
+                timeout=300, check=True,
+            )  # fmt: skip
+        result[app] = json.loads(done.stdout)
+        for path, cost in result[app].items():
+            ctx.log(f"  {app:8} {path:14} best {cost['best_us']:7.1f} us per hit")
+    return result
 
 
 # --- cold computation ---------------------------------------------------------------
