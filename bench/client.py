@@ -93,6 +93,24 @@ def read_reply(sock: socket.socket, started: float) -> Reply:
     return Reply(status, headers, bytes(body), header_bytes + len(body), seconds, header_bytes)
 
 
+def parse_complete(data: bytes, started: float) -> Reply | None:
+    """Return the response held in ``data`` if it is complete (by Content-Length), else None."""
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    if not sep:
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "-1"))
+    if length < 0 or len(rest) < length:
+        return None
+    status = int(lines[0].split(" ", 2)[1])
+    seconds = time.perf_counter() - started
+    return Reply(status, headers, rest[:length], len(head) + 4 + length, seconds, len(head) + 4)
+
+
 def fetch(
     port: int,
     path: str,

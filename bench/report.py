@@ -443,7 +443,13 @@ def render_plots(results: dict[str, Any], folder: Path) -> list[Path]:
         palette = {"old": "tab:grey", "floor": "tab:green"}
         colors = [palette.get(k.split(" ", 1)[1], "tab:blue") for k in keys]
         left.barh(keys, rps, color=colors)
-        left.set_xlabel("cached hits per second (median)")
+        for index, key in enumerate(keys):
+            old = hits["summary"].get(key.split(" ", 1)[0] + " old")
+            if old and old["requests_per_second"]:
+                ratio = rps[index] / old["requests_per_second"]
+                left.text(rps[index], index, f" {ratio:.2f}x", va="center", fontsize=8)
+        left.set_xlim(0, max(rps) * 1.18)
+        left.set_xlabel("cached hits per second (median; label: vs old)")
         left.invert_yaxis()
         right.barh(keys, p99, color=colors)
         right.axvline(HIT_P99_MS, color="red", linestyle=":")
