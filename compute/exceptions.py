@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from django.conf import settings
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -17,6 +19,14 @@ class ResultNotFound(exceptions.NotFound):
     default_code = "not_found"
 
 
+class CacheUnavailable(exceptions.APIException):
+    """Redis cannot be reached, so a deletion could not reach every tier."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The cache is unreachable; nothing was deleted. Retry in a few seconds."
+    default_code = "cache_unavailable"
+
+
 def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Return DRF's JSON error response, including for errors DRF leaves to Django."""
     if isinstance(exc, Http404):
@@ -26,6 +36,8 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response 
         # Anything unexpected: a JSON 500 instead of Django's HTML page; the
         # exception is still logged by the caller's error handling.
         return None
+    if isinstance(exc, CacheUnavailable):
+        response["Retry-After"] = str(math.ceil(settings.REDIS_BACKOFF_SECONDS))
     if response.status_code == status.HTTP_429_TOO_MANY_REQUESTS and isinstance(
         exc, exceptions.Throttled
     ):

@@ -117,9 +117,24 @@ def result_get(
     return Outcome(payload, cached=False)
 
 
-def result_delete(*, query: ResultQuery, cache: ResultCache = result_cache) -> bool:
-    """Delete a result from every cache tier and the log; False if Redis could not be reached."""
-    ComputedResult.objects.filter(kind=query.kind, n=query.n, precision=query.precision).delete()
+def result_delete(
+    *, query: ResultQuery, cache: ResultCache = result_cache, require_cache: bool = False
+) -> bool:
+    """Delete a result from every cache tier and the log; False if Redis could not be reached.
+
+    With ``require_cache`` nothing is deleted when Redis cannot be reached:
+    deleting only the row would leave a value that Redis serves again,
+    without a log row, once it returns. The cache entry is deleted before
+    the row and once more after it, so a request that refilled the cache
+    from the row in between cannot keep the value alive.
+    """
+    rows = ComputedResult.objects.filter(kind=query.kind, n=query.n, precision=query.precision)
+    if require_cache:
+        if not cache.delete(query):
+            return False
+        rows.delete()
+        return cache.delete(query)
+    rows.delete()
     return cache.delete(query)
 
 

@@ -7,16 +7,36 @@ builder, so clients cannot tell the two paths apart.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpResponse
 from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from . import responses, selectors, services
+from .exceptions import CacheUnavailable
 from .queries import FIB, PI
 from .serializers import ResultLogItemSerializer, ResultQuerySerializer
 from .throttling import ComputeRateThrottle
+
+
+class JsonOnly(BaseContentNegotiation):
+    """Always answer JSON, whatever ``Accept`` says.
+
+    The hot path serves cached hits as JSON without negotiating; a miss must
+    not turn the same URL into a 406 for a client with a strict ``Accept``.
+    """
+
+    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
+        return parsers[0]
+
+    def select_renderer(
+        self, request: Request, renderers: list[Any], format_suffix: str | None = None
+    ) -> tuple[Any, str]:
+        return renderers[0], renderers[0].media_type
 
 
 class NewestFirst(CursorPagination):
@@ -36,6 +56,7 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     lookup_value_regex = "[^/]+"
     serializer_class = ResultLogItemSerializer
     pagination_class = NewestFirst
+    content_negotiation_class = JsonOnly
 
     def get_queryset(self):  # noqa: ANN201 - a QuerySet of ComputedResult
         return selectors.result_log(kind=self.kind)
@@ -72,7 +93,8 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def destroy(self, request: Request, n: str | None = None) -> Response:
         query = self._query(request, n)
-        services.result_delete(query=query)
+        if not services.result_delete(query=query, require_cache=True):
+            raise CacheUnavailable()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

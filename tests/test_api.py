@@ -305,6 +305,15 @@ def test_hot_and_cold_responses_carry_the_same_headers(client):
             assert cold_headers == hot_headers, url
 
 
+def test_strict_accept_header_still_gets_json(client):
+    """Hit and miss agree: no 406 on the computing path for a strict Accept."""
+    for _ in range(2):
+        response = client.get("/api/fib/13/", HTTP_ACCEPT="text/html")
+        assert response.status_code == 200
+        assert json.loads(response.content)["result"] == 233
+    assert client.get("/api/fib/", HTTP_ACCEPT="text/html").status_code == 200
+
+
 def test_head_request(client):
     response = client.head("/api/fib/12/")
     assert response.status_code == 200
@@ -390,6 +399,18 @@ def test_session_staff_can_delete(client):
     get_json(client, "/api/pi/44/")
     assert client.delete("/api/pi/44/").status_code == 204
     assert get_json(client, "/api/pi/44/")[1]["cached"] is False
+
+
+def test_delete_with_redis_unreachable_is_503_and_deletes_nothing(staff_client, settings):
+    """Deleting only the row would let Redis serve the value again, unlogged, once back."""
+    get_json(staff_client, "/api/fib/33/")
+    dead = {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
+    settings.CACHES = {"default": dead}  # a port nothing listens on: refused at once
+    response = staff_client.delete("/api/fib/33/")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "2"
+    assert "nothing was deleted" in json.loads(response.content)["detail"]
+    assert ComputedResult.objects.filter(kind="fib", n=33).exists()
 
 
 def test_seed_route_delete_needs_staff_too(client):
