@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test test-e2e lint install install-dev install-e2e clean
+.PHONY: run manage test test-e2e lint install install-dev install-e2e clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ install-e2e: $(VENV)/.e2e
 
 run: install
 	$(BIN)/python -m mathsite.serve
+
+# A management command with make run's environment, e.g.
+#   make manage CMD=createsuperuser      make manage CMD="drf_create_token alice"
+manage: install
+	$(BIN)/python -m mathsite.serve manage $(CMD)
 
 test: install-dev
 	$(BIN)/python -m pytest

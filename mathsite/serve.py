@@ -6,7 +6,8 @@ TLS-only settings off for this plain-HTTP local server, starts the
 embedded Redis when no ``REDIS_URL`` is set, applies migrations, collects
 static files and runs gunicorn on 127.0.0.1:$PORT (default 8000). Ctrl-C
 (or SIGTERM) stops gunicorn, then the embedded Redis, which persists its
-data for the next run.
+data for the next run. ``python -m mathsite.serve manage ARGS`` runs a
+management command in the same environment (``make manage CMD=...``).
 """
 
 from __future__ import annotations
@@ -95,5 +96,23 @@ def main() -> int:
             embedded_redis.stop(folder, redis_process)
 
 
+def manage(args: list[str]) -> int:
+    """Run ``manage.py ARGS`` with ``make run``'s environment (data folder, key, Redis).
+
+    For staff users, tokens and the cache commands on the embedded
+    defaults: ``make manage CMD="createsuperuser"``. The embedded Redis is
+    started for the command when the service is not running.
+    """
+    env = local_environment()
+    folder = embedded_redis.default_dir()
+    command = [sys.executable, str(BASE_DIR / "manage.py"), *args]
+    if env.get("REDIS_URL"):
+        return subprocess.call(command, env=env)  # noqa: S603
+    with embedded_redis.running(folder) as url:
+        return subprocess.call(command, env={**env, "REDIS_URL": url})  # noqa: S603
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["manage"]:
+        sys.exit(manage(sys.argv[2:]))
     sys.exit(main())
