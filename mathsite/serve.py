@@ -105,11 +105,18 @@ def manage(args: list[str]) -> int:
     """
     env = local_environment()
     folder = embedded_redis.default_dir()
-    command = [sys.executable, str(BASE_DIR / "manage.py"), *args]
+    manage_py = [sys.executable, str(BASE_DIR / "manage.py")]
+
+    def run(environment: dict[str, str]) -> int:
+        # The same schema as the service's, even before its first start.
+        migrate = [*manage_py, "migrate", "--noinput", "-v", "0"]
+        subprocess.run(migrate, env=environment, check=True)  # noqa: S603
+        return subprocess.call([*manage_py, *args], env=environment)  # noqa: S603
+
     if env.get("REDIS_URL"):
-        return subprocess.call(command, env=env)  # noqa: S603
+        return run(env)
     with embedded_redis.running(folder) as url:
-        return subprocess.call(command, env={**env, "REDIS_URL": url})  # noqa: S603
+        return run({**env, "REDIS_URL": url})
 
 
 if __name__ == "__main__":
