@@ -4,7 +4,9 @@ A benchmark on a shared 2-core machine is only as good as the machine's
 quiet: this module measures the CPU time spent by processes outside the
 benchmark's own process tree (the runner, its servers and load
 generators), so the report can say how much foreign load each stage saw,
-and ``wait_until_quiet`` can hold the start until the machine is idle.
+and ``wait_until_quiet`` can hold the start until the machine is idle;
+``wait_for_time_wait`` lets the sockets a load run closed leave TIME_WAIT
+before latency is measured.
 
     >>> before = snapshot(); ...; foreign_cpu_seconds(before, snapshot())  # doctest: +SKIP
 """
@@ -104,3 +106,29 @@ def wait_until_quiet(
         if fraction < threshold or time.monotonic() >= deadline:
             return fraction
         log(f"bench: machine busy ({fraction:.0%} of {cpus} CPUs used by others); waiting")
+
+
+def time_wait_sockets() -> int:
+    """Return the number of TCP sockets in TIME_WAIT (from /proc/net/sockstat; 0 if unknown)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/net/sockstat").read_text().splitlines():
+            if line.startswith("TCP:"):
+                fields = line.split()
+                return int(fields[fields.index("tw") + 1])
+    return 0
+
+
+def wait_for_time_wait(*, below: int = 2000, limit: float = 75.0) -> tuple[int, float]:
+    """Wait (at most ``limit`` s) until fewer than ``below`` sockets are in TIME_WAIT.
+
+    A load run leaves one TIME_WAIT socket per request (sync gunicorn closes
+    every connection) for 60 s; tens of thousands of them make every new
+    loopback connection slower to set up, which would add to the latency
+    of the stages that follow. Return (count left, seconds waited).
+    """
+    started = time.monotonic()
+    count = time_wait_sockets()
+    while count >= below and time.monotonic() - started < limit:
+        time.sleep(1.0)
+        count = time_wait_sockets()
+    return count, time.monotonic() - started

@@ -143,6 +143,17 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     return verdicts
 
 
+def _settle_text(meta: dict[str, Any]) -> str:
+    settle = meta.get("time_wait_before_cold")
+    if not settle:
+        return ""
+    return (
+        f" Measured after waiting {settle['waited_s']:.0f} s for the sockets the hit stage "
+        f"closed to leave TIME_WAIT ({settle['left']:,} left): tens of thousands of them slow "
+        "down every new loopback connection."
+    )
+
+
 def _old_stop_text(stop: dict[str, Any] | None, kind: str) -> str:
     if stop is None:
         return f"answered every n measured for {kind}"
@@ -252,7 +263,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             "service: its hashes deleted before each request, median of up to "
             f"{cfg['cold_repeats']} (one when slower than {cfg['old_slow_seconds']:g} s), "
             f"timeout {cfg['old_timeout']:g} s. In-process: no HTTP, median of "
-            f"{cfg['inprocess_repeats']} batches. Times in ms.",
+            f"{cfg['inprocess_repeats']} batches. Times in ms.{_settle_text(meta)}",
             "",
             "### pi",
             "",

@@ -214,6 +214,10 @@ def benchmark(
             )
             if do_profile:
                 run_stage(results, "profile", lambda: profile.profile_hits(ctx, folder), log)
+            if config.settle_seconds:
+                left, waited = machine.wait_for_time_wait(limit=config.settle_seconds)
+                results["meta"]["time_wait_before_cold"] = {"left": left, "waited_s": waited}
+                log(f"bench: waited {waited:.0f} s for TIME_WAIT sockets ({left} left)")
             run_stage(results, "cold", lambda: stages.stage_cold(ctx), log)
             # The old service may still be inside a timed-out pi loop: stop it now
             # so it does not take CPU from the stages that follow.

@@ -69,6 +69,7 @@ class Config:
     burst_repeats: int = 3
     inprocess_repeats: int = 7
     alone_samples: int = 200
+    settle_seconds: float = 75.0
     wsgi_batch: int = 500
     wsgi_batches: int = 9
     smoke: bool = False
@@ -91,6 +92,7 @@ class Config:
             burst_repeats=1,
             inprocess_repeats=3,
             alone_samples=30,
+            settle_seconds=0.0,
             wsgi_batch=100,
             wsgi_batches=3,
             smoke=True,
