@@ -128,11 +128,21 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
         size = burst["size"]
         hit_ms = big["plain"]["median_ms"]
         bound = BURST_FACTOR * (burst["single_median_ms"] + (size - 1) * hit_ms / workers)
+        # The workers share the server's cores: with fewer cores than workers the
+        # hits cannot be served in parallel; say what the bound is then.
+        cores = results["meta"].get("server_cpus")
+        parallel = min(workers, len(cores)) if isinstance(cores, list) else workers
+        core_bound = BURST_FACTOR * (burst["single_median_ms"] + (size - 1) * hit_ms / parallel)
+        core_text = (
+            f" (with the hits spread over the {parallel} server core(s): {core_bound:.2f} ms)"
+            if parallel != workers
+            else ""
+        )
         verdicts.append(
             {
                 "target": f"burst of {size} cold requests <= {BURST_FACTOR:g} x (one cold + "
                 f"{size - 1} hits / {workers} workers), one computation",
-                "figure": f"{burst['burst_median_ms']:.2f} ms vs bound {bound:.2f} ms; "
+                "figure": f"{burst['burst_median_ms']:.2f} ms vs bound {bound:.2f} ms{core_text}; "
                 f"cached:false per burst {burst['min_cached_false']}..{burst['max_cached_false']}",
                 "met": burst["burst_median_ms"] <= bound
                 and burst["max_cached_false"] == 1
