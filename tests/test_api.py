@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import sys
-from contextlib import contextmanager
 from decimal import Decimal, getcontext
 from fractions import Fraction
 
@@ -21,16 +19,9 @@ from rest_framework.test import APIClient
 
 from compute.cache import result_cache
 from compute.models import ComputedResult
+from tests.support.reference import fib_reference, unlimited_int_digits
 
 pytestmark = pytest.mark.django_db
-
-
-def fib_reference(n: int) -> int:
-    """fib(n) by plain iteration (independent of GMP)."""
-    a, b = 0, 1
-    for _ in range(n):
-        a, b = b, a + b
-    return a
 
 
 def pi_reference(n: int) -> float:
@@ -38,17 +29,6 @@ def pi_reference(n: int) -> float:
     total = sum((Fraction(1, i * i) for i in range(1, n)), Fraction(0))
     getcontext().prec = 50
     return float((Decimal(6 * total.numerator) / Decimal(total.denominator)).sqrt())
-
-
-@contextmanager
-def unlimited_int_digits():
-    """Let json parse integers beyond CPython's 4,300-digit default."""
-    previous = sys.get_int_max_str_digits()
-    sys.set_int_max_str_digits(0)
-    try:
-        yield
-    finally:
-        sys.set_int_max_str_digits(previous)
 
 
 @pytest.fixture

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 def fib_reference(n: int) -> int:
     """Return fib(n) by fast doubling on Python integers (independent of GMP)."""
@@ -11,3 +15,14 @@ def fib_reference(n: int) -> int:
         d = a * a + b * b  # fib(2k + 1)
         a, b = (d, c + d) if bit == "1" else (c, d)
     return a
+
+
+@contextmanager
+def unlimited_int_digits() -> Iterator[None]:
+    """Lift CPython's 4,300-digit int/str limit for the reference side, then restore it."""
+    previous = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        yield
+    finally:
+        sys.set_int_max_str_digits(previous)
