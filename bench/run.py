@@ -76,8 +76,8 @@ def source_revision() -> str:
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()  # fmt: skip
         status = subprocess.run(
-            ["git", "-C", str(BASE_DIR), "status", "--porcelain", "--", ".",
-             ":(exclude)bench/results"],
+            ["git", "-C", str(BASE_DIR), "status", "--porcelain", "--untracked-files=no",
+             "--", ".", ":(exclude)bench/results"],
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()  # fmt: skip
     except (OSError, subprocess.SubprocessError):
