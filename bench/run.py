@@ -165,7 +165,9 @@ def benchmark(
             "cpu_count": os.cpu_count(),
             "cpu_model": cpu_model(),
             "python": platform.python_version(),
-            "load_tool": "wrk" if load.have_wrk() else "python (wrk not installed)",
+            "load_tool": "wrk"
+            if config.use_wrk
+            else ("python" if load.have_wrk() else "python (wrk not installed)"),
             "client_cpus": client_cpus or "not pinned",
             "server_cpus": server_cpus or "not pinned",
             "loadavg_start": os.getloadavg(),
@@ -253,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy the hit path")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument(
+        "--load",
+        choices=["auto", "wrk", "python"],
+        default="auto",
+        help="hit load generator (auto: wrk when installed, else the Python one)",
+    )
+    parser.add_argument(
         "--wait-quiet",
         type=float,
         default=None,
@@ -264,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so every server started is stopped on the way out.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     config = stages.Config.smoke_config() if args.smoke else stages.Config()
+    config.load_tool = args.load
     out = args.out or (SMOKE_DIR if args.smoke else RESULTS_DIR)
     started = time.monotonic()
     wait_quiet = args.wait_quiet if args.wait_quiet is not None else (0 if args.smoke else 300)
