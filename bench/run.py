@@ -7,14 +7,21 @@ settings against the same Redis (its own database index), measures, stops
 everything (also on error or Ctrl-C), then writes ``results.json``,
 ``report.md`` and the PNG plots.
 
-    python -m bench.run                 # full run, writes bench/results/ (about 6 minutes)
+    python -m bench.run                 # full run with a py-spy profile of the hit path,
+                                        # writes bench/results/ (about 7 minutes)
     python -m bench.run --smoke         # every stage, tiny sizes (well under a minute),
                                         # writes bench/results/tmp/smoke/
-    python -m bench.run --profile       # also py-spy the mathsite workers under hit load
+    python -m bench.run --load python   # the Python load generator instead of wrk
 
 On a machine with two or more cores the servers are pinned to the upper
 half of the cores and the load generator, the runner and Redis to the lower
-half (``--no-pin`` to leave scheduling to the kernel).
+half (``--no-pin`` to leave scheduling to the kernel). A third gunicorn
+serving a constant WSGI app (``bench.seed_service.floor``) shows what the
+server layout allows at all. The machine may be shared: the run first
+waits (``--wait-quiet``, default 300 s at most) until other processes
+leave the CPUs idle, reports the CPU time others used during each stage,
+and lets the hit stage's TIME_WAIT sockets expire before timing cold
+requests.
 """
 
 from __future__ import annotations
@@ -252,7 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, every stage")
     parser.add_argument("--out", type=Path, default=None, help="output folder")
     parser.add_argument("--no-pin", action="store_true", help="do not pin to cores")
-    parser.add_argument("--profile", action="store_true", help="py-spy the hit path")
+    parser.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="py-spy the hit path (default: on, off with --smoke)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument(
         "--load",
@@ -276,13 +288,15 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (SMOKE_DIR if args.smoke else RESULTS_DIR)
     started = time.monotonic()
     wait_quiet = args.wait_quiet if args.wait_quiet is not None else (0 if args.smoke else 300)
+    do_profile = args.profile if args.profile is not None else not args.smoke
     results = benchmark(
-        config, pin=not args.no_pin, do_profile=args.profile, keep=args.keep, wait_quiet=wait_quiet
+        config, pin=not args.no_pin, do_profile=do_profile, keep=args.keep, wait_quiet=wait_quiet
     )
-    command = "python -m bench.run" + (" --smoke" if args.smoke else "")
+    given = sys.argv[1:] if argv is None else argv
     results["meta"].update(
         {
-            "command": command + (" --profile" if args.profile else ""),
+            "command": " ".join(["python -m bench.run", *given]),
+            "profiled": do_profile,
             "mode": "smoke" if args.smoke else "full",
             "total_s": round(time.monotonic() - started, 1),
         }
