@@ -368,7 +368,7 @@ class ResultCache:
             lock = self._client().lock(
                 name,
                 timeout=settings.COMPUTE_LOCK_TIMEOUT,
-                sleep=0.005,
+                sleep=0.002,  # a waiter sees the result within 2 ms
                 blocking_timeout=settings.COMPUTE_LOCK_WAIT,
             )
             acquired = self._call(lock.acquire, None)

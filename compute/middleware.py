@@ -11,21 +11,14 @@ to the full stack unchanged.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
 from . import metrics, responses
 from .cache import MISSING, ResultCache, result_cache
-from .queries import InvalidQuery, parse_query
+from .hot import HIT_MARK, result_query
 from .serializers import configured_limits
-
-_ROUTES = (
-    re.compile(r"^/api/(?P<kind>pi|fib)/(?P<n>[^/]+)/$"),
-    re.compile(r"^/(?P<kind>pi|fib)/(?P<n>[^/]+)/?$"),
-    re.compile(r"^/(?P<kind>pi)/?$"),
-)
 
 
 class HotResultMiddleware:
@@ -46,30 +39,17 @@ class HotResultMiddleware:
 
     def answer(self, request: HttpRequest) -> HttpResponse | None:
         """Return the response for a cached hit or 304, or None to fall through."""
-        path = request.path_info
-        for route in _ROUTES:
-            match = route.match(path)
-            if match is not None:
-                break
-        else:
+        query = result_query(request.path_info, request.GET, self.limits)
+        if query is None:
             return None
-        params = request.GET
-        n_text = match.groupdict().get("n") or params.get("n", "100")
-        try:
-            query = parse_query(
-                match["kind"],
-                n_text,
-                params.get("digits"),
-                params.get("format"),
-                limits=self.limits,
-            )
-        except InvalidQuery:
-            return None  # the view produces the 400 with its message
-        if responses.etag_matches(request, query.etag):
+        if responses.etag_matches(request.META.get("HTTP_IF_NONE_MATCH"), query.etag):
             metrics.not_modified(query.kind)
+            request.META[HIT_MARK] = (query.etag, False, 304)
             return responses.not_modified(query)
         payload = self.cache.get(query)
         if payload is MISSING:
             return None  # counted as a miss by the service, which looks again
         metrics.cache_lookup(query.kind, hit=True)
-        return responses.result_response(request, query, payload, cached=True)
+        response = responses.result_response(request, query, payload, cached=True)
+        request.META[HIT_MARK] = (query.etag, response.has_header("Content-Encoding"), 200)
+        return response

@@ -22,20 +22,27 @@ CACHE_CONTROL = "public, max-age=31536000, immutable"
 _ACCEPTS_GZIP = re.compile(r"\bgzip\b")
 
 
-def accepts_gzip(request: HttpRequest) -> bool:
-    """Return True if the client accepts gzip content coding."""
-    return bool(_ACCEPTS_GZIP.search(request.META.get("HTTP_ACCEPT_ENCODING", "")))
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Return True if an ``Accept-Encoding`` value accepts gzip content coding."""
+    return bool(_ACCEPTS_GZIP.search(accept_encoding))
 
 
-def etag_matches(request: HttpRequest, etag: str) -> bool:
-    """Return True if ``If-None-Match`` names ``etag`` (weak comparison) or is ``*``."""
-    header = request.META.get("HTTP_IF_NONE_MATCH")
-    if not header:
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Return True if an ``If-None-Match`` value names ``etag`` (weak comparison) or is ``*``."""
+    if not if_none_match:
         return False
-    if header.strip() == "*":
+    if if_none_match.strip() == "*":
         return True
     wanted = etag.removeprefix("W/")
-    return any(tag.strip().removeprefix("W/") == wanted for tag in header.split(","))
+    return any(tag.strip().removeprefix("W/") == wanted for tag in if_none_match.split(","))
+
+
+def sends_gzip(accept_encoding: str, query: ResultQuery, payload: Payload) -> bool:
+    """Return True if this result goes out gzip-compressed to this client."""
+    return (
+        accepts_gzip(accept_encoding)
+        and payload.body_length(as_string=query.as_string) >= GZIP_MIN_BYTES
+    )
 
 
 def _headers(response: HttpResponse, query: ResultQuery) -> HttpResponse:
@@ -55,9 +62,7 @@ def result_response(
     request: HttpRequest, query: ResultQuery, payload: Payload, *, cached: bool
 ) -> HttpResponse:
     """Return the 200 JSON response carrying ``payload`` for ``query``."""
-    gzip = (
-        accepts_gzip(request) and payload.body_length(as_string=query.as_string) >= GZIP_MIN_BYTES
-    )
+    gzip = sends_gzip(request.META.get("HTTP_ACCEPT_ENCODING", ""), query, payload)
     body = payload.body(cached=cached, as_string=query.as_string, gzip=gzip)
     response = HttpResponse(body, content_type="application/json")
     if gzip:

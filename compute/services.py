@@ -104,9 +104,13 @@ def result_get(
             if payload is not MISSING:
                 metrics.cache_lookup(query.kind, hit=True)
                 return Outcome(payload, cached=True)
-            payload = _from_log(query, cache)
-            if payload is not None:
-                return Outcome(payload, cached=True)
+            # With Redis up, a finished computation is in Redis (the winner
+            # stores it before releasing the lock); only without Redis is
+            # the log the place to look again.
+            if not cache.available:
+                payload = _from_log(query, cache)
+                if payload is not None:
+                    return Outcome(payload, cached=True)
         started = time.perf_counter()
         text = compute(query)
         compute_ms = (time.perf_counter() - started) * 1000

@@ -86,7 +86,7 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def retrieve(self, request: Request, n: str | None = None) -> HttpResponse:
         query = self._query(request, n)
-        if responses.etag_matches(request, query.etag):
+        if responses.etag_matches(request.META.get("HTTP_IF_NONE_MATCH"), query.etag):
             return responses.not_modified(query)
         outcome = services.result_get(query=query)
         return responses.result_response(request, query, outcome.payload, cached=outcome.cached)

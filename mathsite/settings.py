@@ -163,6 +163,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "timeout": env.float("SQLITE_BUSY_TIMEOUT", default=20.0),
         }
     )
+    # Keep the connection between requests: opening one and running the
+    # PRAGMAs costs about 0.35 ms, a third of a cold pi request.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -352,6 +355,10 @@ if LOG_FORMAT not in ("json", "plain"):
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 # One access-log line per request from mathsite.logging.RequestMiddleware.
 REQUEST_LOG = env.bool("REQUEST_LOG", default=True)
+# Cached hits are answered by the WSGI fast path (compute.fastpath), counted
+# in the metrics but not written to the request log; false sends every hit
+# through Django, which logs it (at about twice the cost per hit).
+HIT_FAST_PATH = env.bool("HIT_FAST_PATH", default=True)
 
 LOGGING = {
     "version": 1,

@@ -1,8 +1,16 @@
-"""WSGI entry point (gunicorn mathsite.wsgi)."""
+"""WSGI entry point (gunicorn mathsite.wsgi:application).
+
+Django's application, wrapped by the fast path that answers cached hits
+without Django's request cycle (``compute.fastpath``).
+"""
 
 import os
 
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mathsite.settings")
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from compute.fastpath import FastResultApp  # noqa: E402 - needs Django set up
+
+application = FastResultApp(django_application)

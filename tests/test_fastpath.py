@@ -1,0 +1,151 @@
+"""The WSGI fast path: learned hit responses replayed exactly, everything else to Django."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.wsgi import get_wsgi_application
+from rest_framework.authtoken.models import Token
+
+from compute.fastpath import FastResultApp, HeaderBook
+
+pytestmark = pytest.mark.django_db
+
+
+class CountingApp:
+    """Django's WSGI application, counting how often it is called."""
+
+    def __init__(self) -> None:
+        self.django = get_wsgi_application()
+        self.calls = 0
+
+    def __call__(self, environ, start_response):
+        self.calls += 1
+        return self.django(environ, start_response)
+
+
+def call(app, path, query="", method="GET", scheme="http", **headers):
+    """Call a WSGI app like a server would; return (status, headers, body)."""
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "testserver",
+        "wsgi.url_scheme": scheme,
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": io.StringIO(),
+        **{"HTTP_" + name.upper(): value for name, value in headers.items()},
+    }
+    sent = {}
+
+    def start_response(status, response_headers, exc_info=None):
+        sent["status"], sent["headers"] = status, list(response_headers)
+
+    result = app(environ, start_response)
+    body = b"".join(result)
+    if hasattr(result, "close"):
+        result.close()
+    return sent["status"], sent["headers"], body
+
+
+@pytest.fixture
+def apps():
+    django = CountingApp()
+    return FastResultApp(django), django
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "headers"),
+    [
+        ("/api/fib/77/", "", {}),
+        ("/fib/78", "", {}),
+        ("/pi", "n=79", {}),
+        ("/api/pi/80/", "digits=400", {"accept_encoding": "gzip"}),
+        ("/api/fib/81/", "format=string", {}),
+    ],
+)
+def test_learned_hits_are_replayed_exactly(apps, path, query, headers):
+    fast, django = apps
+    status, _, _ = call(fast, path, query, **headers)
+    assert status == "200 OK" and django.calls == 1  # computed by Django
+    seen = [call(fast, path, query, **headers) for _ in range(2)]  # two hits teach the book
+    assert django.calls == 3
+    assert seen[0] == seen[1]
+    replayed = call(fast, path, query, **headers)
+    assert django.calls == 3  # answered without Django
+    assert replayed == seen[1]
+    encoding = dict(replayed[1]).get("Content-Encoding")
+    assert encoding == ("gzip" if headers else None)
+
+
+def test_not_modified_is_learned_too(apps):
+    fast, django = apps
+    call(fast, "/api/fib/90/")
+    answers = [call(fast, "/api/fib/90/", if_none_match='W/"fib-90-v1"') for _ in range(3)]
+    assert django.calls == 3
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[2][0].startswith("304") and answers[2][2] == b""
+
+
+def test_a_deleted_result_is_computed_again_at_once(apps):
+    fast, django = apps
+    user = User.objects.create_user("ops", password="pw-ops-12345", is_staff=True)
+    token = Token.objects.create(user=user).key
+    for _ in range(4):
+        call(fast, "/api/fib/91/")
+    before = django.calls
+    assert json.loads(call(fast, "/api/fib/91/")[2])["cached"] is True
+    assert django.calls == before  # the fast path served it
+    status, _, _ = call(fast, "/api/fib/91/", method="DELETE", authorization=f"Token {token}")
+    assert status.startswith("204")
+    assert json.loads(call(fast, "/api/fib/91/")[2])["cached"] is False
+
+
+def test_plain_http_is_left_to_django_when_ssl_redirect_is_on(settings):
+    settings.SECURE_SSL_REDIRECT = True
+    django = CountingApp()
+    fast = FastResultApp(django)
+    for _ in range(4):
+        status, headers, _ = call(fast, "/api/fib/92/")
+        assert status.startswith("301")
+        assert dict(headers)["Location"] == "https://testserver/api/fib/92/"
+    assert django.calls == 4
+    secure = [call(fast, "/api/fib/92/", scheme="https") for _ in range(4)]
+    assert django.calls == 7  # the fourth secure request was replayed
+    assert secure[2] == secure[3]
+
+
+def test_invalid_inputs_and_other_methods_go_to_django(apps):
+    fast, django = apps
+    for path, query in (("/api/fib/-1/", ""), ("/api/pi/5/", "digits=x"), ("/nope", "")):
+        status, _, _ = call(fast, path, query)
+        assert status[:3] in ("400", "404")
+    call(fast, "/api/fib/5/", method="POST")
+    assert django.calls == 4
+
+
+def test_header_book_trusts_only_repeated_identical_headers():
+    book = HeaderBook(max_entries=2)
+    variant = ('W/"fib-1-v1"', False, 200)
+    book.learn(variant, "200 OK", [("A", "1")])
+    assert book.get(variant) is None
+    book.learn(variant, "200 OK", [("A", "2")])  # differs: start over
+    assert book.get(variant) is None
+    book.learn(variant, "200 OK", [("A", "2")])
+    assert book.get(variant) == ("200 OK", (("A", "2"),))
+    cookie = ('W/"fib-2-v1"', False, 200)
+    for _ in range(3):
+        book.learn(cookie, "200 OK", [("Set-Cookie", "x=1")])
+    assert book.get(cookie) is None
+    for index in range(3, 6):  # bounded: full tables are emptied
+        other = (f'W/"fib-{index}-v1"', False, 200)
+        book.learn(other, "200 OK", [])
+        book.learn(other, "200 OK", [])
+    assert len(book._trusted) <= 2
