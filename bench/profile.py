@@ -29,11 +29,14 @@ from . import stages
 # a sample counts for a part when that frame is anywhere on its stack.
 BUCKETS = {
     "gunicorn: whole request (accept to close)": "SyncWorker.handle (gunicorn/workers/sync.py",
+    "  ipaddress parsing (gunicorn's trusted-proxy check)": "(ipaddress.py",
     "  gunicorn: parse the request": "Parser.__next__ (gunicorn/http/parser.py",
     "  gunicorn: environ (create)": "create (gunicorn/http/wsgi.py",
     "  gunicorn: write headers and body": "Response.write (gunicorn/http/wsgi.py",
     "  gunicorn: access log (Logger.access)": "Logger.access (gunicorn/glogging.py",
     "  gunicorn: close_graceful": "close_graceful (gunicorn/util.py",
+    "  mathsite WSGI fast path (FastResultApp.__call__)": "FastResultApp.__call__ (compute/",
+    "    FastResultApp.answer": "FastResultApp.answer (compute/fastpath.py",
     "  Django: WSGIHandler.__call__ (all of Django)": "WSGIHandler.__call__ (django/core/",
     "    WSGIRequest.__init__": "WSGIRequest.__init__ (django/core/handlers/wsgi.py",
     "    signals (request_started/finished)": "Signal.send (django/dispatch/dispatcher.py",
@@ -98,6 +101,23 @@ def summarize(lines: Iterable[str], top: int = 25) -> dict[str, Any]:
     }
 
 
+def collapse(lines: Iterable[str]) -> str:
+    """Return py-spy's raw stacks without the per-process frames, identical stacks merged.
+
+    The process frames carry each worker's whole command line, which makes
+    the file ten times larger and splits one stack per worker.
+    """
+    merged: Counter[str] = Counter()
+    for line in lines:
+        stack_text, _, count_text = line.strip().rpartition(" ")
+        if not stack_text:
+            continue
+        frames = [f for f in stack_text.split(";") if not f.startswith("process ")]
+        if frames:
+            merged[";".join(frames)] += int(count_text)
+    return "".join(f"{stack} {count}\n" for stack, count in merged.most_common())
+
+
 def _py_spy() -> str | None:
     found = Path(sys.executable).parent / "py-spy"
     return str(found) if found.exists() else shutil.which("py-spy")
@@ -112,6 +132,7 @@ def profile_hits(ctx: stages.Context, folder: Path, seconds: float = 8.0) -> dic
     cfg = ctx.config
     markdown: list[str] = []
     summaries = {}
+    raws: dict[str, str] = {}
     for kind, path in (("pi", f"/pi/{cfg.pi_hit_n}"), ("fib", f"/fib/{cfg.fib_hit_n}")):
         raw = folder / f"profile-{kind}.txt"
         spy_proc = subprocess.Popen(
@@ -134,7 +155,9 @@ def profile_hits(ctx: stages.Context, folder: Path, seconds: float = 8.0) -> dic
         if not raw.exists():
             markdown.append(f"py-spy produced no profile for {kind} (ptrace not permitted?).")
             continue
-        summary = summarize(raw.read_text().splitlines())
+        raw_text = raw.read_text()
+        raws[kind] = collapse(raw_text.splitlines())
+        summary = summarize(raw_text.splitlines())
         summary["requests_per_second_while_sampled"] = result.requests_per_second
         summaries[kind] = summary
         per_request_us = (
@@ -161,4 +184,5 @@ def profile_hits(ctx: stages.Context, folder: Path, seconds: float = 8.0) -> dic
         markdown += ["", "| function (self time) | share |", "| --- | ---: |"]
         markdown += [f"| `{name}` | {pct:.1f}% |" for name, pct in summary["self"][:15]]
         markdown.append("")
-    return {"summaries": summaries, "markdown": markdown}
+    # The collapsed stacks themselves go next to the report (flamegraph input).
+    return {"summaries": summaries, "markdown": markdown, "raw": raws}

@@ -409,7 +409,15 @@ def render_markdown(results: dict[str, Any]) -> str:
         out += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
     profile = results.get("profile")
     if profile:
-        out += ["## Profile of the cached-hit path (py-spy)", ""]
+        out += [
+            "## Profile of the cached-hit path (py-spy)",
+            "",
+            "py-spy `record --gil --subprocesses` on mathsite's gunicorn during one more hit "
+            "load run per route; shares of the samples in which a worker ran Python code. "
+            "The collapsed stacks are in `profile-pi.collapsed.txt` and "
+            "`profile-fib.collapsed.txt` (flamegraph input).",
+            "",
+        ]
         out += profile.get("markdown", [])
         out.append("")
     return "\n".join(out)

@@ -247,6 +247,10 @@ def write_outputs(results: dict[str, Any], out: Path) -> list[Path]:
     """Write results.json, report.md and the plots into ``out``; return the paths."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "results.json", out / "report.md"]
+    for kind, text in results.get("profile", {}).pop("raw", {}).items():
+        path = out / f"profile-{kind}.collapsed.txt"
+        path.write_text(text)
+        paths.append(path)
     paths[0].write_text(json.dumps(results, indent=1, default=str) + "\n")
     paths += report.render_plots(results, out)
     paths[1].write_text(report.render_markdown(results))

@@ -192,3 +192,12 @@ def test_profile_summary_shares():
     assert summary["buckets"]["gunicorn: whole request (accept to close)"] == 100.0
     assert summary["buckets"]["      HotResultMiddleware.answer"] == 75.0
     assert dict(summary["packages"]) == {"compute": 75.0, "gunicorn": 25.0}
+    # the saved stacks lose the per-worker process frames; equal stacks merge
+    collapsed = profile.collapse(
+        [*stacks, "process 2:y;SyncWorker.handle (gunicorn/workers/sync.py:10) 2"]
+    )
+    assert sorted(collapsed.splitlines()) == [
+        "SyncWorker.handle (gunicorn/workers/sync.py:10) 3",
+        "SyncWorker.handle (gunicorn/workers/sync.py:10);"
+        "HotResultMiddleware.answer (compute/middleware.py:5) 3",
+    ]
