@@ -93,6 +93,21 @@ def read_reply(sock: socket.socket, started: float) -> Reply:
     return Reply(status, headers, bytes(body), header_bytes + len(body), seconds, header_bytes)
 
 
+def response_size(data: bytes | bytearray) -> int | None:
+    """Return the full size of the response starting ``data`` once its headers are in.
+
+    None while the headers are incomplete or carry no Content-Length.
+    """
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    for line in bytes(data[:end]).split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return end + 4 + int(value)
+    return None
+
+
 def parse_complete(data: bytes, started: float) -> Reply | None:
     """Return the response held in ``data`` if it is complete (by Content-Length), else None."""
     head, sep, rest = data.partition(b"\r\n\r\n")

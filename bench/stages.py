@@ -509,6 +509,9 @@ def _burst(port: int, path: str, size: int, timeout: float) -> dict[str, Any]:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sockets.append(sock)
     buffers = {sock: bytearray() for sock in sockets}
+    # Bytes each response needs in all (headers + Content-Length), once known:
+    # the buffer is parsed once, when complete, not after every chunk.
+    needed: dict[socket.socket, int] = {}
     replies: list[client.Reply] = []
     errors: list[str] = []
     selector = selectors.DefaultSelector()
@@ -529,8 +532,16 @@ def _burst(port: int, path: str, size: int, timeout: float) -> dict[str, Any]:
             except OSError as exc:
                 chunk, failure = b"", repr(exc)
             if chunk:
-                buffers[sock] += chunk
-                reply = client.parse_complete(bytes(buffers[sock]), started)
+                buffer = buffers[sock]
+                buffer += chunk
+                if sock not in needed:
+                    needed_bytes = client.response_size(buffer)
+                    if needed_bytes is None:
+                        continue
+                    needed[sock] = needed_bytes
+                if len(buffer) < needed[sock]:
+                    continue
+                reply = client.parse_complete(bytes(buffer), started)
                 if reply is None:
                     continue
                 replies.append(reply)

@@ -51,6 +51,11 @@ def test_read_reply_counts_bytes_and_reads_cached_flag():
     assert reply.header_bytes == len(head)
     assert reply.cached is True
     assert reply.headers["content-type"] == "application/json"
+    # the burst client's completeness check: headers + Content-Length, once the headers are in
+    assert client.response_size((head + body)[:10]) is None
+    assert client.response_size(bytearray(head + body[:3])) == len(head) + len(body)
+    assert client.parse_complete(head + body[:3], 0.0) is None
+    assert client.parse_complete(head + body, 0.0).body == body
 
 
 def test_inprocess_limit_matches_independent_arithmetic():
