@@ -7,7 +7,9 @@ import json
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from rest_framework.authtoken.models import Token
 
 from compute.fastpath import FastResultApp, HeaderBook
@@ -53,6 +55,21 @@ def call(app, path, query="", method="GET", scheme="http", **headers):
     if hasattr(result, "close"):
         result.close()
     return sent["status"], sent["headers"], body
+
+
+@pytest.fixture(autouse=True)
+def keep_test_connection():
+    """Do what Django's test client does: keep the test's transaction open.
+
+    A real request's end closes database connections that are in an odd
+    state; inside a test's transaction that would close the test's own
+    connection (PostgreSQL).
+    """
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
