@@ -244,17 +244,7 @@ class ComputedResultAdmin(admin.ModelAdmin):
         ),
         ("Value", {"fields": ["full_value"]}),
     ]
-    readonly_fields = [
-        "kind",
-        "n",
-        "precision_display",
-        "digits_display",
-        "compute_time",
-        "computed_at",
-        "cache_status",
-        "api_link",
-        "full_value",
-    ]
+    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
 
     class Media:
         css = {"all": ["compute/admin/results.css"]}

@@ -34,6 +34,7 @@ import mpmath
 import pytest
 
 from compute.algorithms import count_digits, fib, fib_decimal, pi_digits, pi_double
+from tests.support.reference import int_str_limit
 
 
 @pytest.fixture(autouse=True)
@@ -45,23 +46,15 @@ def clean_cache():
 @pytest.fixture
 def default_int_str_limit():
     """Pin CPython's default 4,300-digit int/str limit (whatever the environment says)."""
-    previous = sys.get_int_max_str_digits()
-    sys.set_int_max_str_digits(4300)
-    try:
+    with int_str_limit(4300):
         yield
-    finally:
-        sys.set_int_max_str_digits(previous)
 
 
 @pytest.fixture
 def unlimited_int_str():
     """Lift CPython's 4,300-digit int/str limit for the reference side, then restore it."""
-    previous = sys.get_int_max_str_digits()
-    sys.set_int_max_str_digits(0)
-    try:
+    with int_str_limit(0):
         yield
-    finally:
-        sys.set_int_max_str_digits(previous)
 
 
 def _ids(prefix: str):

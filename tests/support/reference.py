@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,11 +19,16 @@ def fib_reference(n: int) -> int:
 
 
 @contextmanager
-def unlimited_int_digits() -> Iterator[None]:
-    """Lift CPython's 4,300-digit int/str limit for the reference side, then restore it."""
+def int_str_limit(limit: int) -> Iterator[None]:
+    """Set CPython's int/str digit limit (0: none) for the block, then restore it."""
     previous = sys.get_int_max_str_digits()
-    sys.set_int_max_str_digits(0)
+    sys.set_int_max_str_digits(limit)
     try:
         yield
     finally:
         sys.set_int_max_str_digits(previous)
+
+
+def unlimited_int_digits() -> contextlib.AbstractContextManager[None]:
+    """Lift CPython's 4,300-digit int/str limit for the reference side, then restore it."""
+    return int_str_limit(0)
