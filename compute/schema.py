@@ -92,6 +92,8 @@ class ReadinessSerializer(serializers.Serializer):
 
 _DECIMAL = r"^[0-9]+(\.[0-9]+)?$"
 
+_CACHED = {"type": "boolean", "description": "True when this request did not compute the value."}
+
 RESULT_COMPONENTS: dict[str, dict[str, Any]] = {
     "PiResult": {
         "type": "object",
@@ -99,10 +101,7 @@ RESULT_COMPONENTS: dict[str, dict[str, Any]] = {
         "required": ["cached", "result", "n"],
         "additionalProperties": False,
         "properties": {
-            "cached": {
-                "type": "boolean",
-                "description": "True when this request did not compute the value.",
-            },
+            "cached": _CACHED,
             "result": {
                 "oneOf": [
                     {
@@ -131,10 +130,7 @@ RESULT_COMPONENTS: dict[str, dict[str, Any]] = {
         "required": ["cached", "result", "n"],
         "additionalProperties": False,
         "properties": {
-            "cached": {
-                "type": "boolean",
-                "description": "True when this request did not compute the value.",
-            },
+            "cached": _CACHED,
             "result": {
                 "oneOf": [
                     {
