@@ -4,7 +4,7 @@ Stages (run in this order by ``bench.run``):
 
 - ``inprocess``: the limit, no HTTP: gmpy2 fib + decimal digits, mpmath's
   closed form pi**2/6 - psi(1, n) at double precision, and mathsite's own
-  ``compute.algorithms`` functions.
+  ``compute.domain.maths`` functions.
 - ``hits``: cached-hit throughput and latency, mathsite vs the old service,
   same gunicorn settings, wrk (or the Python fallback), fixed connections.
 - ``cold``: one request that has to compute, against n, for both services.
@@ -37,7 +37,7 @@ from typing import Any
 import gmpy2
 import mpmath
 
-from compute import algorithms
+from compute.domain import maths as algorithms
 
 from . import client, load
 from .servers import BASE_DIR, Gunicorn, RedisServer, pinned

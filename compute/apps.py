@@ -11,6 +11,6 @@ class ComputeConfig(AppConfig):
     verbose_name = "Computed results"
 
     def ready(self) -> None:
-        from . import algorithms
+        from compute.domain import maths as algorithms
 
         algorithms.prepare()  # at worker start, not in the first request

@@ -41,7 +41,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .queries import KINDS, PI
+from compute.domain.query import KINDS, PI
 
 HIT, MISS, LOG, COMPUTED, NOT_MODIFIED = "hit", "miss", "log", "computed", "not_modified"
 
@@ -94,7 +94,7 @@ _REQUEST_CHILDREN: dict[tuple[str, str, str], tuple[object, object]] = {}
 _outcome: ContextVar[tuple[str, str] | None] = ContextVar("mathsite_result_outcome", default=None)
 
 
-# --- hooks (called by compute.middleware, compute.services, compute.cache) ---------
+# --- hooks (called by compute.http.middleware, compute.services, compute.cache.store) ---------
 
 
 def cache_lookup(kind: str, *, hit: bool) -> None:
@@ -147,7 +147,7 @@ def result_route(path: str, kind: str) -> str:
     """Return the URL name of a result path answered without URL resolution.
 
     The hot path answers before Django resolves the URL; these are the names
-    compute.urls gives the same paths (tests check they agree).
+    compute.api.urls gives the same paths (tests check they agree).
     """
     if path.startswith("/api/"):
         return f"{kind}-detail"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from .models import ComputedResult
+from compute.models import ComputedResult
 
 
 def result_log(*, kind: str) -> QuerySet[ComputedResult]:

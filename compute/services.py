@@ -18,11 +18,12 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from . import algorithms, metrics
-from .cache import MISSING, ResultCache, result_cache
-from .models import ComputedResult
-from .payloads import Payload
-from .queries import FIB, PI, ResultQuery
+from compute import metrics
+from compute.cache.store import MISSING, ResultCache, result_cache
+from compute.domain import maths as algorithms
+from compute.domain.payload import Payload
+from compute.domain.query import FIB, PI, ResultQuery
+from compute.models import ComputedResult
 
 PREVIEW_EDGE = 20
 

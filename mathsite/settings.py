@@ -99,7 +99,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.gzip.GZipMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "compute.middleware.HotResultMiddleware",
+    "compute.http.middleware.HotResultMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -180,7 +180,7 @@ REDIS_URL = env.str("REDIS_URL", default=f"unix://{DATA_DIR / 'redis' / 'redis.s
 _ttl = env.str("CACHE_TTL", default="")
 CACHE_TTL: int | None = None if _ttl.lower() in ("", "none", "0") else int(_ttl)
 # Short timeouts and no retries: a dead or paused Redis costs a request at
-# most one timeout, then the breaker in compute.cache skips Redis for
+# most one timeout, then the breaker in compute.cache.store skips Redis for
 # REDIS_BACKOFF_SECONDS.
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.25)
 REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=0.25)
@@ -195,7 +195,7 @@ CACHES = {
         "TIMEOUT": CACHE_TTL,
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
-            "SERIALIZER": "compute.cache_serializer.TaggedSerializer",
+            "SERIALIZER": "compute.cache.serializer.TaggedSerializer",
             "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT,
             "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
             "CONNECTION_POOL_KWARGS": {
@@ -235,7 +235,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "compute.exceptions.json_exception_handler",
+    "EXCEPTION_HANDLER": "compute.api.exceptions.json_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         # Only requests that reach the view (a cache miss: they may compute)
         # are throttled; cached hits are answered before DRF and never are.
@@ -270,13 +270,13 @@ SPECTACULAR_SETTINGS = {
     # (No ReDoc page: its template loads web fonts from a CDN.)
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    # compute.schema describes the result views (their bodies are built by
+    # compute.api.schema describes the result views (their bodies are built by
     # hand for speed, so there is no serializer to introspect) and the
     # seed-compatible routes.
-    "PREPROCESSING_HOOKS": ["compute.schema.preprocess_endpoints"],
+    "PREPROCESSING_HOOKS": ["compute.api.schema.preprocess_endpoints"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "compute.schema.postprocess_schema",
+        "compute.api.schema.postprocess_schema",
     ],
 }
 
@@ -355,7 +355,7 @@ if LOG_FORMAT not in ("json", "plain"):
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 # One access-log line per request from mathsite.logging.RequestMiddleware.
 REQUEST_LOG = env.bool("REQUEST_LOG", default=True)
-# Cached hits are answered by the WSGI fast path (compute.fastpath), counted
+# Cached hits are answered by the WSGI fast path (compute.http.wsgi), counted
 # in the metrics but not written to the request log; false sends every hit
 # through Django, which logs it (at about twice the cost per hit).
 HIT_FAST_PATH = env.bool("HIT_FAST_PATH", default=True)

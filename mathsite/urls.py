@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from compute.urls import api_urlpatterns, seed_urlpatterns
+from compute.api.urls import api_urlpatterns, seed_urlpatterns
 
 from . import views
 

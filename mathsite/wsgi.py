@@ -1,7 +1,7 @@
 """WSGI entry point (gunicorn mathsite.wsgi:application).
 
 Django's application, wrapped by the fast path that answers cached hits
-without Django's request cycle (``compute.fastpath``).
+without Django's request cycle (``compute.http.wsgi``).
 """
 
 import os
@@ -11,6 +11,6 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mathsite.settings")
 django_application = get_wsgi_application()
 
-from compute.fastpath import FastResultApp  # noqa: E402 - needs Django set up
+from compute.http.wsgi import FastResultApp  # noqa: E402 - needs Django set up
 
 application = FastResultApp(django_application)

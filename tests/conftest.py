@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compute.cache import REDIS_ERRORS, result_cache
+from compute.cache.store import REDIS_ERRORS, result_cache
 
 
 def reset_cache() -> None:

@@ -2,7 +2,7 @@
 
 Reference values come from independent computations here (a Fibonacci loop,
 an exact Basel partial sum with ``fractions`` and ``decimal``), never from
-``compute.algorithms``. "Redis down" is a real unreachable server: the admin's
+``compute.domain.maths``. "Redis down" is a real unreachable server: the admin's
 ``result_cache`` collaborator is swapped for a ``ResultCache`` whose cache
 alias points at a TCP port that is bound but not listening, so every
 connection attempt is refused by the kernel, exactly as when Redis has
@@ -25,12 +25,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from compute import admin as result_admin
 from compute import services
-from compute.admin_views import Series, chart_series, loglog_chart
-from compute.cache import ResultCache, result_cache
+from compute.admin import options as result_admin
+from compute.admin.statistics import Series, chart_series, loglog_chart
+from compute.cache.store import ResultCache, result_cache
+from compute.domain.query import ResultQuery
 from compute.models import ComputedResult
-from compute.queries import ResultQuery
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""Reference tests for compute.algorithms: every expected value is computed here, another way.
+"""Reference tests for compute.domain.maths: every expected value is computed here, another way.
 
 None of the references below calls the code under test:
 
@@ -33,7 +33,7 @@ from functools import cache, lru_cache
 import mpmath
 import pytest
 
-from compute.algorithms import count_digits, fib, fib_decimal, pi_digits, pi_double
+from compute.domain.maths import count_digits, fib, fib_decimal, pi_digits, pi_double
 from tests.support.reference import int_str_limit
 
 

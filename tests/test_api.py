@@ -17,7 +17,7 @@ from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from compute.cache import result_cache
+from compute.cache.store import result_cache
 from compute.models import ComputedResult
 from tests.support.reference import fib_reference, unlimited_int_digits
 

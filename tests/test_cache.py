@@ -22,12 +22,12 @@ from django.db import connection
 from django.test import override_settings
 
 from compute import services
-from compute.cache import MISSING, ResultCache, result_cache
-from compute.cache_serializer import TaggedSerializer
-from compute.local_tier import LocalTier
+from compute.cache.local import LocalTier
+from compute.cache.serializer import TaggedSerializer
+from compute.cache.store import MISSING, ResultCache, result_cache
+from compute.domain.payload import Payload
+from compute.domain.query import ResultQuery
 from compute.models import ComputedResult
-from compute.payloads import Payload
-from compute.queries import ResultQuery
 from tests.support.caches import FakeClock, PointedCache, backend_at
 from tests.support.figures import record
 from tests.support.reference import fib_reference
@@ -347,7 +347,7 @@ def _every_operation(cache: ResultCache, query: ResultQuery) -> None:
 def test_a_paused_redis_costs_one_short_timeout_then_nothing(
     paused_redis, caplog, settings, request
 ):
-    caplog.set_level(logging.WARNING, logger="compute.cache")
+    caplog.set_level(logging.WARNING, logger="compute.cache.store")
     cache = PointedCache(backend_at(paused_redis.url))
     query = fib_query(6)
 
@@ -399,7 +399,7 @@ def test_a_lock_held_when_redis_hangs_is_released_without_a_second_timeout(tmp_p
 
 
 def test_a_missing_redis_fails_fast_and_is_logged_once(tmp_path, caplog, settings):
-    caplog.set_level(logging.WARNING, logger="compute.cache")
+    caplog.set_level(logging.WARNING, logger="compute.cache.store")
     dead = tmp_path / "gone.sock"
     cache = PointedCache(backend_at(f"unix://{dead}"))
     query = fib_query(7)
@@ -416,7 +416,7 @@ def test_a_missing_redis_fails_fast_and_is_logged_once(tmp_path, caplog, setting
 def test_only_a_real_round_trip_ends_an_outage(tmp_path, caplog, settings):
     """After the back-off, a request whose first Redis step is the lock must not log a
     recovery (building a lock does no I/O) and then a second outage."""
-    caplog.set_level(logging.WARNING, logger="compute.cache")
+    caplog.set_level(logging.WARNING, logger="compute.cache.store")
     cache = PointedCache(backend_at(f"unix://{tmp_path / 'gone.sock'}"))
     assert cache.get(fib_query(9)) is MISSING
     for _ in range(3):

@@ -13,7 +13,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from compute.cache import result_cache
+from compute.cache.store import result_cache
 from compute.management.commands import cache_stats, clear_cache, warm_cache
 from compute.models import ComputedResult
 from tests.support.caches import PointedCache, backend_at

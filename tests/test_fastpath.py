@@ -12,7 +12,7 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from rest_framework.authtoken.models import Token
 
-from compute.fastpath import FastResultApp, HeaderBook
+from compute.http.wsgi import FastResultApp, HeaderBook
 
 pytestmark = pytest.mark.django_db
 

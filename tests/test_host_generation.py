@@ -6,10 +6,10 @@ import multiprocessing
 
 import pytest
 
-from compute.cache import MISSING, ResultCache
-from compute.host_generation import HostGeneration, private_folder
-from compute.payloads import Payload
-from compute.queries import ResultQuery
+from compute.cache.host_counter import HostGeneration, private_folder
+from compute.cache.store import MISSING, ResultCache
+from compute.domain.payload import Payload
+from compute.domain.query import ResultQuery
 
 
 def _bump_many(path: str, times: int) -> None:

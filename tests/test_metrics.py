@@ -16,8 +16,8 @@ from django.urls import resolve
 from prometheus_client import REGISTRY
 
 from compute import metrics
-from compute.cache import result_cache
-from compute.queries import ResultQuery
+from compute.cache.store import result_cache
+from compute.domain.query import ResultQuery
 from tests.support.caches import PointedCache, backend_at
 from tests.support.servers import free_port
 

@@ -1,4 +1,4 @@
-"""Stored and served bytes of results (compute.payloads)."""
+"""Stored and served bytes of results (compute.domain.payload)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from compute.payloads import STORE_GZIP_MIN_BYTES, Payload
-from compute.queries import ResultQuery
+from compute.domain.payload import STORE_GZIP_MIN_BYTES, Payload
+from compute.domain.query import ResultQuery
 
 
 def test_small_payload_round_trip():

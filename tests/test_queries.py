@@ -1,10 +1,10 @@
-"""Validation of result requests (compute.queries), shared by the view and the hot path."""
+"""Validation of result requests (compute.domain.query), shared by the view and the hot path."""
 
 from __future__ import annotations
 
 import pytest
 
-from compute.queries import InvalidQuery, Limits, ResultQuery, parse_int, parse_query
+from compute.domain.query import InvalidQuery, Limits, ResultQuery, parse_int, parse_query
 
 LIMITS = Limits(fib_max_n=1_000_000, pi_max_n=10**18, pi_max_digits=1000)
 

@@ -21,9 +21,9 @@ import redis
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from compute.cache_serializer import TaggedSerializer
-from compute.payloads import Payload
-from compute.queries import ResultQuery
+from compute.cache.serializer import TaggedSerializer
+from compute.domain.payload import Payload
+from compute.domain.query import ResultQuery
 from tests.support.caches import PointedCache, backend_at
 from tests.support.servers import free_port, redis_binary, wait_until
 
@@ -193,7 +193,7 @@ def test_login_failures_leave_nothing_pickled_in_the_cache(
         if value[:1] in (b"b", b"j"):
             serializer.loads(value)  # ours: bytes or JSON
         else:
-            assert value[:1] in (b"r", b"z"), key  # a result payload (compute.payloads)
+            assert value[:1] in (b"r", b"z"), key  # a result payload (compute.domain.payload)
 
 
 @pytest.mark.django_db

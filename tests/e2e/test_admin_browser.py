@@ -20,7 +20,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from compute import services
-from compute.queries import ResultQuery
+from compute.domain.query import ResultQuery
 
 PASSWORD = "e2e-browser-pass"  # a throwaway test account
 

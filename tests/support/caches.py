@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django_redis.cache import RedisCache
 
-from compute.cache import ResultCache
+from compute.cache.store import ResultCache
 
 
 class FakeClock:

@@ -4,7 +4,7 @@ Live tests must count computations exactly and sometimes hold one open
 (to kill the worker doing it, or to make concurrent requests overlap it).
 Response bodies alone cannot prove either, so this module wraps the pure
 maths functions that ``compute.services.result_text`` calls (looked up on
-``compute.algorithms`` at call time) before the application is built:
+``compute.domain.maths`` at call time) before the application is built:
 
 - ``MATHSITE_TEST_COMPUTE_LOG=path``: every computation appends
   ``start <pid> <kind> <n>`` before and ``end <pid> <kind> <n>`` after
@@ -26,7 +26,7 @@ from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mathsite.settings")
 
-from compute import algorithms
+from compute.domain import maths as algorithms
 from mathsite.wsgi import application
 
 LOG = os.environ.get("MATHSITE_TEST_COMPUTE_LOG", "")

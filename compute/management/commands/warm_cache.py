@@ -25,9 +25,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from compute import services
-from compute.cache import result_cache
-from compute.queries import FIB, KINDS, PI, InvalidQuery, ResultQuery, parse_query
-from compute.serializers import configured_limits
+from compute.api.serializers import configured_limits
+from compute.cache.store import result_cache
+from compute.domain.query import FIB, KINDS, PI, InvalidQuery, ResultQuery, parse_query
 
 # log10 of the golden ratio: fib(n) has about n times this many digits.
 FIB_DIGITS_PER_N = math.log10((1 + math.sqrt(5)) / 2)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import zlib
 
-from .queries import ResultQuery
+from compute.domain.query import ResultQuery
 
 _TRUE = b'{"cached":true,"result":'
 _FALSE = b'{"cached":false,"result":'

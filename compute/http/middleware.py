@@ -15,10 +15,11 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from . import metrics, responses
-from .cache import MISSING, ResultCache, result_cache
-from .hot import HIT_MARK, result_query
-from .serializers import configured_limits
+from compute import metrics
+from compute.api.serializers import configured_limits
+from compute.cache.store import MISSING, ResultCache, result_cache
+from compute.http import hit as responses
+from compute.http.routes import HIT_MARK, result_query
 
 
 class HotResultMiddleware:

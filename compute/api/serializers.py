@@ -7,8 +7,8 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from .models import ComputedResult
-from .queries import InvalidQuery, Limits, ResultQuery, parse_query
+from compute.domain.query import InvalidQuery, Limits, ResultQuery, parse_query
+from compute.models import ComputedResult
 
 
 def configured_limits() -> Limits:

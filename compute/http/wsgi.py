@@ -30,10 +30,11 @@ from typing import Any
 from django.conf import settings
 from django.http import QueryDict
 
-from . import metrics, responses
-from .cache import MISSING, ResultCache, result_cache
-from .hot import HIT_MARK, result_query
-from .serializers import configured_limits
+from compute import metrics
+from compute.api.serializers import configured_limits
+from compute.cache.store import MISSING, ResultCache, result_cache
+from compute.http import hit as responses
+from compute.http.routes import HIT_MARK, result_query
 
 Headers = tuple[tuple[str, str], ...]
 StartResponse = Callable[..., Any]

@@ -23,12 +23,12 @@ from django.template.response import TemplateResponse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from .cache import REDIS_ERRORS, ResultCache
-from .models import ComputedResult
-from .queries import FIB, PI
+from compute.cache.store import REDIS_ERRORS, ResultCache
+from compute.domain.query import FIB, PI
+from compute.models import ComputedResult
 
 if TYPE_CHECKING:
-    from .admin import ComputedResultAdmin
+    from compute.admin.options import ComputedResultAdmin
 
 # The chart draws the most recent results, so the page stays fast and its
 # SVG small however large the log grows.

@@ -2,7 +2,7 @@
 
 Shared by the hot-path middleware and the WSGI fast path, which both
 answer before URL resolution and must accept exactly the URLs that
-``compute.urls`` routes to a result (canonical and seed-compatible) and
+``compute.api.urls`` routes to a result (canonical and seed-compatible) and
 exactly the inputs the DRF serializer accepts (``parse_query``).
 
 ``HIT_MARK`` is the WSGI environ key the middleware sets on a request it
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from .queries import InvalidQuery, Limits, ResultQuery, parse_query
+from compute.domain.query import InvalidQuery, Limits, ResultQuery, parse_query
 
 HIT_MARK = "mathsite.hit"
 

@@ -16,11 +16,12 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from . import responses, selectors, services
-from .exceptions import CacheUnavailable
-from .queries import FIB, PI
-from .serializers import ResultLogItemSerializer, ResultQuerySerializer
-from .throttling import ComputeRateThrottle
+from compute import selectors, services
+from compute.api.exceptions import CacheUnavailable
+from compute.api.serializers import ResultLogItemSerializer, ResultQuerySerializer
+from compute.api.throttling import ComputeRateThrottle
+from compute.domain.query import FIB, PI
+from compute.http import hit as responses
 
 
 class JsonOnly(BaseContentNegotiation):

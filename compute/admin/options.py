@@ -13,7 +13,7 @@ admin adds what staff need on top of Django's declarative options:
   they did, including when Redis could not be reached;
 - ``statistics/`` (linked from the admin index and the changelist) shows
   counts by kind, the cache hit ratio and a compute-time chart
-  (``compute.admin_views``).
+  (``compute.admin.statistics``).
 
 The cache is a class attribute (``result_cache``) so tests can point the
 admin at an unreachable Redis without touching the rest of the process.
@@ -38,10 +38,11 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from . import admin_views, services
-from .cache import ResultCache, result_cache
-from .models import ComputedResult
-from .queries import PI
+from compute import services
+from compute.admin import statistics as admin_views
+from compute.cache.store import ResultCache, result_cache
+from compute.domain.query import PI
+from compute.models import ComputedResult
 
 # The largest value a PositiveBigIntegerField holds on every database.
 _MAX_N = 2**63 - 1

@@ -11,8 +11,8 @@ import re
 
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 
-from .payloads import GZIP_MIN_BYTES, Payload
-from .queries import ResultQuery
+from compute.domain.payload import GZIP_MIN_BYTES, Payload
+from compute.domain.query import ResultQuery
 
 # What DRF's viewset reports in ``Allow`` for a result URL; the hot path sends
 # the same (tests compare the two paths' headers).

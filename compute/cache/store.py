@@ -49,11 +49,11 @@ from django.conf import settings
 from django.core.cache import caches
 from django_redis.exceptions import ConnectionInterrupted
 
-from . import metrics
-from .host_generation import HostGeneration
-from .local_tier import MISSING, LocalTier
-from .payloads import Payload
-from .queries import ResultQuery
+from compute import metrics
+from compute.cache.host_counter import HostGeneration
+from compute.cache.local import MISSING, LocalTier
+from compute.domain.payload import Payload
+from compute.domain.query import ResultQuery
 
 logger = logging.getLogger(__name__)
 

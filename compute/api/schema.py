@@ -1,6 +1,6 @@
 """The OpenAPI description of the result API, for drf-spectacular.
 
-The result views answer with bodies built by hand (``compute.responses``,
+The result views answer with bodies built by hand (``compute.http.hit``,
 shared with the hot path), so there is no serializer for drf-spectacular to
 read: this module says what they accept and return. It is wired in through
 two settings of ``SPECTACULAR_SETTINGS`` and never touches the views:
@@ -32,8 +32,8 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from .queries import FORMAT_VERSION, PI
-from .serializers import ResultLogItemSerializer
+from compute.api.serializers import ResultLogItemSerializer
+from compute.domain.query import FORMAT_VERSION, PI
 
 PATH, QUERY, HEADER = OpenApiParameter.PATH, OpenApiParameter.QUERY, OpenApiParameter.HEADER
 
@@ -336,7 +336,7 @@ def preprocess_endpoints(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> lis
     The seed routes' optional trailing slash (``/?`` in their regex) is not
     a path an OpenAPI client can call; the schema names them without it.
     """
-    from .views import ResultViewSet
+    from compute.api.views import ResultViewSet
 
     described = []
     for path, path_regex, method, callback in endpoints:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import re_path
 from rest_framework.routers import DefaultRouter
 
-from .views import FibViewSet, PiViewSet
+from compute.api.views import FibViewSet, PiViewSet
 
 router = DefaultRouter()
 router.include_format_suffixes = False  # ?format= is a result option here, not a renderer

@@ -1,7 +1,7 @@
 """The serializer django-redis uses for mathsite's cache: bytes or JSON, never pickle.
 
 A shared Redis must not be a path to code execution, so nothing read back
-is unpickled. Result payloads are already bytes (see ``compute.payloads``)
+is unpickled. Result payloads are already bytes (see ``compute.domain.payload``)
 and are stored behind a one-byte tag; anything else the framework caches
 (throttle counters are plain integers that django-redis stores raw) goes
 through JSON.

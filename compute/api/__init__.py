@@ -1,0 +1,1 @@
+"""The REST API (Django REST framework): viewsets, serializers, throttling, schema, URLs."""
