@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from compute import metrics
-from compute.cache.store import MISSING, ResultCache, result_cache
+from compute.cache import MISSING, ResultCache, result_cache
 from compute.domain import maths as algorithms
 from compute.domain.payload import Payload
 from compute.domain.query import FIB, PI, ResultQuery

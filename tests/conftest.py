@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from compute.cache.store import REDIS_ERRORS, result_cache
+from compute.cache import REDIS_ERRORS, result_cache
 
 
 def reset_cache() -> None:
     """Close the breaker, forget the process tier and clear this run's keys."""
-    result_cache._down_until = float("-inf")
-    result_cache._in_outage = False
+    result_cache.reset()
     result_cache.clear_namespace()
 
 
@@ -26,10 +25,10 @@ def clean_cache():
 def remove_namespace_at_exit():
     """Leave nothing behind in a shared Redis: drop every key of this run's prefix."""
     yield
-    result_cache.host.path.unlink(missing_ok=True)
+    result_cache.evictions.host.path.unlink(missing_ok=True)
     try:
-        client = result_cache._client()
-        keys = list(client.scan_iter(match=result_cache._key("*"), count=1000))
+        client = result_cache.redis()
+        keys = list(client.scan_iter(match=result_cache.make_key("*"), count=1000))
         if keys:
             client.delete(*keys)
     except REDIS_ERRORS:
@@ -39,4 +38,4 @@ def remove_namespace_at_exit():
 @pytest.fixture
 def redis_client():
     """A raw client on the test Redis (to inspect what the service stored)."""
-    return result_cache._client()
+    return result_cache.redis()

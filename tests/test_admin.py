@@ -28,7 +28,7 @@ from django.utils import timezone
 from compute import services
 from compute.admin import options as result_admin
 from compute.admin.statistics import Series, chart_series, loglog_chart
-from compute.cache.store import ResultCache, result_cache
+from compute.cache import ResultCache, result_cache
 from compute.domain.query import ResultQuery
 from compute.models import ComputedResult
 
@@ -132,8 +132,7 @@ def unreachable_redis(settings, monkeypatch) -> Iterator[ResultCache]:
         **settings.CACHES,
         "unreachable": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{port}/0"},
     }
-    down = ResultCache()
-    down.cache_alias = "unreachable"
+    down = ResultCache(alias="unreachable")
     monkeypatch.setattr(result_admin.ComputedResultAdmin, "result_cache", down)
     try:
         yield down

@@ -22,9 +22,9 @@ from django.db import connection
 from django.test import override_settings
 
 from compute import services
+from compute.cache import MISSING, ResultCache, result_cache
 from compute.cache.local import LocalTier
 from compute.cache.serializer import TaggedSerializer
-from compute.cache.store import MISSING, ResultCache, result_cache
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 from compute.models import ComputedResult
@@ -69,15 +69,17 @@ def test_small_results_are_stored_as_tagged_literals(redis_client):
     services.result_get(query=fib_query(90))
     services.result_get(query=ResultQuery("pi", 1))
     services.result_get(query=ResultQuery("pi", 100, digits=5))
-    assert redis_client.get(result_cache._key("fib:90")) == b"r" + str(fib_reference(90)).encode()
-    assert redis_client.get(result_cache._key("pi:1")) == b"r0.0"
-    assert redis_client.get(result_cache._key("pi:100:d5")) == b'r"3.1320"'
+    assert (
+        redis_client.get(result_cache.make_key("fib:90")) == b"r" + str(fib_reference(90)).encode()
+    )
+    assert redis_client.get(result_cache.make_key("pi:1")) == b"r0.0"
+    assert redis_client.get(result_cache.make_key("pi:100:d5")) == b'r"3.1320"'
 
 
 def test_large_results_are_stored_as_the_gzip_of_the_cached_body(redis_client):
     n = 20_000  # 4,180 digits: above the 4 kB threshold for compressed storage
     services.result_get(query=fib_query(n))
-    raw = redis_client.get(result_cache._key(f"fib:{n}"))
+    raw = redis_client.get(result_cache.make_key(f"fib:{n}"))
     assert raw[:1] == b"z"
     assert raw[1:3] == b"\x1f\x8b"  # gzip magic
     body = gzip.decompress(raw[1:])
@@ -107,9 +109,9 @@ def test_no_stored_value_is_a_pickle(redis_client):
 def test_a_planted_pickle_is_discarded_not_unpickled(redis_client, caplog):
     planted = pickle.dumps(_Exploit())
     UNPICKLED.clear()
-    redis_client.set(result_cache._key("fib:12"), planted)
+    redis_client.set(result_cache.make_key("fib:12"), planted)
     assert result_cache.get_shared(fib_query(12)) is MISSING
-    assert redis_client.exists(result_cache._key("fib:12")) == 0  # discarded
+    assert redis_client.exists(result_cache.make_key("fib:12")) == 0  # discarded
     assert "malformed cache entry fib:12" in caplog.text
     # The framework's own cache API (serializer for anything else) refuses it too.
     backend = caches["default"]
@@ -162,7 +164,7 @@ def test_clear_namespace_matches_its_prefix_literally(redis_client):
     run = result_cache.namespace.split(":")[0]  # unique to this test run
 
     class GlobPrefix(PointedCache):
-        def _key(self, key: str) -> str:
+        def make_key(self, key: str) -> str:
             return f"{run}-t*st[1]?:{key}"
 
     own = f"{run}-t*st[1]?:fib:1"
@@ -196,15 +198,15 @@ def test_clear_namespace_matches_its_prefix_literally(redis_client):
 def test_malformed_entries_are_discarded_and_recomputed(redis_client, caplog, cache_key, stored):
     kind, n, *digits = cache_key.split(":")
     query = ResultQuery(kind, int(n), digits=int(digits[0][1:]) if digits else None)
-    redis_client.set(result_cache._key(cache_key), stored)
+    redis_client.set(result_cache.make_key(cache_key), stored)
     assert result_cache.get_shared(query) is MISSING
-    assert redis_client.exists(result_cache._key(cache_key)) == 0
+    assert redis_client.exists(result_cache.make_key(cache_key)) == 0
     outcome = services.result_get(query=query)
     assert outcome.cached is False
     # pi(7) = sqrt(6 * 5369/3600) = 2.9914...; fib(21) = 10946
     expected = '"2.99"' if kind == "pi" else "10946"
     assert outcome.payload.literal.decode() == expected
-    assert redis_client.get(result_cache._key(cache_key)) == b"r" + expected.encode()
+    assert redis_client.get(result_cache.make_key(cache_key)) == b"r" + expected.encode()
     assert "malformed cache entry" in caplog.text
 
 
@@ -213,7 +215,7 @@ def test_malformed_entries_are_discarded_and_recomputed(redis_client, caplog, ca
 
 def test_hits_and_fills_reach_redis_at_most_once_a_second(redis_client):
     cache = PointedCache()
-    stats_key = cache._key("meta:stats")
+    stats_key = cache.make_key("meta:stats")
     query = fib_query(33)
     services.result_get(query=query, cache=cache)  # a fill (flushes nothing yet: first call)
     for _ in range(5):
@@ -264,7 +266,7 @@ def test_an_eviction_reaches_another_process_within_the_sync_interval(redis_clie
     services.result_get(query=query, cache=writer)
     assert reader.get(query) is not MISSING  # now held in the reader's own tier
     # Proof the reader serves from its tier: remove the Redis copy behind its back.
-    redis_client.delete(result_cache._key(query.cache_key))
+    redis_client.delete(result_cache.make_key(query.cache_key))
     assert reader.get(query) is not MISSING
     services.result_delete(query=query, cache=writer)  # the DELETE path: log row, tiers, generation
     assert writer.get(query) is MISSING
@@ -300,7 +302,7 @@ def test_a_namespace_clear_reaches_another_process_within_the_sync_interval(sett
 
 def test_a_lost_generation_counter_does_not_come_back_equal(redis_client):
     cache = PointedCache()
-    key = cache._key("meta:generation")
+    key = cache.make_key("meta:generation")
     seen = set()
     for _ in range(3):
         redis_client.delete(key)  # Redis lost its data (restart without persistence)
@@ -347,7 +349,7 @@ def _every_operation(cache: ResultCache, query: ResultQuery) -> None:
 def test_a_paused_redis_costs_one_short_timeout_then_nothing(
     paused_redis, caplog, settings, request
 ):
-    caplog.set_level(logging.WARNING, logger="compute.cache.store")
+    caplog.set_level(logging.WARNING, logger="compute.cache")
     cache = PointedCache(backend_at(paused_redis.url))
     query = fib_query(6)
 
@@ -387,7 +389,7 @@ def test_a_lock_held_when_redis_hangs_is_released_without_a_second_timeout(tmp_p
         query = fib_query(8)
         with cache.compute_lock(query) as held:
             assert held is True
-            assert server.client().exists(cache._key("lock:fib:8")) == 1  # the Redis lock
+            assert server.client().exists(cache.make_key("lock:fib:8")) == 1  # the Redis lock
             server.pause()
             started = time.monotonic()
             assert cache.set(query, Payload.from_text(query, "21")) is False  # pays the timeout
@@ -399,7 +401,7 @@ def test_a_lock_held_when_redis_hangs_is_released_without_a_second_timeout(tmp_p
 
 
 def test_a_missing_redis_fails_fast_and_is_logged_once(tmp_path, caplog, settings):
-    caplog.set_level(logging.WARNING, logger="compute.cache.store")
+    caplog.set_level(logging.WARNING, logger="compute.cache")
     dead = tmp_path / "gone.sock"
     cache = PointedCache(backend_at(f"unix://{dead}"))
     query = fib_query(7)
@@ -416,7 +418,7 @@ def test_a_missing_redis_fails_fast_and_is_logged_once(tmp_path, caplog, setting
 def test_only_a_real_round_trip_ends_an_outage(tmp_path, caplog, settings):
     """After the back-off, a request whose first Redis step is the lock must not log a
     recovery (building a lock does no I/O) and then a second outage."""
-    caplog.set_level(logging.WARNING, logger="compute.cache.store")
+    caplog.set_level(logging.WARNING, logger="compute.cache")
     cache = PointedCache(backend_at(f"unix://{tmp_path / 'gone.sock'}"))
     assert cache.get(fib_query(9)) is MISSING
     for _ in range(3):
@@ -503,7 +505,7 @@ def test_fib_million_entry_is_compact(redis_client, request):
     text = outcome.payload.text
     head, tail = _fib_edges(n)
     assert (len(text), text[:30], text[-30:]) == (208_988, head, tail)
-    stored = redis_client.strlen(result_cache._key(f"fib:{n}"))
+    stored = redis_client.strlen(result_cache.make_key(f"fib:{n}"))
     per_digit = stored / len(text)
     record(request, "fib(1,000,000) entry in Redis", stored, "bytes")
     record(request, "fib(1,000,000) bytes per digit", round(per_digit, 4), "bytes/digit")
@@ -519,9 +521,9 @@ def test_a_flushed_namespace_is_refilled_from_the_log_without_recomputing(redis_
     assert [o.cached for o in first] == [False] * 3
     result_cache.clear_namespace()  # this deployment's share of a FLUSHDB
     for query, before in zip(queries, first, strict=True):
-        assert redis_client.exists(result_cache._key(query.cache_key)) == 0
+        assert redis_client.exists(result_cache.make_key(query.cache_key)) == 0
         again = services.result_get(query=query, compute=never_compute)
         assert again.cached is True
         assert again.payload.literal == before.payload.literal
-        assert redis_client.exists(result_cache._key(query.cache_key)) == 1
+        assert redis_client.exists(result_cache.make_key(query.cache_key)) == 1
     assert ComputedResult.objects.count() == 3

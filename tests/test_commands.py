@@ -13,7 +13,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from compute.cache.store import result_cache
+from compute.cache import result_cache
 from compute.management.commands import cache_stats, clear_cache, warm_cache
 from compute.models import ComputedResult
 from tests.support.caches import PointedCache, backend_at
@@ -29,7 +29,7 @@ def run(name: str, *args: str) -> tuple[str, str]:
 
 
 def stored_fib(redis_client, n: int) -> bytes | None:
-    return redis_client.get(result_cache._key(f"fib:{n}"))
+    return redis_client.get(result_cache.make_key(f"fib:{n}"))
 
 
 # --- warm_cache ---------------------------------------------------------------------
@@ -64,7 +64,7 @@ def test_warm_cache_pi_with_digits_and_a_step(redis_client):
     assert [(r.n, r.precision) for r in rows] == [(2, 12), (11, 12), (20, 12)]
     # sqrt(6 * 1) with 12 significant digits.
     assert rows[0].value == "2.44948974278"
-    assert redis_client.get(result_cache._key("pi:2:d12")) == b'r"2.44948974278"'
+    assert redis_client.get(result_cache.make_key("pi:2:d12")) == b'r"2.44948974278"'
 
 
 def test_warm_cache_refuses_a_huge_range_unless_forced():
@@ -114,8 +114,8 @@ def test_clear_cache_deletes_only_this_namespace(redis_client):
     foreign = {f"elsewhere-{prefix}:1:fib:1": b"r1", f"{prefix}:7:fib:1": b"r1"}
     redis_client.mset(foreign)
     own = set(redis_client.scan_iter(match=result_cache.namespace + "*"))
-    assert {result_cache._key(f"fib:{n}").encode() for n in range(10)} <= own
-    kept = {result_cache._key("meta:generation").encode()}  # bumped, not deleted
+    assert {result_cache.make_key(f"fib:{n}").encode() for n in range(10)} <= own
+    kept = {result_cache.make_key("meta:generation").encode()}  # bumped, not deleted
     try:
         out, _ = run("clear_cache")
         count = len(own - kept)  # 10 results and the statistics hash
@@ -150,7 +150,7 @@ def test_cache_stats_reports_entries_size_and_hit_ratio(redis_client):
     assert stats["entries"] == 12
     assert stats["entries_by_kind"] == {"fib": 10, "pi": 2}
     expected_bytes = sum(
-        redis_client.strlen(result_cache._key(k))
+        redis_client.strlen(result_cache.make_key(k))
         for k in [f"fib:{n}" for n in range(10)] + ["pi:1", "pi:2"]
     )
     assert stats["stored_bytes"] == expected_bytes

@@ -6,8 +6,8 @@ import multiprocessing
 
 import pytest
 
-from compute.cache.host_counter import HostGeneration, private_folder
-from compute.cache.store import MISSING, ResultCache
+from compute.cache import MISSING, ResultCache
+from compute.cache.host_counter import HostCounter, private_folder
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 
@@ -15,14 +15,14 @@ from compute.domain.query import ResultQuery
 def _bump_many(path: str, times: int) -> None:
     from pathlib import Path
 
-    counter = HostGeneration(Path(path))
+    counter = HostCounter(Path(path))
     for _ in range(times):
         counter.bump()
 
 
 def test_concurrent_bumps_from_processes_all_count(tmp_path):
     path = tmp_path / "gen"
-    counter = HostGeneration(path)
+    counter = HostCounter(path)
     start = counter.read()
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_bump_many, args=(str(path), 300)) for _ in range(4)]

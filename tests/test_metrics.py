@@ -16,7 +16,7 @@ from django.urls import resolve
 from prometheus_client import REGISTRY
 
 from compute import metrics
-from compute.cache.store import result_cache
+from compute.cache import result_cache
 from compute.domain.query import ResultQuery
 from tests.support.caches import PointedCache, backend_at
 from tests.support.servers import free_port

@@ -112,7 +112,9 @@ def server(tmp_path):
         keys = list(client.scan_iter(match=f"{live.prefix}:*", count=1000))
         if keys:
             client.delete(*keys)
-        PointedCache(backend_at(redis_url, prefix=live.prefix)).host.path.unlink(missing_ok=True)
+        PointedCache(backend_at(redis_url, prefix=live.prefix)).evictions.host.path.unlink(
+            missing_ok=True
+        )
 
 
 def test_generated_requests_conform_to_the_schema(server, tmp_path, request):

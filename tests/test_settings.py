@@ -181,7 +181,7 @@ def test_login_failures_leave_nothing_pickled_in_the_cache(
         client.post(login, {"username": "nobody", "password": "wrong"})
     client.get("/api/fib/12/")
     serializer = TaggedSerializer({})
-    keys = list(redis_client.scan_iter(match=clean_cache._key("*")))
+    keys = list(redis_client.scan_iter(match=clean_cache.make_key("*")))
     assert keys  # the result above is there
     for key in keys:
         if redis_client.type(key) != b"string":

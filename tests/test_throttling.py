@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from compute.api.throttling import ComputeRateThrottle, parse_rate
-from compute.cache.store import result_cache
+from compute.cache import result_cache
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -151,7 +151,9 @@ def instances(tmp_path):
         keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
         if keys:
             client.delete(*keys)
-        PointedCache(backend_at(redis_url, prefix=prefix)).host.path.unlink(missing_ok=True)
+        PointedCache(backend_at(redis_url, prefix=prefix)).evictions.host.path.unlink(
+            missing_ok=True
+        )
 
 
 def test_two_instances_share_the_cache_the_log_and_evictions(instances):

@@ -40,7 +40,7 @@ from django.utils.safestring import SafeString
 
 from compute import services
 from compute.admin import statistics as admin_views
-from compute.cache.store import ResultCache, result_cache
+from compute.cache import ResultCache, result_cache
 from compute.domain.query import PI
 from compute.models import ComputedResult
 

@@ -23,7 +23,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from compute.cache.store import REDIS_ERRORS, ResultCache
+from compute.cache import REDIS_ERRORS, ResultCache
 from compute.domain.query import FIB, PI
 from compute.models import ComputedResult
 

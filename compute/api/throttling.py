@@ -35,7 +35,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from compute.cache.store import ResultCache, result_cache
+from compute.cache import ResultCache, result_cache
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

@@ -9,7 +9,7 @@ any worker of the same host. Processes on other hosts still learn of it
 through the Redis generation within ``LOCAL_CACHE_SYNC_SECONDS``.
 
     >>> import tempfile, pathlib
-    >>> counter = HostGeneration(pathlib.Path(tempfile.mkdtemp()) / "gen")
+    >>> counter = HostCounter(pathlib.Path(tempfile.mkdtemp()) / "gen")
     >>> before = counter.read(); counter.bump(); counter.read() == before + 1
     True
 """
@@ -44,11 +44,11 @@ def private_folder() -> Path:
     return folder
 
 
-class HostGeneration:
+class HostCounter:
     """An unsigned 64-bit counter shared by every process that maps ``path``."""
 
     @classmethod
-    def for_name(cls, name: str) -> HostGeneration:
+    def for_name(cls, name: str) -> HostCounter:
         """Return the counter every process of this host opens for ``name``."""
         digest = hashlib.sha256(name.encode()).hexdigest()[:32]
         return cls(private_folder() / f"evictions-{digest}")

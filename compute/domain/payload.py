@@ -14,9 +14,10 @@ Stored format version 1 (``queries.FORMAT_VERSION``): ``b"r" + literal`` or
 
 from __future__ import annotations
 
+import re
 import zlib
 
-from compute.domain.query import ResultQuery
+from compute.domain.query import FIB, ResultQuery
 
 _TRUE = b'{"cached":true,"result":'
 _FALSE = b'{"cached":false,"result":'
@@ -24,6 +25,12 @@ _FALSE = b'{"cached":false,"result":'
 GZIP_MIN_BYTES = 200
 # Bodies from this size up are stored compressed in Redis.
 STORE_GZIP_MIN_BYTES = 4096
+# What a raw (``b"r"``) stored literal may look like: a JSON number for a
+# double, an integer for fib, a quoted decimal for a pi with digits.
+# Anything else is a malformed entry, never served.
+_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_INTEGER = re.compile(rb"0|[1-9][0-9]*")
+_DECIMAL_STRING = re.compile(rb'"[0-9]+(?:\.[0-9]+)?"')
 
 
 def gzip_bytes(data: bytes) -> bytes:
@@ -66,6 +73,8 @@ class Payload:
         tag, rest = data[:1], data[1:]
         suffix = _suffix(query)
         if tag == b"r":
+            if _literal_pattern(query).fullmatch(rest) is None:
+                raise ValueError("stored literal is not a result of this kind")
             return cls(rest, suffix)
         if tag == b"z":
             body = gunzip_bytes(rest)
@@ -120,6 +129,16 @@ class Payload:
         if as_string and not self.literal.startswith(b'"'):
             return b'"' + self.literal + b'"'
         return self.literal
+
+
+def _literal_pattern(query: ResultQuery) -> re.Pattern[bytes]:
+    """Return the shape of ``query``'s raw literal (compressed entries are checked
+    against their key when decoded; raw ones are short, so a regex is cheap)."""
+    if query.digits is not None:
+        return _DECIMAL_STRING
+    if query.kind == FIB:
+        return _INTEGER
+    return _NUMBER
 
 
 def _suffix(query: ResultQuery) -> bytes:

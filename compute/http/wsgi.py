@@ -32,7 +32,7 @@ from django.http import QueryDict
 
 from compute import metrics
 from compute.api.serializers import configured_limits
-from compute.cache.store import MISSING, ResultCache, result_cache
+from compute.cache import MISSING, ResultCache, result_cache
 from compute.http import hit as responses
 from compute.http.routes import HIT_MARK, result_query
 

@@ -1,10 +1,10 @@
 """Result caches for in-process tests: the production cache stack pointed elsewhere.
 
-``ResultCache`` looks its Redis up through ``backend``; these subclasses
-swap that (a django-redis backend built from the project's own ``CACHES``
-options, only the location changed) or the clock, so a test can talk to
-a paused or missing Redis, or step time, without touching the process's
-``result_cache``.
+``ResultCache`` takes its django-redis backend and its clock as
+constructor arguments; ``PointedCache`` passes a backend built from the
+project's own ``CACHES`` options (only the location changed) and a clock
+the test steps, so a test can talk to a paused or missing Redis, or step
+time, without touching the process's ``result_cache``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django_redis.cache import RedisCache
 
-from compute.cache.store import ResultCache
+from compute.cache import ResultCache
 
 
 class FakeClock:
@@ -47,14 +47,8 @@ def backend_at(location: str, *, prefix: str | None = None) -> RedisCache:
 
 
 class PointedCache(ResultCache):
-    """A ResultCache on a backend of its own and a clock the test steps."""
+    """A ResultCache on a backend of its own (default: the configured one) and a stepped clock."""
 
     def __init__(self, backend: RedisCache | None = None, clock: FakeClock | None = None) -> None:
-        super().__init__()
-        self._backend = backend
         self.fake_clock = clock or FakeClock()
-        self.clock = self.fake_clock  # instance attribute: not bound, called as is
-
-    @property
-    def backend(self) -> Any:
-        return self._backend if self._backend is not None else super().backend
+        super().__init__(backend, clock=self.fake_clock)

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from compute.cache.store import REDIS_ERRORS, result_cache
+from compute.cache import REDIS_ERRORS, result_cache
 
 
 def _since(timestamp: int | None) -> str:

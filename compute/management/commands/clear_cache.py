@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from compute.cache.store import REDIS_ERRORS, result_cache
+from compute.cache import REDIS_ERRORS, result_cache
 
 
 class Command(BaseCommand):

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from compute import services
 from compute.api.serializers import configured_limits
-from compute.cache.store import result_cache
+from compute.cache import result_cache
 from compute.domain.query import FIB, KINDS, PI, InvalidQuery, ResultQuery, parse_query
 
 # log10 of the golden ratio: fib(n) has about n times this many digits.

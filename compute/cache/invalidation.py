@@ -1,0 +1,109 @@
+"""The eviction broadcast: every process forgets an evicted result within a bound.
+
+Each process keeps an in-process tier in front of Redis (``local``), so a
+DELETE, an admin eviction or a namespace clear must reach every process:
+
+- on one host at once: a counter in shared memory (``HostCounter``) that
+  an eviction bumps and every process compares, a plain memory read,
+  before each in-process hit;
+- on other hosts within ``LOCAL_CACHE_SYNC_SECONDS``: a generation counter
+  in Redis, re-read at most that often before serving from the tier, and
+  read in the same round trip as every Redis lookup.
+
+The Redis counter starts from a random base and survives a namespace
+clear, so a lost or cleared counter can never come back equal to a value
+some process still holds. Until a process has read the generation (at
+start, after an outage) its tier is not used at all.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from compute.cache.host_counter import HostCounter
+
+
+class EvictionBroadcast:
+    """When this process's in-process tier may be trusted, and how to tell the others."""
+
+    def __init__(
+        self,
+        *,
+        generation_key: str,
+        host_name: str,
+        sync_seconds: Callable[[], float],
+        forget: Callable[[], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.generation_key = generation_key
+        self.host_name = host_name
+        self.sync_seconds = sync_seconds
+        self.forget = forget  # empties the in-process tier
+        self.clock = clock
+        self._host: HostCounter | None = None
+        self._host_seen = 0
+        self._generation: int | None = None
+        self._synced_at = float("-inf")
+
+    @property
+    def host(self) -> HostCounter:
+        """Return this host's shared counter (mapped, and its value noted, on first use).
+
+        Map it before anything enters the tier, so every later bump is seen.
+        """
+        if self._host is None:
+            self._host = HostCounter.for_name(self.host_name)
+            self._host_seen = self._host.read()
+        return self._host
+
+    @property
+    def trusted(self) -> bool:
+        """Return True if the tier is in step with the shared generation (it may serve)."""
+        return self._generation is not None
+
+    def check(self) -> str:
+        """Return "fresh" if the tier may serve now, "sync" if Redis must be asked first.
+
+        A bump on this host empties the tier at once.
+        """
+        seen = self.host.read()
+        if seen != self._host_seen:
+            self.forget()
+            self._host_seen = seen
+        if self.clock() - self._synced_at >= self.sync_seconds():
+            return "sync"
+        return "fresh"
+
+    def queue_read(self, pipe: Any) -> None:
+        """Queue the read of the shared generation on ``pipe``."""
+        pipe.get(self.generation_key)
+
+    def adopt(self, value: Any) -> None:
+        """Adopt the generation read from Redis; a change empties the tier."""
+        generation = int(value or 0)
+        if generation != self._generation:
+            self.forget()
+            self._generation = generation
+        self._synced_at = self.clock()
+
+    def queue_bump(self, pipe: Any) -> None:
+        """Queue the increment of the shared generation on ``pipe``.
+
+        A missing counter (first eviction, or a Redis that lost its data)
+        restarts from a random 48-bit base rather than from 1, so it cannot
+        come back equal to the value an idle process last saw.
+        """
+        pipe.set(self.generation_key, secrets.randbits(48), nx=True)
+        pipe.incr(self.generation_key)
+
+    def bump_host(self) -> None:
+        """Tell every process of this host to empty its tier now."""
+        self.host.bump()
+
+    def lose_track(self) -> None:
+        """Stop trusting the tier (Redis failed: evictions could not be heard)."""
+        self.forget()
+        self._generation = None

@@ -1,0 +1,64 @@
+"""The app's settings gateway: every setting ``compute`` reads, read when it is used.
+
+Components never copy a setting at import or construction time: they ask
+``app_settings`` each time, so ``override_settings`` in a test (and any
+later change) reaches them. Objects that must be built from settings (the
+process's result cache) register a reset with ``on_change`` and are built
+again, lazily, after one of the settings they name changes, the way DRF's
+``api_settings`` reloads on Django's ``setting_changed`` signal.
+
+    >>> app_settings.limits.fib_max_n == settings.FIB_MAX_N
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+from compute.domain.query import Limits
+
+__all__ = ["app_settings", "on_change"]
+
+
+class AppSettings:
+    """Typed, read-at-use access to the settings of ``mathsite/settings.py`` that the app uses."""
+
+    cache_alias = "default"
+
+    @property
+    def limits(self) -> Limits:
+        """Return the input limits (FIB_MAX_N, PI_MAX_N, PI_MAX_DIGITS)."""
+        return Limits(settings.FIB_MAX_N, settings.PI_MAX_N, settings.PI_MAX_DIGITS)
+
+    @property
+    def cache_location(self) -> str:
+        """Return the configured Redis location of the result cache (``CACHES``)."""
+        return str(settings.CACHES[self.cache_alias]["LOCATION"])
+
+    def __getattr__(self, name: str) -> Any:
+        # Every other setting by its own name (CACHE_TTL, COMPUTE_LOCK_WAIT, ...),
+        # read from django.conf.settings at the moment it is asked for.
+        return getattr(settings, name)
+
+
+app_settings = AppSettings()
+
+_resets: list[tuple[frozenset[str], Callable[[], None]]] = []
+
+
+def on_change(names: frozenset[str] | set[str], reset: Callable[[], None]) -> None:
+    """Call ``reset`` whenever one of the settings ``names`` changes (override_settings)."""
+    _resets.append((frozenset(names), reset))
+
+
+def _setting_changed(*, setting: str, **kwargs: Any) -> None:
+    for names, reset in _resets:
+        if setting in names:
+            reset()
+
+
+setting_changed.connect(_setting_changed, dispatch_uid="compute.conf")
