@@ -27,8 +27,7 @@ from types import TracebackType
 import redis
 
 from mathsite import embedded_redis
-
-BASE_DIR = Path(__file__).resolve().parent.parent
+from mathsite.paths import BASE_DIR
 
 
 def free_port() -> int:

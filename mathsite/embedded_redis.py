@@ -31,7 +31,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from mathsite import paths
+
 # redis-py retries a failed command 3 times with up to seconds of backoff by
 # default: a PING to a dead socket, or the SHUTDOWN whose connection the
 # server closes by design, would each take seconds.
@@ -40,8 +41,7 @@ _NO_RETRY = Retry(NoBackoff(), 0)
 
 def default_dir() -> Path:
     """Return the folder holding the embedded server's socket, data and log."""
-    data = Path(os.environ.get("MATHSITE_DATA_DIR", BASE_DIR / "var"))
-    return data / "redis"
+    return paths.redis_dir()
 
 
 def server_binary() -> str:
@@ -66,7 +66,7 @@ def server_binary() -> str:
 
 def socket_path(folder: Path) -> Path:
     """Return the unix socket path of the server kept in ``folder``."""
-    return folder / "redis.sock"
+    return paths.redis_socket(folder)
 
 
 def url_for(folder: Path, db: int = 0) -> str:

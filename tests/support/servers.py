@@ -40,9 +40,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from mathsite import embedded_redis
+from mathsite import embedded_redis, paths
+from mathsite.paths import BASE_DIR
 
-BASE_DIR = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 # Variables of the test run that must not leak into a live server's environment.
 _RUN_ONLY = (
@@ -329,17 +329,21 @@ class LiveServer:
     def error_log(self) -> Path:
         return self.folder / "server.log"
 
+    @property
+    def database(self) -> Path:
+        """Return this server's SQLite file (the default one in its data folder)."""
+        return paths.sqlite_file(self.folder)
+
     def key(self, cache_key: str) -> str:
         """Return the Redis key this server stores ``cache_key`` under (prefix, version 1)."""
         return f"{self.prefix}:1:{cache_key}"
 
     def environment(self) -> dict[str, str]:
         env = base_environment()
-        database = self.folder / "db.sqlite3"
         env.update(
             {
                 "DJANGO_SETTINGS_MODULE": "mathsite.settings",
-                "DATABASE_URL": f"sqlite:///{database}",
+                "DATABASE_URL": f"sqlite:///{self.database}",
                 "MATHSITE_DATA_DIR": str(self.folder),
                 "REDIS_URL": self.redis_url,
                 "CACHE_KEY_PREFIX": self.prefix,
@@ -351,8 +355,8 @@ class LiveServer:
 
     def start(self, wait: float = 30.0) -> LiveServer:
         """Start gunicorn and wait until /healthz answers and every worker is up."""
-        (self.folder / "static").mkdir(parents=True, exist_ok=True)  # STATIC_ROOT
-        shutil.copyfile(template_database(), self.folder / "db.sqlite3")
+        paths.static_dir(self.folder).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template_database(), self.database)
         command = [
             PYTHON, "-m", "gunicorn", "tests.support.live_wsgi:application",
             "--config", str(Path(__file__).with_name("gunicorn_conf.py")),
