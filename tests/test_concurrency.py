@@ -56,7 +56,7 @@ def redis_server(tmp_path_factory):
 def live(tmp_path_factory, redis_server):
     server = LiveServer(
         tmp_path_factory.mktemp("concurrency-web"),
-        redis_url=redis_server.url,
+        redis_url=redis_server.url(),
         workers=WORKERS,
         env=LIVE_ENV,
     )
