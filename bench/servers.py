@@ -6,7 +6,7 @@ of its own so ``stop`` ends it and its children (gunicorn workers) without
 touching any other process. ``cpus`` pins a server with ``taskset`` when
 the machine has it and more than one core.
 
-    with Redis(folder, cpus=[0]) as redis_server, Gunicorn(...) as web:
+    with RedisServer(folder, cpus=[0]) as redis_server, Gunicorn(...) as web:
         ...
 """
 
@@ -24,11 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-import redis
-
 from mathsite import embedded_redis
-
-BASE_DIR = Path(__file__).resolve().parent.parent
+from mathsite.paths import BASE_DIR
 
 
 def free_port() -> int:
@@ -98,55 +95,25 @@ class _Process:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-class RedisServer(_Process):
-    """A throwaway Redis for one run: unix socket, no persistence, no eviction."""
+class RedisServer(embedded_redis.RedisServer):
+    """A throwaway Redis for one run: unix socket, no persistence, no eviction.
 
-    name = "redis"
+    The project's launcher with the benchmark's settings, pinned to ``cpus``
+    (``taskset`` execs the server, so its pid is the server's); a context
+    manager that stops it on exit.
+    """
+
+    client_timeout = 10.0  # its clients share the machine with a full load
 
     def __init__(self, folder: Path, *, cpus: Sequence[int] | None = None) -> None:
-        self.folder = folder
-        self.cpus = cpus
-        self.socket = folder / "redis.sock"
-        self.binary = embedded_redis.server_binary()
-
-    def url(self, db: int) -> str:
-        """Return the redis URL of database ``db`` on this server."""
-        return f"unix://{self.socket}?db={db}"
-
-    def client(self, db: int) -> redis.Redis:
-        """Return a client on database ``db``."""
-        return redis.Redis(unix_socket_path=str(self.socket), db=db, socket_timeout=10)
-
-    def start(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        config = self.folder / "redis.conf"
-        config.write_text(
-            "\n".join(
-                [
-                    "port 0",
-                    f"unixsocket {self.socket}",
-                    "unixsocketperm 700",
-                    f"dir {self.folder}",
-                    "appendonly no",
-                    'save ""',
-                    "maxmemory 1gb",
-                    "maxmemory-policy noeviction",
-                    "databases 16",
-                    "",
-                ]
-            )
+        super().__init__(
+            folder,
+            persistence=False,
+            maxmemory="1gb",
+            policy="noeviction",
+            config=["databases 16"],
+            wrapper=pinned([], cpus),
         )
-        self._spawn(pinned([self.binary, str(config)], self.cpus), self.folder / "redis.log")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"bench Redis exited: see {self.folder / 'redis.log'}")
-            with contextlib.suppress(redis.RedisError, OSError):
-                if self.client(0).ping():
-                    return
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("bench Redis did not answer within 10 s")
 
 
 class Gunicorn(_Process):

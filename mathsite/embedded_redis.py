@@ -8,6 +8,16 @@ append-only persistence (``appendfsync everysec``: a crash loses at most
 the last second of writes; a clean stop loses nothing) and a memory cap
 with LRU eviction (the result log keeps everything).
 
+``RedisServer`` is the one launcher of such a server: ``make run``, the
+test suite's Redis, the live tests' killable servers and the benchmark's
+all start theirs with it, on a unix socket in a folder or on a TCP port,
+with persistence on or off::
+
+    server = RedisServer(folder, port=None, persistence=True, maxmemory="256mb").start()
+    server.url()        # unix:///.../redis.sock?db=0
+    server.pause(); server.resume(); server.kill(); server.start()   # faults, restart
+    server.stop()       # SHUTDOWN, then SIGTERM, then SIGKILL, each wait bounded
+
 Command line::
 
     python -m mathsite.embedded_redis exec -- CMD...   # run CMD with REDIS_URL set
@@ -24,14 +34,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import TracebackType
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from mathsite import paths
+
 # redis-py retries a failed command 3 times with up to seconds of backoff by
 # default: a PING to a dead socket, or the SHUTDOWN whose connection the
 # server closes by design, would each take seconds.
@@ -40,8 +52,7 @@ _NO_RETRY = Retry(NoBackoff(), 0)
 
 def default_dir() -> Path:
     """Return the folder holding the embedded server's socket, data and log."""
-    data = Path(os.environ.get("MATHSITE_DATA_DIR", BASE_DIR / "var"))
-    return data / "redis"
+    return paths.redis_dir()
 
 
 def server_binary() -> str:
@@ -64,52 +75,301 @@ def server_binary() -> str:
     )
 
 
+def _quoted(path: Path) -> str:
+    """Return ``path`` as one argument of a Redis configuration line (spaces allowed)."""
+    return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class RedisServer:
+    """One Redis-compatible server process: its configuration, start, faults and stop.
+
+    The server keeps its configuration (``redis.conf``), log, pid file and
+    data in ``folder``. With ``port`` None it listens on the unix socket
+    ``folder/redis.sock`` only (no TCP port); with a port, on
+    ``127.0.0.1:port`` only. ``persistence`` turns on the append-only file
+    (fsync every second) and RDB snapshots; off, a restart starts empty.
+    ``maxmemory``/``policy`` set the memory cap and eviction policy (the
+    server's defaults when None), ``config`` adds configuration lines,
+    ``password`` sets ``requirepass`` (and is used by ``client()``),
+    ``binary`` picks the server (default ``server_binary()``) and
+    ``wrapper`` prefixes its command (e.g. ``taskset -c 0``; the wrapper
+    must exec the server, so that ``pid`` is the server's).
+
+    ``start()`` may be called again after ``kill()``, ``shutdown()`` or
+    ``stop()``: the same address and folder (so, with persistence, the same
+    data). Every wait is bounded.
+    """
+
+    client_timeout = 2.0  # seconds, for clients of client()
+    ready_interval = 0.05  # seconds between PINGs while starting
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        port: int | None = None,
+        persistence: bool = True,
+        maxmemory: str | None = None,
+        policy: str | None = None,
+        config: Sequence[str] = (),
+        password: str | None = None,
+        binary: str | None = None,
+        wrapper: Sequence[str] = (),
+    ) -> None:
+        self.folder = Path(folder)
+        self.port = port
+        self.persistence = persistence
+        self.maxmemory = maxmemory
+        self.policy = policy
+        self.extra_config = list(config)
+        self.password = password
+        self.binary = binary
+        self.wrapper = list(wrapper)
+        self.process: subprocess.Popen | None = None  # the server this object started
+
+    # --- where it is --------------------------------------------------------------------
+
+    @property
+    def socket(self) -> Path | None:
+        """Return the unix socket path (None for a server on a TCP port)."""
+        return paths.redis_socket(self.folder) if self.port is None else None
+
+    @property
+    def config_file(self) -> Path:
+        return self.folder / "redis.conf"
+
+    @property
+    def log_file(self) -> Path:
+        return self.folder / "redis.log"
+
+    @property
+    def pid(self) -> int | None:
+        """Return the pid of the server this object started (None before ``start()``)."""
+        return self.process.pid if self.process is not None else None
+
+    def url(self, db: int = 0) -> str:
+        """Return the REDIS_URL of database ``db`` on this server."""
+        auth = f":{self.password}@" if self.password else ""
+        if self.socket is not None:
+            return f"unix://{auth}{self.socket}?db={db}"
+        return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+
+    def client(self, db: int = 0, *, timeout: float | None = None) -> redis.Redis:
+        """Return a new client (its own connection pool, no retries) on database ``db``."""
+        timeout = self.client_timeout if timeout is None else timeout
+        where = (
+            {"unix_socket_path": str(self.socket)}
+            if self.socket is not None
+            else {"host": "127.0.0.1", "port": self.port}
+        )
+        return redis.Redis(
+            **where,
+            db=db,
+            password=self.password,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=_NO_RETRY,
+        )
+
+    def answers(self, timeout: float = 0.5) -> bool:
+        """Return True if a server (this one or any other) answers PING at this address."""
+        if self.socket is not None and not self.socket.exists():
+            return False
+        client = self.client(timeout=timeout)
+        try:
+            return bool(client.ping())
+        except (redis.RedisError, OSError):
+            return False
+        finally:
+            client.close()
+
+    def running(self) -> bool:
+        """Return True while the process this object started has not exited."""
+        return self.process is not None and self.process.poll() is None
+
+    # --- start --------------------------------------------------------------------------
+
+    def config_lines(self) -> list[str]:
+        """Return the configuration this server runs with."""
+        if self.port is None:
+            listen = ["port 0", f"unixsocket {_quoted(self.socket)}", "unixsocketperm 700"]
+        else:
+            listen = [f"port {self.port}", "bind 127.0.0.1"]
+        if self.persistence:
+            persist = ["appendonly yes", "appendfsync everysec", "save 3600 1 300 100"]
+        else:
+            persist = ["appendonly no", 'save ""']
+        lines = [
+            "# Written by mathsite.embedded_redis; edits are overwritten on start.",
+            *listen,
+            f"dir {_quoted(self.folder)}",
+            f"pidfile {_quoted(self.folder / 'redis.pid')}",
+            f"logfile {_quoted(self.log_file)}",
+            *persist,
+        ]
+        if self.maxmemory is not None:
+            lines.append(f"maxmemory {self.maxmemory}")
+        if self.policy is not None:
+            lines.append(f"maxmemory-policy {self.policy}")
+        if self.password:
+            lines.append(f"requirepass {self.password}")
+        return [*lines, *self.extra_config]
+
+    def write_config(self) -> Path:
+        """Write the configuration into the folder and return its path."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text("\n".join([*self.config_lines(), ""]))
+        return self.config_file
+
+    def start(self, wait: float = 10.0) -> RedisServer:
+        """Start the server and wait (at most ``wait`` s) until it answers PING; return self.
+
+        Raise RuntimeError if this object's server is still running, if
+        another server already answers at the address (a unix socket would
+        be taken over from it), or if the server exits or stays silent.
+        """
+        if self.running():
+            raise RuntimeError(f"the Redis server in {self.folder} is already running")
+        if self.answers():
+            raise RuntimeError(f"another Redis server already answers at {self.url()}")
+        config = self.write_config()
+        command = [*self.wrapper, self.binary or server_binary(), str(config)]
+        # Before it opens its log file, the server reports (e.g. configuration) errors
+        # on stderr: they land in the same file, so the error below can quote them.
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own binary and config
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            )
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                tail = self.log_file.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"Redis server exited with {self.process.returncode}:\n{tail}")
+            if self.answers():
+                return self
+            time.sleep(self.ready_interval)
+        self.kill()
+        raise RuntimeError(f"Redis server did not answer within {wait}s (see {self.log_file})")
+
+    # --- faults -------------------------------------------------------------------------
+
+    def _signal(self, sig: int) -> None:
+        if self.running():
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(sig)
+
+    def pause(self) -> None:
+        """SIGSTOP the server: the kernel accepts connections, nothing answers them."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT a paused server."""
+        self._signal(signal.SIGCONT)
+
+    def kill(self, wait: float = 5.0) -> None:
+        """SIGKILL the server (a crash: nothing more is written) and reap it; idempotent."""
+        self._signal(signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait(timeout=wait)
+
+    def shutdown(self, *, save: bool | None = None, wait: float = 5.0) -> None:
+        """Send SHUTDOWN (SAVE or NOSAVE; default: as ``persistence``) and reap the server."""
+        save = self.persistence if save is None else save
+        client = self.client(timeout=wait)
+        try:
+            # The server closes the connection while shutting down: that is success.
+            client.shutdown(save=save, nosave=not save)
+        finally:
+            client.close()
+        if self.process is not None:
+            self.process.wait(timeout=wait)
+
+    # --- stop ---------------------------------------------------------------------------
+
+    def stop(self, wait: float = 10.0) -> None:
+        """Stop the server cleanly; idempotent, each step bounded by ``wait`` seconds.
+
+        SHUTDOWN first (with persistence it saves, and the append-only file
+        is flushed), then SIGTERM (the server saves on it too), then SIGKILL.
+        Only this object's server: if it has exited, whatever answers at
+        its address now is someone else's and is left alone. Without a
+        process (``stop`` from another command), the server answering at
+        the address is shut down.
+        """
+        process = self.process
+        if process is not None and process.poll() is not None:
+            return
+        self.resume()  # a stopped process can neither answer nor exit
+        asked = False
+        with contextlib.suppress(redis.RedisError, OSError):
+            client = self.client(timeout=wait)
+            try:
+                ours = process is None or int(client.info("server")["process_id"]) == process.pid
+                if ours:
+                    # redis-py returns once the server has closed the connection.
+                    client.shutdown(save=self.persistence, nosave=not self.persistence)
+                    asked = True
+            finally:
+                client.close()
+        if process is None:
+            deadline = time.monotonic() + wait
+            while self.answers() and time.monotonic() < deadline:
+                time.sleep(self.ready_interval)
+            return
+        escalation = [signal.SIGTERM, signal.SIGKILL]
+        if not asked:  # SHUTDOWN could not be sent: SIGTERM at once
+            self._signal(escalation.pop(0))
+        for sig in escalation:
+            try:
+                process.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                self._signal(sig)
+        process.wait(timeout=wait)
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# --- make run's server ------------------------------------------------------------------
+
+
+def embedded(folder: Path | None = None) -> RedisServer:
+    """Return the launcher of ``make run``'s server kept in ``folder`` (default ``default_dir()``).
+
+    A unix socket, persistence on, the memory cap and eviction policy from
+    ``EMBEDDED_REDIS_MAXMEMORY`` (default 256mb) and ``EMBEDDED_REDIS_POLICY``
+    (default allkeys-lru).
+    """
+    return RedisServer(
+        folder or default_dir(),
+        persistence=True,
+        maxmemory=os.environ.get("EMBEDDED_REDIS_MAXMEMORY", "256mb"),
+        policy=os.environ.get("EMBEDDED_REDIS_POLICY", "allkeys-lru"),
+    )
+
+
 def socket_path(folder: Path) -> Path:
     """Return the unix socket path of the server kept in ``folder``."""
-    return folder / "redis.sock"
+    return paths.redis_socket(folder)
 
 
 def url_for(folder: Path, db: int = 0) -> str:
     """Return the REDIS_URL for the server kept in ``folder``."""
-    return f"unix://{socket_path(folder)}?db={db}"
+    return embedded(folder).url(db)
 
 
 def is_running(folder: Path) -> bool:
     """Return True if a server answers PING on ``folder``'s socket."""
-    sock = socket_path(folder)
-    if not sock.exists():
-        return False
-    try:
-        client = redis.Redis(unix_socket_path=str(sock), socket_timeout=0.5, retry=_NO_RETRY)
-        return bool(client.ping())
-    except (redis.RedisError, OSError):
-        return False
-
-
-def write_config(folder: Path, *, maxmemory: str, policy: str) -> Path:
-    """Write the server configuration into ``folder`` and return its path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    config = folder / "redis.conf"
-    config.write_text(
-        "\n".join(
-            [
-                "# Written by mathsite.embedded_redis; edits are overwritten on start.",
-                "port 0",
-                f"unixsocket {socket_path(folder)}",
-                "unixsocketperm 700",
-                f"dir {folder}",
-                f"pidfile {folder / 'redis.pid'}",
-                f"logfile {folder / 'redis.log'}",
-                "appendonly yes",
-                "appendfsync everysec",
-                "save 3600 1 300 100",
-                f"maxmemory {maxmemory}",
-                f"maxmemory-policy {policy}",
-                "",
-            ]
-        )
-    )
-    return config
+    return embedded(folder).answers()
 
 
 def start(folder: Path | None = None, *, wait: float = 10.0) -> subprocess.Popen | None:
@@ -118,52 +378,21 @@ def start(folder: Path | None = None, *, wait: float = 10.0) -> subprocess.Popen
     Return the process, or None if a server was already running there
     (a second ``make run`` reuses it).
     """
-    folder = folder or default_dir()
-    if is_running(folder):
+    server = embedded(folder)
+    if server.answers():
         return None
-    config = write_config(
-        folder,
-        maxmemory=os.environ.get("EMBEDDED_REDIS_MAXMEMORY", "256mb"),
-        policy=os.environ.get("EMBEDDED_REDIS_POLICY", "allkeys-lru"),
-    )
-    process = subprocess.Popen(  # noqa: S603 - our own binary and config
-        [server_binary(), str(config)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log = folder / "redis.log"
-            tail = log.read_text()[-2000:] if log.exists() else ""
-            raise RuntimeError(f"embedded Redis exited with {process.returncode}:\n{tail}")
-        if is_running(folder):
-            return process
-        time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"embedded Redis did not answer within {wait}s (see {folder / 'redis.log'})")
+    return server.start(wait=wait).process
 
 
 def stop(folder: Path | None = None, process: subprocess.Popen | None = None) -> None:
-    """Stop the server kept in ``folder`` cleanly (SHUTDOWN flushes the append-only file)."""
-    folder = folder or default_dir()
-    sock = socket_path(folder)
-    if process is not None and process.poll() is not None:
-        return  # ours has already exited; whatever listens now is not ours to stop
-    with contextlib.suppress(redis.RedisError, OSError):
-        client = redis.Redis(unix_socket_path=str(sock), socket_timeout=5, retry=_NO_RETRY)
-        # Only the server we started: a later run may already own the socket.
-        if process is None or int(client.info("server")["process_id"]) == process.pid:
-            client.shutdown(save=True)
-        else:
-            process.send_signal(signal.SIGTERM)  # the server saves on SIGTERM too
-    if process is not None:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
+    """Stop the server kept in ``folder`` cleanly (SHUTDOWN flushes the append-only file).
+
+    With ``process`` (what ``start`` returned), only that server: one that
+    has already exited is not replaced by whatever listens there now.
+    """
+    server = embedded(folder)
+    server.process = process
+    server.stop()
 
 
 @contextlib.contextmanager

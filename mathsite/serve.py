@@ -19,9 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import embedded_redis
-
-BASE_DIR = Path(__file__).resolve().parent.parent
+from . import embedded_redis, paths
+from .paths import BASE_DIR
 
 LOCAL_DEFAULTS = {
     "ALLOWED_HOSTS": "localhost,127.0.0.1,[::1]",
@@ -33,16 +32,11 @@ LOCAL_DEFAULTS = {
 }
 
 
-def data_dir() -> Path:
-    """Return the project's data folder (``MATHSITE_DATA_DIR``, default ``var/``)."""
-    return Path(os.environ.get("MATHSITE_DATA_DIR", BASE_DIR / "var"))
-
-
 def secret_key(folder: Path) -> str:
-    """Return the kept secret key, generating it (mode 600) on first use."""
-    path = folder / "secret_key"
+    """Return the secret key kept in data folder ``folder``; generate it (mode 600) on first use."""
+    path = paths.secret_key_file(folder)
     if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(64))
@@ -52,8 +46,7 @@ def secret_key(folder: Path) -> str:
 def local_environment() -> dict[str, str]:
     """Return the environment for the local server: the caller's, plus local defaults."""
     env = dict(os.environ)
-    folder = data_dir()
-    env.setdefault("SECRET_KEY", secret_key(folder))
+    env.setdefault("SECRET_KEY", secret_key(paths.data_dir()))
     for name, value in LOCAL_DEFAULTS.items():
         env.setdefault(name, value)
     return env

@@ -17,17 +17,18 @@ starts serving.
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from mathsite import paths
+
 env = environ.Env()
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(env.str("MATHSITE_DATA_DIR", default=str(BASE_DIR / "var")))
+BASE_DIR = paths.BASE_DIR
+DATA_DIR = paths.data_dir()  # MATHSITE_DATA_DIR; the local files' names are in mathsite.paths
 
 
 def _rate(name: str, default: str) -> str | None:
@@ -136,7 +137,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # https://whitenoise.readthedocs.io/en/stable/django.html
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT = paths.static_dir(DATA_DIR)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -150,7 +151,7 @@ WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
 # https://docs.djangoproject.com/en/5.2/ref/settings/#databases
 
 DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{paths.sqlite_file(DATA_DIR)}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers and one writer work at once; IMMEDIATE transactions and
@@ -174,7 +175,7 @@ else:
 # https://github.com/jazzband/django-redis#configure-as-cache-backend
 
 # redis://[:password@]host:port/db, rediss:// (TLS) or unix:///path?db=N.
-REDIS_URL = env.str("REDIS_URL", default=f"unix://{DATA_DIR / 'redis' / 'redis.sock'}")
+REDIS_URL = env.str("REDIS_URL", default=f"unix://{paths.redis_socket(paths.redis_dir(DATA_DIR))}")
 # Seconds a result stays in Redis; empty or "none" means never expire (as the
 # old service did). The result log keeps everything regardless.
 _ttl = env.str("CACHE_TTL", default="")

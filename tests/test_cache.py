@@ -350,7 +350,7 @@ def test_a_paused_redis_costs_one_short_timeout_then_nothing(
     paused_redis, caplog, settings, request
 ):
     caplog.set_level(logging.WARNING, logger="compute.cache")
-    cache = PointedCache(backend_at(paused_redis.url))
+    cache = PointedCache(backend_at(paused_redis.url()))
     query = fib_query(6)
 
     started = time.monotonic()
@@ -385,7 +385,7 @@ def test_a_paused_redis_costs_one_short_timeout_then_nothing(
 def test_a_lock_held_when_redis_hangs_is_released_without_a_second_timeout(tmp_path, settings):
     server = RedisServer(tmp_path / "hangs").start()
     try:
-        cache = PointedCache(backend_at(server.url))
+        cache = PointedCache(backend_at(server.url()))
         query = fib_query(8)
         with cache.compute_lock(query) as held:
             assert held is True

@@ -56,7 +56,7 @@ def redis_server(tmp_path_factory):
 def live(tmp_path_factory, redis_server):
     server = LiveServer(
         tmp_path_factory.mktemp("concurrency-web"),
-        redis_url=redis_server.url,
+        redis_url=redis_server.url(),
         workers=WORKERS,
         env=LIVE_ENV,
     )
@@ -88,7 +88,7 @@ def burst(port: int, path: str, count: int, *, timeout: float = 20.0) -> list:
 
 def log_rows(server: LiveServer, kind: str, n: int) -> int:
     """Count the live server's result-log rows for (kind, n), read from its SQLite file."""
-    uri = f"file:{server.folder / 'db.sqlite3'}?mode=ro"
+    uri = f"file:{server.database}?mode=ro"
     with sqlite3.connect(uri, uri=True, timeout=10) as db:
         (count,) = db.execute(
             "SELECT COUNT(*) FROM compute_computedresult WHERE kind = ? AND n = ?", (kind, n)

@@ -80,7 +80,7 @@ def redis_server(tmp_path_factory):
 def live(tmp_path_factory, redis_server):
     server = LiveServer(
         tmp_path_factory.mktemp("faults-web"),
-        redis_url=redis_server.url,
+        redis_url=redis_server.url(),
         workers=WORKERS,
         env={
             "REDIS_SOCKET_TIMEOUT": str(SOCKET_TIMEOUT),

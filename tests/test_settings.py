@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import redis
 from django.contrib.auth.models import User
 from django.urls import reverse
 
@@ -25,7 +24,7 @@ from compute.cache.serializer import TaggedSerializer
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 from tests.support.caches import PointedCache, backend_at
-from tests.support.servers import free_port, redis_binary, wait_until
+from tests.support.servers import RedisServer
 
 BASE_DIR = Path(__file__).resolve().parents[1]
 PRODUCTION = {
@@ -122,6 +121,7 @@ def test_env_example_lists_every_variable_the_code_reads():
         BASE_DIR / "gunicorn.conf.py",
         BASE_DIR / "mathsite" / "embedded_redis.py",
         BASE_DIR / "mathsite" / "serve.py",
+        BASE_DIR / "mathsite" / "paths.py",
     ]
     pattern = re.compile(
         r"""(?:env\.(?:str|bool|int|float|list|db_url)|_rate|_env\.get|environ\.get|env\.get)"""
@@ -215,28 +215,12 @@ def test_probes_are_never_redirected_to_https(client, settings):
 @pytest.fixture
 def password_redis(tmp_path):
     """A redis-server on a free port that requires a password; yields (port, password)."""
-    port, password = free_port(), secrets.token_hex(12)
-    command = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1"]
-    command += ["--requirepass", password, "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(
-        [*command, "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    probe = redis.Redis(port=port, password=password, socket_timeout=0.5)
-
-    def answers() -> bool:
-        try:
-            return bool(probe.ping())
-        except (redis.RedisError, OSError):
-            return False
-
+    password = secrets.token_hex(12)
+    server = RedisServer(tmp_path, password=password).start()
     try:
-        assert wait_until(answers, 10), "redis-server did not start"
-        yield port, password
+        yield server.port, password
     finally:
-        process.kill()
-        process.wait(timeout=5)
+        server.kill()
 
 
 def test_a_redis_url_with_a_password_works(password_redis):

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-FIGURES_FILE = Path(__file__).resolve().parents[2] / "var" / "test-figures.jsonl"
+from mathsite import paths
+
+FIGURES_FILE = paths.DEFAULT_DATA_DIR / "test-figures.jsonl"
 _PLUGIN_NAME = "mathsite-figures"
 
 

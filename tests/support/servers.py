@@ -9,7 +9,7 @@ Every class stops what it started (``stop()`` is idempotent and used in
 fixture finalizers), and every wait is bounded.
 
     redis_server = RedisServer(tmp_path / "redis").start()
-    server = LiveServer(tmp_path / "web", redis_url=redis_server.url).start()
+    server = LiveServer(tmp_path / "web", redis_url=redis_server.url()).start()
     reply = server.get("/api/fib/10/")        # Reply(status=200, ...)
     ...
     server.stop(); redis_server.stop()
@@ -36,13 +36,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from mathsite import embedded_redis
+from mathsite import embedded_redis, paths
+from mathsite.paths import BASE_DIR
 
-BASE_DIR = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 # Variables of the test run that must not leak into a live server's environment.
 _RUN_ONLY = (
@@ -121,95 +120,20 @@ def _stop_process(process: subprocess.Popen | None, sig: int, timeout: float) ->
 # --- Redis --------------------------------------------------------------------------
 
 
-class RedisServer:
-    """A redis-server of the test's own on a free port (persistence off by default)."""
+class RedisServer(embedded_redis.RedisServer):
+    """The project's launcher as live tests use it: a free TCP port, persistence off.
 
-    def __init__(self, folder: Path, *, port: int | None = None, appendonly: bool = False):
-        self.folder = folder
-        self.port = port or free_port()
-        self.appendonly = appendonly
-        self.process: subprocess.Popen | None = None
-        self.paused = False
+    A port rather than a socket, so a test can hand its URL to child
+    processes and break the server under them (``kill``, ``pause``,
+    ``shutdown``, ``start`` again); ``redis-server`` from PATH when there is
+    one. Other options (``persistence=True``, ``password``, ...) as for
+    ``mathsite.embedded_redis.RedisServer``.
+    """
 
-    @property
-    def url(self) -> str:
-        """Return the REDIS_URL of this server (database 0)."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def client(self, timeout: float = 2.0) -> redis.Redis:
-        """Return a new raw client (its own connection pool) on this server."""
-        return redis.Redis(
-            host="127.0.0.1",
-            port=self.port,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=NO_RETRY,  # redis-py retries 3 times with backoff by default
-        )
-
-    def start(self, wait: float = 10.0) -> RedisServer:
-        """Start the server on ``self.port`` and wait until it answers PING."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        command = [
-            redis_binary(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.folder),
-            "--logfile", str(self.folder / "redis.log"),
-            "--save", "",
-            "--appendonly", "yes" if self.appendonly else "no",
-        ]  # fmt: skip
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
-        )
-        self.paused = False
-        probe = self.client(timeout=0.5)
-
-        def answers() -> bool:
-            if self.process.poll() is not None:
-                log = self.folder / "redis.log"
-                raise RuntimeError(f"redis-server exited: {log.read_text()[-2000:]}")
-            try:
-                return bool(probe.ping())
-            except (redis.RedisError, OSError):
-                return False
-
-        if not wait_until(answers, wait):
-            self.stop()
-            raise RuntimeError(f"redis-server on port {self.port} did not answer in {wait}s")
-        probe.close()
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL the server (a crash: nothing is flushed, connections reset)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=5)
-        self.paused = False
-
-    def pause(self) -> None:
-        """SIGSTOP the server: connections are accepted by the kernel, never answered."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-        self.paused = True
-
-    def resume(self) -> None:
-        """SIGCONT a paused server."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-        self.paused = False
-
-    def shutdown(self) -> None:
-        """Stop the server cleanly (SHUTDOWN NOSAVE) and reap it."""
-        assert self.process is not None
-        client = self.client()
-        with contextlib.suppress(redis.ConnectionError):
-            client.shutdown(nosave=True)
-        self.process.wait(timeout=5)
-
-    def stop(self) -> None:
-        """Stop the server whatever its state (idempotent; used by finalizers)."""
-        _stop_process(self.process, signal.SIGKILL, timeout=5)
-        self.paused = False
+    def __init__(self, folder: Path, *, port: int | None = None, **options: Any) -> None:
+        options.setdefault("persistence", False)
+        options.setdefault("binary", redis_binary())
+        super().__init__(folder, port=port or free_port(), **options)
 
 
 # --- the database template -------------------------------------------------------------
@@ -329,17 +253,21 @@ class LiveServer:
     def error_log(self) -> Path:
         return self.folder / "server.log"
 
+    @property
+    def database(self) -> Path:
+        """Return this server's SQLite file (the default one in its data folder)."""
+        return paths.sqlite_file(self.folder)
+
     def key(self, cache_key: str) -> str:
         """Return the Redis key this server stores ``cache_key`` under (prefix, version 1)."""
         return f"{self.prefix}:1:{cache_key}"
 
     def environment(self) -> dict[str, str]:
         env = base_environment()
-        database = self.folder / "db.sqlite3"
         env.update(
             {
                 "DJANGO_SETTINGS_MODULE": "mathsite.settings",
-                "DATABASE_URL": f"sqlite:///{database}",
+                "DATABASE_URL": f"sqlite:///{self.database}",
                 "MATHSITE_DATA_DIR": str(self.folder),
                 "REDIS_URL": self.redis_url,
                 "CACHE_KEY_PREFIX": self.prefix,
@@ -351,8 +279,8 @@ class LiveServer:
 
     def start(self, wait: float = 30.0) -> LiveServer:
         """Start gunicorn and wait until /healthz answers and every worker is up."""
-        (self.folder / "static").mkdir(parents=True, exist_ok=True)  # STATIC_ROOT
-        shutil.copyfile(template_database(), self.folder / "db.sqlite3")
+        paths.static_dir(self.folder).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template_database(), self.database)
         command = [
             PYTHON, "-m", "gunicorn", "tests.support.live_wsgi:application",
             "--config", str(Path(__file__).with_name("gunicorn_conf.py")),

@@ -1,0 +1,61 @@
+"""Where mathsite keeps its files: one definition of every local path and its default.
+
+The data folder (``MATHSITE_DATA_DIR``, default ``var/`` in the repository)
+holds what ``make run`` creates and keeps: the SQLite database, the
+generated secret key, collected static files and the embedded Redis (its
+socket, data and log). Settings, the local launcher (``mathsite.serve``),
+the embedded Redis, the tests and the benchmarks all derive these paths
+from here, so a folder or file name is spelled once. Pure Python with no
+Django import: ``serve.py`` and the embedded Redis need the paths before
+(or without) Django's settings.
+
+    paths.data_dir()                  # Path(".../var"), or $MATHSITE_DATA_DIR
+    paths.redis_socket()              # .../var/redis/redis.sock
+    paths.sqlite_file(Path("/srv"))   # /srv/db.sqlite3
+
+Every function reads the environment when called, not at import, so a
+process that sets ``MATHSITE_DATA_DIR`` (a test, a child's environment)
+sees its own value.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = BASE_DIR / "var"
+
+
+def data_dir() -> Path:
+    """Return the data folder: ``MATHSITE_DATA_DIR``, default ``<repository>/var``."""
+    return Path(os.environ.get("MATHSITE_DATA_DIR", DEFAULT_DATA_DIR))
+
+
+def _in(data: Path | None, name: str) -> Path:
+    return (data_dir() if data is None else data) / name
+
+
+def redis_dir(data: Path | None = None) -> Path:
+    """Return the embedded Redis's folder (socket, data, log) in ``data`` (the data folder)."""
+    return _in(data, "redis")
+
+
+def redis_socket(folder: Path | None = None) -> Path:
+    """Return the unix socket of the Redis kept in ``folder`` (default: ``redis_dir()``)."""
+    return (redis_dir() if folder is None else folder) / "redis.sock"
+
+
+def secret_key_file(data: Path | None = None) -> Path:
+    """Return the file ``make run`` keeps its generated ``SECRET_KEY`` in."""
+    return _in(data, "secret_key")
+
+
+def static_dir(data: Path | None = None) -> Path:
+    """Return ``STATIC_ROOT``, where ``collectstatic`` puts the files WhiteNoise serves."""
+    return _in(data, "static")
+
+
+def sqlite_file(data: Path | None = None) -> Path:
+    """Return the SQLite database used when ``DATABASE_URL`` is not set."""
+    return _in(data, "db.sqlite3")
