@@ -28,11 +28,24 @@ class AppSettings:
     """Typed, read-at-use access to the settings of ``mathsite/settings.py`` that the app uses."""
 
     cache_alias = "default"
+    _limits: Limits | None = None
 
     @property
     def limits(self) -> Limits:
-        """Return the input limits (FIB_MAX_N, PI_MAX_N, PI_MAX_DIGITS)."""
-        return Limits(settings.FIB_MAX_N, settings.PI_MAX_N, settings.PI_MAX_DIGITS)
+        """Return the input limits (FIB_MAX_N, PI_MAX_N, PI_MAX_DIGITS).
+
+        Built once (every request validates against them) and again after
+        one of the three changes.
+        """
+        limits = self._limits
+        if limits is None:
+            limits = Limits(settings.FIB_MAX_N, settings.PI_MAX_N, settings.PI_MAX_DIGITS)
+            self._limits = limits
+        return limits
+
+    def forget_limits(self) -> None:
+        """Drop the built limits (a limit setting changed)."""
+        self._limits = None
 
     @property
     def cache_location(self) -> str:
@@ -62,3 +75,4 @@ def _setting_changed(*, setting: str, **kwargs: Any) -> None:
 
 
 setting_changed.connect(_setting_changed, dispatch_uid="compute.conf")
+on_change({"FIB_MAX_N", "PI_MAX_N", "PI_MAX_DIGITS"}, app_settings.forget_limits)

@@ -41,7 +41,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from compute.domain.query import KINDS, PI
+from compute.domain.query import KINDS
 
 HIT, MISS, LOG, COMPUTED, NOT_MODIFIED = "hit", "miss", "log", "computed", "not_modified"
 
@@ -141,19 +141,6 @@ def end_request(token: Token) -> None:
 def current_outcome() -> tuple[str, str] | None:
     """Return (kind, outcome) noted for the current request, or None."""
     return _outcome.get()
-
-
-def result_route(path: str, kind: str) -> str:
-    """Return the URL name of a result path answered without URL resolution.
-
-    The hot path answers before Django resolves the URL; these are the names
-    compute.api.urls gives the same paths (tests check they agree).
-    """
-    if path.startswith("/api/"):
-        return f"{kind}-detail"
-    if kind == PI and path.rstrip("/") == "/pi":
-        return "seed-pi-query"
-    return f"seed-{kind}"
 
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:

@@ -85,13 +85,32 @@ def result_record(*, query: ResultQuery, text: str, compute_ms: float) -> None:
     ComputedResult.objects.bulk_create([row], ignore_conflicts=True)
 
 
+def result_cached(*, query: ResultQuery, cache: ResultCache = result_cache) -> Outcome | None:
+    """Return the outcome if a cache tier holds ``query``'s result, else None (nothing counted).
+
+    For the WSGI front, which answers only hits and leaves misses to the view
+    (which counts them).
+    """
+    payload = cache.get(query)
+    if payload is MISSING:
+        return None
+    metrics.cache_lookup(query.kind, hit=True)
+    return Outcome(payload, cached=True)
+
+
 def result_get(
     *,
     query: ResultQuery,
     cache: ResultCache = result_cache,
     compute: Callable[[ResultQuery], str] = result_text,
+    admit: Callable[[], None] | None = None,
 ) -> Outcome:
-    """Return the result of ``query``, computing it only if no tier has it."""
+    """Return the result of ``query``, computing it only if no tier has it.
+
+    ``admit`` is called once it is known that the value must be computed,
+    before the stampede lock; it may raise to refuse the work (the
+    throttle), so hits and log reads never count against a client.
+    """
     payload = cache.get(query)
     metrics.cache_lookup(query.kind, hit=payload is not MISSING)
     if payload is not MISSING:
@@ -99,6 +118,8 @@ def result_get(
     payload = _from_log(query, cache)
     if payload is not None:
         return Outcome(payload, cached=True)
+    if admit is not None:
+        admit()
     with cache.compute_lock(query) as held:
         if held:  # someone may have finished while we waited
             payload = cache.get_shared(query)

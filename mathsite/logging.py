@@ -151,8 +151,6 @@ class RequestMiddleware:
         match = request.resolver_match
         if match is not None:
             return match.view_name or "unnamed"
-        if outcome is not None:
-            return self.metrics.result_route(request.path_info, outcome[0])
         if request.path_info.startswith(self.static_prefix):
             return "static"
         return "unresolved"

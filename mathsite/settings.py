@@ -87,11 +87,6 @@ INSTALLED_APPS = [
 # The request middleware is outermost so its timing, metrics and access log
 # cover every response, redirects and hits included.
 #
-# The hot-result middleware sits inside the ones that add headers to every
-# response (security, gzip, frame options) so a cached hit it answers carries
-# exactly the headers the full DRF view would, and outside the session,
-# CSRF and auth machinery that a public read does not need.
-#
 # Axes comes last, as its documentation asks: it turns a locked-out login
 # attempt into its 429 response.
 MIDDLEWARE = [
@@ -100,7 +95,6 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.gzip.GZipMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "compute.http.middleware.HotResultMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

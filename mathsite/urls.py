@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from compute.api.urls import api_urlpatterns, seed_urlpatterns
+from compute.http.routes import API_PREFIX
 
 from . import views
 
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/", include(api_urlpatterns)),
+    path(f"{API_PREFIX}schema/", SpectacularAPIView.as_view(), name="schema"),
+    path(f"{API_PREFIX}docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    *api_urlpatterns(),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics, name="metrics"),
-    *seed_urlpatterns,
+    *seed_urlpatterns(),
 ]
 
 handler400 = "mathsite.views.bad_request"

@@ -11,6 +11,6 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mathsite.settings")
 django_application = get_wsgi_application()
 
-from compute.http.wsgi import FastResultApp  # noqa: E402 - needs Django set up
+from compute.http.wsgi import ResultFront  # noqa: E402 - needs Django set up
 
-application = FastResultApp(django_application)
+application = ResultFront(django_application)

@@ -12,7 +12,11 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from rest_framework.authtoken.models import Token
 
-from compute.http.wsgi import FastResultApp, HeaderBook
+from compute.domain.payload import Payload
+from compute.domain.query import ResultQuery
+from compute.http.hit import not_modified, result_reply
+from compute.http.wsgi import ResultFront, SiteHeaders
+from tests.support.reference import fib_reference
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +79,7 @@ def keep_test_connection():
 @pytest.fixture
 def apps():
     django = CountingApp()
-    return FastResultApp(django), django
+    return ResultFront(django), django
 
 
 @pytest.mark.parametrize(
@@ -128,7 +132,7 @@ def test_a_deleted_result_is_computed_again_at_once(apps):
 def test_plain_http_is_left_to_django_when_ssl_redirect_is_on(settings):
     settings.SECURE_SSL_REDIRECT = True
     django = CountingApp()
-    fast = FastResultApp(django)
+    fast = ResultFront(django)
     for _ in range(4):
         status, headers, _ = call(fast, "/api/fib/92/")
         assert status.startswith("301")
@@ -148,21 +152,78 @@ def test_invalid_inputs_and_other_methods_go_to_django(apps):
     assert django.calls == 4
 
 
-def test_header_book_trusts_only_repeated_identical_headers():
-    book = HeaderBook(max_entries=2)
-    variant = ('W/"fib-1-v1"', False, 200)
-    book.learn(variant, "200 OK", [("A", "1")])
-    assert book.get(variant) is None
-    book.learn(variant, "200 OK", [("A", "2")])  # differs: start over
-    assert book.get(variant) is None
-    book.learn(variant, "200 OK", [("A", "2")])
-    assert book.get(variant) == ("200 OK", (("A", "2"),))
-    cookie = ('W/"fib-2-v1"', False, 200)
+def test_site_headers_are_trusted_only_when_repeated_identically():
+    query = ResultQuery("fib", 1)
+    reply = result_reply(query, Payload.from_text(query, "1"), cached=True, accept_encoding="")
+    own = list(reply.headers)
+    book = SiteHeaders()
+    book.learn(False, reply, "200 OK", [*own, ("A", "1")])
+    assert book.get(False, 200) is None
+    book.learn(False, reply, "200 OK", [*own, ("A", "2")])  # differs: start over
+    assert book.get(False, 200) is None
+    book.learn(False, reply, "200 OK", [*own, ("A", "2")])
+    assert book.get(False, 200) == (("A", "2"),)
+    assert book.get(True, 200) is None  # learned per scheme (HSTS is HTTPS-only)
+    for _ in range(3):  # a cookie is never replayed
+        book.learn(True, reply, "200 OK", [*own, ("Set-Cookie", "x=1")])
+    assert book.get(True, 200) is None
+    changed = [(name, "999") if name == "Content-Length" else (name, v) for name, v in own]
+    for _ in range(3):  # a reply the stack altered is never learned
+        book.learn(True, reply, "200 OK", changed)
+    assert book.get(True, 200) is None
+    gone = not_modified(query)
+    for _ in range(2):
+        book.learn(True, gone, "304 Not Modified", [*gone.headers, ("B", "1")])
+    assert book.get(True, 304) == (("B", "1"),)
+
+
+def learn(fast, path="/api/fib/93/"):
+    """Compute a result and teach the front the site's headers (two hits through Django)."""
     for _ in range(3):
-        book.learn(cookie, "200 OK", [("Set-Cookie", "x=1")])
-    assert book.get(cookie) is None
-    for index in range(3, 6):  # bounded: full tables are emptied
-        other = (f'W/"fib-{index}-v1"', False, 200)
-        book.learn(other, "200 OK", [])
-        book.learn(other, "200 OK", [])
-    assert len(book._trusted) <= 2
+        call(fast, path)
+
+
+def test_a_thousand_and_one_query_parameters_get_a_json_4xx(apps):
+    fast, _django = apps
+    learn(fast)
+    query = "&".join(f"p{i}=1" for i in range(1001))
+    for path in ("/api/fib/93/", "/fib/93", "/pi"):
+        status, headers, body = call(fast, path, query)
+        assert 400 <= int(status[:3]) < 500
+        assert dict(headers)["Content-Type"].startswith("application/json")
+        assert "detail" in json.loads(body)
+
+
+def test_content_length_is_the_length_of_the_body_after_an_entry_changed(apps, redis_client):
+    fast, django = apps
+    learn(fast)
+    before = django.calls
+    status, headers, body = call(fast, "/api/fib/93/")
+    assert status.startswith("200") and django.calls == before  # the front answered
+    assert int(dict(headers)["Content-Length"]) == len(body)
+    # Someone rewrites the entry (a shorter literal of the same shape), and this
+    # process's tier forgets its copy: the next reply carries the new body.
+    redis_client.set(fast.cache.make_key("fib:93"), b"r7")
+    fast.cache.local.clear()
+    _status, headers, body = call(fast, "/api/fib/93/")
+    assert django.calls == before
+    assert json.loads(body)["result"] == 7
+    assert int(dict(headers)["Content-Length"]) == len(body)
+
+
+def test_a_host_outside_allowed_hosts_is_refused_even_for_a_cached_result(apps):
+    fast, _django = apps
+    learn(fast)
+    status, _headers, body = call(fast, "/api/fib/93/", host="evil.example")
+    assert status.startswith("400")
+    assert json.loads(body) == {"detail": "Bad request."}
+
+
+def test_the_front_never_raises(apps, monkeypatch):
+    fast, _django = apps
+    learn(fast)
+
+    monkeypatch.setattr(fast, "cache", None)  # any use of the cache fails
+    status, _, body = call(fast, "/api/fib/93/")
+    assert status.startswith("200")  # Django answered instead
+    assert json.loads(body)["result"] == fib_reference(93)

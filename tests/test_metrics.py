@@ -15,9 +15,9 @@ from django.test import Client
 from django.urls import resolve
 from prometheus_client import REGISTRY
 
-from compute import metrics
 from compute.cache import result_cache
 from compute.domain.query import ResultQuery
+from compute.http.routes import ResultMatcher, result_routes
 from tests.support.caches import PointedCache, backend_at
 from tests.support.servers import free_port
 
@@ -131,8 +131,8 @@ def test_redis_errors_are_counted_by_type():
     ["/api/pi/12/", "/api/fib/0/", "/pi/12", "/pi/12/", "/fib/9", "/fib/9/", "/pi", "/pi/"],
 )
 def test_hot_path_route_names_match_the_url_conf(path):
-    kind = "fib" if "fib" in path else "pi"
-    assert metrics.result_route(path, kind) == resolve(path).view_name
+    route, _n = ResultMatcher(result_routes()).match(path)
+    assert route.name == resolve(path).view_name
 
 
 # --- /metrics ------------------------------------------------------------------------

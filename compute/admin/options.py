@@ -42,6 +42,7 @@ from compute import services
 from compute.admin import statistics as admin_views
 from compute.cache import ResultCache, result_cache
 from compute.domain.query import PI
+from compute.http.routes import result_path
 from compute.models import ComputedResult
 
 # The largest value a PositiveBigIntegerField holds on every database.
@@ -330,7 +331,7 @@ class ComputedResultAdmin(admin.ModelAdmin):
 
     @admin.display(description="API URL")
     def api_link(self, row: ComputedResult) -> SafeString:
-        url = services.query_for_row(row).path
+        url = result_path(services.query_for_row(row))
         return format_html('<a href="{}" class="result-api-link">{}</a>', url, url)
 
     @admin.display(description="value")

@@ -33,7 +33,9 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from compute.api.serializers import ResultLogItemSerializer
+from compute.domain.payload import GZIP_MIN_BYTES
 from compute.domain.query import FORMAT_VERSION, PI
+from compute.http.routes import ResultMatcher, Route, result_routes
 
 PATH, QUERY, HEADER = OpenApiParameter.PATH, OpenApiParameter.QUERY, OpenApiParameter.HEADER
 
@@ -249,8 +251,8 @@ def _retrieve(kind: str, location: str, operation_id: str, tags: list[str]) -> A
         description="Served from the cache (Redis), else from the result log, else computed "
         "(and then cached and logged); `cached` says which. Results are immutable: "
         "send the ETag back in If-None-Match to get a 304 without any lookup. Bodies "
-        "of 1 KiB or more are gzip-compressed for clients that accept gzip. Only "
-        "requests that compute count against the client's rate limit.",
+        f"of {GZIP_MIN_BYTES} bytes or more are gzip-compressed for clients that accept "
+        "gzip. Only requests that compute count against the client's rate limit.",
         parameters=[_n_parameter(kind, location), *_options(kind), *_result_headers()],
         responses={
             200: OpenApiResponse(_ref(body), description="The result."),
@@ -310,10 +312,19 @@ def _list(kind: str) -> Any:
     )
 
 
-def _documented(view_class: type, path: str) -> type:
-    """Return a subclass of a result viewset with the schema of the route at ``path``."""
+def _route_of(path: str) -> Route | None:
+    """Return the table's result route of a schema path (``{n}`` filled in), or None.
+
+    None is the router's list route, which the table does not name.
+    """
+    matched = ResultMatcher(result_routes()).match(path.replace("{n}", "0"))
+    return None if matched is None else matched[0]
+
+
+def _documented(view_class: type, path: str, route: Route | None) -> type:
+    """Return a subclass of a result viewset with the schema of ``route`` at ``path``."""
     kind = view_class.kind
-    if path.startswith("/api/"):
+    if route is None or route.canonical:
         tags, location, suffix = [kind], PATH, ""
         decorators: dict[str, Any] = {"list": _list(kind)}
     else:
@@ -342,10 +353,10 @@ def preprocess_endpoints(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> lis
     for path, path_regex, method, callback in endpoints:
         view_class = getattr(callback, "cls", None)
         if isinstance(view_class, type) and issubclass(view_class, ResultViewSet):
-            path = path.replace("/?", "")
-            if path != "/" and path.endswith("/") and not path.startswith("/api/"):
-                path = path.rstrip("/")
-            documented = _documented(view_class, path)
+            route = _route_of(path.replace("/?", "/"))
+            if route is not None and not route.canonical:
+                path = path.replace("/?", "").rstrip("/") or "/"
+            documented = _documented(view_class, path, route)
             callback = documented.as_view(callback.actions, **callback.initkwargs)
         described.append((path, path_regex, method, callback))
     return described

@@ -8,7 +8,9 @@ from django.conf import settings
 from rest_framework import serializers
 
 from compute.domain.query import InvalidQuery, Limits, ResultQuery, parse_query
+from compute.http.routes import result_path
 from compute.models import ComputedResult
+from compute.services import query_for_row
 
 
 def configured_limits() -> Limits:
@@ -58,7 +60,5 @@ class ResultLogItemSerializer(serializers.ModelSerializer):
         fields = ["n", "digits", "preview", "length", "compute_ms", "computed_at", "url"]
 
     def get_url(self, row: ComputedResult) -> str:
-        path = f"/api/{row.kind}/{row.n}/"
-        if row.precision:
-            path += f"?digits={row.precision}"
+        path = result_path(query_for_row(row))
         return self.context["request"].build_absolute_uri(path)

@@ -1,24 +1,41 @@
-"""API routes: a DRF router for /api/pi/ and /api/fib/, and the old service's routes."""
+"""The result API's URLconf, derived from the route table (``compute.http.routes``).
+
+The canonical routes are a DRF router's (list and detail of each kind,
+under ``API_PREFIX``; the detail regex uses the table's ``N_SEGMENT``); the
+old service's routes are the table's other entries. ``mathsite/urls.py``
+includes both.
+"""
 
 from __future__ import annotations
 
-from django.urls import re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from rest_framework.routers import DefaultRouter
 
-from compute.api.views import FibViewSet, PiViewSet
+from compute.api.views import FibViewSet, PiViewSet, ResultViewSet
+from compute.domain.query import FIB, PI
+from compute.http.routes import API_PREFIX, result_routes
 
-router = DefaultRouter()
-router.include_format_suffixes = False  # ?format= is a result option here, not a renderer
-router.register("pi", PiViewSet, basename="pi")
-router.register("fib", FibViewSet, basename="fib")
+VIEWSETS: dict[str, type[ResultViewSet]] = {PI: PiViewSet, FIB: FibViewSet}
+_ACTIONS = {"get": "retrieve", "delete": "destroy"}
 
-api_urlpatterns = router.urls
 
-_actions = {"get": "retrieve", "delete": "destroy"}
-# Seed-compatible routes of the old Flask service: no /api prefix, no
-# trailing slash needed, and /pi?n=N with N defaulting to 100.
-seed_urlpatterns = [
-    re_path(r"^pi/(?P<n>[^/]+)/?$", PiViewSet.as_view(_actions), name="seed-pi"),
-    re_path(r"^fib/(?P<n>[^/]+)/?$", FibViewSet.as_view(_actions), name="seed-fib"),
-    re_path(r"^pi/?$", PiViewSet.as_view(_actions), name="seed-pi-query"),
-]
+def api_urlpatterns(api_prefix: str = API_PREFIX) -> list[URLResolver]:
+    """Return the canonical API under ``api_prefix``: the router's list and detail routes."""
+    router = DefaultRouter()
+    router.include_format_suffixes = False  # ?format= is a result option, not a renderer
+    for kind, viewset in VIEWSETS.items():
+        router.register(kind, viewset, basename=kind)
+    return [path(api_prefix, include(router.urls))]
+
+
+def seed_urlpatterns(api_prefix: str = API_PREFIX) -> list[URLPattern]:
+    """Return the old Flask service's routes (no prefix, optional trailing slash)."""
+    return [
+        re_path(
+            f"^{route.regex}$",
+            VIEWSETS[route.kind].as_view(_ACTIONS, default_n=route.default_n),
+            name=route.name,
+        )
+        for route in result_routes(api_prefix)
+        if not route.canonical
+    ]

@@ -1,8 +1,11 @@
 """DRF viewsets for pi and fib: validate, call one service, serialize.
 
-``retrieve`` is reached only when the hot-path middleware could not answer
-from the cache (a miss, or invalid input); it uses the same response
-builder, so clients cannot tell the two paths apart.
+``retrieve`` answers through the hit protocol (``compute.http.hit``), the
+same function the WSGI front answers cached hits with, so clients cannot
+tell which layer answered. It is reached by every result request the
+front did not answer (a miss, an invalid input, the front switched off or
+still learning), and leaves each reply it gave without computing in the
+environ for the front to learn from (``hit.REPLY_KEY``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from compute.api.exceptions import CacheUnavailable
 from compute.api.serializers import ResultLogItemSerializer, ResultQuerySerializer
 from compute.api.throttling import ComputeRateThrottle
 from compute.domain.query import FIB, PI
-from compute.http import hit as responses
+from compute.http import hit
+from compute.http.routes import N_SEGMENT
 
 
 class JsonOnly(BaseContentNegotiation):
@@ -54,7 +58,10 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     kind: str = ""
     lookup_field = "n"
-    lookup_value_regex = "[^/]+"
+    lookup_value_regex = N_SEGMENT
+    # n of a route whose path has none (the old service's /pi?n=N); set by
+    # the route table through as_view(default_n=...).
+    default_n: str | None = None
     serializer_class = ResultLogItemSerializer
     pagination_class = NewestFirst
     content_negotiation_class = JsonOnly
@@ -68,7 +75,15 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return [permissions.AllowAny()]
 
     def get_throttles(self) -> list[ComputeRateThrottle]:
-        return [ComputeRateThrottle()] if self.action == "retrieve" else []
+        # Nothing is throttled on the way in: retrieve admits the computing
+        # requests itself (``admit``), once it knows that no tier has the value.
+        return []
+
+    def admit(self, request: Request) -> None:
+        """Count a request that must compute against the client's rate; raise Throttled if over."""
+        throttle = ComputeRateThrottle()
+        if not throttle.allow_request(request, self):
+            self.throttled(request, throttle.wait())
 
     def perform_authentication(self, request: Request) -> None:
         # Reads need no identity: authenticate lazily, when a permission
@@ -77,7 +92,7 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return None
 
     def _query(self, request: Request, n: str | None):
-        data = {"n": n if n is not None else request.query_params.get("n", "100")}
+        data = {"n": n if n is not None else request.query_params.get("n", self.default_n)}
         for name in ("digits", "format"):
             if name in request.query_params:
                 data[name] = request.query_params[name]
@@ -87,10 +102,16 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def retrieve(self, request: Request, n: str | None = None) -> HttpResponse:
         query = self._query(request, n)
-        if responses.etag_matches(request.META.get("HTTP_IF_NONE_MATCH"), query.etag):
-            return responses.not_modified(query)
-        outcome = services.result_get(query=query)
-        return responses.result_response(request, query, outcome.payload, cached=outcome.cached)
+        reply = hit.answer(
+            query,
+            if_none_match=request.META.get("HTTP_IF_NONE_MATCH"),
+            accept_encoding=request.META.get("HTTP_ACCEPT_ENCODING", ""),
+            lookup=lambda q: services.result_get(query=q, admit=lambda: self.admit(request)),
+        )
+        assert reply is not None  # the service always has an outcome
+        if reply.cached:
+            request.META[hit.REPLY_KEY] = reply
+        return reply.to_django()
 
     def destroy(self, request: Request, n: str | None = None) -> Response:
         query = self._query(request, n)

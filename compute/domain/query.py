@@ -81,16 +81,6 @@ class ResultQuery:
         parts.append(f"v{FORMAT_VERSION}")
         return f'W/"{"-".join(parts)}"'
 
-    @property
-    def path(self) -> str:
-        """Return the canonical API path of this result (with its query string)."""
-        path = f"/api/{self.kind}/{self.n}/"
-        if self.digits is not None:
-            path += f"?digits={self.digits}"
-        elif self.as_string:
-            path += "?format=string"
-        return path
-
 
 def parse_int(field: str, text: str | None, minimum: int, maximum: int, limit_name: str) -> int:
     """Return ``text`` as an int in [minimum, maximum]; raise InvalidQuery otherwise.

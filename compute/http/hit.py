@@ -1,29 +1,92 @@
-"""HTTP responses for single results, shared by the DRF views and the hot path.
+"""The hit protocol: how a request for one result is answered, written once.
 
-Both paths build their response here so a cached hit answered by the
-middleware is byte-for-byte the response the full view would give: same
-body, status, ETag, caching and encoding headers.
+Two layers answer result requests, and both call ``answer``: the WSGI
+front (``compute.http.wsgi``, cached hits before Django, for speed) and the
+DRF view (everything else). The protocol, in order:
+
+1. the query has been parsed and validated by the caller (the front with
+   ``parse_query``, the view with its serializer, which calls the same);
+2. ``If-None-Match`` naming the result's ETag is a 304, before any lookup;
+3. the caller's ``lookup`` gives the payload and whether it was cached
+   (the front: cache tiers only; the view: the service, which may compute);
+4. the body is the payload's, gzip-compressed when the client accepts gzip
+   and the body is at least ``GZIP_MIN_BYTES``;
+5. the headers are the result's own: type, encoding, ``Content-Length``
+   (always the length of this body), ETag, caching, ``Vary``, ``Allow``.
+
+The headers every response of the site gets on top (security headers added
+by Django's middleware) are not the protocol's business: the front learns
+them from the view's replies by the contract of ``REPLY_KEY``.
+
+    >>> from compute.domain.query import ResultQuery
+    >>> answer(ResultQuery("fib", 7), if_none_match='W/"fib-7-v1"', accept_encoding="",
+    ...        lookup=None).status
+    304
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
 
-from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
+from django.http import HttpResponse, HttpResponseNotModified
 
+from compute import metrics
 from compute.domain.payload import GZIP_MIN_BYTES, Payload
 from compute.domain.query import ResultQuery
+from compute.services import Outcome
 
-# What DRF's viewset reports in ``Allow`` for a result URL; the hot path sends
-# the same (tests compare the two paths' headers).
+# The contract between the DRF view and the WSGI front: the view stores the
+# ``Reply`` it answered without computing (a hit or a 304) in the request's
+# WSGI environ under this key. The front then compares the headers Django
+# finally sent with the reply's own and learns the rest (the site's
+# headers) from them; see ``compute.http.wsgi.SiteHeaders``.
+REPLY_KEY = "mathsite.reply"
+
+# What DRF's viewset reports in ``Allow`` for a result URL.
 ALLOW = "GET, DELETE, HEAD, OPTIONS"
 # Results never change: shared caches may keep them for a year.
 CACHE_CONTROL = "public, max-age=31536000, immutable"
+
 _ACCEPTS_GZIP = re.compile(r"\bgzip\b")
+
+Headers = tuple[tuple[str, str], ...]
+Lookup = Callable[[ResultQuery], Outcome | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A result response: status, the result's own headers, body; ``cached`` as in the body."""
+
+    status: int
+    headers: Headers
+    body: bytes
+    cached: bool
+
+    @property
+    def status_line(self) -> str:
+        """Return the WSGI status line, e.g. ``"200 OK"``."""
+        return f"{self.status} {HTTPStatus(self.status).phrase}"
+
+    def to_django(self) -> HttpResponse:
+        """Return this reply as a Django response (same headers, same order)."""
+        if self.status == HTTPStatus.NOT_MODIFIED:
+            response: HttpResponse = HttpResponseNotModified()
+        else:
+            response = HttpResponse(self.body, status=self.status)
+        for name, value in self.headers:
+            response[name] = value
+        return response
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
-    """Return True if an ``Accept-Encoding`` value accepts gzip content coding."""
+    """Return True if an ``Accept-Encoding`` value accepts gzip content coding.
+
+    The same test as Django's ``GZipMiddleware`` (the word gzip), so a body
+    this protocol leaves uncompressed is not compressed behind its back.
+    """
     return bool(_ACCEPTS_GZIP.search(accept_encoding))
 
 
@@ -39,33 +102,48 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 
 def sends_gzip(accept_encoding: str, query: ResultQuery, payload: Payload) -> bool:
     """Return True if this result goes out gzip-compressed to this client."""
-    return (
-        accepts_gzip(accept_encoding)
-        and payload.body_length(as_string=query.as_string) >= GZIP_MIN_BYTES
+    return payload.body_length(as_string=query.as_string) >= GZIP_MIN_BYTES and accepts_gzip(
+        accept_encoding
     )
 
 
-def _headers(response: HttpResponse, query: ResultQuery) -> HttpResponse:
-    response["ETag"] = query.etag
-    response["Cache-Control"] = CACHE_CONTROL
-    response["Vary"] = "Accept-Encoding"
-    response["Allow"] = ALLOW
-    return response
+def _result_headers(query: ResultQuery) -> Headers:
+    return (
+        ("ETag", query.etag),
+        ("Cache-Control", CACHE_CONTROL),
+        ("Vary", "Accept-Encoding"),
+        ("Allow", ALLOW),
+    )
 
 
-def not_modified(query: ResultQuery) -> HttpResponse:
-    """Return the 304 answer to a matching ``If-None-Match``."""
-    return _headers(HttpResponseNotModified(), query)
+def not_modified(query: ResultQuery) -> Reply:
+    """Return the 304 answer to a matching ``If-None-Match`` (an empty body)."""
+    return Reply(304, (*_result_headers(query), ("Content-Length", "0")), b"", cached=True)
 
 
-def result_response(
-    request: HttpRequest, query: ResultQuery, payload: Payload, *, cached: bool
-) -> HttpResponse:
-    """Return the 200 JSON response carrying ``payload`` for ``query``."""
-    gzip = sends_gzip(request.META.get("HTTP_ACCEPT_ENCODING", ""), query, payload)
+def result_reply(
+    query: ResultQuery, payload: Payload, *, cached: bool, accept_encoding: str
+) -> Reply:
+    """Return the 200 JSON reply carrying ``payload`` for ``query``."""
+    gzip = sends_gzip(accept_encoding, query, payload)
     body = payload.body(cached=cached, as_string=query.as_string, gzip=gzip)
-    response = HttpResponse(body, content_type="application/json")
+    headers: list[tuple[str, str]] = [("Content-Type", "application/json")]
     if gzip:
-        response["Content-Encoding"] = "gzip"
-    response["Content-Length"] = str(len(body))
-    return _headers(response, query)
+        headers.append(("Content-Encoding", "gzip"))
+    headers.append(("Content-Length", str(len(body))))
+    return Reply(200, (*headers, *_result_headers(query)), body, cached=cached)
+
+
+def answer(
+    query: ResultQuery, *, if_none_match: str | None, accept_encoding: str, lookup: Lookup
+) -> Reply | None:
+    """Answer a request for ``query``: 304, or the looked-up result; None if ``lookup`` had none."""
+    if etag_matches(if_none_match, query.etag):
+        metrics.not_modified(query.kind)
+        return not_modified(query)
+    outcome = lookup(query)
+    if outcome is None:
+        return None
+    return result_reply(
+        query, outcome.payload, cached=outcome.cached, accept_encoding=accept_encoding
+    )

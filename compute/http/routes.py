@@ -1,47 +1,88 @@
-"""Recognising a result request from its path and query string alone.
+"""The route table of results: every URL that names one result, written once.
 
-Shared by the hot-path middleware and the WSGI fast path, which both
-answer before URL resolution and must accept exactly the URLs that
-``compute.api.urls`` routes to a result (canonical and seed-compatible) and
-exactly the inputs the DRF serializer accepts (``parse_query``).
+Everything else about these URLs is derived from ``result_routes()``:
 
-``HIT_MARK`` is the WSGI environ key the middleware sets on a request it
-answered from the cache, naming the response variant (ETag, gzip, status),
-so the fast path can learn that variant's headers from the full stack.
+- the URLconf (``compute.api.urls``): the DRF router for the canonical
+  routes under ``API_PREFIX`` (its detail regex is built from the same
+  ``N_SEGMENT``), ``re_path`` for the old service's routes;
+- the WSGI front's matcher (``ResultMatcher``), which recognises a result
+  URL before Django resolves it;
+- metric and access-log route names (``Route.name`` is the URL name);
+- list-item and admin links (``result_path``, which reverses the URL name);
+- the schema's grouping (``Route.canonical``).
+
+``tests/http/test_routes.py`` resolves every route through the URLconf
+and through the matcher, under the default and under another API prefix,
+and fails if they disagree.
+
+    >>> ResultMatcher(result_routes()).match("/pi")
+    (Route(name='seed-pi-query', kind='pi', regex='pi/?', canonical=False, default_n='100'), None)
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from dataclasses import dataclass
 
-from compute.domain.query import InvalidQuery, Limits, ResultQuery, parse_query
+from django.urls import reverse
 
-HIT_MARK = "mathsite.hit"
+from compute.domain.query import FIB, KINDS, PI, ResultQuery
 
-_ROUTES = (
-    re.compile(r"^/api/(?P<kind>pi|fib)/(?P<n>[^/]+)/$"),
-    re.compile(r"^/(?P<kind>pi|fib)/(?P<n>[^/]+)/?$"),
-    re.compile(r"^/(?P<kind>pi)/?$"),
-)
+# Where the canonical API lives, relative to the site root.
+API_PREFIX = "api/"
+# What a path segment holding n may look like before validation (the
+# serializer and parse_query decide whether it is a number).
+N_SEGMENT = "[^/]+"
+# n of /pi?n=N when the query string has none, as in the old service.
+DEFAULT_N = "100"
 
 
-def result_query(path: str, params: Mapping[str, str], limits: Limits) -> ResultQuery | None:
-    """Return the valid query a result URL names, or None (not a result URL, or invalid).
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One URL shape that names a single result."""
 
-    ``params.get`` must return the last value of a repeated parameter, as
-    Django's QueryDict does.
-    """
-    for route in _ROUTES:
-        match = route.match(path)
-        if match is not None:
-            break
-    else:
+    name: str  # the URL name: also the metric and access-log route label
+    kind: str  # pi or fib
+    regex: str  # relative to the site root, without anchors
+    canonical: bool  # the API's own route (else the old service's)
+    default_n: str | None = None  # n from ?n= (this default) when the path has none
+
+
+def result_routes(api_prefix: str = API_PREFIX) -> tuple[Route, ...]:
+    """Return every result route, canonical ones first (the URLconf's order)."""
+    canonical = tuple(
+        Route(f"{kind}-detail", kind, f"{re.escape(api_prefix)}{kind}/(?P<n>{N_SEGMENT})/", True)
+        for kind in KINDS
+    )
+    seed = (
+        Route("seed-pi", PI, f"pi/(?P<n>{N_SEGMENT})/?", False),
+        Route("seed-fib", FIB, f"fib/(?P<n>{N_SEGMENT})/?", False),
+        Route("seed-pi-query", PI, "pi/?", False, default_n=DEFAULT_N),
+    )
+    return canonical + seed
+
+
+class ResultMatcher:
+    """Recognise a result URL from its path alone, as the URLconf would."""
+
+    def __init__(self, routes: tuple[Route, ...]) -> None:
+        self.routes = routes
+        self._compiled = [(re.compile(f"^/{route.regex}$"), route) for route in routes]
+
+    def match(self, path: str) -> tuple[Route, str | None] | None:
+        """Return (route, n from the path or None) for a result path, or None."""
+        for pattern, route in self._compiled:
+            found = pattern.match(path)
+            if found is not None:
+                return route, found.groupdict().get("n")
         return None
-    n_text = match.groupdict().get("n") or params.get("n", "100")
-    try:
-        return parse_query(
-            match["kind"], n_text, params.get("digits"), params.get("format"), limits=limits
-        )
-    except InvalidQuery:
-        return None  # the view produces the 400 with its message
+
+
+def result_path(query: ResultQuery) -> str:
+    """Return the canonical path of ``query``'s result, with the query string naming it."""
+    path = reverse(f"{query.kind}-detail", kwargs={"n": str(query.n)})
+    if query.digits is not None:
+        return f"{path}?digits={query.digits}"
+    if query.as_string:
+        return f"{path}?format=string"
+    return path

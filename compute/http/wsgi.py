@@ -1,154 +1,205 @@
-"""The WSGI fast path: cached hits answered before Django's request cycle.
+"""The WSGI front: cached hits answered before Django's request cycle.
 
 Django's handler costs about 50 us per request before any view runs
 (building the WSGIRequest, the request signals, the middleware chain), more
-than everything a cached hit needs. A hit's response is a pure function of
-its variant (ETag, gzip or not, 200 or 304), so this WSGI wrapper learns
-each variant's status and headers from the full stack and replays them:
+than everything a cached hit needs. ``ResultFront`` wraps Django's WSGI
+application: for a GET or HEAD of a result URL (``routes.ResultMatcher``)
+with valid inputs (``parse_query``, as the serializer) and an allowed
+``Host``, it runs the hit protocol (``hit.answer``) with a cache-only
+lookup and sends the reply itself, with the site's headers added.
 
-1. The first hits of a variant go through Django, where
-   ``HotResultMiddleware`` answers them and marks the environ (``HIT_MARK``);
-   on the way out this wrapper records the status and headers Django sent.
-2. Once two such responses agreed exactly (so nothing in them varies per
-   request), later hits of that variant are answered here with those
-   headers and the same body bytes, built by the same ``Payload``.
+The site's headers (what Django's middleware adds to every response:
+``X-Frame-Options``, ``X-Content-Type-Options``, ...) are learned from the
+view, by the contract of ``hit.REPLY_KEY``: the view leaves the reply it
+answered without computing in the environ; once two such replies came back
+from Django with their own headers first, unchanged, and the same extra
+headers after them, those extras are trusted for that status and scheme.
+The body and ``Content-Length`` always come from the reply itself.
 
-Anything else goes to Django unchanged: another method, a path that is not
-a result, an invalid input, a miss, a variant not learned yet, and any
-plain-HTTP request while ``SECURE_SSL_REDIRECT`` is on (Django redirects
-those). Hits answered here are counted in the request and cache metrics;
-they are not written to the request log (``HIT_FAST_PATH=false`` sends
-every hit through Django, which logs it).
+Everything else goes to Django unchanged: another method, a path that is
+not a result, an invalid input or host, a miss, site headers not learned
+yet, a plain-HTTP request while ``SECURE_SSL_REDIRECT`` is on, and anything
+unexpected (an exception here is never raised: Django answers, in JSON).
+Hits answered here are counted in the metrics but not written to the
+request log (``HIT_FAST_PATH=false`` sends every hit through Django).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from django.conf import settings
 from django.http import QueryDict
+from django.http.request import split_domain_port, validate_host
 
-from compute import metrics
-from compute.api.serializers import configured_limits
-from compute.cache import MISSING, ResultCache, result_cache
-from compute.http import hit as responses
-from compute.http.routes import HIT_MARK, result_query
+from compute import metrics, services
+from compute.cache import result_cache
+from compute.conf import app_settings
+from compute.domain.query import InvalidQuery, ResultQuery, parse_query
+from compute.http import hit
+from compute.http.routes import ResultMatcher, Route, result_routes
 
-Headers = tuple[tuple[str, str], ...]
+logger = logging.getLogger(__name__)
+
 StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
 _EMPTY = QueryDict("")
 
 
-class HeaderBook:
-    """Status and headers per response variant, trusted after two identical sightings.
+class SiteHeaders:
+    """The headers Django adds to a result reply, per (secure, status), trusted when repeated."""
 
-    Bounded: when either table is full it is emptied (the variants are
-    simply learned again), so memory stays flat however many results exist.
-    """
+    def __init__(self) -> None:
+        self._seen: dict[tuple[bool, int], hit.Headers] = {}
+        self._trusted: dict[tuple[bool, int], hit.Headers] = {}
 
-    def __init__(self, max_entries: int = 4096) -> None:
-        self.max_entries = max_entries
-        self._seen: dict[tuple, tuple[str, Headers]] = {}
-        self._trusted: dict[tuple, tuple[str, Headers]] = {}
+    def get(self, secure: bool, status: int) -> hit.Headers | None:
+        """Return the trusted extra headers for replies of ``status``, or None."""
+        return self._trusted.get((secure, status))
 
-    def get(self, variant: tuple) -> tuple[str, Headers] | None:
-        """Return the trusted (status, headers) of ``variant``, or None."""
-        return self._trusted.get(variant)
-
-    def learn(self, variant: tuple, status: str, headers: Iterable[tuple[str, str]]) -> None:
-        """Record one full-stack response of ``variant``."""
-        entry = (status, tuple(headers))
-        if any(name.lower() == "set-cookie" for name, _ in entry[1]):
-            return  # never replay a cookie
-        if self._trusted.get(variant) == entry:
+    def learn(self, secure: bool, reply: hit.Reply, status_line: str, sent: list) -> None:
+        """Record what Django sent for ``reply``; trust the extras after two equal sightings."""
+        own = len(reply.headers)
+        sent_headers = tuple((str(name), str(value)) for name, value in sent)
+        if status_line != reply.status_line or sent_headers[:own] != reply.headers:
+            return  # the stack changed the reply itself: never replay it
+        extra = sent_headers[own:]
+        if any(name.lower() in ("set-cookie", "content-length") for name, _ in extra):
+            return  # never replay a cookie; the body decides the length
+        key = (secure, reply.status)
+        if self._trusted.get(key) == extra:
             return
-        if self._seen.get(variant) == entry:
-            if len(self._trusted) >= self.max_entries:
-                self._trusted.clear()
-            self._trusted[variant] = entry
+        if self._seen.get(key) == extra:
+            self._trusted[key] = extra
             return
-        self._trusted.pop(variant, None)  # it changed: learn it again
-        if len(self._seen) >= self.max_entries:
-            self._seen.clear()
-        self._seen[variant] = entry
+        self._trusted.pop(key, None)  # it changed: learn it again
+        self._seen[key] = extra
 
 
-class FastResultApp:
-    """WSGI application answering learned cached-hit variants, else calling Django."""
+class ResultFront:
+    """WSGI application answering cached hits itself, else calling Django."""
 
-    cache: ResultCache = result_cache
     timer: Callable[[], float] = staticmethod(time.perf_counter)
 
-    def __init__(self, application: Callable[[dict, StartResponse], Iterable[bytes]]) -> None:
+    def __init__(
+        self,
+        application: WSGIApp,
+        *,
+        routes: tuple[Route, ...] | None = None,
+        cache: Any = result_cache,
+    ) -> None:
         self.application = application
-        self.enabled = settings.HIT_FAST_PATH
-        self.limits = configured_limits()
-        self.book = HeaderBook()
-        self.redirect_plain_http = settings.SECURE_SSL_REDIRECT
-        self.proxy_ssl_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+        self.matcher = ResultMatcher(routes if routes is not None else result_routes())
+        self.cache = cache
+        self.site = SiteHeaders()
+        self._hosts: tuple[object, dict[str, bool]] = (None, {})
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        if self.enabled and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
-            started = self.timer()
-            answer = self.answer(environ)
-            if answer is not None:
-                kind, status, headers, body = answer
-                start_response(status, list(headers))
-                route = metrics.result_route(environ.get("PATH_INFO", ""), kind)
-                metrics.observe_request(
-                    route, environ["REQUEST_METHOD"], int(status[:3]), self.timer() - started
-                )
-                return [body]
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD") or not app_settings.HIT_FAST_PATH:
+            return self.application(environ, start_response)
+        started = self.timer()
+        try:
+            answered = self.answer(environ)
+        except Exception:  # never raise in front of Django: it answers, in JSON
+            logger.debug("WSGI front left a request to Django", exc_info=True)
+            answered = None
+        if answered is None:
             return self.learn_from(environ, start_response)
-        return self.application(environ, start_response)
+        route, reply, extra = answered
+        start_response(reply.status_line, [*reply.headers, *extra])
+        seconds = self.timer() - started
+        metrics.observe_request(route.name, environ["REQUEST_METHOD"], reply.status, seconds)
+        return [reply.body]
 
-    def answer(self, environ: dict) -> tuple[str, str, Headers, bytes] | None:
-        """Return (kind, status, headers, body) for a learned hit or 304, or None."""
-        if self.redirect_plain_http and not self.is_secure(environ):
+    def answer(self, environ: dict) -> tuple[Route, hit.Reply, hit.Headers] | None:
+        """Return (route, reply, site headers) for a hit or 304 this front may send, or None."""
+        matched = self.matcher.match(environ.get("PATH_INFO", ""))
+        if matched is None:
             return None
-        query_string = environ.get("QUERY_STRING", "")
-        params = QueryDict(query_string) if query_string else _EMPTY
-        query = result_query(environ.get("PATH_INFO", ""), params, self.limits)
+        secure = self.is_secure(environ)
+        if app_settings.SECURE_SSL_REDIRECT and not secure:
+            return None  # Django redirects it
+        if not self.host_allowed(environ):
+            return None  # Django answers 400
+        query = self.query(environ, *matched)
         if query is None:
             return None
-        if responses.etag_matches(environ.get("HTTP_IF_NONE_MATCH"), query.etag):
-            learned = self.book.get((query.etag, False, 304))
-            if learned is None:
-                return None
-            metrics.not_modified(query.kind)
-            return query.kind, learned[0], learned[1], b""
-        payload = self.cache.get(query)
-        if payload is MISSING:
+        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+        status = 304 if hit.etag_matches(if_none_match, query.etag) else 200
+        extra = self.site.get(secure, status)
+        if extra is None:
+            return None  # not learned yet: Django answers (and teaches)
+        reply = hit.answer(
+            query,
+            if_none_match=if_none_match,
+            accept_encoding=environ.get("HTTP_ACCEPT_ENCODING", ""),
+            lookup=lambda q: services.result_cached(query=q, cache=self.cache),
+        )
+        if reply is None:
             return None
-        gzip = responses.sends_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""), query, payload)
-        learned = self.book.get((query.etag, gzip, 200))
-        if learned is None:
+        return matched[0], reply, extra
+
+    def query(self, environ: dict, route: Route, n_text: str | None) -> ResultQuery | None:
+        """Return the valid query the request names, or None (the view words the 400)."""
+        query_string = environ.get("QUERY_STRING", "")
+        params = QueryDict(query_string) if query_string else _EMPTY
+        if n_text is None:
+            n_text = params.get("n", route.default_n)
+        try:
+            return parse_query(
+                route.kind,
+                n_text,
+                params.get("digits"),
+                params.get("format"),
+                limits=app_settings.limits,
+            )
+        except InvalidQuery:
             return None
-        metrics.cache_lookup(query.kind, hit=True)
-        body = payload.body(cached=True, as_string=query.as_string, gzip=gzip)
-        return query.kind, learned[0], learned[1], body
 
     def learn_from(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        """Let Django answer, recording the response if the hot path marked it a hit."""
-        sent: list[tuple[str, list[tuple[str, str]]]] = []
+        """Let Django answer; learn the site's headers if the view left its reply (REPLY_KEY)."""
+        sent: list[tuple[str, list]] = []
 
         def recording_start_response(status: str, headers: list, exc_info: Any = None) -> Any:
             sent.append((status, list(headers)))
             return start_response(status, headers, exc_info)
 
         result = self.application(environ, recording_start_response)
-        variant = environ.get(HIT_MARK)
-        if variant is not None and len(sent) == 1 and sent[0][0][:3] == str(variant[2]):
-            self.book.learn(variant, *sent[0])
+        reply = environ.get(hit.REPLY_KEY)
+        if isinstance(reply, hit.Reply) and len(sent) == 1:
+            self.site.learn(self.is_secure(environ), reply, *sent[0])
         return result
 
-    def is_secure(self, environ: dict) -> bool:
-        """Return True if Django would see this request as HTTPS (no SSL redirect)."""
-        if self.proxy_ssl_header:
-            header, secure_value = self.proxy_ssl_header
-            value = environ.get(header)
+    def host_allowed(self, environ: dict) -> bool:
+        """Return True if Django would accept the request's Host (``ALLOWED_HOSTS``)."""
+        if app_settings.USE_X_FORWARDED_HOST and "HTTP_X_FORWARDED_HOST" in environ:
+            host = environ["HTTP_X_FORWARDED_HOST"]
+        elif "HTTP_HOST" in environ:
+            host = environ["HTTP_HOST"]
+        else:
+            host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+        allowed = app_settings.ALLOWED_HOSTS
+        seen_for, seen = self._hosts
+        if seen_for is not allowed:  # the setting changed: forget what was decided
+            seen = {}
+            self._hosts = (allowed, seen)
+        verdict = seen.get(host)
+        if verdict is None:
+            domain, _port = split_domain_port(host)
+            verdict = bool(domain) and validate_host(domain, allowed)
+            if len(seen) < 1024:
+                seen[host] = verdict
+        return verdict
+
+    @staticmethod
+    def is_secure(environ: dict) -> bool:
+        """Return True if Django would see this request as HTTPS."""
+        header = app_settings.SECURE_PROXY_SSL_HEADER
+        if header:
+            name, secure_value = header
+            value = environ.get(name)
             if value is not None:
                 return value.split(",", 1)[0].strip() == secure_value
         return environ.get("wsgi.url_scheme") == "https"
