@@ -49,6 +49,7 @@ test-e2e: install-e2e
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # The benchmark of issue 4 (bench/): mathsite and the old service under gunicorn,
 # report and plots in bench/results/. Not part of `make test`. wrk is the load

@@ -23,6 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from compute.domain.rates import parse_rate
 from mathsite import paths
 
 env = environ.Env()
@@ -36,12 +37,13 @@ def _rate(name: str, default: str) -> str | None:
     value = env.str(name, default=default).strip()
     if value.lower() in ("", "none", "off"):
         return None
-    count, _, period = value.partition("/")
-    if not count.isdigit() or period[:1] not in ("s", "m", "h", "d"):
+    try:
+        parse_rate(value)
+    except ValueError:
         raise ImproperlyConfigured(
             f"{name}={value!r} is not a rate. Set {name} to N/second, N/minute, N/hour "
             "or N/day (e.g. 20000/hour), or to 'none' to switch the throttle off."
-        )
+        ) from None
     return value
 
 

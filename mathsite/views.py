@@ -15,6 +15,7 @@ from django.db import connection
 from django.db.utils import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
 from rest_framework.decorators import (
     api_view,
     authentication_classes,
@@ -26,10 +27,37 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from compute import metrics as metrics_module
-from compute.api.schema import HealthSerializer, ReadinessSerializer
 from compute.cache import result_cache
 
 from .security import metrics_access_allowed
+
+# --- probe bodies (for the OpenAPI schema) ------------------------------------------
+
+
+class HealthSerializer(serializers.Serializer):
+    """Liveness: the process answers."""
+
+    status = serializers.ChoiceField(choices=["ok"])
+
+
+class CheckSerializer(serializers.Serializer):
+    """One dependency's state."""
+
+    ok = serializers.BooleanField()
+    detail = serializers.CharField(help_text='"ok", or the error met.')
+    latency_ms = serializers.FloatField(help_text="Time the check took, in milliseconds.")
+
+
+class ReadinessSerializer(serializers.Serializer):
+    """Readiness: the database is required, Redis is not (the service answers without it)."""
+
+    status = serializers.ChoiceField(
+        choices=["ok", "degraded", "unavailable"],
+        help_text="ok: both reachable; degraded: Redis down (still serving); "
+        "unavailable: database down (503).",
+    )
+    database = CheckSerializer()
+    redis = CheckSerializer()
 
 
 def _probe(view):  # noqa: ANN001 - decorator stack for DRF function views

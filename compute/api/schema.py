@@ -64,32 +64,6 @@ class InvalidQuerySerializer(serializers.Serializer):
     format = serializers.ListField(child=serializers.CharField(), required=False)
 
 
-class HealthSerializer(serializers.Serializer):
-    """Liveness: the process answers."""
-
-    status = serializers.ChoiceField(choices=["ok"])
-
-
-class CheckSerializer(serializers.Serializer):
-    """One dependency's state."""
-
-    ok = serializers.BooleanField()
-    detail = serializers.CharField(help_text='"ok", or the error met.')
-    latency_ms = serializers.FloatField(help_text="Time the check took, in milliseconds.")
-
-
-class ReadinessSerializer(serializers.Serializer):
-    """Readiness: the database is required, Redis is not (the service answers without it)."""
-
-    status = serializers.ChoiceField(
-        choices=["ok", "degraded", "unavailable"],
-        help_text="ok: both reachable; degraded: Redis down (still serving); "
-        "unavailable: database down (503).",
-    )
-    database = CheckSerializer()
-    redis = CheckSerializer()
-
-
 # --- result bodies (components added by postprocess_schema) ----------------------------
 
 _DECIMAL = r"^[0-9]+(\.[0-9]+)?$"

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from rest_framework import serializers
 
-from compute.domain.query import InvalidQuery, Limits, ResultQuery, parse_query
+from compute.conf import app_settings
+from compute.domain.query import InvalidQuery, ResultQuery, parse_query
 from compute.http.routes import result_path
 from compute.models import ComputedResult
 from compute.services import query_for_row
-
-
-def configured_limits() -> Limits:
-    """Return the limits from settings (FIB_MAX_N, PI_MAX_N, PI_MAX_DIGITS)."""
-    return Limits(settings.FIB_MAX_N, settings.PI_MAX_N, settings.PI_MAX_DIGITS)
 
 
 class ResultQuerySerializer(serializers.Serializer):
@@ -37,7 +32,7 @@ class ResultQuerySerializer(serializers.Serializer):
                 attrs.get("n"),
                 attrs.get("digits"),
                 attrs.get("format"),
-                limits=configured_limits(),
+                limits=app_settings.limits,
             )
         except InvalidQuery as exc:
             raise serializers.ValidationError({exc.field: [exc.message]}) from exc

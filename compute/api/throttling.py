@@ -36,20 +36,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from compute.cache import ResultCache, result_cache
-
-_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_rate(rate: str) -> tuple[int, int]:
-    """Return (requests, seconds) for a DRF-style rate such as ``"100/minute"``.
-
-    Raise ValueError for anything else.
-    """
-    count, _, period = rate.partition("/")
-    unit = period.strip()[:1]
-    if not count.strip().isdigit() or unit not in _PERIODS:
-        raise ValueError(f"not a rate: {rate!r} (expected N/second|minute|hour|day)")
-    return int(count), _PERIODS[unit]
+from compute.domain.rates import parse_rate
 
 
 class ComputeRateThrottle(BaseThrottle):

@@ -25,8 +25,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from compute import services
-from compute.api.serializers import configured_limits
 from compute.cache import result_cache
+from compute.conf import app_settings
 from compute.domain.query import FIB, KINDS, PI, InvalidQuery, ResultQuery, parse_query
 
 # log10 of the golden ratio: fib(n) has about n times this many digits.
@@ -132,7 +132,7 @@ class Command(BaseCommand):
             raise CommandError("--digits applies to pi only.")
         try:
             return parse_query(
-                kind, n_text, digits_text if kind == PI else None, limits=configured_limits()
+                kind, n_text, digits_text if kind == PI else None, limits=app_settings.limits
             )
         except InvalidQuery as exc:
             raise CommandError(f"{exc.field}: {exc.message}") from exc

@@ -14,8 +14,9 @@ import copy
 import pytest
 import requests
 
-from compute.api.throttling import ComputeRateThrottle, parse_rate
+from compute.api.throttling import ComputeRateThrottle
 from compute.cache import result_cache
+from compute.domain.rates import parse_rate
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
