@@ -94,7 +94,7 @@ _REQUEST_CHILDREN: dict[tuple[str, str, str], tuple[object, object]] = {}
 _outcome: ContextVar[tuple[str, str] | None] = ContextVar("mathsite_result_outcome", default=None)
 
 
-# --- hooks (called by compute.http.middleware, compute.services, compute.cache.store) ---------
+# --- hooks (called by compute.http, compute.services, compute.cache) ----------------------
 
 
 def cache_lookup(kind: str, *, hit: bool) -> None:

@@ -177,7 +177,7 @@ REDIS_URL = env.str("REDIS_URL", default=f"unix://{paths.redis_socket(paths.redi
 _ttl = env.str("CACHE_TTL", default="")
 CACHE_TTL: int | None = None if _ttl.lower() in ("", "none", "0") else int(_ttl)
 # Short timeouts and no retries: a dead or paused Redis costs a request at
-# most one timeout, then the breaker in compute.cache.store skips Redis for
+# most one timeout, then the breaker in compute.cache.breaker skips Redis for
 # REDIS_BACKOFF_SECONDS.
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.25)
 REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=0.25)

@@ -189,13 +189,13 @@ def test_verdicts_follow_the_issue_targets():
 def test_profile_summary_shares():
     stacks = [
         "process 1:x;SyncWorker.handle (gunicorn/workers/sync.py:10);"
-        "HotResultMiddleware.answer (compute/middleware.py:5) 3",
+        "ResultFront.answer (compute/http/wsgi.py:5) 3",
         "SyncWorker.handle (gunicorn/workers/sync.py:10) 1",
     ]
     summary = profile.summarize(stacks)
     assert summary["samples"] == 4
     assert summary["buckets"]["gunicorn: whole request (accept to close)"] == 100.0
-    assert summary["buckets"]["      HotResultMiddleware.answer"] == 75.0
+    assert summary["buckets"]["    ResultFront.answer"] == 75.0
     assert dict(summary["packages"]) == {"compute": 75.0, "gunicorn": 25.0}
     # the saved stacks lose the per-worker process frames; equal stacks merge
     collapsed = profile.collapse(
@@ -204,5 +204,5 @@ def test_profile_summary_shares():
     assert sorted(collapsed.splitlines()) == [
         "SyncWorker.handle (gunicorn/workers/sync.py:10) 3",
         "SyncWorker.handle (gunicorn/workers/sync.py:10);"
-        "HotResultMiddleware.answer (compute/middleware.py:5) 3",
+        "ResultFront.answer (compute/http/wsgi.py:5) 3",
     ]

@@ -2,13 +2,14 @@
 
 What is cheap and what is expensive decides where the throttle sits:
 
-- a cached hit (the cheap work) is answered by ``HotResultMiddleware``
-  before DRF and never reaches a throttle: it costs one in-process or Redis
-  lookup, and counting it would add a Redis round trip to every hit;
-- a request that reaches the result view (the expensive work) missed the
-  cache and may compute, so it passes ``ComputeRateThrottle`` first, at
-  ``THROTTLE_COMPUTE_RATE`` per client (default 20000/hour: a client can
-  warm thousands of results; ``none`` switches it off).
+- a cached hit (the cheap work), answered by the WSGI front or by the
+  view from a cache tier or the result log, never reaches a throttle: it
+  costs a lookup, and counting it would add a Redis round trip to every hit;
+- a request that must compute (the expensive work) is admitted by the view
+  (``ResultViewSet.admit``) through ``ComputeRateThrottle`` once no tier
+  has the value, at ``THROTTLE_COMPUTE_RATE`` per client (default
+  20000/hour: a client can warm thousands of results; ``none`` switches it
+  off).
 
 The counter is a fixed window in Redis (one INCR with an expiry per
 computing request) rather than DRF's sliding history, whose stored list

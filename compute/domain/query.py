@@ -4,8 +4,8 @@ A ``ResultQuery`` is the validated identity of one result representation
 (kind, n, requested digits, string format). The cache key, the log row's
 identity and the ETag are all derived from it, so they can only ever be
 built from validated values. ``parse_query`` is shared by the DRF
-serializer and the hot-path middleware, which is why it is plain Python:
-both must accept and reject exactly the same inputs.
+serializer and the WSGI front, which is why it is plain Python: both must
+accept and reject exactly the same inputs.
 
     >>> q = parse_query("fib", "1000", limits=Limits(10**6, 10**18, 1000))
     >>> q.cache_key, q.etag

@@ -1,7 +1,7 @@
 """ResultCache against a real Redis: what is stored, whose keys go, and what happens on faults.
 
-Mirrors ``compute/cache.py`` (and its helpers ``local_tier`` and
-``cache_serializer``). The Redis is the test run's own (see
+Mirrors ``compute/cache/`` (the store and its pieces: ``local``, ``breaker``,
+``invalidation``, ``locks``, ``stats``, ``serializer``). The Redis is the test run's own (see
 ``tests/settings.py``); a paused or missing Redis is a dedicated server or
 socket of the test's. Time is stepped with a fake clock, never slept, except
 for the real socket timeouts the breaker exists to bound.
