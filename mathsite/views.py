@@ -27,7 +27,7 @@ from rest_framework.response import Response
 
 from compute import metrics as metrics_module
 from compute.api.schema import HealthSerializer, ReadinessSerializer
-from compute.cache.store import result_cache
+from compute.cache import result_cache
 
 from .security import metrics_access_allowed
 
