@@ -26,6 +26,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from compute import services
+from compute.admin import changelist as result_changelist
 from compute.admin import options as result_admin
 from compute.admin.statistics import Series, chart_series, loglog_chart
 from compute.cache import ResultCache, result_cache
@@ -266,7 +267,7 @@ def test_changelist_in_redis_is_one_round_trip_and_never_loads_values(
 
 
 def test_count_is_capped_on_large_logs(admin_client, results, monkeypatch):
-    monkeypatch.setattr(result_admin.CappedCountPaginator, "count_cap", 3)
+    monkeypatch.setattr(result_changelist.CappedCountPaginator, "count_cap", 3)
     monkeypatch.setattr(result_admin.ComputedResultAdmin, "list_per_page", 2)
     response = admin_client.get(CHANGELIST)
     assert b"more than 3 computed results" in response.content
@@ -316,7 +317,7 @@ def test_date_hierarchy_periods_match_djangos_distinct(results):
         with timezone.override(zone):
             for kind, lookups in levels:
                 plain = ComputedResult.objects.filter(**lookups)
-                probing = result_admin.PeriodProbingQuerySet(
+                probing = result_changelist.PeriodProbingQuerySet(
                     model=ComputedResult, query=plain.query.chain()
                 )
                 expected = list(plain.datetimes("computed_at", kind))
