@@ -28,7 +28,8 @@ from django.utils import timezone
 from compute import services
 from compute.admin import changelist as result_changelist
 from compute.admin import options as result_admin
-from compute.admin.statistics import Series, chart_series, loglog_chart
+from compute.admin.charts import Axis, Series, loglog_chart
+from compute.admin.statistics import chart_series
 from compute.cache import ResultCache, result_cache
 from compute.domain.query import ResultQuery
 from compute.models import ComputedResult
@@ -561,7 +562,8 @@ def test_statistics_with_an_empty_log(admin_client):
 def test_chart_places_points_on_log_axes():
     # Decades 10..1000 on x and 1..100 ms on y: the points sit on the corners.
     series = [Series("fib", "#000", "circle", [(10, 1.0), (1000, 100.0), (100, 10.0)])]
-    svg = str(loglog_chart(series, width=400, height=300))
+    n, ms = Axis("n", tip=lambda n: f"n = {n:,}"), Axis("ms", tip=lambda ms: f"{ms:.3g} ms")
+    svg = loglog_chart(series, x_axis=n, y_axis=ms, width=400, height=300)
     left, right, top, bottom = 64, 150, 16, 52
     plot_w, plot_h = 400 - left - right, 300 - top - bottom
     xs = [float(x) for x in re.findall(r'<circle cx="([\d.]+)"', svg)[:3]]

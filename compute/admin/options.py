@@ -1,4 +1,4 @@
-"""Admin for the result log: browse results, see what Redis holds, evict or recompute.
+"""``ComputedResultAdmin``: browse results, see what Redis holds, evict or recompute.
 
 Rows are read-only (the log is written only by ``compute.services``); the
 admin adds what staff need on top of Django's declarative options:
@@ -7,10 +7,11 @@ admin adds what staff need on top of Django's declarative options:
   number of rows and asks Redis about a whole page at once
   (``compute.admin.changelist``);
 - actions evict or recompute selected rows and say in the message bar what
-  they did, including when Redis could not be reached;
+  they did, including when Redis could not be reached; deleting a row
+  evicts its cache entry through the service;
 - ``statistics/`` (linked from the admin index and the changelist) shows
   counts by kind, the cache hit ratio and a compute-time chart
-  (``compute.admin.statistics``).
+  (``statistics_view``, with its figures from ``compute.admin.statistics``).
 
 The cache is a class attribute (``result_cache``) so tests can point the
 admin at an unreachable Redis without touching the rest of the process.
@@ -27,14 +28,15 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from compute import services
-from compute.admin import statistics as admin_views
 from compute.admin.changelist import CappedCountPaginator, ResultChangeList, cache_states
+from compute.admin.statistics import statistics_figures
 from compute.cache import ResultCache, result_cache
 from compute.domain.query import PI
 from compute.models import ComputedResult
@@ -83,6 +85,7 @@ class ComputedResultAdmin(admin.ModelAdmin):
     # Recomputing runs inside the request: a bound keeps it well under a
     # worker timeout even for the largest results.
     recompute_limit = 100
+    statistics_template = "admin/compute/computedresult/statistics.html"
 
     list_display = [
         "kind",
@@ -332,4 +335,11 @@ class ComputedResultAdmin(admin.ModelAdmin):
         """Show counts, the cache hit ratio and the compute-time chart (staff who can view)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        return admin_views.statistics(request, model_admin=self)
+        request.current_app = self.admin_site.name  # as Django's own admin views do
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Result statistics",
+            "opts": self.opts,
+            **statistics_figures(cache=self.result_cache),
+        }
+        return TemplateResponse(request, self.statistics_template, context)
