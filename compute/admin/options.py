@@ -15,6 +15,7 @@ admin adds what staff need on top of Django's declarative options:
 
 The cache is a class attribute (``result_cache``) so tests can point the
 admin at an unreachable Redis without touching the rest of the process.
+The site's header, titles and index are ``mathsite.admin.MathsiteAdminSite``'s.
 """
 
 from __future__ import annotations
@@ -48,11 +49,6 @@ _SEARCH_TERM = re.compile(r"[0-9]+")
 _ACTION_BATCH = 1000
 # Leading and trailing characters of a value shown in the changelist.
 LIST_PREVIEW_EDGE = 10
-
-admin.site.site_header = "mathsite administration"
-admin.site.site_title = "mathsite admin"
-# Adds the link to the result statistics to the admin index.
-admin.site.index_template = "admin/compute/index.html"
 
 
 def format_ms(ms: float) -> str:
