@@ -72,7 +72,7 @@ if not _hosts:
 ALLOWED_HOSTS = _hosts
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "mathsite.apps.MathsiteAdminConfig",  # django.contrib.admin with our default site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

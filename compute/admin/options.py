@@ -1,45 +1,43 @@
-"""Admin for the result log: browse results, see what Redis holds, evict or recompute.
+"""``ComputedResultAdmin``: browse results, see what Redis holds, evict or recompute.
 
 Rows are read-only (the log is written only by ``compute.services``); the
 admin adds what staff need on top of Django's declarative options:
 
-- the changelist never loads the stored values (``value`` is deferred; a
-  fib(1,000,000) row holds 200 kB) and asks Redis whether each row of the
-  page is cached in one pipelined round trip (``ResultChangeList``);
-- page counts are capped (``CappedCountPaginator``) and the date hierarchy
-  probes periods with indexed queries (``PeriodProbingQuerySet``), so a
-  large log is never counted or scanned in full;
+- the changelist never loads the stored values, counts at most a capped
+  number of rows and asks Redis about a whole page at once
+  (``compute.admin.changelist``);
 - actions evict or recompute selected rows and say in the message bar what
-  they did, including when Redis could not be reached;
+  they did, including when Redis could not be reached; deleting a row
+  evicts its cache entry through the service;
 - ``statistics/`` (linked from the admin index and the changelist) shows
   counts by kind, the cache hit ratio and a compute-time chart
-  (``compute.admin.statistics``).
+  (``statistics_view``, with its figures from ``compute.admin.statistics``).
 
 The cache is a class attribute (``result_cache``) so tests can point the
 admin at an unreachable Redis without touching the rest of the process.
+The site's header, titles and index are ``mathsite.admin.MathsiteAdminSite``'s.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
-from django.db.models import Max, Min, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
-from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from compute import services
-from compute.admin import statistics as admin_views
+from compute.admin.changelist import CappedCountPaginator, ResultChangeList, cache_states
+from compute.admin.statistics import statistics_figures
 from compute.cache import ResultCache, result_cache
 from compute.domain.query import PI
 from compute.http.routes import result_path
@@ -52,126 +50,6 @@ _SEARCH_TERM = re.compile(r"[0-9]+")
 _ACTION_BATCH = 1000
 # Leading and trailing characters of a value shown in the changelist.
 LIST_PREVIEW_EDGE = 10
-
-admin.site.site_header = "mathsite administration"
-admin.site.site_title = "mathsite admin"
-# Adds the link to the result statistics to the admin index.
-admin.site.index_template = "admin/compute/index.html"
-
-
-class CappedCountPaginator(Paginator):
-    """A paginator that counts at most ``count_cap`` rows.
-
-    A plain ``COUNT(*)`` reads the whole log (or a whole filtered slice of
-    it); counting a ``LIMIT count_cap + 1`` subquery costs at most that many
-    index entries whatever the log's size. Beyond the cap the changelist
-    says "more than N" and offers the first ``count_cap`` rows in pages;
-    filters, the date hierarchy and search narrow the rest down.
-    """
-
-    count_cap = 10_000
-
-    @cached_property
-    def _counted(self) -> int:
-        return self.object_list[: self.count_cap + 1].count()
-
-    @property
-    def count(self) -> int:
-        """Return the number of rows, at most ``count_cap`` (``capped`` tells if it was cut)."""
-        return min(self._counted, self.count_cap)
-
-    @property
-    def capped(self) -> bool:
-        """Return True when there are more rows than ``count_cap`` (the count was cut)."""
-        return self._counted > self.count_cap
-
-
-class PeriodProbingQuerySet(QuerySet):
-    """A queryset whose ``datetimes()`` probes each period instead of scanning every row.
-
-    The admin's date hierarchy lists the years, months or days that hold
-    rows with ``datetimes()``, a ``SELECT DISTINCT`` over a date truncation
-    of every row (over a second at 200,000 rows on SQLite). Here it takes
-    the first and last timestamps (an index lookup), then asks one indexed
-    ``EXISTS`` per candidate period: a dozen months, at most 31 days, one
-    query per year of the log.
-    """
-
-    max_probes = 400
-
-    def datetimes(self, field_name: str, kind: str, order: str = "ASC", tzinfo: Any = None) -> Any:
-        """Return the aware starts of the ``kind`` periods holding rows, like Django's."""
-        if kind not in ("year", "month", "day"):
-            return super().datetimes(field_name, kind, order, tzinfo)
-        zone = tzinfo or timezone.get_current_timezone()
-        bounds = self.aggregate(first=Min(field_name), last=Max(field_name))
-        if bounds["first"] is None:
-            return []
-        start = _period_start(bounds["first"].astimezone(zone), kind, zone)
-        last = _period_start(bounds["last"].astimezone(zone), kind, zone)
-        periods = []
-        while start <= last and len(periods) <= self.max_probes:
-            following = _period_after(start, kind, zone)
-            periods.append((start, following))
-            start = following
-        if len(periods) > self.max_probes:
-            return super().datetimes(field_name, kind, order, tzinfo)
-        found = [
-            begin
-            for begin, end in periods
-            if self.filter(**{f"{field_name}__gte": begin, f"{field_name}__lt": end}).exists()
-        ]
-        return found if order == "ASC" else found[::-1]
-
-
-def _period_start(moment: datetime, kind: str, zone: Any) -> datetime:
-    if kind == "year":
-        return datetime(moment.year, 1, 1, tzinfo=zone)
-    if kind == "month":
-        return datetime(moment.year, moment.month, 1, tzinfo=zone)
-    return datetime(moment.year, moment.month, moment.day, tzinfo=zone)
-
-
-def _period_after(start: datetime, kind: str, zone: Any) -> datetime:
-    if kind == "year":
-        return datetime(start.year + 1, 1, 1, tzinfo=zone)
-    if kind == "month":
-        year, month = divmod(start.year * 12 + start.month, 12)  # month is 0-based here
-        return datetime(year, month + 1, 1, tzinfo=zone)
-    following = start.date() + timedelta(days=1)
-    return datetime(following.year, following.month, following.day, tzinfo=zone)
-
-
-class ResultChangeList(ChangeList):
-    """The changelist of results: values deferred, Redis presence checked once per page.
-
-    The presence of each row's entry in Redis is set on the row objects of
-    this request (``row.cache_state``), never on the shared ModelAdmin, so
-    concurrent requests cannot see each other's pages.
-    """
-
-    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet:
-        """Return the filtered rows without their (possibly huge) ``value`` column."""
-        queryset = super().get_queryset(request, exclude_parameters).defer("value")
-        # Same query, with the date hierarchy's cheap datetimes().
-        return PeriodProbingQuerySet(model=queryset.model, query=queryset.query.chain())
-
-    def get_results(self, request: HttpRequest) -> None:
-        """Fetch the page, then mark each row "yes"/"no"/"unknown" with one Redis round trip."""
-        super().get_results(request)
-        rows = list(self.result_list)  # evaluates the page once; the queryset keeps these objects
-        for row, state in zip(rows, cache_states(self.model_admin.result_cache, rows), strict=True):
-            row.cache_state = state
-
-
-def cache_states(cache: ResultCache, rows: Sequence[ComputedResult]) -> list[str]:
-    """Return "yes"/"no" per row (is its value in Redis now?), all "unknown" if Redis is down."""
-    if not rows:
-        return []
-    found = cache.exists_many([services.query_for_row(row) for row in rows])
-    if found is None:
-        return ["unknown"] * len(rows)
-    return ["yes" if hit else "no" for hit in found]
 
 
 def format_ms(ms: float) -> str:
@@ -204,6 +82,7 @@ class ComputedResultAdmin(admin.ModelAdmin):
     # Recomputing runs inside the request: a bound keeps it well under a
     # worker timeout even for the largest results.
     recompute_limit = 100
+    statistics_template = "admin/compute/computedresult/statistics.html"
 
     list_display = [
         "kind",
@@ -453,4 +332,11 @@ class ComputedResultAdmin(admin.ModelAdmin):
         """Show counts, the cache hit ratio and the compute-time chart (staff who can view)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        return admin_views.statistics(request, model_admin=self)
+        request.current_app = self.admin_site.name  # as Django's own admin views do
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Result statistics",
+            "opts": self.opts,
+            **statistics_figures(cache=self.result_cache),
+        }
+        return TemplateResponse(request, self.statistics_template, context)

@@ -1,49 +1,34 @@
-"""The admin's statistics page: counts by kind, cache hit ratio, compute time against n.
+"""What the admin's statistics page shows: counts by kind, the cache hit ratio, a chart.
 
-``statistics`` is served by ``ComputedResultAdmin.statistics_view`` (which
-checks the permission) at ``<admin>/compute/computedresult/statistics/``.
-The chart is an SVG written here, on the server, from the result log: no
-JavaScript, no chart library, nothing fetched from the internet, so it works
-on an offline machine and in any browser.
+``ComputedResultAdmin.statistics_view`` (which checks the permission) serves
+the page at ``<admin>/compute/computedresult/statistics/``; everything it
+shows comes from ``statistics_figures``, read from the result log and the
+cache. The chart of compute time against n is drawn by
+``compute.admin.charts`` from the most recent rows of the log.
 
-    >>> svg = loglog_chart([Series("fib", "#0072B2", "circle", [(10, 0.01), (10**6, 40.0)])])
-    >>> svg.count('class="point')
-    2
+    >>> series, left_out = chart_series([("fib", 0, 0, 0.01), ("pi", 20, 7, 0.5)])
+    >>> [(s.label, s.points) for s in series], left_out
+    ([('pi (digits=D)', [(7, 0.5)])], 1)
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db.models import Avg, Count, Max, Q, Sum
-from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
-from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from compute.admin.charts import Axis, Series, is_drawable, loglog_chart
 from compute.cache import REDIS_ERRORS, ResultCache
 from compute.domain.query import FIB, PI
 from compute.models import ComputedResult
 
-if TYPE_CHECKING:
-    from compute.admin.options import ComputedResultAdmin
-
 # The chart draws the most recent results, so the page stays fast and its
 # SVG small however large the log grows.
 CHART_MAX_POINTS = 2000
-
-
-@dataclass
-class Series:
-    """One set of markers on the chart: a label, a colour, a marker shape and (n, ms) points."""
-
-    label: str
-    color: str
-    marker: str  # "circle", "square" or "triangle"
-    points: list[tuple[int, float]] = field(default_factory=list)
-
+CHART_TITLE = "Compute time against n, log-log, from the result log"
+N_AXIS = Axis("n (log scale)", tip=lambda n: f"n = {n:,}")
+COMPUTE_TIME_AXIS = Axis("compute time, ms (log scale)", tip=lambda ms: f"{ms:.3g} ms")
 
 # Colours that stay distinct for colour-blind readers (Okabe-Ito), plus
 # distinct shapes so the series can be told apart in greyscale too.
@@ -64,127 +49,34 @@ def chart_series(rows: list[tuple[str, int, int, float]]) -> tuple[list[Series],
     """Group (kind, precision, n, ms) rows into series; return them and the count left out.
 
     A log scale has no place for n = 0 (fib(0)) or a zero time, so such rows
-    are left out and counted instead.
+    are left out and counted instead. Series without points are dropped.
     """
     series = {key: Series(*style) for key, style in _SERIES_STYLE.items()}
     left_out = 0
     for kind, precision, n, ms in rows:
-        if n < 1 or ms <= 0:
+        if not is_drawable(n, ms):
             left_out += 1
             continue
         series[_series_key(kind, precision)].points.append((n, ms))
     return [s for s in series.values() if s.points], left_out
 
 
-def _decades(low: float, high: float) -> tuple[int, int]:
-    """Return the whole powers of ten around [low, high] (at least one decade wide)."""
-    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
-    if last <= first:
-        last = first + 1
-    return first, last
+def compute_time_chart(series: list[Series]) -> SafeString | None:
+    """Return the SVG chart of compute time against n, or None when there is nothing to draw."""
+    if not series:
+        return None
+    svg = loglog_chart(series, x_axis=N_AXIS, y_axis=COMPUTE_TIME_AXIS, title=CHART_TITLE)
+    # charts escapes every text it interpolates; the rest of the SVG is numbers.
+    return mark_safe(svg)  # noqa: S308
 
 
-def _power_label(exponent: int, x: float, y: float, anchor: str) -> str:
-    """Return an SVG text of 10 to the power ``exponent`` (1 and 10 written out)."""
-    if exponent == 0:
-        body = "1"
-    elif exponent == 1:
-        body = "10"
-    else:
-        body = f'10<tspan dy="-6" font-size="9">{exponent}</tspan>'
-    return (
-        f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="12" '
-        f'fill="currentColor">{body}</text>'
+def chart_rows(limit: int = CHART_MAX_POINTS) -> list[tuple[str, int, int, float]]:
+    """Return (kind, precision, n, ms) of the ``limit`` most recent results, newest first."""
+    return list(
+        ComputedResult.objects.order_by("-computed_at", "-id").values_list(
+            "kind", "precision", "n", "compute_ms"
+        )[:limit]
     )
-
-
-def _marker(shape: str, x: float, y: float, color: str, *, css: str, tip: str = "") -> str:
-    """Return one marker element (circle, square or triangle), with a tooltip if ``tip``."""
-    style = f'class="{css}" fill="{color}" fill-opacity="0.75"'
-    if shape == "square":
-        tag, geometry = "rect", f'x="{x - 3.5:.1f}" y="{y - 3.5:.1f}" width="7" height="7"'
-    elif shape == "triangle":
-        tag = "path"
-        top, base = y - 4.5, y + 3.5
-        geometry = f'd="M{x:.1f} {top:.1f}L{x + 4.5:.1f} {base:.1f}L{x - 4.5:.1f} {base:.1f}Z"'
-    else:
-        tag, geometry = "circle", f'cx="{x:.1f}" cy="{y:.1f}" r="4"'
-    if not tip:
-        return f"<{tag} {geometry} {style}/>"
-    return f"<{tag} {geometry} {style}><title>{escape(tip)}</title></{tag}>"
-
-
-def loglog_chart(
-    series: list[Series], *, width: int = 760, height: int = 420, title: str = ""
-) -> SafeString:
-    """Return an inline SVG plotting every series' (n, ms) points on log-log axes.
-
-    Points must have n >= 1 and ms > 0 (see ``chart_series``). Each marker
-    carries a tooltip with its exact values. Axis ticks sit on powers of ten,
-    thinned so that at most about ten labels share an axis.
-    """
-    left, right, top, bottom = 64, 150, 16, 52
-    plot_w, plot_h = width - left - right, height - top - bottom
-    points = [p for s in series for p in s.points]
-    x0, x1 = _decades(min(n for n, _ in points), max(n for n, _ in points))
-    y0, y1 = _decades(min(ms for _, ms in points), max(ms for _, ms in points))
-
-    def px(n: int) -> float:
-        return left + (math.log10(n) - x0) / (x1 - x0) * plot_w
-
-    def py(ms: float) -> float:
-        return top + plot_h - (math.log10(ms) - y0) / (y1 - y0) * plot_h
-
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="result-chart" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-labelledby="chart-title">',
-        f'<title id="chart-title">{escape(title)}</title>',
-        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
-        f'stroke="currentColor" stroke-opacity="0.5"/>',
-    ]
-    x_step = max(1, math.ceil((x1 - x0) / 10))
-    for exponent in range(x0, x1 + 1, x_step):
-        x = px(10**exponent)
-        out.append(
-            f'<line class="grid" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + plot_h}" '
-            f'stroke="currentColor" stroke-opacity="0.15"/>'
-        )
-        out.append(_power_label(exponent, x, top + plot_h + 18, "middle"))
-    y_step = max(1, math.ceil((y1 - y0) / 10))
-    for exponent in range(y0, y1 + 1, y_step):
-        y = py(10.0**exponent)
-        out.append(
-            f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" '
-            f'stroke="currentColor" stroke-opacity="0.15"/>'
-        )
-        out.append(_power_label(exponent, left - 8, y + 4, "end"))
-    out.append(
-        f'<text x="{left + plot_w / 2:.1f}" y="{height - 10}" text-anchor="middle" '
-        f'font-size="13" fill="currentColor">n (log scale)</text>'
-    )
-    out.append(
-        f'<text x="16" y="{top + plot_h / 2:.1f}" text-anchor="middle" font-size="13" '
-        f'fill="currentColor" transform="rotate(-90 16 {top + plot_h / 2:.1f})">'
-        f"compute time, ms (log scale)</text>"
-    )
-    for s in series:
-        out.append(f'<g class="series" data-series="{escape(s.label)}">')
-        for n, ms in s.points:
-            tip = f"{s.label}: n = {n:,}, {ms:.3g} ms"
-            out.append(_marker(s.marker, px(n), py(ms), s.color, css="point", tip=tip))
-        out.append("</g>")
-    legend_x = left + plot_w + 16
-    for index, s in enumerate(series):
-        y = top + 14 + index * 22
-        out.append(_marker(s.marker, legend_x + 5, y - 4, s.color, css="legend-marker"))
-        out.append(
-            f'<text x="{legend_x + 16}" y="{y}" font-size="12" fill="currentColor">'
-            f"{escape(s.label)} ({len(s.points):,})</text>"
-        )
-    out.append("</svg>")
-    # Every interpolated text above went through escape(); the rest is numbers.
-    return mark_safe("".join(out))  # noqa: S308
 
 
 def kind_counts() -> list[dict[str, Any]]:
@@ -232,30 +124,22 @@ def cache_figures(cache: ResultCache) -> dict[str, Any] | None:
     return figures
 
 
-def statistics(request: HttpRequest, *, model_admin: ComputedResultAdmin) -> HttpResponse:
-    """Render the statistics page for ``model_admin``'s site (permission already checked)."""
-    rows = list(
-        ComputedResult.objects.order_by("-computed_at", "-id").values_list(
-            "kind", "precision", "n", "compute_ms"
-        )[:CHART_MAX_POINTS]
-    )
+def statistics_figures(*, cache: ResultCache) -> dict[str, Any]:
+    """Return what the statistics page shows (the template's context, minus the admin's own).
+
+    Keys: ``counts`` and ``total`` (``kind_counts``), ``cache`` (``cache_figures``),
+    ``chart`` (safe SVG or None), ``chart_rows`` (rows read for it), ``chart_limit``
+    and ``chart_left_out`` (rows that have no place on log axes).
+    """
+    rows = chart_rows()
     series, left_out = chart_series(rows)
-    chart = (
-        loglog_chart(series, title="Compute time against n, log-log, from the result log")
-        if series
-        else None
-    )
     counts = kind_counts()
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "title": "Result statistics",
-        "opts": model_admin.opts,
+    return {
         "counts": counts,
         "total": sum(row["results"] for row in counts),
-        "cache": cache_figures(model_admin.result_cache),
-        "chart": chart,
+        "cache": cache_figures(cache),
+        "chart": compute_time_chart(series),
         "chart_rows": len(rows),
         "chart_limit": CHART_MAX_POINTS,
         "chart_left_out": left_out,
     }
-    return TemplateResponse(request, "admin/compute/computedresult/statistics.html", context)

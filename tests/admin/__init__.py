@@ -1,0 +1,1 @@
+"""Tests of the result-log admin (``compute.admin``) and the admin site."""

@@ -1,0 +1,64 @@
+"""The statistics page and its figures (``compute.admin.statistics``)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from compute.admin.statistics import chart_series
+from tests.admin.pages import CHANGELIST, INDEX, QUERIES, STATISTICS
+
+pytestmark = pytest.mark.django_db
+
+
+def test_statistics_page_is_linked_and_counts_by_kind(admin_client, results):
+    assert STATISTICS in admin_client.get(INDEX).content.decode()
+    assert STATISTICS in admin_client.get(CHANGELIST).content.decode()
+    response = admin_client.get(STATISTICS)
+    assert response.status_code == 200
+    counts = {row["kind"]: row for row in response.context["counts"]}
+    assert counts["fib"]["results"] == 3
+    assert counts["pi"]["results"] == 2 and counts["pi"]["with_digits"] == 1
+    assert counts["fib"]["largest_n"] == 1000
+    html = response.content.decode()
+    assert re.search(r'id="hit-ratio">(\d+\.\d%|no lookups yet)<', html)
+    entries = re.search(r'id="cache-entries">(\d+)<', html)
+    assert entries and int(entries.group(1)) >= 5  # five results (and any bookkeeping key)
+    # Four points: fib(0) has no place on a log axis and is reported instead.
+    assert html.count('class="point"') == 4
+    assert "1 not drawn" in html
+    chart = html.split('<svg xmlns="http://www.w3.org/2000/svg" class="result-chart"', 1)[1]
+    assert "<script" not in chart.split("</svg>")[0]
+
+
+def test_statistics_with_an_empty_log(admin_client):
+    response = admin_client.get(STATISTICS)
+    assert response.status_code == 200
+    assert b"No results have been computed yet." in response.content
+    assert b'class="result-chart"' not in response.content
+
+
+def test_redis_down_statistics_say_unknown(admin_client, results, unreachable_redis):
+    unreachable_redis.exists_many([QUERIES["fib10"]])  # opens the breaker, as a page would
+    response = admin_client.get(STATISTICS)
+    assert response.status_code == 200
+    assert re.search(rb'id="hit-ratio">unknown<', response.content)
+
+
+def test_redis_down_statistics_even_with_the_breaker_closed(
+    admin_client, results, unreachable_redis
+):
+    assert unreachable_redis.available
+    response = admin_client.get(STATISTICS)
+    assert re.search(rb'id="hit-ratio">unknown<', response.content)
+
+
+def test_chart_series_split_by_kind_and_precision():
+    rows = [("fib", 0, 0, 0.01), ("fib", 0, 5, 0.02), ("pi", 0, 7, 0.5), ("pi", 20, 7, 0.0)]
+    series, left_out = chart_series(rows)
+    assert [(s.label, s.points) for s in series] == [
+        ("fib", [(5, 0.02)]),
+        ("pi (double)", [(7, 0.5)]),
+    ]
+    assert left_out == 2
