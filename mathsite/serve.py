@@ -4,8 +4,9 @@ Generates a ``SECRET_KEY`` on first run and keeps it in the data folder
 (``var/secret_key``, never committed), limits hosts to localhost, turns the
 TLS-only settings off for this plain-HTTP local server, starts the
 embedded Redis when no ``REDIS_URL`` is set, applies migrations, collects
-static files and runs gunicorn on 127.0.0.1:$PORT (default 8000). Ctrl-C
-(or SIGTERM) stops gunicorn, then the embedded Redis, which persists its
+static files and serves with granian on 127.0.0.1:$PORT (default 8000;
+``mathsite.server`` has the server's settings). Ctrl-C (or SIGTERM) stops
+granian gracefully, then the embedded Redis, which persists its
 data for the next run. ``python -m mathsite.serve manage ARGS`` runs a
 management command in the same environment (``make manage CMD=...``).
 """
@@ -14,12 +15,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from . import embedded_redis, paths
+from . import embedded_redis, paths, server
 from .paths import BASE_DIR
 
 LOCAL_DEFAULTS = {
@@ -53,7 +53,7 @@ def local_environment() -> dict[str, str]:
 
 
 def main() -> int:
-    """Set up and run the service until interrupted; return gunicorn's exit code."""
+    """Set up and run the service until interrupted; return the server's exit code."""
     env = local_environment()
     python = sys.executable
     manage = [python, str(BASE_DIR / "manage.py")]
@@ -68,22 +68,8 @@ def main() -> int:
             [*manage, "collectstatic", "--noinput", "-v", "0"], env=env, check=True
         )
         port = env.get("PORT", "8000")
-        # Workers, timeouts, logging and metrics come from gunicorn.conf.py
-        # (environment variables, see .env.example); the bind stays local.
-        command = [
-            python, "-m", "gunicorn",
-            "--config", str(BASE_DIR / "gunicorn.conf.py"),
-            "--bind", f"127.0.0.1:{port}",
-        ]  # fmt: skip
         print(f"mathsite: serving on http://127.0.0.1:{port}/ (Ctrl-C to stop)", flush=True)
-        server = subprocess.Popen(command, env=env, cwd=BASE_DIR)  # noqa: S603
-
-        def forward(signum: int, _frame: object) -> None:
-            server.send_signal(signal.SIGTERM)
-
-        signal.signal(signal.SIGTERM, forward)
-        signal.signal(signal.SIGINT, forward)
-        return server.wait()
+        return server.run(env, host="127.0.0.1", port=port)
     finally:
         if redis_process is not None:
             embedded_redis.stop(folder, redis_process)

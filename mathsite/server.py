@@ -1,0 +1,159 @@
+"""The production server: granian (WSGI interface) serving mathsite.
+
+    python -m mathsite.server        # serve on $GRANIAN_HOST:$PORT (default 127.0.0.1:8000)
+
+``make run`` serves through ``run`` too (``mathsite.serve``), with the local
+defaults on top. Every granian option is a ``GRANIAN_*`` environment
+variable that granian reads itself; this module only sets defaults for the
+ones mathsite cares about (an explicitly set variable always wins):
+
+- ``GRANIAN_INTERFACE=wsgi`` (Django is a WSGI application);
+- ``GRANIAN_WORKERS``: ``WEB_CONCURRENCY`` if set, else the number of cores;
+- ``GRANIAN_BLOCKING_THREADS=4``: threads per worker that run Django (its
+  ORM is synchronous). A request waiting for another worker's computation
+  holds one; four per worker keep cached hits flowing beside a few such
+  waiters (the stampede lock bounds how long any of them waits);
+- ``GRANIAN_RESPAWN_FAILED_WORKERS=true``: a worker that dies is replaced;
+- ``GRANIAN_WORKERS_KILL_TIMEOUT=10``: on SIGTERM/SIGINT, workers finish
+  their requests for up to 10 s (graceful shutdown), then are killed;
+- ``GRANIAN_HTTP=1``, ``GRANIAN_WEBSOCKETS=false``: plain HTTP/1.1 with
+  keep-alive (the TLS proxy in front speaks HTTP/2 to clients);
+- ``GRANIAN_HTTP1_HEADER_READ_TIMEOUT=10000``: a client that dribbles its
+  headers is dropped after 10 s (it never held a Python thread meanwhile);
+- ``GRANIAN_BACKPRESSURE``: granian's default (backlog / workers) bounds the
+  requests each worker runs at once; the rest wait in the socket backlog;
+- ``GRANIAN_WORKERS_LIFETIME`` (unset: forever) restarts workers
+  periodically when set, e.g. ``6h``.
+
+Prometheus: each worker is a process, so samples are shared through files in
+``PROMETHEUS_MULTIPROC_DIR``. Unless one is given, this launcher creates a
+private folder, empties it at start (stale samples of an earlier run would
+be added to this one's), removes the live-gauge files of workers that died
+(``mark_process_dead``; their counters stay, so totals never go backwards
+when a worker is replaced) and deletes the folder when the server stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from .paths import BASE_DIR
+
+APPLICATION = "mathsite.wsgi:application"
+BLOCKING_THREADS = 4
+_PID_IN_NAME = re.compile(r"_(\d+)\.db$")
+
+
+def cores() -> int:
+    """Return the number of cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def server_environment(env: dict[str, str]) -> dict[str, str]:
+    """Return ``env`` with mathsite's granian defaults filled in (set variables win)."""
+    env = dict(env)
+    env.setdefault("GRANIAN_INTERFACE", "wsgi")
+    env.setdefault("GRANIAN_WORKERS", env.get("WEB_CONCURRENCY") or str(cores()))
+    env.setdefault("GRANIAN_BLOCKING_THREADS", str(BLOCKING_THREADS))
+    env.setdefault("GRANIAN_RESPAWN_FAILED_WORKERS", "true")
+    env.setdefault("GRANIAN_RESPAWN_INTERVAL", "0.5")
+    env.setdefault("GRANIAN_WORKERS_KILL_TIMEOUT", "10")
+    env.setdefault("GRANIAN_HTTP", "1")
+    env.setdefault("GRANIAN_WEBSOCKETS", "false")
+    env.setdefault("GRANIAN_HTTP1_HEADER_READ_TIMEOUT", "10000")
+    env.setdefault("GRANIAN_PORT", env.get("PORT", "8000"))
+    return env
+
+
+def command(application: str = APPLICATION) -> list[str]:
+    """Return the command line that starts granian on ``application`` (options: environment)."""
+    return [sys.executable, "-m", "granian", application]
+
+
+def sweep_dead_workers(folder: Path) -> int:
+    """Remove the live-gauge files of processes that no longer run; return how many pids."""
+    from prometheus_client import multiprocess
+
+    dead = set()
+    for path in folder.glob("*.db"):
+        found = _PID_IN_NAME.search(path.name)
+        if found is None:
+            continue
+        pid = int(found.group(1))
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            dead.add(pid)
+        except PermissionError:
+            pass  # alive, someone else's
+    for pid in dead:
+        multiprocess.mark_process_dead(pid, str(folder))
+    return len(dead)
+
+
+@contextlib.contextmanager
+def metrics_folder(env: dict[str, str]) -> Iterator[Path]:
+    """Provide the Prometheus multi-process folder: given (emptied) or private (removed after)."""
+    given = env.get("PROMETHEUS_MULTIPROC_DIR")
+    folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="mathsite-metrics-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    try:
+        yield folder
+    finally:
+        if not given:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(env: dict[str, str], *, host: str, port: str, sweep_seconds: float = 5.0) -> int:
+    """Serve mathsite with granian on ``host:port`` until SIGTERM/SIGINT; return its exit code."""
+    env = server_environment(env)
+    env["GRANIAN_HOST"], env["GRANIAN_PORT"] = host, port
+    with metrics_folder(env) as folder:
+        server = subprocess.Popen(command(), env=env, cwd=BASE_DIR)  # noqa: S603
+        stopped = threading.Event()
+
+        def forward(signum: int, _frame: object) -> None:
+            server.send_signal(signum)  # granian shuts down gracefully on either
+
+        previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def sweeper() -> None:
+            while not stopped.wait(sweep_seconds):
+                sweep_dead_workers(folder)
+
+        threading.Thread(target=sweeper, name="metrics-sweeper", daemon=True).start()
+        try:
+            return server.wait()
+        finally:
+            stopped.set()
+            if server.poll() is None:
+                server.terminate()
+                server.wait()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def main() -> int:
+    """Production entry point: serve on ``$GRANIAN_HOST:$PORT`` with the environment's settings."""
+    env = dict(os.environ)
+    return run(env, host=env.get("GRANIAN_HOST", "127.0.0.1"), port=env.get("PORT", "8000"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
