@@ -95,7 +95,7 @@ MIDDLEWARE = [
     "mathsite.logging.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.middleware.gzip.GZipMiddleware",
+    "compute.http.gzip.GZipMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -209,9 +209,10 @@ CACHES = {
 LOCAL_CACHE_MAX_BYTES = env.int("LOCAL_CACHE_MAX_BYTES", default=64 * 1024 * 1024)
 LOCAL_CACHE_SYNC_SECONDS = env.float("LOCAL_CACHE_SYNC_SECONDS", default=0.5)
 
-# Stampede protection: how long a computation may hold its lock, and how long
-# other requests wait for it before computing themselves.
-COMPUTE_LOCK_TIMEOUT = env.float("COMPUTE_LOCK_TIMEOUT", default=30.0)
+# Stampede protection: the lock's time to live, renewed by its holder while it
+# computes (so a killed holder blocks the key at most this long), and how long
+# other requests wait for a live holder before computing themselves.
+COMPUTE_LOCK_TIMEOUT = env.float("COMPUTE_LOCK_TIMEOUT", default=2.0)
 COMPUTE_LOCK_WAIT = env.float("COMPUTE_LOCK_WAIT", default=20.0)
 
 # --- Limits -------------------------------------------------------------------

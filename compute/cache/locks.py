@@ -1,10 +1,15 @@
 """Stampede locks: one computation of a value at a time, across processes when Redis is up.
 
-The Redis lock expires after ``COMPUTE_LOCK_TIMEOUT``, so a worker killed
-mid-computation blocks the key no longer than that; waiters poll every
-2 ms and give up after ``COMPUTE_LOCK_WAIT``. With Redis down (the breaker
-open, or the acquire failing) a per-process lock still stops a stampede
-within the process.
+The Redis lock has a short time to live, ``COMPUTE_LOCK_TIMEOUT`` (2 s by
+default), which a keep-alive thread of the holder renews every third of
+it while the computation runs. So a computation may take as long as it
+needs, and a holder that dies (a killed worker) stops renewing: its lock is
+gone within ``COMPUTE_LOCK_TIMEOUT``, and a waiter (polling every 2 ms)
+takes it over at once. A waiter therefore waits at most the computation
+plus ``COMPUTE_LOCK_TIMEOUT``, and never longer than ``COMPUTE_LOCK_WAIT``
+(then it computes itself). With Redis down (the breaker open, or the
+acquire failing) a per-process lock still stops a stampede within the
+process.
 """
 
 from __future__ import annotations
@@ -52,16 +57,19 @@ class ComputeLocks:
                 timeout=self.timeout(),
                 sleep=0.002,  # a waiter sees the result within 2 ms
                 blocking_timeout=self.wait(),
+                thread_local=False,  # the keep-alive thread renews it with the same token
             )
             acquired = self.breaker.call(lock.acquire, None)
         if acquired is None or lock is None:
             with self._process_lock(name) as held:
                 yield held
             return
+        keepalive = _KeepAlive(lock, every=self.timeout() / 3) if acquired else None
         try:
             yield bool(acquired)
         finally:
-            if acquired:
+            if keepalive is not None:
+                keepalive.stop()
                 # Through the breaker: if Redis failed during the computation,
                 # the release must not pay a second timeout (the key expires).
                 self.breaker.call(lambda: _release(lock), None)
@@ -79,6 +87,29 @@ class ComputeLocks:
         finally:
             if held:
                 lock.release()
+
+
+class _KeepAlive:
+    """Renew a held Redis lock's time to live every ``every`` seconds until stopped."""
+
+    def __init__(self, lock: Any, *, every: float) -> None:
+        self.lock = lock
+        self.every = every
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lock-keepalive", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.every):
+            try:
+                self.lock.reacquire()  # back to the full time to live
+            except (redis.RedisError, OSError):
+                return  # Redis failed or the lock was lost: it expires by itself
+
+    def stop(self) -> None:
+        """Stop renewing (before the release)."""
+        self._stopped.set()
+        self._thread.join()
 
 
 def _release(lock: Any) -> None:

@@ -26,7 +26,6 @@ them from the view's replies by the contract of ``REPLY_KEY``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -49,8 +48,6 @@ REPLY_KEY = "mathsite.reply"
 ALLOW = "GET, DELETE, HEAD, OPTIONS"
 # Results never change: shared caches may keep them for a year.
 CACHE_CONTROL = "public, max-age=31536000, immutable"
-
-_ACCEPTS_GZIP = re.compile(r"\bgzip\b")
 
 Headers = tuple[tuple[str, str], ...]
 Lookup = Callable[[ResultQuery], Outcome | None]
@@ -82,12 +79,32 @@ class Reply:
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
-    """Return True if an ``Accept-Encoding`` value accepts gzip content coding.
+    """Return True if an ``Accept-Encoding`` value accepts the gzip content coding (RFC 9110).
 
-    The same test as Django's ``GZipMiddleware`` (the word gzip), so a body
-    this protocol leaves uncompressed is not compressed behind its back.
+    Codings are case-insensitive and may carry a weight: ``gzip;q=0``
+    refuses gzip, ``*`` accepts it unless gzip is named, ``identity`` alone
+    does not. ``compute.http.gzip`` makes Django's gzip middleware decide
+    the same way, so a body left uncompressed here is not compressed behind
+    this protocol's back.
     """
-    return bool(_ACCEPTS_GZIP.search(accept_encoding))
+    star = False
+    for item in accept_encoding.split(","):
+        coding, _, params = item.partition(";")
+        coding = coding.strip().lower()
+        if coding not in ("gzip", "x-gzip", "*"):
+            continue
+        weight = 1.0
+        for param in params.split(";"):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value.strip())
+                except ValueError:
+                    weight = 0.0  # a malformed weight accepts nothing
+        if coding != "*":
+            return weight > 0
+        star = weight > 0
+    return star
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
