@@ -74,7 +74,6 @@ def server_environment(env: dict[str, str]) -> dict[str, str]:
     env.setdefault("GRANIAN_HTTP", "1")
     env.setdefault("GRANIAN_WEBSOCKETS", "false")
     env.setdefault("GRANIAN_HTTP1_HEADER_READ_TIMEOUT", "10000")
-    env.setdefault("GRANIAN_PORT", env.get("PORT", "8000"))
     return env
 
 

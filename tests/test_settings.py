@@ -122,9 +122,10 @@ def test_env_example_lists_every_variable_the_code_reads():
         BASE_DIR / "mathsite" / "embedded_redis.py",
         BASE_DIR / "mathsite" / "serve.py",
         BASE_DIR / "mathsite" / "paths.py",
+        BASE_DIR / "mathsite" / "server.py",
     ]
     pattern = re.compile(
-        r"""(?:env\.(?:str|bool|int|float|list|db_url)|_rate|_env\.get|environ\.get|env\.get)"""
+        r"""(?:env\.(?:str|bool|int|float|list|db_url|setdefault)|_rate|_env\.get|environ\.get|env\.get)"""
         r"""\(\s*["']([A-Z][A-Z0-9_]+)["']"""
     )
     read = {name for path in readers for name in pattern.findall(path.read_text())}
