@@ -2,7 +2,9 @@
 
 Components never copy a setting at import or construction time: they ask
 ``app_settings`` each time, so ``override_settings`` in a test (and any
-later change) reaches them. Objects that must be built from settings (the
+later change) reaches them. The gateway keeps what it read (the hot path
+reads several settings per request) and forgets it all whenever Django's
+``setting_changed`` signal says a setting changed. Objects that must be built from settings (the
 process's result cache) register a reset with ``on_change`` and are built
 again, lazily, after one of the settings they name changes, the way DRF's
 ``api_settings`` reloads on Django's ``setting_changed`` signal.
@@ -28,24 +30,19 @@ class AppSettings:
     """Typed, read-at-use access to the settings of ``mathsite/settings.py`` that the app uses."""
 
     cache_alias = "default"
-    _limits: Limits | None = None
 
     @property
     def limits(self) -> Limits:
         """Return the input limits (FIB_MAX_N, PI_MAX_N, PI_MAX_DIGITS).
 
         Built once (every request validates against them) and again after
-        one of the three changes.
+        a setting changes.
         """
-        limits = self._limits
+        limits = self.__dict__.get("_limits")
         if limits is None:
             limits = Limits(settings.FIB_MAX_N, settings.PI_MAX_N, settings.PI_MAX_DIGITS)
-            self._limits = limits
+            self.__dict__["_limits"] = limits
         return limits
-
-    def forget_limits(self) -> None:
-        """Drop the built limits (a limit setting changed)."""
-        self._limits = None
 
     @property
     def cache_location(self) -> str:
@@ -54,8 +51,18 @@ class AppSettings:
 
     def __getattr__(self, name: str) -> Any:
         # Every other setting by its own name (CACHE_TTL, COMPUTE_LOCK_WAIT, ...),
-        # read from django.conf.settings at the moment it is asked for.
-        return getattr(settings, name)
+        # read from django.conf.settings when first asked for and kept on the
+        # instance (the hot path reads several per request), until a setting
+        # changes: ``_setting_changed`` then forgets every kept value.
+        if name.startswith("_") or not name.isupper():
+            raise AttributeError(name)
+        value = getattr(settings, name)
+        self.__dict__[name] = value
+        return value
+
+    def forget(self) -> None:
+        """Drop every kept value: the next reads go to django.conf.settings again."""
+        self.__dict__.clear()
 
 
 app_settings = AppSettings()
@@ -69,10 +76,10 @@ def on_change(names: frozenset[str] | set[str], reset: Callable[[], None]) -> No
 
 
 def _setting_changed(*, setting: str, **kwargs: Any) -> None:
+    app_settings.forget()
     for names, reset in _resets:
         if setting in names:
             reset()
 
 
 setting_changed.connect(_setting_changed, dispatch_uid="compute.conf")
-on_change({"FIB_MAX_N", "PI_MAX_N", "PI_MAX_DIGITS"}, app_settings.forget_limits)

@@ -50,6 +50,7 @@ ALLOW = "GET, DELETE, HEAD, OPTIONS"
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 Headers = tuple[tuple[str, str], ...]
+_STATUS_LINES = {200: "200 OK", 304: "304 Not Modified"}
 Lookup = Callable[[ResultQuery], Outcome | None]
 
 
@@ -65,7 +66,10 @@ class Reply:
     @property
     def status_line(self) -> str:
         """Return the WSGI status line, e.g. ``"200 OK"``."""
-        return f"{self.status} {HTTPStatus(self.status).phrase}"
+        line = _STATUS_LINES.get(self.status)
+        if line is None:
+            line = f"{self.status} {HTTPStatus(self.status).phrase}"
+        return line
 
     def to_django(self) -> HttpResponse:
         """Return this reply as a Django response (same headers, same order)."""
@@ -141,8 +145,38 @@ def not_modified(query: ResultQuery) -> Reply:
 def result_reply(
     query: ResultQuery, payload: Payload, *, cached: bool, accept_encoding: str
 ) -> Reply:
-    """Return the 200 JSON reply carrying ``payload`` for ``query``."""
+    """Return the 200 JSON reply carrying ``payload`` for ``query``.
+
+    Replies of cached results are kept (``_replies``) for as long as their
+    payload is the one the cache hands out, so a hit builds nothing.
+    """
     gzip = sends_gzip(accept_encoding, query, payload)
+    if not cached:
+        return _build_reply(query, payload, cached=False, gzip=gzip)
+    key = (query, gzip)
+    kept = _replies.get(key)
+    if kept is not None and kept[0] is payload:
+        return kept[1]
+    reply = _build_reply(query, payload, cached=True, gzip=gzip)
+    if len(reply.body) > _MAX_KEPT_BODY:
+        return reply  # large bodies: building the headers is nothing beside sending them
+    if len(_replies) >= _MAX_KEPT_REPLIES:
+        _replies.clear()  # bounded: the replies are simply built again
+    _replies[key] = (payload, reply)
+    return reply
+
+
+# Built replies of cached results by (query, gzip), with the payload they were
+# built from: a reply is reused only while that very payload is served (a new
+# payload from Redis, after an eviction or a refill, builds a new reply).
+# Bounded in count and body size (at most about 4 MiB of bodies, which the
+# payloads hold anyway), so it cannot outgrow the in-process tier's budget.
+_MAX_KEPT_REPLIES = 2048
+_MAX_KEPT_BODY = 2048
+_replies: dict[tuple[ResultQuery, bool], tuple[Payload, Reply]] = {}
+
+
+def _build_reply(query: ResultQuery, payload: Payload, *, cached: bool, gzip: bool) -> Reply:
     body = payload.body(cached=cached, as_string=query.as_string, gzip=gzip)
     headers: list[tuple[str, str]] = [("Content-Type", "application/json")]
     if gzip:

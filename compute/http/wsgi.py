@@ -45,7 +45,6 @@ logger = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
-_EMPTY = QueryDict("")
 
 
 class SiteHeaders:
@@ -135,26 +134,29 @@ class ResultFront:
             query,
             if_none_match=if_none_match,
             accept_encoding=environ.get("HTTP_ACCEPT_ENCODING", ""),
-            lookup=lambda q: services.result_cached(query=q, cache=self.cache),
+            lookup=self.lookup,
         )
         if reply is None:
             return None
         return matched[0], reply, extra
 
+    def lookup(self, query: ResultQuery) -> services.Outcome | None:
+        """Return the cached outcome of ``query`` (cache tiers only), or None."""
+        return services.result_cached(query=query, cache=self.cache)
+
     def query(self, environ: dict, route: Route, n_text: str | None) -> ResultQuery | None:
         """Return the valid query the request names, or None (the view words the 400)."""
         query_string = environ.get("QUERY_STRING", "")
-        params = QueryDict(query_string) if query_string else _EMPTY
-        if n_text is None:
-            n_text = params.get("n", route.default_n)
+        digits = format_ = None
+        if query_string:  # parsed as Django parses it (last value of a repeated name wins)
+            params = QueryDict(query_string)
+            digits, format_ = params.get("digits"), params.get("format")
+            if n_text is None:
+                n_text = params.get("n", route.default_n)
+        elif n_text is None:
+            n_text = route.default_n
         try:
-            return parse_query(
-                route.kind,
-                n_text,
-                params.get("digits"),
-                params.get("format"),
-                limits=app_settings.limits,
-            )
+            return parse_query(route.kind, n_text, digits, format_, limits=app_settings.limits)
         except InvalidQuery:
             return None
 
