@@ -70,61 +70,54 @@ _DECIMAL = r"^[0-9]+(\.[0-9]+)?$"
 
 _CACHED = {"type": "boolean", "description": "True when this request did not compute the value."}
 
+
+def _result_body(description: str, forms: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """Return the schema of a result body: ``cached``, ``result`` (one of ``forms``), ``n``."""
+    return {
+        "type": "object",
+        "description": description,
+        "required": ["cached", "result", "n"],
+        "additionalProperties": False,
+        "properties": {"cached": _CACHED, "result": {"oneOf": forms}, **extra},
+    }
+
+
 RESULT_COMPONENTS: dict[str, dict[str, Any]] = {
-    "PiResult": {
-        "type": "object",
-        "description": "pi(n) by the Basel series with the terms i = 1 .. n-1.",
-        "required": ["cached", "result", "n"],
-        "additionalProperties": False,
-        "properties": {
-            "cached": _CACHED,
-            "result": {
-                "oneOf": [
-                    {
-                        "type": "number",
-                        "description": "Without digits: the correctly rounded double.",
-                    },
-                    {
-                        "type": "string",
-                        "pattern": _DECIMAL,
-                        "description": "With digits=D: D significant digits, fixed notation, "
-                        'rounded to nearest (ties to even); n = 1 gives "0".',
-                    },
-                ]
+    "PiResult": _result_body(
+        "pi(n) by the Basel series with the terms i = 1 .. n-1.",
+        [
+            {"type": "number", "description": "Without digits: the correctly rounded double."},
+            {
+                "type": "string",
+                "pattern": _DECIMAL,
+                "description": "With digits=D: D significant digits, fixed notation, "
+                'rounded to nearest (ties to even); n = 1 gives "0".',
             },
-            "n": {"type": "integer", "format": "int64", "minimum": 1},
-            "digits": {
+        ],
+        n={"type": "integer", "format": "int64", "minimum": 1},
+        digits={
+            "type": "integer",
+            "minimum": 1,
+            "description": "The requested precision (only with digits=D).",
+        },
+    ),
+    "FibResult": _result_body(
+        "fib(n), exact: fib(0) = 0, fib(1) = 1.",
+        [
+            {
                 "type": "integer",
-                "minimum": 1,
-                "description": "The requested precision (only with digits=D).",
+                "minimum": 0,
+                "description": "A JSON integer with all its digits (beyond 2**53 "
+                "JavaScript cannot read it exactly: use format=string).",
             },
-        },
-    },
-    "FibResult": {
-        "type": "object",
-        "description": "fib(n), exact: fib(0) = 0, fib(1) = 1.",
-        "required": ["cached", "result", "n"],
-        "additionalProperties": False,
-        "properties": {
-            "cached": _CACHED,
-            "result": {
-                "oneOf": [
-                    {
-                        "type": "integer",
-                        "minimum": 0,
-                        "description": "A JSON integer with all its digits (beyond 2**53 "
-                        "JavaScript cannot read it exactly: use format=string).",
-                    },
-                    {
-                        "type": "string",
-                        "pattern": r"^[0-9]+$",
-                        "description": "With format=string: the digits as a string.",
-                    },
-                ]
+            {
+                "type": "string",
+                "pattern": r"^[0-9]+$",
+                "description": "With format=string: the digits as a string.",
             },
-            "n": {"type": "integer", "minimum": 0},
-        },
-    },
+        ],
+        n={"type": "integer", "minimum": 0},
+    ),
 }
 
 
