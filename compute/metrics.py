@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from contextvars import ContextVar, Token
 
-from django.conf import settings
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -41,6 +40,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from compute.conf import app_settings
 from compute.domain.query import KINDS
 
 HIT, MISS, LOG, COMPUTED, NOT_MODIFIED = "hit", "miss", "log", "computed", "not_modified"
@@ -160,9 +160,9 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
 
 def exposition() -> tuple[bytes, str]:
     """Return the metrics of every process (or of this one) and their content type."""
-    if settings.PROMETHEUS_MULTIPROC_DIR:
+    if app_settings.PROMETHEUS_MULTIPROC_DIR:
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=settings.PROMETHEUS_MULTIPROC_DIR)
+        MultiProcessCollector(registry, path=app_settings.PROMETHEUS_MULTIPROC_DIR)
     else:
         registry = REGISTRY
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from django.conf import settings
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+from compute.conf import app_settings
 
 
 class ResultNotFound(exceptions.NotFound):
@@ -37,7 +38,7 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response 
         # exception is still logged by the caller's error handling.
         return None
     if isinstance(exc, CacheUnavailable):
-        response["Retry-After"] = str(math.ceil(settings.REDIS_BACKOFF_SECONDS))
+        response["Retry-After"] = str(math.ceil(app_settings.REDIS_BACKOFF_SECONDS))
     if response.status_code == status.HTTP_429_TOO_MANY_REQUESTS and isinstance(
         exc, exceptions.Throttled
     ):

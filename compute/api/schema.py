@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -33,6 +32,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from compute.api.serializers import ResultLogItemSerializer
+from compute.conf import app_settings
 from compute.domain.payload import GZIP_MIN_BYTES
 from compute.domain.query import FORMAT_VERSION, PI
 from compute.http.routes import ResultMatcher, Route, result_routes
@@ -130,9 +130,9 @@ def _ref(name: str) -> dict[str, str]:
 
 def _n_parameter(kind: str, location: str) -> OpenApiParameter:
     if kind == PI:
-        low, high, limit = 1, settings.PI_MAX_N, "PI_MAX_N"
+        low, high, limit = 1, app_settings.PI_MAX_N, "PI_MAX_N"
     else:
-        low, high, limit = 0, settings.FIB_MAX_N, "FIB_MAX_N"
+        low, high, limit = 0, app_settings.FIB_MAX_N, "FIB_MAX_N"
     schema: dict[str, Any] = {"type": "integer", "minimum": low, "maximum": high}
     if high > 2**31 - 1:
         schema["format"] = "int64"
@@ -150,7 +150,7 @@ def _n_parameter(kind: str, location: str) -> OpenApiParameter:
 
 def _options(kind: str) -> list[OpenApiParameter]:
     if kind == PI:
-        high = settings.PI_MAX_DIGITS
+        high = app_settings.PI_MAX_DIGITS
         return [
             OpenApiParameter(
                 "digits",
@@ -202,7 +202,7 @@ def _invalid() -> OpenApiResponse:
         examples=[
             OpenApiExample(
                 "n above the limit",
-                value={"n": [f"n must be at most {settings.FIB_MAX_N} (FIB_MAX_N)."]},
+                value={"n": [f"n must be at most {app_settings.FIB_MAX_N} (FIB_MAX_N)."]},
             )
         ],
     )
