@@ -14,6 +14,7 @@ import time
 from django.db import connection
 from django.db.utils import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import (
@@ -125,8 +126,13 @@ def readyz(request: Request) -> Response:
     return Response(body, status=200 if database["ok"] else 503)
 
 
+@csrf_exempt  # read-only; other methods get a JSON 405, never the CSRF page
 def metrics(request: HttpRequest) -> HttpResponse:
     """Return every worker's metrics in Prometheus text format; 403 unless allowed."""
+    if request.method not in ("GET", "HEAD"):
+        response = JsonResponse({"detail": f'Method "{request.method}" not allowed.'}, status=405)
+        response["Allow"] = "GET, HEAD"
+        return response
     if not metrics_access_allowed(request):
         return JsonResponse(
             {"detail": "Metrics are restricted (METRICS_ALLOWED_IPS, METRICS_TOKEN)."},

@@ -178,3 +178,12 @@ def test_metrics_token(settings):
     wrong = {**bearer, "HTTP_AUTHORIZATION": "Bearer s3cret-scrape-tokem"}
     assert client.get("/metrics", **wrong).status_code == 403
     assert client.get("/metrics").status_code == 403
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete", "options", "trace"])
+def test_metrics_answers_other_methods_with_a_json_405(client, method):
+    response = getattr(client, method)("/metrics")
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD"
+    assert "mathsite_http_requests" not in response.content.decode()
+    assert response.json()["detail"].startswith("Method")

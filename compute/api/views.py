@@ -13,7 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpResponse
+from django.utils.dateparse import parse_datetime
 from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.exceptions import NotFound
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -51,6 +53,19 @@ class NewestFirst(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def decode_cursor(self, request: Request) -> Any:
+        """Return DRF's cursor, refusing (404) one whose position is not a timestamp.
+
+        DRF checks only the cursor's encoding; a crafted position (``p=x``, or a
+        real one whose ``+`` became a space in transit) would reach the database
+        as a date and fail there, a 500.
+        """
+        cursor = super().decode_cursor(request)
+        position = None if cursor is None else cursor.position
+        if position is not None and parse_datetime(position) is None:
+            raise NotFound(self.invalid_cursor_message)
+        return cursor
 
 
 class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):

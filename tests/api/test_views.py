@@ -422,3 +422,18 @@ def test_health_endpoints(client):
     response, body = get_json(client, "/readyz")
     assert response.status_code == 200
     assert body["database"]["ok"] is True and body["redis"]["ok"] is True
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "cD1ub3RhZGF0ZQ==",  # p=notadate
+        "cj0xJnA9eA==",  # r=1&p=x
+        "cD0yMDI2LTExLTIxIDA2OjEwOjM1LjM5NjM3OSAwMDowMA==",  # a real one whose + became a space
+    ],
+)
+def test_a_crafted_cursor_is_a_json_404_not_a_500(client, cursor):
+    response = client.get("/api/fib/", {"cursor": cursor})
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Invalid cursor"}
