@@ -72,6 +72,13 @@ class Config:
     settle_seconds: float = 75.0
     wsgi_batch: int = 500
     wsgi_batches: int = 9
+    # The serving stage (bench.serving): wrk -t2 -c<connections> -d6s, medians of 3.
+    serving_seconds: float = 6.0
+    serving_repeats: int = 3
+    serving_threads: int = 2
+    serving_warmup_seconds: float = 2.0
+    serving_warm_requests: int = 5  # per worker, on new connections, before the wrk warm-up
+    granian_blocking_threads: int | None = None  # None: mathsite's default
     load_tool: str = "auto"  # "wrk", "python", or "auto" (wrk when installed)
     smoke: bool = False
 
@@ -101,6 +108,9 @@ class Config:
             settle_seconds=0.0,
             wsgi_batch=100,
             wsgi_batches=3,
+            serving_seconds=1.0,
+            serving_repeats=1,
+            serving_warmup_seconds=0.0,
             smoke=True,
         )
 
