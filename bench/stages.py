@@ -15,6 +15,8 @@ Stages (run in this order by ``bench.run``):
   plain body.
 - ``burst``: 32 concurrent cold requests for one fresh large value against
   one cold request.
+- ``serving`` (``bench.serving``, its own servers, one at a time): mathsite,
+  the old service and the constant app under granian and under gunicorn.
 
 Every request goes to 127.0.0.1; every loop is bounded in count and time.
 """
