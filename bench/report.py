@@ -508,6 +508,19 @@ def _serving_markdown(serving: dict[str, Any]) -> list[str]:
                 )
             out.append(f"| {server} | " + " | ".join(row) + " |")
         out.append("")
+    waiting = [
+        c["time_wait_at_start"]
+        for cells in serving.get("cells", {}).values()
+        for c in cells.values()
+        if "time_wait_at_start" in c
+    ]
+    if waiting:
+        out += [
+            f"Sockets in TIME_WAIT when a combination started: {min(waiting):,} to "
+            f"{max(waiting):,} (gunicorn and `Connection: close` runs leave one per request "
+            "for 60 s; they make every new loopback connection a little slower to set up).",
+            "",
+        ]
     for layout, reason in serving.get("skipped", {}).items():
         out += [f"Layout {layout} not measured: {reason}.", ""]
     unlearned = [
@@ -550,6 +563,7 @@ def _serving_plot(serving: dict[str, Any], folder: Path, plt: Any) -> Path | Non
         for axis in (top, bottom):
             axis.set_xticks(range(len(SERVING_SERVERS)), SERVING_SERVERS)
             axis.grid(True, axis="y", alpha=0.3)
+            axis.set_ylim(0, axis.get_ylim()[1] * 1.3)  # room for the legend and labels
         top.set_title(SERVING_PLOT_TITLES.get(layout, layout), fontsize=10)
         p99_target = next((v for v in serving.get("targets", []) if v["key"] == "p99"), None)
         if layout == "keep-alive" and p99_target:
@@ -560,7 +574,8 @@ def _serving_plot(serving: dict[str, Any], folder: Path, plt: Any) -> Path | Non
             bottom.set_ylabel("p99 latency, ms (median)")
             top.legend(fontsize=8)
         if layout == "keep-alive" and p99_target:
-            bottom.legend(fontsize=8)
+            lines = [line for line in bottom.get_lines() if line.get_label().startswith("p99")]
+            bottom.legend(handles=lines, fontsize=8, loc="upper left")
     fig.suptitle(
         f"GET {serving['path']}, {serving['connections']} connections, "
         f"{serving['workers']} workers: granian vs gunicorn"
