@@ -52,9 +52,11 @@ lint: install-dev
 	$(BIN)/lint-imports
 
 # The benchmark of issue 4 (bench/): mathsite and the old service under gunicorn,
+# then every (granian | gunicorn) x (mathsite | old service | constant app) pair;
 # report and plots in bench/results/. Not part of `make test`. wrk is the load
 # generator (apt-get install -y wrk); without it a slower Python one is used.
-# BENCH_ARGS=--smoke runs every stage at tiny sizes.
+# BENCH_ARGS=--smoke runs every stage at tiny sizes; BENCH_ARGS="--only serving"
+# runs one stage (report in bench/results/only-serving/).
 .PHONY: bench install-bench
 $(VENV)/.bench: $(VENV)/.runtime requirements-bench.txt
 	$(BIN)/python -m pip install -q -r requirements-bench.txt

@@ -109,14 +109,20 @@ def run_wrk(
     seconds: float,
     cpus: Sequence[int] | None = None,
     threads: int = 1,
+    headers: dict[str, str] | None = None,
 ) -> LoadResult:
-    """Run wrk against ``url`` (on 127.0.0.1) and return its figures."""
+    """Run wrk against ``url`` (on 127.0.0.1) and return its figures.
+
+    ``headers`` are added to every request (``{"Connection": "close"}``: a
+    client that closes each connection after its response).
+    """
     if not url.startswith(f"http://{HOST}:"):
         raise ValueError("the benchmark only sends traffic to 127.0.0.1")
+    extra = [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
     command = pinned(
         [
             "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-            "--timeout", "5s", "--latency", url,
+            "--timeout", "5s", "--latency", *extra, url,
         ],
         cpus,
     )  # fmt: skip

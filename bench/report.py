@@ -187,23 +187,35 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"revision {meta.get('revision', 'unknown')}, in {meta.get('total_s', '?')} s."
     )
     out.append("")
-    out.append(
+    machine_line = (
         f"Machine: {meta['cpu_count']} CPUs ({meta['cpu_model']}), Python {meta['python']}, "
-        f"load generator: {meta['load_tool']}. Server cores: {meta['server_cpus']}, "
-        f"load generator and Redis cores: {meta['client_cpus']}. Both services run under "
-        f"`gunicorn --config gunicorn.conf.py --workers {cfg['workers']} --worker-class sync "
-        "--timeout 60` (mathsite's shipped gunicorn configuration for both) "
-        f"against one dedicated Redis (unix socket, each service its own database index); "
-        f"mathsite with its shipped settings (`DEBUG` off, SQLite in WAL mode in a temporary "
-        f"data folder). All traffic on 127.0.0.1. Figures are medians over repeated runs; "
-        f"ratios compare figures from this same run."
+        f"load generator: {meta['load_tool']}. "
     )
-    out.append("")
+    shared = {"inprocess", "hits", "wsgi_cost", "profile", "cold", "big_hit", "burst"}
+    if shared & set(results) or not results.get("serving"):
+        machine_line += (
+            f"Server cores: {meta['server_cpus']}, "
+            f"load generator and Redis cores: {meta['client_cpus']}. Both services run under "
+            f"`gunicorn --config gunicorn.conf.py --workers {cfg['workers']} --worker-class sync "
+            "--timeout 60` (mathsite's shipped gunicorn configuration for both) "
+            f"against one dedicated Redis (unix socket, each service its own database index); "
+            f"mathsite with its shipped settings (`DEBUG` off, SQLite in WAL mode in a temporary "
+            f"data folder). All traffic on 127.0.0.1. Figures are medians over repeated runs; "
+            f"ratios compare figures from this same run."
+        )
+    else:
+        machine_line += (
+            "Only the serving stage ran (section 5 says how its servers ran). All traffic on "
+            "127.0.0.1; ratios compare figures from this same run."
+        )
+    out += [machine_line, ""]
     verdicts = evaluate(results)
-    out += ["## Targets (issue 4)", "", "| target | measured | verdict |", "| --- | --- | --- |"]
-    for v in verdicts:
-        out.append(f"| {v['target']} | {v['figure']} | {_verdict(v['met'])} |")
-    out.append("")
+    if verdicts:  # none in a run of the serving stage alone (its targets are in its section)
+        out += ["## Targets (issue 4)", "", "| target | measured | verdict |"]
+        out.append("| --- | --- | --- |")
+        for v in verdicts:
+            out.append(f"| {v['target']} | {v['figure']} | {_verdict(v['met'])} |")
+        out.append("")
 
     hits = results.get("hits")
     if hits:
@@ -387,6 +399,9 @@ def render_markdown(results: dict[str, Any]) -> str:
                 f"{b['cached_false']} | {s['n']:,} | {_fmt(s['ms'])} |"
             )
         out.append("")
+    serving = results.get("serving")
+    if serving:
+        out += _serving_markdown(serving)
     stage_load = results.get("stages")
     if stage_load:
         out += [
@@ -421,6 +436,155 @@ def render_markdown(results: dict[str, Any]) -> str:
         out += profile.get("markdown", [])
         out.append("")
     return "\n".join(out)
+
+
+SERVING_LAYOUT_TITLES = {
+    "keep-alive": "32 keep-alive connections, unpinned (the targets' layout)",
+    "pinned": "32 keep-alive connections, pinned (server upper half, wrk and Redis lower half)",
+    "close": "32 connections closed after each response (Connection: close), unpinned",
+}
+SERVING_PLOT_TITLES = {
+    "keep-alive": "keep-alive, unpinned (targets)",
+    "pinned": "keep-alive, pinned",
+    "close": "Connection: close, unpinned",
+}
+SERVING_APPS = (("mathsite", "mathsite"), ("old", "old service"), ("floor", "constant WSGI app"))
+SERVING_SERVERS = ("granian", "gunicorn")
+
+
+def _serving_markdown(serving: dict[str, Any]) -> list[str]:
+    """Return the serving stage's section: targets, one server x app table per layout."""
+    out = ["## 5. Serving: granian and gunicorn, mathsite, the old service and a constant app", ""]
+    if serving.get("skipped", {}).get("all"):
+        return [*out, f"Not measured: {serving['skipped']['all']}.", ""]
+    settings = ", ".join(f"`{k}={v}`" for k, v in serving.get("granian_settings", {}).items())
+    out += [
+        f"`GET {serving['path']}` answered from the cache, `wrk -t{serving['threads']} "
+        f"-c{serving['connections']} -d{serving['seconds']:g}s --latency`, "
+        f"{serving['repeats']} runs per cell (medians of requests/s and of p99), after a "
+        f"warm-up ({serving['warmup_seconds']:g} s of wrk and a few requests per worker). "
+        f"One server at a time, {serving['workers']} workers each, the dedicated Redis. "
+        "granian runs with mathsite's production settings (`mathsite.server`) for every "
+        f"application: {settings}. gunicorn runs as in the other sections (sync workers, "
+        "mathsite's `gunicorn.conf.py`): it closes every connection after one response, so "
+        "even keep-alive clients reconnect for each request. Layouts are measured one after "
+        "another, every combination in each.",
+        "",
+    ]
+    targets = serving.get("targets", [])
+    if targets:
+        out += ["| target | measured | bound | goal |", "| --- | --- | --- | --- |"]
+        for v in targets:
+            out.append(
+                f"| {v['target']} | {v['figure']} | {_verdict(v['met'])} | "
+                f"{'met' if v['goal_met'] else 'not met'} |"
+            )
+        out.append("")
+    for layout, cells in serving.get("cells", {}).items():
+        where = serving["layouts"][layout]
+        out += [
+            f"### {SERVING_LAYOUT_TITLES.get(layout, layout)}",
+            "",
+            f"Server cores {where['server_cpus']}, wrk and Redis cores {where['wrk_cpus']}. "
+            "Cells: requests/s, p50 / p99 ms."
+            + ("" if layout == "keep-alive" else " Reported without a bound."),
+            "",
+            "| server | " + " | ".join(label for _app, label in SERVING_APPS) + " |",
+            "| --- |" + " ---: |" * len(SERVING_APPS),
+        ]
+        for server in SERVING_SERVERS:
+            row = []
+            for app, _label in SERVING_APPS:
+                c = cells.get(f"{server} {app}")
+                if c is None:
+                    row.append("-")
+                    continue
+                flaws = ""
+                if c["non_2xx"] or c["errors"]:
+                    flaws = f" (non-2xx {c['non_2xx']}, errors {c['errors']})"
+                row.append(
+                    f"{c['requests_per_second']:,.0f} req/s, {_fmt(c['p50_ms'])} / "
+                    f"{_fmt(c['p99_ms'])} ms{flaws}"
+                )
+            out.append(f"| {server} | " + " | ".join(row) + " |")
+        out.append("")
+    waiting = [
+        c["time_wait_at_start"]
+        for cells in serving.get("cells", {}).values()
+        for c in cells.values()
+        if "time_wait_at_start" in c
+    ]
+    if waiting:
+        out += [
+            f"Sockets in TIME_WAIT when a combination started: {min(waiting):,} to "
+            f"{max(waiting):,} (gunicorn and `Connection: close` runs leave one per request "
+            "for 60 s; they make every new loopback connection a little slower to set up).",
+            "",
+        ]
+    for layout, reason in serving.get("skipped", {}).items():
+        out += [f"Layout {layout} not measured: {reason}.", ""]
+    unlearned = [
+        k for k, c in serving.get("checks", {}).items() if c.get("front_answered") is False
+    ]
+    uncached = [k for k, c in serving.get("checks", {}).items() if c.get("cached") is not True]
+    if unlearned:
+        out += [f"mathsite's WSGI front had not learned after the warm-up in: {unlearned}.", ""]
+    if uncached:
+        out += [f"Not a cached hit after the warm-up: {uncached}.", ""]
+    out += ["![serving](serving.png)", ""]
+    return out
+
+
+def _serving_plot(serving: dict[str, Any], folder: Path, plt: Any) -> Path | None:
+    """Draw serving.png: req/s (top) and p99 (bottom), server groups x app bars, per layout."""
+    layouts = list(serving.get("cells", {}))
+    if not layouts:
+        return None
+    fig, axes = plt.subplots(2, len(layouts), figsize=(4.2 * len(layouts), 7), squeeze=False)
+    colors = {"mathsite": "tab:blue", "old": "tab:grey", "floor": "tab:green"}
+    width = 0.8 / len(SERVING_APPS)
+    for column, layout in enumerate(layouts):
+        cells = serving["cells"][layout]
+        top, bottom = axes[0][column], axes[1][column]
+        for index, (app, label) in enumerate(SERVING_APPS):
+            xs, rps, p99 = [], [], []
+            for position, server in enumerate(SERVING_SERVERS):
+                c = cells.get(f"{server} {app}")
+                if c is not None:
+                    xs.append(position + (index - 1) * width)
+                    rps.append(c["requests_per_second"])
+                    p99.append(c["p99_ms"])
+            top.bar(xs, rps, width, label=label, color=colors[app])
+            bottom.bar(xs, p99, width, label=label, color=colors[app])
+            for x, value in zip(xs, rps, strict=True):
+                top.text(x, value, f"{value / 1000:.1f}k", ha="center", va="bottom", fontsize=7)
+            for x, value in zip(xs, p99, strict=True):
+                bottom.text(x, value, f"{value:.1f}", ha="center", va="bottom", fontsize=7)
+        for axis in (top, bottom):
+            axis.set_xticks(range(len(SERVING_SERVERS)), SERVING_SERVERS)
+            axis.grid(True, axis="y", alpha=0.3)
+            axis.set_ylim(0, axis.get_ylim()[1] * 1.3)  # room for the legend and labels
+        top.set_title(SERVING_PLOT_TITLES.get(layout, layout), fontsize=10)
+        p99_target = next((v for v in serving.get("targets", []) if v["key"] == "p99"), None)
+        if layout == "keep-alive" and p99_target:
+            bottom.axhline(p99_target["bound"], color="red", linestyle=":", label="p99 bound")
+            bottom.axhline(p99_target["goal"], color="orange", linestyle=":", label="p99 goal")
+        if column == 0:
+            top.set_ylabel("cached hits per second (median)")
+            bottom.set_ylabel("p99 latency, ms (median)")
+            top.legend(fontsize=8)
+        if layout == "keep-alive" and p99_target:
+            lines = [line for line in bottom.get_lines() if line.get_label().startswith("p99")]
+            bottom.legend(handles=lines, fontsize=8, loc="upper left")
+    fig.suptitle(
+        f"GET {serving['path']}, {serving['connections']} connections, "
+        f"{serving['workers']} workers: granian vs gunicorn"
+    )
+    fig.tight_layout()
+    path = folder / "serving.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def render_plots(results: dict[str, Any], folder: Path) -> list[Path]:
@@ -494,6 +658,11 @@ def render_plots(results: dict[str, Any], folder: Path) -> list[Path]:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
+    serving = results.get("serving")
+    if serving:
+        serving_path = _serving_plot(serving, folder, plt)
+        if serving_path is not None:
+            written.append(serving_path)
     return written
 
 

@@ -8,16 +8,22 @@ everything (also on error or Ctrl-C), then writes ``results.json``,
 ``report.md`` and the PNG plots.
 
     python -m bench.run                 # full run with a py-spy profile of the hit path,
-                                        # writes bench/results/ (about 7 minutes)
-    python -m bench.run --smoke         # every stage, tiny sizes (well under a minute),
+                                        # writes bench/results/ (about 15 minutes)
+    python -m bench.run --smoke         # every stage, tiny sizes (about a minute),
                                         # writes bench/results/tmp/smoke/
     python -m bench.run --load python   # the Python load generator instead of wrk
+    python -m bench.run --only serving  # one stage (or a comma-separated few), writes
+                                        # bench/results/only-serving/ (about 7 minutes)
 
 On a machine with two or more cores the servers are pinned to the upper
 half of the cores and the load generator, the runner and Redis to the lower
 half (``--no-pin`` to leave scheduling to the kernel). A third gunicorn
 serving a constant WSGI app (``bench.seed_service.floor``) shows what the
-server layout allows at all. The machine may be shared: the run first
+server layout allows at all. The last stage, ``serving`` (``bench.serving``),
+starts its own servers one at a time: mathsite, the old service and the
+constant app under granian (mathsite's production server) and under
+gunicorn, unpinned and pinned, keep-alive and ``Connection: close``
+clients. The machine may be shared: the run first
 waits (``--wait-quiet``, default 300 s at most) until other processes
 leave the CPUs idle, reports the CPU time others used during each stage,
 and lets the hit stage's TIME_WAIT sockets expire before timing cold
@@ -47,7 +53,7 @@ from typing import Any
 
 from mathsite.serve import LOCAL_DEFAULTS
 
-from . import load, machine, profile, report, stages
+from . import load, machine, profile, report, serving, stages
 from .servers import BASE_DIR, Gunicorn, RedisServer
 
 RESULTS_DIR = BASE_DIR / "bench" / "results"
@@ -55,6 +61,10 @@ SMOKE_DIR = RESULTS_DIR / "tmp" / "smoke"
 # Only these variables of the caller's environment reach the servers, so a
 # setting exported in the shell cannot change what is measured.
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONHASHSEED")
+# Every stage, in the order a run takes them; ``--only`` picks some.
+STAGES = ("inprocess", "hits", "wsgi_cost", "profile", "cold", "big_hit", "burst", "serving")
+# The stages that share the three gunicorns started at the beginning of a run.
+SHARED_SERVER_STAGES = set(STAGES) - {"serving"}
 
 
 def cpu_layout(pin: bool) -> tuple[list[int] | None, list[int] | None]:
@@ -152,9 +162,17 @@ def run_stage(
 
 
 def benchmark(
-    config: stages.Config, *, pin: bool, do_profile: bool, keep: bool, wait_quiet: float
+    config: stages.Config,
+    *,
+    pin: bool,
+    do_profile: bool,
+    keep: bool,
+    wait_quiet: float,
+    only: set[str] | None = None,
 ) -> dict[str, Any]:
-    """Start the servers, run every stage, stop the servers; return the results."""
+    """Start the servers, run every stage (or those in ``only``), stop the servers."""
+    selected = set(only) if only else set(STAGES)
+    all_cpus = sorted(os.sched_getaffinity(0))  # before the runner is pinned below
     client_cpus, server_cpus = cpu_layout(pin)
 
     def log(text: str) -> None:
@@ -189,50 +207,27 @@ def benchmark(
             ctx.redis = stack.enter_context(RedisServer(folder / "redis", cpus=client_cpus))
             env = mathsite_env(folder / "data", ctx.redis.url(ctx.mathsite_db))
             prepare_mathsite(env, folder / "mathsite.log")
-            ctx.mathsite = stack.enter_context(
-                Gunicorn(
-                    "mathsite", "mathsite.wsgi:application", env=env,
-                    log=folder / "mathsite.log", workers=config.workers, cpus=server_cpus,
-                )
-            )  # fmt: skip
             old_env = base_env() | {
                 "SEED_REDIS_URL": ctx.redis.url(ctx.old_db),
                 "SEED_KEY_PREFIX": ctx.old_prefix,
             }
-            ctx.old = stack.enter_context(
-                Gunicorn(
-                    "old service", "bench.seed_service.app:app", env=old_env,
-                    log=folder / "old.log", workers=config.workers, cpus=server_cpus,
-                )
-            )  # fmt: skip
-            ctx.floor = stack.enter_context(
-                Gunicorn(
-                    "floor", "bench.seed_service.floor:app", env=base_env(),
-                    log=folder / "floor.log", workers=config.workers, cpus=server_cpus,
-                )
-            )  # fmt: skip
-            run_stage(results, "inprocess", lambda: stages.stage_inprocess(ctx), log)
-            run_stage(results, "hits", lambda: stages.stage_hits(ctx), log)
-            ctx.floor.stop()
-            envs = {"mathsite": env, "old": old_env}
-            run_stage(
-                results,
-                "wsgi_cost",
-                lambda: stages.stage_wsgi_cost(ctx, envs, folder / "wsgi_cost.log", server_cpus),
-                log,
-            )
-            if do_profile:
-                run_stage(results, "profile", lambda: profile.profile_hits(ctx, folder), log)
-            if config.settle_seconds:
-                left, waited = machine.wait_for_time_wait(limit=config.settle_seconds)
-                results["meta"]["time_wait_before_cold"] = {"left": left, "waited_s": waited}
-                log(f"bench: waited {waited:.0f} s for TIME_WAIT sockets ({left} left)")
-            run_stage(results, "cold", lambda: stages.stage_cold(ctx), log)
-            # The old service may still be inside a timed-out pi loop: stop it now
-            # so it does not take CPU from the stages that follow.
-            ctx.old.quick_stop()
-            run_stage(results, "big_hit", lambda: stages.stage_big_hit(ctx), log)
-            run_stage(results, "burst", lambda: stages.stage_burst(ctx), log)
+            if selected & SHARED_SERVER_STAGES:
+                _shared_server_stages(
+                    ctx, stack, results, selected, env=env, old_env=old_env, folder=folder,
+                    server_cpus=server_cpus, do_profile=do_profile,
+                )  # fmt: skip
+            if "serving" in selected:
+                assert ctx.redis is not None
+                envs = {"mathsite": env, "old": old_env, "floor": base_env()}
+
+                def serving_stage() -> dict[str, Any]:
+                    return serving.stage_serving(
+                        config, envs=envs, folder=folder / "serving", redis=ctx.redis,
+                        all_cpus=all_cpus, server_cpus=server_cpus, client_cpus=client_cpus,
+                        log=log,
+                    )  # fmt: skip
+
+                run_stage(results, "serving", serving_stage, log)
     finally:
         if keep:
             log(f"bench: kept {folder}")
@@ -241,6 +236,74 @@ def benchmark(
     results["meta"]["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     results["meta"]["loadavg_end"] = os.getloadavg()
     return results
+
+
+def _shared_server_stages(
+    ctx: stages.Context,
+    stack: contextlib.ExitStack,
+    results: dict[str, Any],
+    selected: set[str],
+    *,
+    env: dict[str, str],
+    old_env: dict[str, str],
+    folder: Path,
+    server_cpus: list[int] | None,
+    do_profile: bool,
+) -> None:
+    """Start the three gunicorns, run the selected stages that share them, stop them."""
+    config, log = ctx.config, ctx.log
+
+    def want(name: str) -> bool:
+        return name in selected
+
+    ctx.mathsite = stack.enter_context(
+        Gunicorn(
+            "mathsite", "mathsite.wsgi:application", env=env,
+            log=folder / "mathsite.log", workers=config.workers, cpus=server_cpus,
+        )
+    )  # fmt: skip
+    ctx.old = stack.enter_context(
+        Gunicorn(
+            "old service", "bench.seed_service.app:app", env=old_env,
+            log=folder / "old.log", workers=config.workers, cpus=server_cpus,
+        )
+    )  # fmt: skip
+    ctx.floor = stack.enter_context(
+        Gunicorn(
+            "floor", "bench.seed_service.floor:app", env=base_env(),
+            log=folder / "floor.log", workers=config.workers, cpus=server_cpus,
+        )
+    )  # fmt: skip
+    if want("inprocess"):
+        run_stage(results, "inprocess", lambda: stages.stage_inprocess(ctx), log)
+    if want("hits"):
+        run_stage(results, "hits", lambda: stages.stage_hits(ctx), log)
+    ctx.floor.stop()
+    envs = {"mathsite": env, "old": old_env}
+    if want("wsgi_cost"):
+        run_stage(
+            results,
+            "wsgi_cost",
+            lambda: stages.stage_wsgi_cost(ctx, envs, folder / "wsgi_cost.log", server_cpus),
+            log,
+        )
+    if do_profile and want("profile"):
+        run_stage(results, "profile", lambda: profile.profile_hits(ctx, folder), log)
+    if want("cold"):
+        if config.settle_seconds:
+            left, waited = machine.wait_for_time_wait(limit=config.settle_seconds)
+            results["meta"]["time_wait_before_cold"] = {"left": left, "waited_s": waited}
+            log(f"bench: waited {waited:.0f} s for TIME_WAIT sockets ({left} left)")
+        run_stage(results, "cold", lambda: stages.stage_cold(ctx), log)
+    # The old service may still be inside a timed-out pi loop: stop it now
+    # so it does not take CPU from the stages that follow.
+    ctx.old.quick_stop()
+    if want("big_hit"):
+        run_stage(results, "big_hit", lambda: stages.stage_big_hit(ctx), log)
+    if want("burst"):
+        run_stage(results, "burst", lambda: stages.stage_burst(ctx), log)
+    # Only one server serves during the stages that follow (serving).
+    ctx.mathsite.stop()
 
 
 def write_outputs(results: dict[str, Any], out: Path) -> list[Path]:
@@ -255,6 +318,18 @@ def write_outputs(results: dict[str, Any], out: Path) -> list[Path]:
     paths += report.render_plots(results, out)
     paths[1].write_text(report.render_markdown(results))
     return paths
+
+
+def _stage_list(text: str) -> set[str]:
+    """Parse ``--only``'s comma-separated stage names."""
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = names - set(STAGES)
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown stage(s) {', '.join(sorted(unknown)) or '(none given)'}; "
+            f"stages: {', '.join(STAGES)}"
+        )
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,17 +359,40 @@ def main(argv: list[str] | None = None) -> int:
         help="wait at most this long for other processes to leave the CPUs idle "
         "(default 300, 0 with --smoke)",
     )
+    parser.add_argument(
+        "--only",
+        type=_stage_list,
+        default=None,
+        metavar="STAGE[,STAGE]",
+        help=f"run only these stages (of {', '.join(STAGES)}), e.g. --only serving",
+    )
+    parser.add_argument(
+        "--granian-blocking-threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="blocking threads per granian worker in the serving stage "
+        "(default: mathsite's own default)",
+    )
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so every server started is stopped on the way out.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     config = stages.Config.smoke_config() if args.smoke else stages.Config()
     config.load_tool = args.load
+    config.granian_blocking_threads = args.granian_blocking_threads
     out = args.out or (SMOKE_DIR if args.smoke else RESULTS_DIR)
+    if args.only and not args.out:  # a partial run never replaces the full run's report
+        out = out / ("only-" + "-".join(s for s in STAGES if s in args.only))
     started = time.monotonic()
     wait_quiet = args.wait_quiet if args.wait_quiet is not None else (0 if args.smoke else 300)
     do_profile = args.profile if args.profile is not None else not args.smoke
     results = benchmark(
-        config, pin=not args.no_pin, do_profile=do_profile, keep=args.keep, wait_quiet=wait_quiet
+        config,
+        pin=not args.no_pin,
+        do_profile=do_profile,
+        keep=args.keep,
+        wait_quiet=wait_quiet,
+        only=args.only,
     )
     given = sys.argv[1:] if argv is None else argv
     results["meta"].update(
@@ -302,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": " ".join(["python -m bench.run", *given]),
             "profiled": do_profile,
             "mode": "smoke" if args.smoke else "full",
+            "stages_selected": [s for s in STAGES if s in (args.only or STAGES)],
             "total_s": round(time.monotonic() - started, 1),
         }
     )
@@ -310,6 +409,10 @@ def main(argv: list[str] | None = None) -> int:
     for verdict in report.evaluate(results):
         print(f"{'MET    ' if verdict['met'] else 'NOT MET'} {verdict['target']}: "
               f"{verdict['figure']}")  # fmt: skip
+    for verdict in results.get("serving", {}).get("targets", []):
+        goal = "goal met" if verdict["goal_met"] else "goal not met"
+        print(f"{'MET    ' if verdict['met'] else 'NOT MET'} {verdict['target']}: "
+              f"{verdict['figure']} ({goal})")  # fmt: skip
     print(f"bench: {results['meta']['total_s']} s; wrote " + ", ".join(str(p) for p in paths))
     if results.get("errors"):
         for name, text in results["errors"].items():

@@ -1,10 +1,11 @@
-"""The servers a benchmark run starts and always stops: a Redis and two gunicorns.
+"""The servers a benchmark run starts and always stops: a Redis, gunicorns and granians.
 
 Everything listens on 127.0.0.1 or a unix socket in the run's temporary
 folder, on ports picked free at start. Each server runs in a process group
-of its own so ``stop`` ends it and its children (gunicorn workers) without
-touching any other process. ``cpus`` pins a server with ``taskset`` when
-the machine has it and more than one core.
+of its own so ``stop`` ends it and its children (gunicorn's or granian's
+workers) without touching any other process. ``cpus`` pins a server with
+``taskset`` when the machine has it and more than one core; ``set_affinity``
+moves a running process (every thread) to other cores.
 
     with RedisServer(folder, cpus=[0]) as redis_server, Gunicorn(...) as web:
         ...
@@ -25,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 
 from mathsite import embedded_redis
+from mathsite import server as mathsite_server
 from mathsite.paths import BASE_DIR
 
 
@@ -116,8 +118,62 @@ class RedisServer(embedded_redis.RedisServer):
         )
 
 
-class Gunicorn(_Process):
+class _WebServer(_Process):
+    """An HTTP server on 127.0.0.1:port (free at start): ready check, base URL, worker pids."""
+
+    kind = "server"
+    app = ""
+    env: dict[str, str]
+    log: Path
+    cpus: Sequence[int] | None = None
+    port = 0
+
+    @property
+    def base(self) -> str:
+        """Return the service's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        """Return the server process's environment."""
+        return self.env
+
+    def start(self) -> None:
+        self.port = free_port()
+        self._spawn(self.command(), self.log, self.environment())
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} {self.kind} exited: see {self.log}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock,
+            ):
+                sock.sendall(b"GET /__ready HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                if sock.recv(16).startswith(b"HTTP/1."):
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not answer within 30 s: see {self.log}")
+
+    def worker_pids(self) -> list[int]:
+        """Return the pids of the worker processes (children of the master)."""
+        if self.process is None:
+            return []
+        master = self.process.pid
+        # With taskset in front, the master is taskset's exec'd image: same pid.
+        children = Path(f"/proc/{master}/task/{master}/children")
+        with contextlib.suppress(OSError):
+            return [int(p) for p in children.read_text().split()]
+        return []
+
+
+class Gunicorn(_WebServer):
     """A gunicorn serving ``app`` on 127.0.0.1:port with sync workers."""
+
+    kind = "gunicorn"
 
     def __init__(
         self,
@@ -140,11 +196,6 @@ class Gunicorn(_Process):
         self.timeout = timeout
         self.cpus = cpus
         self.port = 0
-
-    @property
-    def base(self) -> str:
-        """Return the service's base URL."""
-        return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
         """Return the gunicorn command line (the same settings for every service).
@@ -169,35 +220,85 @@ class Gunicorn(_Process):
             self.cpus,
         )  # fmt: skip
 
-    def start(self) -> None:
-        self.port = free_port()
-        self._spawn(self.command(), self.log, self.env)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} gunicorn exited: see {self.log}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock,
-            ):
-                sock.sendall(b"GET /__ready HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-                if sock.recv(16).startswith(b"HTTP/1."):
-                    return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{self.name} did not answer within 30 s: see {self.log}")
-
-    def worker_pids(self) -> list[int]:
-        """Return the pids of the worker processes (children of the master)."""
-        if self.process is None:
-            return []
-        master = self.process.pid
-        # With taskset in front, the master is taskset's exec'd image: same pid.
-        children = Path(f"/proc/{master}/task/{master}/children")
-        with contextlib.suppress(OSError):
-            return [int(p) for p in children.read_text().split()]
-        return []
-
     def quick_stop(self) -> None:
         """Stop at once (SIGQUIT: workers exit even mid-computation)."""
         self.stop(signal.SIGQUIT, wait=5)
+
+
+class Granian(_WebServer):
+    """granian (WSGI interface) serving ``app`` on 127.0.0.1:port, as mathsite serves in production.
+
+    The command and settings are mathsite's own (``mathsite.server``:
+    ``server_environment`` fills the GRANIAN_* defaults, ``command`` gives
+    ``python -m granian APP``), for every application served, so services
+    differ only in the application. ``workers`` is fixed here (the
+    comparison runs 2); ``blocking_threads`` overrides mathsite's default
+    threads per worker when given. ``metrics_dir``, when given, is emptied
+    and used as the Prometheus multi-process folder (as ``mathsite.server``
+    provides one).
+    """
+
+    kind = "granian"
+
+    def __init__(
+        self,
+        name: str,
+        app: str,
+        *,
+        env: dict[str, str],
+        log: Path,
+        workers: int = 2,
+        blocking_threads: int | None = None,
+        cpus: Sequence[int] | None = None,
+        base_dir: Path = BASE_DIR,
+        metrics_dir: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.base_dir = base_dir
+        self.app = app
+        self.env = env
+        self.log = log
+        self.workers = workers
+        self.blocking_threads = blocking_threads
+        self.cpus = cpus
+        self.metrics_dir = metrics_dir
+        self.port = 0
+
+    def environment(self) -> dict[str, str]:
+        """Return ``env`` with mathsite's granian settings, this worker count and address."""
+        env = dict(self.env)
+        env["GRANIAN_WORKERS"] = str(self.workers)
+        if self.blocking_threads is not None:
+            env["GRANIAN_BLOCKING_THREADS"] = str(self.blocking_threads)
+        env = mathsite_server.server_environment(env)
+        env["GRANIAN_HOST"] = "127.0.0.1"
+        env["GRANIAN_PORT"] = str(self.port)
+        if self.metrics_dir is not None:
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir)
+        return env
+
+    def settings(self) -> dict[str, str]:
+        """Return the GRANIAN_* settings the server runs with (for the report)."""
+        return {k: v for k, v in sorted(self.environment().items()) if k.startswith("GRANIAN_")}
+
+    def command(self) -> list[str]:
+        """Return mathsite's granian command line for ``app``, pinned to ``cpus``."""
+        return pinned(mathsite_server.command(self.app), self.cpus)
+
+    def start(self) -> None:
+        if self.metrics_dir is not None:
+            self.metrics_dir.mkdir(parents=True, exist_ok=True)
+            for stale in self.metrics_dir.glob("*.db"):
+                stale.unlink()
+        super().start()
+
+
+def set_affinity(pid: int, cpus: Sequence[int]) -> int:
+    """Move every thread of running process ``pid`` to ``cpus``; return how many moved."""
+    moved = 0
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread that just ended
+                os.sched_setaffinity(int(task.name), set(cpus))
+                moved += 1
+    return moved

@@ -15,6 +15,8 @@ Stages (run in this order by ``bench.run``):
   plain body.
 - ``burst``: 32 concurrent cold requests for one fresh large value against
   one cold request.
+- ``serving`` (``bench.serving``, its own servers, one at a time): mathsite,
+  the old service and the constant app under granian and under gunicorn.
 
 Every request goes to 127.0.0.1; every loop is bounded in count and time.
 """
@@ -72,6 +74,13 @@ class Config:
     settle_seconds: float = 75.0
     wsgi_batch: int = 500
     wsgi_batches: int = 9
+    # The serving stage (bench.serving): wrk -t2 -c<connections> -d6s, medians of 3.
+    serving_seconds: float = 6.0
+    serving_repeats: int = 3
+    serving_threads: int = 2
+    serving_warmup_seconds: float = 2.0
+    serving_warm_requests: int = 5  # per worker, on new connections, before the wrk warm-up
+    granian_blocking_threads: int | None = None  # None: mathsite's default
     load_tool: str = "auto"  # "wrk", "python", or "auto" (wrk when installed)
     smoke: bool = False
 
@@ -101,6 +110,9 @@ class Config:
             settle_seconds=0.0,
             wsgi_batch=100,
             wsgi_batches=3,
+            serving_seconds=1.0,
+            serving_repeats=1,
+            serving_warmup_seconds=0.0,
             smoke=True,
         )
 

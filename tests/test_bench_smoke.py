@@ -4,7 +4,9 @@ The full benchmark (``make bench``, ``python -m bench.run --smoke`` for a
 tiny run of every stage) needs gunicorn, wrk and Flask; this test covers
 what its figures rest on: parsing wrk's report, the raw HTTP client's byte
 counting, the in-process limit (checked against independent arithmetic),
-the verdicts against the issue's targets and the report rendering.
+the verdicts against the issue's targets and the report rendering, the
+serving stage's verdicts and tables, and (live, a few seconds) the granian
+server class serving the constant WSGI app.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import socket
 import threading
 from fractions import Fraction
 
-from bench import client, load, profile, report, stages
+import pytest
+
+from bench import client, load, profile, report, run, servers, serving, stages
+from mathsite import server as mathsite_server
 
 
 def test_parse_wrk_reads_throughput_percentiles_and_errors():
@@ -206,3 +211,103 @@ def test_profile_summary_shares():
         "SyncWorker.handle (gunicorn/workers/sync.py:10);"
         "ResultFront.answer (compute/http/wsgi.py:5) 3",
     ]
+
+
+def test_granian_runs_mathsites_settings_for_any_app(tmp_path):
+    web = servers.Granian(
+        "floor", "bench.seed_service.floor:app", env={"PATH": "/usr/bin"}, log=tmp_path / "log"
+    )
+    web.port = 12345
+    env = web.environment()
+    assert env["GRANIAN_INTERFACE"] == "wsgi"
+    assert env["GRANIAN_WORKERS"] == "2"
+    assert env["GRANIAN_BLOCKING_THREADS"] == str(mathsite_server.BLOCKING_THREADS)
+    assert (env["GRANIAN_HOST"], env["GRANIAN_PORT"]) == ("127.0.0.1", "12345")
+    assert env["GRANIAN_WORKERS_KILL_TIMEOUT"] == "10"  # filled by mathsite.server
+    assert web.command()[-3:] == ["-m", "granian", "bench.seed_service.floor:app"]
+    more = servers.Granian(
+        "floor", "bench.seed_service.floor:app", env={"GRANIAN_WORKERS": "7"},
+        log=tmp_path / "log", workers=3, blocking_threads=9, cpus=[0],
+    )  # fmt: skip
+    assert more.environment()["GRANIAN_WORKERS"] == "3"  # the comparison's count wins
+    assert more.environment()["GRANIAN_BLOCKING_THREADS"] == "9"
+    assert more.command() == servers.pinned(mathsite_server.command(more.app), [0])
+
+
+@pytest.mark.slow
+def test_granian_serves_the_constant_app_and_stops(tmp_path):
+    web = servers.Granian(
+        "floor", "bench.seed_service.floor:app", env=run.base_env(), log=tmp_path / "granian.log",
+        metrics_dir=tmp_path / "metrics",
+    )  # fmt: skip
+    with web:
+        reply = client.fetch(web.port, "/fib/90")
+        assert reply.status == 200
+        assert reply.cached is True
+        assert reply.headers["server"] == "granian"
+        assert len(web.worker_pids()) == 2
+    assert web.process.poll() is not None
+
+
+def _serving(rps: dict[str, float], p99: float = 4.0) -> dict:
+    def summary(value: float) -> dict:
+        return {"requests_per_second": value, "p50_ms": 1.0, "p99_ms": p99, "errors": 0,
+                "non_2xx": 0, "runs": []}  # fmt: skip
+
+    cells = {key: summary(value) for key, value in rps.items()}
+    where = {"server_cpus": [0, 1], "wrk_cpus": [0, 1], "redis_cpus": [0, 1], "headers": {}}
+    result = {
+        "path": "/fib/90", "connections": 32, "threads": 2, "seconds": 6.0, "repeats": 3,
+        "warmup_seconds": 2.0, "workers": 2, "granian_settings": {"GRANIAN_WORKERS": "2"},
+        "layouts": {"keep-alive": where, "close": dict(where, headers={"Connection": "close"})},
+        "cells": {"keep-alive": cells, "close": cells},
+        "checks": {"keep-alive granian mathsite": {"cached": True, "front_answered": True}},
+        "skipped": {"pinned": "not pinned"},
+    }  # fmt: skip
+    result["targets"] = serving.evaluate(result)
+    return result
+
+
+def test_serving_verdicts_and_table():
+    good = _serving(
+        {"granian mathsite": 30_000, "gunicorn old": 2_000, "granian old": 3_750,
+         "granian floor": 40_000, "gunicorn mathsite": 4_000, "gunicorn floor": 8_000},
+    )  # fmt: skip
+    verdicts = {v["key"]: v for v in good["targets"]}
+    assert list(verdicts) == ["vs old gunicorn", "vs old granian", "vs floor granian", "p99"]
+    assert verdicts["vs old gunicorn"]["value"] == 15.0
+    assert verdicts["vs old gunicorn"]["met"] and verdicts["vs old gunicorn"]["goal_met"]
+    assert verdicts["vs old granian"]["met"] and verdicts["vs old granian"]["goal_met"]  # 8x
+    assert verdicts["vs floor granian"]["met"] and verdicts["vs floor granian"]["goal_met"]
+    assert verdicts["p99"]["met"] and verdicts["p99"]["goal_met"]
+    bad = _serving(
+        {"granian mathsite": 16_000, "gunicorn old": 2_000, "granian old": 4_000,
+         "granian floor": 40_000},
+        p99=6.0,
+    )  # fmt: skip
+    verdicts = {v["key"]: v for v in bad["targets"]}
+    assert not verdicts["vs old gunicorn"]["met"]  # 8x < 10x
+    assert not verdicts["vs old granian"]["met"]  # 4x < 5x
+    assert not verdicts["vs floor granian"]["met"]  # 0.4x < 0.6x
+    assert verdicts["p99"]["met"] and not verdicts["p99"]["goal_met"]  # 6 ms: < 10, not < 5
+    results = {
+        "config": {"workers": 2, "big_n": 1000},
+        "meta": {"finished": "now", "command": "test", "mode": "smoke", "cpu_count": 2,
+                 "cpu_model": "x", "python": "3", "load_tool": "wrk"},
+        "serving": good,
+    }  # fmt: skip
+    text = report.render_markdown(results)
+    assert "## Targets (issue 4)" not in text  # only the serving stage ran
+    assert "| server | mathsite | old service | constant WSGI app |" in text
+    assert "| granian | 30,000 req/s, 1.00 / 4.00 ms | 3,750 req/s" in text
+    assert "| gunicorn | 4,000 req/s, 1.00 / 4.00 ms | 2,000 req/s" in text
+    assert "| 15.00x (30,000 vs 2,000 req/s) | **met** | met |" in text
+    assert "Layout pinned not measured: not pinned." in text
+    assert "![serving](serving.png)" in text
+
+
+def test_only_takes_known_stage_names():
+    assert run._stage_list("serving") == {"serving"}
+    assert run._stage_list("hits, serving") == {"hits", "serving"}
+    with pytest.raises(Exception, match="unknown stage"):
+        run._stage_list("servin")
