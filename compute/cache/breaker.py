@@ -41,6 +41,7 @@ class Breaker:
         self.backoff = backoff
         self.clock = clock
         self._down_until = float("-inf")
+        self._tripped_at = float("-inf")
         self._in_outage = False
         self._guard = threading.Lock()
         self._listeners: list[Callable[[BaseException], None]] = []
@@ -59,14 +60,18 @@ class Breaker:
 
         ``operation`` must make a round trip: its success ends an outage.
         """
-        if self.clock() < self._down_until:
+        started = self.clock()
+        if started < self._down_until:
             return default
         try:
             result = operation()
         except self.errors as exc:
             self.trip(exc)
             return default
-        if self._in_outage:
+        # Only a round trip that began after the last failure proves Redis is
+        # back: one that another thread's failure overtook proves nothing (it
+        # would end the outage and the next failure would be logged again).
+        if self._in_outage and started > self._tripped_at:
             with self._guard:
                 recovered, self._in_outage = self._in_outage, False
             if recovered:
@@ -76,7 +81,8 @@ class Breaker:
     def trip(self, exc: BaseException) -> None:
         """Open the breaker after ``exc``, telling the listeners; log the outage once."""
         backoff = self.backoff()
-        self._down_until = self.clock() + backoff
+        self._tripped_at = self.clock()
+        self._down_until = self._tripped_at + backoff
         for listener in self._listeners:
             listener(exc)
         with self._guard:  # threads of one process log an outage once

@@ -527,3 +527,31 @@ def test_a_flushed_namespace_is_refilled_from_the_log_without_recomputing(redis_
         assert again.payload.literal == before.payload.literal
         assert redis_client.exists(result_cache.make_key(query.cache_key)) == 1
     assert ComputedResult.objects.count() == 3
+
+
+def test_a_call_overtaken_by_another_threads_failure_does_not_end_the_outage(caplog):
+    """Two threads: one's Redis call succeeds just after the other's failed.
+
+    The outage is logged once, and not ended by the late success: only a round
+    trip that began after the failure shows Redis is back.
+    """
+    from compute.cache.breaker import Breaker
+
+    caplog.set_level(logging.WARNING, logger="compute.cache")
+    clock = FakeClock()
+    breaker = Breaker(errors=(OSError,), backoff=lambda: 2.0, clock=clock)
+
+    def slow_success():
+        clock.advance(0.1)
+        breaker.trip(OSError("another thread's call failed meanwhile"))
+        return "ok"
+
+    assert breaker.call(slow_success, default=None) == "ok"
+    clock.advance(2.0)
+    assert breaker.call(lambda: (_ for _ in ()).throw(OSError("down")), default="x") == "x"
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("unreachable" in m for m in messages) == 1
+    assert not any("reachable again" in m for m in messages)
+    clock.advance(2.0)
+    assert breaker.call(lambda: "back", default=None) == "back"
+    assert sum("reachable again" in r.getMessage() for r in caplog.records) == 1
