@@ -1,6 +1,6 @@
 """Redis faults under live traffic, and restarts of the whole service.
 
-A gunicorn (3 sync workers) serves a steady stream of requests from three
+A granian server (3 workers) serves a steady stream of requests from three
 client threads, half hits and half cold values, while the test breaks the
 Redis it owns: SIGKILL (a crash), SIGSTOP (a hung server: connections are
 accepted, never answered), ``CLIENT PAUSE`` (a server that stalls every
@@ -348,7 +348,7 @@ class Service:
         return self
 
     def stop(self) -> None:
-        """SIGTERM (what Ctrl-C does): gunicorn stops, then the embedded Redis saves and stops."""
+        """SIGTERM (what Ctrl-C does): granian stops, then the embedded Redis saves and stops."""
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGTERM)
