@@ -1,4 +1,4 @@
-"""Concurrency against real processes: gunicorn workers sharing a Redis the test owns.
+"""Concurrency against real processes: granian workers sharing a Redis the test owns.
 
 What a single process cannot show: a burst of identical cold requests
 spread over several worker processes computes once (the Redis lock), a
@@ -7,10 +7,10 @@ lock's timeout, and with Redis down each process still computes at most
 once (its own lock, then the result log). Computations are counted by the
 probe of ``tests.support.live_wsgi`` (one ``start``/``end`` line per call of
 the maths, with the pid), not inferred from response bodies, and which
-worker served what comes from gunicorn's access log.
+worker served what comes from the access log the test application writes.
 
 Bounds: every request has a client timeout, every wait a deadline; the
-module starts two gunicorns (3 workers each) and one Redis, and stops them.
+module starts two granian servers (3 workers each) and one Redis, and stops them.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def test_a_worker_killed_mid_computation_blocks_the_key_no_longer_than_the_lock_
     assert log_rows(live, "fib", n) == 1
     record(request, "killed lock holder: lock timeout", LOCK_TIMEOUT, "s")
     record(request, "killed lock holder: key blocked after the kill", round(blocked, 3), "s")
-    # gunicorn replaces the worker; later tests expect the full set again.
+    # granian respawns the worker; later tests expect the full set again.
     assert wait_until(lambda: len(live.worker_pids()) == WORKERS, 15, interval=0.1)
 
 
@@ -210,7 +210,7 @@ def test_etag_is_the_same_cold_and_cached_and_if_none_match_gets_304(live, redis
 def test_without_redis_each_process_computes_at_most_once(tmp_path_factory, request):
     """Threads of one process share its lock; processes meet again at the result log.
 
-    gthread workers (4 threads each) so requests overlap inside a process:
+    4 blocking threads per worker so requests overlap inside a process:
     without the per-process fallback lock, every thread of a process that
     arrives during the computation would compute too.
     """

@@ -4,7 +4,7 @@ Mirrors ``compute/metrics.py`` (and the ``/metrics`` view with its access
 rule from ``mathsite/security.py``). Requests go through the whole
 middleware stack with the test client; the counters are read from the
 process's registry before and after, so each test asserts exact deltas.
-Aggregation across gunicorn workers is tested on real processes in
+Aggregation across server worker processes is tested on real processes in
 ``tests/test_two_instances.py``.
 """
 

@@ -1,7 +1,7 @@
 """Property-based API tests generated from the OpenAPI schema (schemathesis), over real HTTP.
 
 schemathesis' own runner (its command line, in a subprocess) fetches
-``/api/schema/`` from a live gunicorn serving mathsite (two workers, its own
+``/api/schema/`` from a live granian serving mathsite (two workers, its own
 SQLite copy of the migrated database, the run's Redis under a key prefix
 of its own) and sends every operation generated requests, valid and
 invalid. Each response must pass all of schemathesis' checks but one
@@ -91,7 +91,7 @@ def schemathesis_run(
 
 @pytest.fixture
 def server(tmp_path):
-    """A live gunicorn on the run's Redis (own prefix); yields (server, staff token)."""
+    """A live granian on the run's Redis (own prefix); yields (server, staff token)."""
     redis_url = os.environ["REDIS_URL"]
     live = LiveServer(tmp_path / "web", redis_url=redis_url, workers=2)
     try:

@@ -1,6 +1,6 @@
 """Two app instances sharing one Redis and one database, as a scaled-out deployment runs.
 
-Two real gunicorn masters (two workers each) on different ports, both on
+Two real granian servers (two workers each) on different ports, both on
 the run's Redis (one key prefix, as one deployment) and one database: the
 run's PostgreSQL test database when the suite runs on PostgreSQL, else one
 migrated SQLite file. What one instance computes, the other serves as a

@@ -1,10 +1,10 @@
-"""gunicorn settings for live tests: the project's ``gunicorn.conf.py`` with plain log files.
+"""gunicorn settings for live tests: the project's ``gunicorn.conf.py`` with plain logs.
 
-Live servers run with the production configuration (worker settings,
-control socket off, metrics folder), except logging: the tests read
-gunicorn's access log in their own format (``--access-logfile``,
-``--access-logformat``: pid, test id, status, bytes, duration), which the
-production JSON console configuration would redirect.
+``LiveServer(server="gunicorn")`` runs with the production configuration
+(worker settings, control socket off, metrics folder), except logging:
+gunicorn's own messages go to the server's log file in plain text rather
+than the production JSON console configuration. The access log the tests
+read is written by the application (``tests.support.live_wsgi``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""WSGI entry point for live-server tests: mathsite's application plus a computation probe.
+"""WSGI entry point for live-server tests: mathsite's application, a computation probe
+and an access log.
 
 Live tests must count computations exactly and sometimes hold one open
 (to kill the worker doing it, or to make concurrent requests overlap it).
@@ -13,6 +14,14 @@ maths functions that ``compute.services.result_text`` calls (looked up on
   sleeps that long before computing; with ``once`` only the first
   computation of each n does (decided from the log's ``start`` lines).
 
+- ``MATHSITE_TEST_ACCESS_LOG=path``: every request appends one line
+  ``<pid> <X-Test-Id or -> <status> <body bytes> <microseconds> <path>``
+  when its response is done (the path URL-quoted, so a line always has six
+  fields). Which worker process served which request is what live tests
+  need and what no server's own access log gives under every server
+  (granian's has no pid), so the application writes it, under gunicorn
+  and granian alike.
+
 Everything else (services, cache, locks, breaker, views) is the real code.
 """
 
@@ -21,15 +30,17 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mathsite.settings")
 
 from compute.domain import maths as algorithms
-from mathsite.wsgi import application
+from mathsite.wsgi import application as mathsite_application
 
 LOG = os.environ.get("MATHSITE_TEST_COMPUTE_LOG", "")
+ACCESS_LOG = os.environ.get("MATHSITE_TEST_ACCESS_LOG", "")
 
 
 def _slow_ranges(spec: str) -> list[tuple[int, int, float, bool]]:
@@ -44,16 +55,20 @@ def _slow_ranges(spec: str) -> list[tuple[int, int, float, bool]]:
 SLOW = _slow_ranges(os.environ.get("MATHSITE_TEST_SLOW", ""))
 
 
+def _append(path: str, line: str) -> None:
+    """Append ``line`` to ``path`` in one ``O_APPEND`` write (atomic across processes)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
 def _note(event: str, kind: str, n: int) -> int:
     """Append one event line to the compute log; return how many ``start``s n has."""
     if not LOG:
         return 0
-    line = f"{event} {os.getpid()} {kind} {n}\n".encode()
-    fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
+    _append(LOG, f"{event} {os.getpid()} {kind} {n}\n")
     wanted = ["start", kind, str(n)]
     with open(LOG, encoding="ascii") as handle:
         return sum(1 for entry in handle if entry.split()[0:1] + entry.split()[2:4] == wanted)
@@ -79,5 +94,56 @@ def _probe(kind: str, function: Callable[..., Any]) -> Callable[..., Any]:
 algorithms.fib_decimal = _probe("fib", algorithms.fib_decimal)
 algorithms.pi_double = _probe("pi", algorithms.pi_double)
 algorithms.pi_digits = _probe("pi", algorithms.pi_digits)
+
+
+class _Logged:
+    """A response body that counts what is sent and logs the request when it is closed."""
+
+    def __init__(self, body: Iterable[bytes], done: Callable[[int], None]) -> None:
+        self.body = body
+        self.done = done
+        self.sent = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.body:
+            self.sent += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.done(self.sent)
+
+
+def _access_logged(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """Wrap WSGI ``app`` so that each request appends its line to ``ACCESS_LOG``."""
+
+    def logged(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        started = time.perf_counter()
+        status = [0]
+
+        def recording_start_response(line: str, headers: list, *exc_info: Any) -> Any:
+            status[0] = int(line.split(None, 1)[0])
+            return start_response(line, headers, *exc_info)
+
+        def done(sent: int) -> None:
+            test_id = quote(environ.get("HTTP_X_TEST_ID", ""), safe="") or "-"
+            path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
+            micros = int((time.perf_counter() - started) * 1e6)
+            _append(ACCESS_LOG, f"{os.getpid()} {test_id} {status[0]} {sent} {micros} {path}\n")
+
+        body = app(environ, recording_start_response)
+        if isinstance(body, list):  # complete already (the fast path's hits): as it is
+            done(sum(len(chunk) for chunk in body))
+            return body
+        return _Logged(body, done)
+
+    return logged
+
+
+application = _access_logged(mathsite_application) if ACCESS_LOG else mathsite_application
 
 __all__ = ["application"]

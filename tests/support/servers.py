@@ -1,9 +1,11 @@
-"""Real servers for live tests: a dedicated Redis and gunicorn running mathsite.
+"""Real servers for live tests: a dedicated Redis and granian (or gunicorn) running mathsite.
 
 Fault and concurrency tests need processes they can kill, pause and
 restart, so nothing here is shared with the machine's services: each
 Redis listens on a free port of its own (persistence off unless asked),
-each gunicorn gets its own free port, a temporary SQLite database copied
+each web server (granian, the project's server, started by its own
+launcher's command and defaults; or gunicorn with the repository's
+configuration) gets its own free port, a temporary SQLite database copied
 from one migrated template, its own key prefix and its own data folder.
 Every class stops what it started (``stop()`` is idempotent and used in
 fixture finalizers), and every wait is bounded.
@@ -40,6 +42,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from mathsite import embedded_redis, paths
+from mathsite import server as mathsite_server
 from mathsite.paths import BASE_DIR
 
 PYTHON = sys.executable
@@ -55,8 +58,10 @@ _RUN_ONLY = (
     "PORT",
 )
 NO_RETRY = Retry(NoBackoff(), 0)
-# pid, test id header, status, body bytes sent, duration (us), path.
-ACCESS_FORMAT = "%(p)s %({x-test-id}i)s %(s)s %(B)s %(D)s %(U)s"
+LIVE_APPLICATION = "tests.support.live_wsgi:application"
+SERVERS = ("granian", "gunicorn")
+# Processes below a server's main process that are not workers.
+_HELPERS = (b"multiprocessing.resource_tracker", b"multiprocessing.forkserver")
 
 
 def free_port() -> int:
@@ -210,7 +215,7 @@ def http_get(
         connection.close()
 
 
-# --- gunicorn ---------------------------------------------------------------------------
+# --- live servers ------------------------------------------------------------------------
 
 
 @dataclass
@@ -226,18 +231,31 @@ class Access:
 
 @dataclass
 class LiveServer:
-    """gunicorn serving mathsite (through ``tests.support.live_wsgi``) on a free port."""
+    """mathsite (through ``tests.support.live_wsgi``) served on a free port.
+
+    ``server="granian"`` (the default) starts the project's own server
+    command (``mathsite.server.command`` with ``server_environment``'s
+    defaults, ``workers`` processes, ``threads`` blocking threads each if
+    given, else the project's default); ``server="gunicorn"`` starts
+    gunicorn with the repository's ``gunicorn.conf.py`` (through
+    ``tests/support/gunicorn_conf.py``), sync workers unless ``threads`` > 1.
+    Either way the application writes the access log (``live_wsgi``), so
+    ``accesses()`` tells which worker process served which request.
+    """
 
     folder: Path
     redis_url: str
     workers: int = 3
-    threads: int = 1
+    threads: int | None = None
     env: dict[str, str] = field(default_factory=dict)
     port: int = 0
     process: subprocess.Popen | None = None
     prefix: str = ""
+    server: str = "granian"
 
     def __post_init__(self) -> None:
+        if self.server not in SERVERS:
+            raise ValueError(f"server must be one of {SERVERS}, not {self.server!r}")
         self.port = self.port or free_port()
         self.prefix = self.prefix or "live-" + uuid.uuid4().hex[:8]
 
@@ -272,32 +290,55 @@ class LiveServer:
                 "REDIS_URL": self.redis_url,
                 "CACHE_KEY_PREFIX": self.prefix,
                 "MATHSITE_TEST_COMPUTE_LOG": str(self.compute_log),
+                "MATHSITE_TEST_ACCESS_LOG": str(self.access_log),
             }
         )
         env.update(self.env)
         return env
 
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        """Return the command line and environment that start this server."""
+        env = self.environment()
+        if self.server == "gunicorn":
+            threads = self.threads or 1
+            command = [
+                PYTHON, "-m", "gunicorn", LIVE_APPLICATION,
+                "--config", str(Path(__file__).with_name("gunicorn_conf.py")),
+                "--no-control-socket",
+                "--bind", f"127.0.0.1:{self.port}",
+                "--workers", str(self.workers),
+                "--worker-class", "gthread" if threads > 1 else "sync",
+                "--threads", str(threads),
+                "--timeout", "30",
+                "--graceful-timeout", "3",
+            ]  # fmt: skip
+            return command, env
+        # What mathsite.server.run sets up, minus its supervision: the metrics
+        # folder is this server's own (inside its folder, removed with it).
+        metrics = Path(env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(self.folder / "metrics")))
+        metrics.mkdir(parents=True, exist_ok=True)
+        env.update(
+            {
+                "GRANIAN_HOST": "127.0.0.1",
+                "GRANIAN_PORT": str(self.port),
+                "GRANIAN_WORKERS": str(self.workers),
+                # Stops as quickly as gunicorn's above (--graceful-timeout 3).
+                "GRANIAN_WORKERS_KILL_TIMEOUT": "3",
+            }
+        )
+        if self.threads:
+            env["GRANIAN_BLOCKING_THREADS"] = str(self.threads)
+        return mathsite_server.command(LIVE_APPLICATION), mathsite_server.server_environment(env)
+
     def start(self, wait: float = 30.0) -> LiveServer:
-        """Start gunicorn and wait until /healthz answers and every worker is up."""
+        """Start the server and wait until /healthz answers and every worker is up."""
         paths.static_dir(self.folder).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(template_database(), self.database)
-        command = [
-            PYTHON, "-m", "gunicorn", "tests.support.live_wsgi:application",
-            "--config", str(Path(__file__).with_name("gunicorn_conf.py")),
-            "--no-control-socket",
-            "--bind", f"127.0.0.1:{self.port}",
-            "--workers", str(self.workers),
-            "--worker-class", "gthread" if self.threads > 1 else "sync",
-            "--threads", str(self.threads),
-            "--timeout", "30",
-            "--graceful-timeout", "3",
-            "--access-logfile", str(self.access_log),
-            "--access-logformat", ACCESS_FORMAT,
-        ]  # fmt: skip
+        command, env = self.command()
         with open(self.error_log, "ab") as errors:
             self.process = subprocess.Popen(
                 command,
-                env=self.environment(),
+                env=env,
                 cwd=BASE_DIR,
                 stdin=subprocess.DEVNULL,
                 stdout=errors,
@@ -307,13 +348,15 @@ class LiveServer:
 
         def ready() -> bool:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {self.error_log.read_text()[-3000:]}")
+                raise RuntimeError(f"{self.server} exited: {self.error_log.read_text()[-3000:]}")
             reply = http_get(self.port, "/healthz", timeout=2)
             return reply.status == 200 and len(self.worker_pids()) == self.workers
 
         if not wait_until(ready, wait, interval=0.1):
             self.stop()
-            raise RuntimeError(f"gunicorn did not start in {wait}s: {self.error_log.read_text()}")
+            raise RuntimeError(
+                f"{self.server} did not start in {wait}s: {self.error_log.read_text()}"
+            )
         return self
 
     def get(self, path: str, **kwargs: Any) -> Reply:
@@ -321,22 +364,37 @@ class LiveServer:
         return http_get(self.port, path, **kwargs)
 
     def worker_pids(self) -> set[int]:
-        """Return the pids of the gunicorn master's live child processes."""
+        """Return the pids of the live worker processes: the main process's descendants.
+
+        gunicorn's master forks its workers; granian's main process starts
+        them with multiprocessing (children today; descendants at any depth
+        are looked for, so a launcher in between would not hide them).
+        Helper processes (multiprocessing's resource tracker or fork
+        server) are not workers and are left out.
+        """
         if self.process is None:
             return set()
-        pids = set()
+        children: dict[int, list[int]] = {}
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
             try:
                 stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
             # Fields after the parenthesised command name: state, ppid, ...
             fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[1]) == self.process.pid and fields[0] != "Z":
-                pids.add(int(entry.name))
-        return pids
+            if fields[0] == "Z" or any(helper in cmdline for helper in _HELPERS):
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+        workers: set[int] = set()
+        parents = [self.process.pid]
+        while parents:
+            below = children.get(parents.pop(), [])
+            workers.update(below)
+            parents.extend(below)
+        return workers
 
     def computations(self, kind: str | None = None, n: int | None = None) -> list[tuple[str, int]]:
         """Return (event, pid) for every probe line (``start``/``end``) matching kind and n."""
@@ -359,14 +417,13 @@ class LiveServer:
             if len(parts) != 6 or parts[1] == "-":
                 continue
             pid, test_id, status, sent, micros, path = parts
-            records[test_id] = Access(
-                int(pid.strip("<>")), int(status), int(sent), int(micros) / 1e6, path
-            )
+            records[test_id] = Access(int(pid), int(status), int(sent), int(micros) / 1e6, path)
         return records
 
     def accesses_of(self, replies: list[Reply], timeout: float = 3.0) -> dict[str, Access]:
-        """Return the access records of ``replies``, waiting for gunicorn to write them
-        (a worker logs a request after the client may already have its response)."""
+        """Return the access records of ``replies``, waiting for them to be written
+        (a request is logged when its response is closed, which may be after the
+        client already has it)."""
         wanted = {reply.test_id for reply in replies}
 
         def complete() -> dict[str, Access] | None:
@@ -385,5 +442,5 @@ class LiveServer:
         return [line for line in self.error_log.read_text().splitlines() if needle in line]
 
     def stop(self) -> None:
-        """Stop gunicorn (SIGTERM, then SIGKILL of its group if it lingers); idempotent."""
+        """Stop the server (SIGTERM, then SIGKILL of its group if it lingers); idempotent."""
         _stop_process(self.process, signal.SIGTERM, timeout=10)
