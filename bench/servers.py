@@ -122,11 +122,26 @@ class _WebServer(_Process):
     """An HTTP server on 127.0.0.1:port (free at start): ready check, base URL, worker pids."""
 
     kind = "server"
-    app = ""
-    env: dict[str, str]
-    log: Path
-    cpus: Sequence[int] | None = None
-    port = 0
+
+    def __init__(
+        self,
+        name: str,
+        app: str,
+        *,
+        env: dict[str, str],
+        log: Path,
+        workers: int = 2,
+        cpus: Sequence[int] | None = None,
+        base_dir: Path = BASE_DIR,
+    ) -> None:
+        self.name = name
+        self.base_dir = base_dir  # the checkout whose code (and server configuration) runs
+        self.app = app
+        self.env = env
+        self.log = log
+        self.workers = workers
+        self.cpus = cpus
+        self.port = 0
 
     @property
     def base(self) -> str:
@@ -187,15 +202,8 @@ class Gunicorn(_WebServer):
         cpus: Sequence[int] | None = None,
         base_dir: Path = BASE_DIR,
     ) -> None:
-        self.name = name
-        self.base_dir = base_dir  # the checkout whose code and gunicorn.conf.py run
-        self.app = app
-        self.env = env
-        self.log = log
-        self.workers = workers
+        super().__init__(name, app, env=env, log=log, workers=workers, cpus=cpus, base_dir=base_dir)
         self.timeout = timeout
-        self.cpus = cpus
-        self.port = 0
 
     def command(self) -> list[str]:
         """Return the gunicorn command line (the same settings for every service).
@@ -253,16 +261,9 @@ class Granian(_WebServer):
         base_dir: Path = BASE_DIR,
         metrics_dir: Path | None = None,
     ) -> None:
-        self.name = name
-        self.base_dir = base_dir
-        self.app = app
-        self.env = env
-        self.log = log
-        self.workers = workers
+        super().__init__(name, app, env=env, log=log, workers=workers, cpus=cpus, base_dir=base_dir)
         self.blocking_threads = blocking_threads
-        self.cpus = cpus
         self.metrics_dir = metrics_dir
-        self.port = 0
 
     def environment(self) -> dict[str, str]:
         """Return ``env`` with mathsite's granian settings, this worker count and address."""
