@@ -20,6 +20,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from .client import HOST, request_bytes
 from .servers import pinned
@@ -110,11 +111,15 @@ def run_wrk(
     cpus: Sequence[int] | None = None,
     threads: int = 1,
     headers: dict[str, str] | None = None,
+    script: Path | None = None,
+    script_args: Sequence[str] = (),
 ) -> LoadResult:
     """Run wrk against ``url`` (on 127.0.0.1) and return its figures.
 
     ``headers`` are added to every request (``{"Connection": "close"}``: a
-    client that closes each connection after its response).
+    client that closes each connection after its response). ``script`` is a
+    wrk Lua script choosing each request (``bench.rss``), given
+    ``script_args``.
     """
     if not url.startswith(f"http://{HOST}:"):
         raise ValueError("the benchmark only sends traffic to 127.0.0.1")
@@ -122,7 +127,9 @@ def run_wrk(
     command = pinned(
         [
             "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-            "--timeout", "5s", "--latency", *extra, url,
+            "--timeout", "5s", "--latency", *extra,
+            *(["--script", str(script)] if script else []), url,
+            *(["--", *script_args] if script_args else []),
         ],
         cpus,
     )  # fmt: skip

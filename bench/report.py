@@ -15,6 +15,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from . import rss
+
 HIT_RATIO_TARGET = 1.5
 HIT_P99_MS = 10.0
 PI_COLD_MS = 5.0
@@ -402,6 +404,8 @@ def render_markdown(results: dict[str, Any]) -> str:
     serving = results.get("serving")
     if serving:
         out += _serving_markdown(serving)
+    if results.get("rss"):
+        out += rss.markdown(results["rss"])
     stage_load = results.get("stages")
     if stage_load:
         out += [
@@ -663,6 +667,10 @@ def render_plots(results: dict[str, Any], folder: Path) -> list[Path]:
         serving_path = _serving_plot(serving, folder, plt)
         if serving_path is not None:
             written.append(serving_path)
+    if results.get("rss"):
+        rss_path = rss.plot(results["rss"], folder, plt)
+        if rss_path is not None:
+            written.append(rss_path)
     return written
 
 

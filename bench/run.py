@@ -53,7 +53,7 @@ from typing import Any
 
 from mathsite.serve import LOCAL_DEFAULTS
 
-from . import load, machine, profile, report, serving, stages
+from . import load, machine, profile, report, rss, serving, stages
 from .servers import BASE_DIR, Gunicorn, RedisServer
 
 RESULTS_DIR = BASE_DIR / "bench" / "results"
@@ -62,9 +62,11 @@ SMOKE_DIR = RESULTS_DIR / "tmp" / "smoke"
 # setting exported in the shell cannot change what is measured.
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONHASHSEED")
 # Every stage, in the order a run takes them; ``--only`` picks some.
-STAGES = ("inprocess", "hits", "wsgi_cost", "profile", "cold", "big_hit", "burst", "serving")
+STAGES = (
+    "inprocess", "hits", "wsgi_cost", "profile", "cold", "big_hit", "burst", "serving", "rss",
+)  # fmt: skip
 # The stages that share the three gunicorns started at the beginning of a run.
-SHARED_SERVER_STAGES = set(STAGES) - {"serving"}
+SHARED_SERVER_STAGES = set(STAGES) - {"serving", "rss"}
 
 
 def cpu_layout(pin: bool) -> tuple[list[int] | None, list[int] | None]:
@@ -228,6 +230,13 @@ def benchmark(
                     )  # fmt: skip
 
                 run_stage(results, "serving", serving_stage, log)
+            if "rss" in selected:
+                run_stage(
+                    results,
+                    "rss",
+                    lambda: rss.stage_rss(config, env=env, folder=folder / "rss", log=log),
+                    log,
+                )
     finally:
         if keep:
             log(f"bench: kept {folder}")

@@ -81,6 +81,10 @@ class Config:
     serving_warmup_seconds: float = 2.0
     serving_warm_requests: int = 5  # per worker, on new connections, before the wrk warm-up
     granian_blocking_threads: int | None = None  # None: mathsite's default
+    # The rss stage (bench.rss): mixed requests in wrk segments until this many.
+    rss_requests: int = 1_000_000
+    rss_segment_seconds: float = 10.0
+    rss_max_seconds: float = 900.0  # stop (and fail the bound) if the target takes longer
     load_tool: str = "auto"  # "wrk", "python", or "auto" (wrk when installed)
     smoke: bool = False
 
@@ -113,6 +117,9 @@ class Config:
             serving_seconds=1.0,
             serving_repeats=1,
             serving_warmup_seconds=0.0,
+            rss_requests=20_000,
+            rss_segment_seconds=1.0,
+            rss_max_seconds=60.0,
             smoke=True,
         )
 

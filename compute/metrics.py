@@ -16,6 +16,15 @@ What is measured (all names start with ``mathsite_``):
 
 The hooks are called on the hot path, so each is an in-process counter
 update and a context-variable write: no I/O, no lock held across a call.
+Requests the WSGI front answers (cached hits and 304s, the hottest path)
+are counted by ``front_request`` into a plain in-process tally instead,
+which a background thread adds to the Prometheus values every
+``FRONT_FLUSH_SECONDS`` (and ``exposition()`` before it reads): with
+``PROMETHEUS_MULTIPROC_DIR`` every Prometheus increment is a locked write to
+a memory-mapped file, and four of them per hit cost a cached hit a third of
+its time. A scrape therefore sees a front hit at most that long after it
+was answered; a worker killed with SIGKILL loses at most that much of its
+tally.
 Under gunicorn every worker is a process of its own; with
 ``PROMETHEUS_MULTIPROC_DIR`` set before the workers start (gunicorn.conf.py
 does it) each process keeps its samples in memory-mapped files there and
@@ -28,6 +37,11 @@ route of a hit that never reached URL resolution.
 
 from __future__ import annotations
 
+import atexit
+import os
+import threading
+import time
+from bisect import bisect_left
 from contextvars import ContextVar, Token
 
 from prometheus_client import (
@@ -145,14 +159,100 @@ def current_outcome() -> tuple[str, str] | None:
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
     """Count one HTTP request and its duration."""
-    key = (route, method if method in _METHODS else "other", str(status))
+    counter, histogram = _request_children(
+        (route, method if method in _METHODS else "other", str(status))
+    )
+    counter.inc()  # type: ignore[attr-defined]
+    histogram.observe(seconds)  # type: ignore[attr-defined]
+
+
+def _request_children(key: tuple[str, str, str]) -> tuple[object, object]:
     children = _REQUEST_CHILDREN.get(key)
     if children is None:
         children = (HTTP_REQUESTS.labels(*key), HTTP_DURATION.labels(*key))
         _REQUEST_CHILDREN[key] = children
-    counter, histogram = children
-    counter.inc()  # type: ignore[attr-defined]
-    histogram.observe(seconds)  # type: ignore[attr-defined]
+    return children
+
+
+# --- the WSGI front's tally -------------------------------------------------------
+
+# How often the tally of front-answered requests reaches the Prometheus values.
+FRONT_FLUSH_SECONDS = 0.25
+
+
+class FrontTally:
+    """Requests answered by the WSGI front, counted in memory and flushed in batches.
+
+    One entry per (route, method, status, kind looked up or None): the
+    request count, the sum of their durations and their histogram bucket
+    counts. ``flush`` adds each entry to the Prometheus children with one
+    increment per non-empty bucket, the same totals ``observe_request`` and
+    ``cache_lookup`` would have written one request at a time.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str, str, str | None], list] = {}
+        self._bounds = HTTP_DURATION._upper_bounds  # the same buckets, +Inf last
+        self._flusher: threading.Thread | None = None
+
+    def add(self, route: str, method: str, status: int, seconds: float, kind: str | None) -> None:
+        """Count one request (``kind``: the result kind it found in the cache, or None)."""
+        if self._flusher is None:
+            self._start()
+        key = (route, method if method in _METHODS else "other", str(status), kind)
+        bucket = bisect_left(self._bounds, seconds)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._entries[key] = [0, 0.0, [0] * len(self._bounds)]
+            entry[0] += 1
+            entry[1] += seconds
+            entry[2][bucket] += 1
+
+    def flush(self) -> None:
+        """Add everything counted so far to the Prometheus values."""
+        with self._lock:
+            entries, self._entries = self._entries, {}
+        for (route, method, status, kind), (count, total, buckets) in entries.items():
+            counter, histogram = _request_children((route, method, status))
+            counter.inc(count)  # type: ignore[attr-defined]
+            histogram._sum.inc(total)  # type: ignore[attr-defined]
+            for child_bucket, bucket_count in zip(histogram._buckets, buckets, strict=True):  # type: ignore[attr-defined]
+                if bucket_count:
+                    child_bucket.inc(bucket_count)
+            if kind is not None:
+                _LOOKUP[kind, True].inc(count)
+
+    def forget_thread(self) -> None:
+        """After a fork: the flusher thread did not come along; start another when needed."""
+        self._lock = threading.Lock()
+        self._entries = {}
+        self._flusher = None
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._flusher is not None:
+                return
+            self._flusher = threading.Thread(
+                target=self._run, name="mathsite-metrics-flush", daemon=True
+            )
+            self._flusher.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(FRONT_FLUSH_SECONDS)
+            self.flush()
+
+
+front_tally = FrontTally()
+os.register_at_fork(after_in_child=front_tally.forget_thread)
+atexit.register(front_tally.flush)
+
+
+def front_request(route: str, method: str, status: int, seconds: float, kind: str | None) -> None:
+    """Count a request the WSGI front answered (a hit of ``kind``, or a 304 with kind None)."""
+    front_tally.add(route, method, status, seconds, kind)
 
 
 # --- exposition ---------------------------------------------------------------------
@@ -160,6 +260,7 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
 
 def exposition() -> tuple[bytes, str]:
     """Return the metrics of every process (or of this one) and their content type."""
+    front_tally.flush()
     if app_settings.PROMETHEUS_MULTIPROC_DIR:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=app_settings.PROMETHEUS_MULTIPROC_DIR)

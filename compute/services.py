@@ -85,16 +85,20 @@ def result_record(*, query: ResultQuery, text: str, compute_ms: float) -> None:
     ComputedResult.objects.bulk_create([row], ignore_conflicts=True)
 
 
-def result_cached(*, query: ResultQuery, cache: ResultCache = result_cache) -> Outcome | None:
+def result_cached(
+    *, query: ResultQuery, cache: ResultCache = result_cache, counted: bool = True
+) -> Outcome | None:
     """Return the outcome if a cache tier holds ``query``'s result, else None (nothing counted).
 
     For the WSGI front, which answers only hits and leaves misses to the view
-    (which counts them).
+    (which counts them). ``counted=False`` leaves counting the hit to the
+    caller (the front counts its hits in batches: ``metrics.front_request``).
     """
     payload = cache.get(query)
     if payload is MISSING:
         return None
-    metrics.cache_lookup(query.kind, hit=True)
+    if counted:
+        metrics.cache_lookup(query.kind, hit=True)
     return Outcome(payload, cached=True)
 
 

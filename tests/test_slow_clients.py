@@ -168,9 +168,10 @@ def test_idle_and_slow_header_clients_leave_cached_hits_fast(live, request):
             time.sleep(0.01)
         dribbled = max(sent for _, sent in load.slow)
     finally:
-        load.close()
-        for thread in threads:
+        load.stop.set()
+        for thread in threads:  # before the sockets close under their feet
             thread.join(timeout=5)
+        load.close()
 
     assert load.errors == []
     failed = [(r.status, r.error) for r in hits if r.status != 200 or not r.data["cached"]]

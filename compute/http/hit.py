@@ -189,7 +189,7 @@ def answer(
     query: ResultQuery, *, if_none_match: str | None, accept_encoding: str, lookup: Lookup
 ) -> Reply | None:
     """Answer a request for ``query``: 304, or the looked-up result; None if ``lookup`` had none."""
-    if etag_matches(if_none_match, query.etag):
+    if if_none_match and etag_matches(if_none_match, query.etag):
         metrics.not_modified(query.kind)
         return not_modified(query)
     outcome = lookup(query)

@@ -20,8 +20,9 @@ Everything else goes to Django unchanged: another method, a path that is
 not a result, an invalid input or host, a miss, site headers not learned
 yet, a plain-HTTP request while ``SECURE_SSL_REDIRECT`` is on, and anything
 unexpected (an exception here is never raised: Django answers, in JSON).
-Hits answered here are counted in the metrics but not written to the
-request log (``HIT_FAST_PATH=false`` sends every hit through Django).
+Hits answered here are counted in the metrics (in batches:
+``metrics.front_request``) but not written to the request log
+(``HIT_FAST_PATH=false`` sends every hit through Django).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ from compute.http import hit
 from compute.http.routes import ResultMatcher, Route, result_routes
 
 logger = logging.getLogger(__name__)
+
+# Valid result URLs remembered by ``ResultFront.resolve``.
+_MAX_RESOLVED = 4096
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
@@ -94,6 +98,7 @@ class ResultFront:
         self.cache = cache
         self.site = SiteHeaders()
         self._hosts: tuple[object, dict[str, bool]] = (None, {})
+        self._resolved: tuple[object, dict[tuple[str, str], tuple[Route, ResultQuery]]] = (None, {})
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD") or not app_settings.HIT_FAST_PATH:
@@ -109,24 +114,23 @@ class ResultFront:
         route, reply, extra = answered
         start_response(reply.status_line, [*reply.headers, *extra])
         seconds = self.timer() - started
-        metrics.observe_request(route.name, environ["REQUEST_METHOD"], reply.status, seconds)
+        found = route.kind if reply.status == 200 else None  # a 304 looked nothing up
+        metrics.front_request(route.name, environ["REQUEST_METHOD"], reply.status, seconds, found)
         return [reply.body]
 
     def answer(self, environ: dict) -> tuple[Route, hit.Reply, hit.Headers] | None:
         """Return (route, reply, site headers) for a hit or 304 this front may send, or None."""
-        matched = self.matcher.match(environ.get("PATH_INFO", ""))
-        if matched is None:
+        resolved = self.resolve(environ)
+        if resolved is None:
             return None
+        route, query = resolved
         secure = self.is_secure(environ)
         if app_settings.SECURE_SSL_REDIRECT and not secure:
             return None  # Django redirects it
         if not self.host_allowed(environ):
             return None  # Django answers 400
-        query = self.query(environ, *matched)
-        if query is None:
-            return None
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
-        status = 304 if hit.etag_matches(if_none_match, query.etag) else 200
+        status = 304 if if_none_match and hit.etag_matches(if_none_match, query.etag) else 200
         extra = self.site.get(secure, status)
         if extra is None:
             return None  # not learned yet: Django answers (and teaches)
@@ -138,11 +142,39 @@ class ResultFront:
         )
         if reply is None:
             return None
-        return matched[0], reply, extra
+        return route, reply, extra
+
+    def resolve(self, environ: dict) -> tuple[Route, ResultQuery] | None:
+        """Return the route and valid query a request names, or None (not a result, or invalid).
+
+        Remembered per (path, query string) while the limits stay the same:
+        clients ask for the same few URLs again and again, and matching plus
+        validating them is a fifth of a hit's work. Only valid results are
+        remembered, at most ``_MAX_RESOLVED`` of them.
+        """
+        key = (environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""))
+        limits = app_settings.limits
+        resolved_for, resolved = self._resolved
+        if resolved_for is not limits:  # a limit changed: validate again
+            resolved = {}
+            self._resolved = (limits, resolved)
+        found = resolved.get(key)
+        if found is None:
+            matched = self.matcher.match(key[0])
+            if matched is None:
+                return None
+            query = self.query(environ, *matched)
+            if query is None:
+                return None
+            found = (matched[0], query)
+            if len(resolved) >= _MAX_RESOLVED:
+                resolved.clear()  # bounded: what is asked again is validated again
+            resolved[key] = found
+        return found
 
     def lookup(self, query: ResultQuery) -> services.Outcome | None:
         """Return the cached outcome of ``query`` (cache tiers only), or None."""
-        return services.result_cached(query=query, cache=self.cache)
+        return services.result_cached(query=query, cache=self.cache, counted=False)
 
     def query(self, environ: dict, route: Route, n_text: str | None) -> ResultQuery | None:
         """Return the valid query the request names, or None (the view words the 400)."""

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
+from prometheus_client import REGISTRY
+from prometheus_client.utils import floatToGoString
 from rest_framework.authtoken.models import Token
 
+from compute import metrics
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 from compute.http.hit import not_modified, result_reply
@@ -227,3 +231,95 @@ def test_the_front_never_raises(apps, monkeypatch):
     status, _, body = call(fast, "/api/fib/93/")
     assert status.startswith("200")  # Django answered instead
     assert json.loads(body)["result"] == fib_reference(93)
+
+
+def front_samples(route: str) -> dict[str, float]:
+    """Read the request counters and duration histogram of ``route`` from this process."""
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"route": route, "method": "GET", **labels}) or 0.0
+
+    return {
+        "ok": value("mathsite_http_requests_total", status="200"),
+        "not_modified": value("mathsite_http_requests_total", status="304"),
+        "ok_timed": value("mathsite_http_request_duration_seconds_count", status="200"),
+        "ok_in_inf_bucket": value(
+            "mathsite_http_request_duration_seconds_bucket", status="200", le="+Inf"
+        ),
+        "hits": REGISTRY.get_sample_value(
+            "mathsite_cache_lookups_total", {"kind": "fib", "result": "hit"}
+        )
+        or 0.0,
+    }
+
+
+def test_front_hits_and_304s_reach_the_metrics_in_batches(apps):
+    fast, django = apps
+    learn(fast, "/api/fib/94/")
+    for _ in range(2):  # teach the 304 too
+        call(fast, "/api/fib/94/", if_none_match='W/"fib-94-v1"')
+    metrics.front_tally.flush()
+    before = front_samples("fib-detail")
+    calls = django.calls
+    for _ in range(5):
+        call(fast, "/api/fib/94/")
+    for _ in range(2):
+        call(fast, "/api/fib/94/", if_none_match='W/"fib-94-v1"')
+    assert django.calls == calls  # all seven answered by the front
+    metrics.front_tally.flush()
+    after = front_samples("fib-detail")
+    moved = {name: after[name] - before[name] for name in before}
+    assert moved == {"ok": 5, "not_modified": 2, "ok_timed": 5, "ok_in_inf_bucket": 5, "hits": 5}
+
+
+def test_the_tally_puts_each_duration_in_the_bucket_prometheus_would():
+    bounds = metrics.HTTP_DURATION._upper_bounds
+    durations = [0.0, 0.0005, 0.00051, 0.001, 0.003, 0.0249, 0.7, 31.0, *bounds[1:4]]
+    route = "tally-test"
+
+    def buckets() -> list[float]:
+        return [
+            REGISTRY.get_sample_value(
+                "mathsite_http_request_duration_seconds_bucket",
+                {"route": route, "method": "GET", "status": "200", "le": floatToGoString(bound)},
+            )
+            or 0.0
+            for bound in bounds
+        ]
+
+    before = buckets()
+    for seconds in durations:
+        metrics.front_request(route, "GET", 200, seconds, None)
+    metrics.front_tally.flush()
+    moved = [after - was for after, was in zip(buckets(), before, strict=True)]
+    # Cumulative buckets counted independently: how many durations are <= each bound.
+    assert moved == [sum(1 for seconds in durations if seconds <= bound) for bound in bounds]
+    total = REGISTRY.get_sample_value(
+        "mathsite_http_request_duration_seconds_sum",
+        {"route": route, "method": "GET", "status": "200"},
+    )
+    assert total == pytest.approx(sum(durations))
+
+
+def test_the_tally_is_flushed_by_its_thread_without_a_scrape(apps):
+    fast, _django = apps
+    learn(fast, "/api/fib/95/")
+    metrics.front_tally.flush()
+    before = front_samples("fib-detail")["ok"]
+    call(fast, "/api/fib/95/")
+    deadline = time.monotonic() + 5 * metrics.FRONT_FLUSH_SECONDS + 2
+    while front_samples("fib-detail")["ok"] == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert front_samples("fib-detail")["ok"] == before + 1
+
+
+def test_remembered_urls_are_validated_again_when_a_limit_changes(apps, settings):
+    fast, django = apps
+    learn(fast, "/api/fib/96/")
+    calls = django.calls
+    assert json.loads(call(fast, "/api/fib/96/")[2])["cached"] is True
+    assert django.calls == calls  # remembered and answered by the front
+    settings.FIB_MAX_N = 50
+    status, _headers, body = call(fast, "/api/fib/96/")
+    assert status.startswith("400") and "50" in json.loads(body)["n"][0]
+    assert django.calls == calls + 1
