@@ -65,7 +65,8 @@ $(VENV)/.bench: $(VENV)/.runtime requirements-bench.txt
 install-bench: $(VENV)/.bench
 
 bench: install-bench
-	@command -v wrk >/dev/null || echo "make bench: wrk not found (apt-get install -y wrk); using the Python load generator" >&2
+	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; } >/dev/null 2>&1 || true
+	@command -v wrk >/dev/null || echo "make bench: wrk not found (apt-get install -y wrk); using the Python load generator (the serving and rss stages need wrk)" >&2
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
