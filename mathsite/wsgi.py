@@ -1,7 +1,10 @@
-"""WSGI entry point (gunicorn mathsite.wsgi:application).
+"""WSGI entry point (granian or gunicorn: ``mathsite.wsgi:application``).
 
 Django's application, wrapped by the fast path that answers cached hits
-without Django's request cycle (``compute.http.wsgi``).
+without Django's request cycle (``compute.http.wsgi``). The URLconf and the
+views behind it are loaded here, when a worker starts, instead of by its
+first request: otherwise the first client of every new worker (and of every
+respawned one) waits about a second for the imports.
 """
 
 import os
@@ -12,5 +15,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mathsite.settings")
 django_application = get_wsgi_application()
 
 from compute.http.wsgi import ResultFront  # noqa: E402 - needs Django set up
+from mathsite.warmup import warm_up  # noqa: E402 - needs Django set up
 
+warm_up()
 application = ResultFront(django_application)
