@@ -12,6 +12,13 @@ two settings of ``SPECTACULAR_SETTINGS`` and never touches the views:
   the service enforces; it also names the seed-compatible routes cleanly.
 - ``postprocess_schema`` adds the result bodies as named components.
 
+``SchemaView`` serves the schema at ``/api/schema/``. drf-spectacular's own
+view reads ``?version=`` from the client and writes it into the
+``Content-Disposition`` filename (and the document's ``info.version``): a
+client could put quotes, control characters or a CR LF into a response
+header (the last is a 500). The API has one version, so the parameter is
+ignored and the filename is built from server values only.
+
 Every operation lists its error bodies: 400 names the invalid field
 (``{"n": ["n must be at most 1000000 (FIB_MAX_N)."]}``), other errors are
 ``{"detail": "..."}``, and 429 adds ``retry_after`` (seconds) next to the
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.settings import spectacular_settings
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -29,7 +37,9 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
+from rest_framework.request import Request
 
 from compute.api.serializers import ResultLogItemSerializer
 from compute.conf import app_settings
@@ -334,3 +344,24 @@ def postprocess_schema(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(RESULT_COMPONENTS)
     return result
+
+
+# --- the schema endpoint ------------------------------------------------------------------
+
+
+class SchemaView(SpectacularAPIView):
+    """drf-spectacular's schema view, with nothing from the client in its headers.
+
+    The document always describes the one API this service has (its
+    ``info.version`` is ``SPECTACULAR_SETTINGS["VERSION"]``), whatever
+    ``?version=`` says.
+    """
+
+    def _get_version_parameter(self, request: Request) -> None:
+        """Ignore ``?version=``: there is one API version, and the text is the client's."""
+        return None
+
+    def _get_filename(self, request: Request, version: str | None) -> str:
+        """Return ``<TITLE>.<format>``: the settings' title and the renderer this view chose."""
+        renderer_format = self.perform_content_negotiation(request, force=True)[0].format
+        return f"{spectacular_settings.TITLE or 'schema'}.{renderer_format}"
