@@ -259,7 +259,8 @@ SPECTACULAR_SETTINGS = {
         "pi(n) by the Basel series and exact Fibonacci numbers, cached in Redis and "
         "logged in a database. Results are immutable: responses carry a weak ETag and "
         "answer If-None-Match with 304. Reads need no authentication; DELETE needs a "
-        "staff token (`Authorization: Token <key>`) or a staff admin session."
+        "staff token (`Authorization: Token <key>`) or a staff admin session, of a "
+        'user holding the "delete computed result" permission.'
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -248,18 +248,19 @@ def _destroy(kind: str, location: str, operation_id: str, tags: list[str]) -> An
     return extend_schema(
         operation_id=operation_id,
         tags=tags,
-        summary=f"Delete a {kind} result (staff only)",
+        summary=f"Delete a {kind} result (staff with the delete permission)",
         description="Removes the result from every cache tier and from the log, whether or "
         "not it existed; the next GET computes it again. "
         + ("`digits=D` names a precision; without it, the double. " if kind == PI else "")
-        + "Needs a staff token (`Authorization: Token <key>`, from "
-        "`manage.py drf_create_token`) or a staff admin session.",
+        + "Needs the token (`Authorization: Token <key>`, from "
+        "`manage.py drf_create_token`) or admin session of a staff user holding the "
+        '"delete computed result" permission.',
         parameters=[_n_parameter(kind, location), *(_options(kind) if kind == PI else [])],
         responses={
             204: OpenApiResponse(description="Deleted (or there was nothing to delete)."),
             400: _invalid(),
             401: _error("No credentials: the response carries WWW-Authenticate: Token."),
-            403: _error("Authenticated, but not staff."),
+            403: _error("Authenticated, but not staff with the delete permission."),
             404: _error("Unknown route."),
         },
     )
