@@ -4,6 +4,11 @@ Rows are written only by ``compute.services``. The identity of a result is
 (kind, n, precision) with precision 0 for a double or an integer, never
 NULL, because SQL unique constraints treat NULLs as distinct and would let
 duplicates in on every database.
+
+Beside Django's add/change/delete/view, the model names two permissions
+for the admin's actions: evicting results from the cache and recomputing
+them change what every client is served (and recomputing costs CPU), so
+they are granted on their own, not implied by "view".
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ class ComputedResult(models.Model):
             models.Index(fields=["kind", "-computed_at", "-id"], name="result_kind_recent"),
         ]
         ordering = ["-computed_at", "-id"]
+        permissions = [
+            ("evict_computedresult", "Can evict results from the cache"),
+            ("recompute_computedresult", "Can recompute results"),
+        ]
 
     def __str__(self) -> str:
         suffix = f" ({self.precision} digits)" if self.precision else ""

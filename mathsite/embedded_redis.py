@@ -17,6 +17,10 @@ with persistence on or off::
     server.url()        # unix:///.../redis.sock?db=0
     server.pause(); server.resume(); server.kill(); server.start()   # faults, restart
     server.stop()       # SHUTDOWN, then SIGTERM, then SIGKILL, each wait bounded
+    server.stop_leftover()   # stop a server an earlier (killed) run left in the folder
+
+``make run`` does not start its server directly: ``mathsite.redis_supervisor``
+runs it, restarts it when it dies and stops it when ``make run`` ends.
 
 Command line::
 
@@ -34,7 +38,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -42,7 +46,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from mathsite import paths
+from mathsite import lifetime, paths
 
 # redis-py retries a failed command 3 times with up to seconds of backoff by
 # default: a PING to a dead socket, or the SHUTDOWN whose connection the
@@ -93,7 +97,8 @@ class RedisServer:
     ``password`` sets ``requirepass`` (and is used by ``client()``),
     ``binary`` picks the server (default ``server_binary()``) and
     ``wrapper`` prefixes its command (e.g. ``taskset -c 0``; the wrapper
-    must exec the server, so that ``pid`` is the server's).
+    must exec the server, so that ``pid`` is the server's); ``preexec`` is
+    run in the child before the server starts (``lifetime.die_with_parent()``).
 
     ``start()`` may be called again after ``kill()``, ``shutdown()`` or
     ``stop()``: the same address and folder (so, with persistence, the same
@@ -115,6 +120,7 @@ class RedisServer:
         password: str | None = None,
         binary: str | None = None,
         wrapper: Sequence[str] = (),
+        preexec: Callable[[], None] | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.port = port
@@ -125,6 +131,7 @@ class RedisServer:
         self.password = password
         self.binary = binary
         self.wrapper = list(wrapper)
+        self.preexec = preexec
         self.process: subprocess.Popen | None = None  # the server this object started
 
     # --- where it is --------------------------------------------------------------------
@@ -141,6 +148,11 @@ class RedisServer:
     @property
     def log_file(self) -> Path:
         return self.folder / "redis.log"
+
+    @property
+    def pid_file(self) -> Path:
+        """Return the file the server writes its pid into (left behind by a SIGKILL)."""
+        return self.folder / "redis.pid"
 
     @property
     def pid(self) -> int | None:
@@ -203,7 +215,7 @@ class RedisServer:
             "# Written by mathsite.embedded_redis; edits are overwritten on start.",
             *listen,
             f"dir {_quoted(self.folder)}",
-            f"pidfile {_quoted(self.folder / 'redis.pid')}",
+            f"pidfile {_quoted(self.pid_file)}",
             f"logfile {_quoted(self.log_file)}",
             *persist,
         ]
@@ -238,7 +250,12 @@ class RedisServer:
         # on stderr: they land in the same file, so the error below can quote them.
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own binary and config
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                preexec_fn=self.preexec,
             )
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
@@ -327,6 +344,44 @@ class RedisServer:
                 self._signal(sig)
         process.wait(timeout=wait)
 
+    def stop_leftover(self, wait: float = 10.0) -> int | None:
+        """Stop a server that an earlier run left at this address; return its pid, or None.
+
+        A run killed with SIGKILL may leave its server running (or stopped
+        by SIGSTOP, or a pid file naming it). Such a server is not adopted:
+        its configuration may be stale and nothing supervises it. It is
+        asked to SHUTDOWN (with persistence it saves, so its data is kept
+        for the server that replaces it), then SIGTERM, then SIGKILL. Only
+        a pid whose executable is a Redis-compatible server is signalled
+        (a pid file may name a pid the system has given to another program).
+        """
+        pids = set()
+        named = lifetime.read_pid(self.pid_file)
+        if named is not None and lifetime.alive(named) and _is_redis_server(named):
+            pids.add(named)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(named, signal.SIGCONT)  # a stopped server can neither answer nor exit
+        with contextlib.suppress(redis.RedisError, OSError):
+            client = self.client(timeout=min(wait, 2.0))
+            try:
+                pids.add(int(client.info("server")["process_id"]))
+                client.shutdown(save=self.persistence, nosave=not self.persistence)
+            finally:
+                client.close()
+        if not pids:
+            return None
+        for sig in (None, signal.SIGTERM, signal.SIGKILL):
+            for pid in pids:
+                if sig is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, sig)
+            deadline = time.monotonic() + wait
+            while any(lifetime.alive(pid) for pid in pids) and time.monotonic() < deadline:
+                time.sleep(self.ready_interval)
+            if not any(lifetime.alive(pid) for pid in pids):
+                break
+        return min(pids)
+
     def __enter__(self) -> RedisServer:
         return self.start()
 
@@ -339,21 +394,34 @@ class RedisServer:
         self.stop()
 
 
+def _is_redis_server(pid: int) -> bool:
+    """Return True if process ``pid`` runs a valkey-server or redis-server binary."""
+    try:
+        name = Path(os.readlink(f"/proc/{pid}/exe")).name
+    except OSError:
+        parts = lifetime.command_line(pid)
+        name = Path(parts[0]).name if parts else ""
+    return name.startswith(("valkey-server", "redis-server"))
+
+
 # --- make run's server ------------------------------------------------------------------
 
 
-def embedded(folder: Path | None = None) -> RedisServer:
+def embedded(
+    folder: Path | None = None, *, preexec: Callable[[], None] | None = None
+) -> RedisServer:
     """Return the launcher of ``make run``'s server kept in ``folder`` (default ``default_dir()``).
 
     A unix socket, persistence on, the memory cap and eviction policy from
     ``EMBEDDED_REDIS_MAXMEMORY`` (default 256mb) and ``EMBEDDED_REDIS_POLICY``
-    (default allkeys-lru).
+    (default allkeys-lru). ``preexec`` as for ``RedisServer``.
     """
     return RedisServer(
         folder or default_dir(),
         persistence=True,
         maxmemory=os.environ.get("EMBEDDED_REDIS_MAXMEMORY", "256mb"),
         policy=os.environ.get("EMBEDDED_REDIS_POLICY", "allkeys-lru"),
+        preexec=preexec,
     )
 
 

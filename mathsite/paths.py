@@ -2,10 +2,13 @@
 
 The data folder (``MATHSITE_DATA_DIR``, default ``var/`` in the repository)
 holds what ``make run`` creates and keeps: the SQLite database, the
-generated secret key, collected static files and the embedded Redis (its
-socket, data and log). Settings, the local launcher (``mathsite.serve``),
-the embedded Redis, the tests and the benchmarks all derive these paths
-from here, so a folder or file name is spelled once. Pure Python with no
+generated secret key, collected static files, the embedded Redis (its
+socket, data and log) and ``run/``, what lives only while a server runs
+(the pid file of ``make run``, each server's Prometheus multi-process
+folder ``run/metrics-<pid>``; a killed run's are swept at the next start).
+Settings, the local launcher (``mathsite.serve``), the embedded Redis, the
+tests and the benchmarks all derive these paths from here, so a folder or
+file name is spelled once. Pure Python with no
 Django import: ``serve.py`` and the embedded Redis need the paths before
 (or without) Django's settings.
 
@@ -54,6 +57,24 @@ def secret_key_file(data: Path | None = None) -> Path:
 def static_dir(data: Path | None = None) -> Path:
     """Return ``STATIC_ROOT``, where ``collectstatic`` puts the files WhiteNoise serves."""
     return _in(data, "static")
+
+
+def run_dir(data: Path | None = None) -> Path:
+    """Return the folder of runtime files, which live only while a server runs."""
+    return _in(data, "run")
+
+
+def serve_pid_file(data: Path | None = None) -> Path:
+    """Return the file naming the pid of the ``make run`` serving from the data folder."""
+    return run_dir(data) / "serve.pid"
+
+
+METRICS_PREFIX = "metrics-"
+
+
+def metrics_dir(pid: int, data: Path | None = None) -> Path:
+    """Return the Prometheus multi-process folder of the server launched by process ``pid``."""
+    return run_dir(data) / f"{METRICS_PREFIX}{pid}"
 
 
 def sqlite_file(data: Path | None = None) -> Path:

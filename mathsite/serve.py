@@ -9,18 +9,33 @@ static files and serves with granian on 127.0.0.1:$PORT (default 8000;
 granian gracefully, then the embedded Redis, which persists its
 data for the next run. ``python -m mathsite.serve manage ARGS`` runs a
 management command in the same environment (``make manage CMD=...``).
+
+The embedded Redis runs under ``mathsite.redis_supervisor`` (restarted with
+back-off if it dies; a server left by a killed run is stopped and replaced,
+not adopted). The supervisor and granian get a parent-death signal
+(``mathsite.lifetime``), so even a SIGKILL of this process, or of its whole
+process group, leaves nothing running. ``run/serve.pid`` in the data folder
+names the running ``make run``: a second one on the same data folder is
+refused (it would take the first one's Redis away), and a pid file of a
+killed run is simply replaced.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from . import embedded_redis, paths, server
+from . import embedded_redis, lifetime, paths, server
 from .paths import BASE_DIR
+
+# How long make run waits for its embedded Redis to answer the first time.
+REDIS_START_SECONDS = 15.0
 
 LOCAL_DEFAULTS = {
     "ALLOWED_HOSTS": "localhost,127.0.0.1,[::1]",
@@ -52,17 +67,78 @@ def local_environment() -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def claimed(data: Path) -> Iterator[None]:
+    """Hold ``run/serve.pid`` in ``data`` for the block; exit if another make run holds it."""
+    pid_file = paths.serve_pid_file(data)
+    holder = lifetime.read_pid(pid_file)
+    if (
+        holder is not None
+        and holder != os.getpid()
+        and lifetime.alive(holder)
+        and "mathsite.serve" in lifetime.command_line(holder)
+    ):
+        raise SystemExit(
+            f"mathsite: another make run (pid {holder}) is serving from {data}; "
+            "stop it first, or set MATHSITE_DATA_DIR to another folder."
+        )
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        if lifetime.read_pid(pid_file) == os.getpid():
+            pid_file.unlink(missing_ok=True)
+
+
+def start_supervised_redis(folder: Path, env: dict[str, str]) -> subprocess.Popen:
+    """Start ``mathsite.redis_supervisor`` on ``folder``; return it once its server answers.
+
+    Its own session keeps the terminal's Ctrl-C away from it (granian stops
+    first, then the supervisor is told to stop Redis); its parent-death
+    signal stops it when this process dies in any way.
+    """
+    supervisor = subprocess.Popen(  # noqa: S603 - our own module
+        [sys.executable, "-m", "mathsite.redis_supervisor", "--dir", str(folder)],
+        env=env,
+        cwd=BASE_DIR,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=lifetime.die_with_parent(),
+    )
+    probe = embedded_redis.embedded(folder)
+    deadline = time.monotonic() + REDIS_START_SECONDS
+    while not probe.answers():
+        if supervisor.poll() is not None or time.monotonic() > deadline:
+            stop_supervised_redis(supervisor)
+            raise SystemExit(f"mathsite: the embedded Redis did not start (see {probe.log_file})")
+        time.sleep(0.05)
+    return supervisor
+
+
+def stop_supervised_redis(supervisor: subprocess.Popen, wait: float = 30.0) -> None:
+    """Tell the supervisor to stop Redis cleanly (it saves) and wait for it; bounded."""
+    if supervisor.poll() is None:
+        supervisor.terminate()
+    try:
+        supervisor.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        supervisor.kill()  # its server then gets its own parent-death SIGTERM
+        supervisor.wait()
+
+
 def main() -> int:
     """Set up and run the service until interrupted; return the server's exit code."""
     env = local_environment()
     python = sys.executable
     manage = [python, str(BASE_DIR / "manage.py")]
-    redis_process = None
-    folder = embedded_redis.default_dir()
-    if not env.get("REDIS_URL"):
-        redis_process = embedded_redis.start(folder)
-        env["REDIS_URL"] = embedded_redis.url_for(folder)
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(claimed(paths.data_dir()))
+        if not env.get("REDIS_URL"):
+            folder = embedded_redis.default_dir()
+            supervisor = start_supervised_redis(folder, env)
+            stack.callback(stop_supervised_redis, supervisor)
+            env["REDIS_URL"] = embedded_redis.url_for(folder)
         subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True)  # noqa: S603
         subprocess.run(  # noqa: S603
             [*manage, "collectstatic", "--noinput", "-v", "0"], env=env, check=True
@@ -70,9 +146,6 @@ def main() -> int:
         port = env.get("PORT", "8000")
         print(f"mathsite: serving on http://127.0.0.1:{port}/ (Ctrl-C to stop)", flush=True)
         return server.run(env, host="127.0.0.1", port=port)
-    finally:
-        if redis_process is not None:
-            embedded_redis.stop(folder, redis_process)
 
 
 def manage(args: list[str]) -> int:

@@ -26,11 +26,18 @@ ones mathsite cares about (an explicitly set variable always wins):
   periodically when set, e.g. ``6h``.
 
 Prometheus: each worker is a process, so samples are shared through files in
-``PROMETHEUS_MULTIPROC_DIR``. Unless one is given, this launcher creates a
-private folder, empties it at start (stale samples of an earlier run would
-be added to this one's), removes the live-gauge files of workers that died
-(``mark_process_dead``; their counters stay, so totals never go backwards
-when a worker is replaced) and deletes the folder when the server stops.
+``PROMETHEUS_MULTIPROC_DIR``. Unless one is given, this launcher uses a
+private folder under the data folder, ``run/metrics-<launcher pid>``
+(``mathsite.paths``), empties it at start (stale samples of an earlier run
+would be added to this one's), removes the live-gauge files of workers that
+died (``mark_process_dead``; their counters stay, so totals never go
+backwards when a worker is replaced) and deletes the folder when the server
+stops. A launcher killed with SIGKILL cannot delete its folder: the next
+start sweeps every ``run/metrics-<pid>`` whose launcher no longer runs.
+
+granian is spawned with a parent-death signal (``mathsite.lifetime``):
+if this launcher is killed, granian gets SIGTERM and shuts down gracefully
+instead of serving on, unsupervised.
 """
 
 from __future__ import annotations
@@ -42,11 +49,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import lifetime, paths
 from .paths import BASE_DIR
 
 APPLICATION = "mathsite.wsgi:application"
@@ -103,11 +110,32 @@ def sweep_dead_workers(folder: Path) -> int:
     return len(dead)
 
 
+def sweep_metrics_folders(data: Path | None = None) -> list[Path]:
+    """Delete the private metrics folders of launchers that no longer run; return them."""
+    swept = []
+    for folder in sorted(paths.run_dir(data).glob(f"{paths.METRICS_PREFIX}*")):
+        pid = folder.name.removeprefix(paths.METRICS_PREFIX)
+        if pid.isdigit() and int(pid) != os.getpid() and not lifetime.alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            swept.append(folder)
+    return swept
+
+
 @contextlib.contextmanager
 def metrics_folder(env: dict[str, str]) -> Iterator[Path]:
-    """Provide the Prometheus multi-process folder: given (emptied) or private (removed after)."""
+    """Provide the Prometheus multi-process folder: given (emptied) or private (removed after).
+
+    The private folder is ``run/metrics-<pid>`` in the data folder that
+    ``env`` names (``MATHSITE_DATA_DIR``); leftovers of killed launchers
+    there are swept first.
+    """
     given = env.get("PROMETHEUS_MULTIPROC_DIR")
-    folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="mathsite-metrics-"))
+    if given:
+        folder = Path(given)
+    else:
+        data = Path(env["MATHSITE_DATA_DIR"]) if env.get("MATHSITE_DATA_DIR") else None
+        sweep_metrics_folders(data)
+        folder = paths.metrics_dir(os.getpid(), data)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db"):
         stale.unlink()
@@ -124,7 +152,10 @@ def run(env: dict[str, str], *, host: str, port: str, sweep_seconds: float = 5.0
     env = server_environment(env)
     env["GRANIAN_HOST"], env["GRANIAN_PORT"] = host, port
     with metrics_folder(env) as folder:
-        server = subprocess.Popen(command(), env=env, cwd=BASE_DIR)  # noqa: S603
+        # Spawned from the calling (main) thread, before the sweeper starts.
+        server = subprocess.Popen(  # noqa: S603
+            command(), env=env, cwd=BASE_DIR, preexec_fn=lifetime.die_with_parent()
+        )
         stopped = threading.Event()
 
         def forward(signum: int, _frame: object) -> None:

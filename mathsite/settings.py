@@ -259,7 +259,8 @@ SPECTACULAR_SETTINGS = {
         "pi(n) by the Basel series and exact Fibonacci numbers, cached in Redis and "
         "logged in a database. Results are immutable: responses carry a weak ETag and "
         "answer If-None-Match with 304. Reads need no authentication; DELETE needs a "
-        "staff token (`Authorization: Token <key>`) or a staff admin session."
+        "staff token (`Authorization: Token <key>`) or a staff admin session, of a "
+        'user holding the "delete computed result" permission.'
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -314,8 +315,12 @@ if not ADMIN_URL.endswith("/") or ADMIN_URL.startswith("/"):
     )
 
 # Admin login throttling (django-axes): after AXES_FAILURE_LIMIT failed
-# logins from one client address, further attempts get 429 for the cool-off
-# time. Attempts are kept in the database (no pickle, shared by every host).
+# logins for one username from one client address, further attempts for that
+# username from that address get 429 for the cool-off time. Locking by the
+# pair, not by the address alone, means failures on other usernames (a
+# colleague's typos, someone guessing "admin") or from other addresses never
+# lock the real staff out. Attempts are kept in the database (no pickle,
+# shared by every host).
 # https://django-axes.readthedocs.io/en/latest/4_configuration.html
 AUTHENTICATION_BACKENDS = [
     "mathsite.security.LoginThrottleBackend",
@@ -324,11 +329,11 @@ AUTHENTICATION_BACKENDS = [
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
-AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
-# The same client address as DRF's throttle (NUM_PROXIES above), so behind a
-# proxy one client's failures do not lock every client out.
+# The same client address as DRF's throttle (NUM_PROXIES above): behind a
+# proxy, NUM_PROXIES must be set, or every client has the proxy's address.
 AXES_CLIENT_IP_CALLABLE = "mathsite.security.client_ip"
 
 # --- Metrics (Prometheus) ------------------------------------------------------------

@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
+from compute.api.schema import SchemaView
 from compute.api.urls import api_urlpatterns, seed_urlpatterns
 from compute.http.routes import API_PREFIX
 
@@ -14,7 +15,7 @@ from . import views
 
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
-    path(f"{API_PREFIX}schema/", SpectacularAPIView.as_view(), name="schema"),
+    path(f"{API_PREFIX}schema/", SchemaView.as_view(), name="schema"),
     path(f"{API_PREFIX}docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     *api_urlpatterns(),
     path("healthz", views.healthz, name="healthz"),

@@ -23,17 +23,12 @@ restart come back ``cached: true`` from Redis's own persistence.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
 import random
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import redis
@@ -42,14 +37,10 @@ from mathsite import embedded_redis
 from tests.support.figures import record
 from tests.support.reference import fib_reference
 from tests.support.servers import (
-    BASE_DIR,
-    NO_RETRY,
-    PYTHON,
     LiveServer,
     RedisServer,
     Reply,
-    base_environment,
-    free_port,
+    ServeRun,
     http_get,
     wait_until,
 )
@@ -326,62 +317,8 @@ def _answers(server: RedisServer) -> bool:
 # --- restart of the whole service ------------------------------------------------------
 
 
-class Service:
-    """``python -m mathsite.serve`` as ``make run`` starts it, in a data folder of its own."""
-
-    def __init__(self, data: Path) -> None:
-        self.data = data
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-        self.output = data / "serve.log"
-
-    def start(self) -> Service:
-        env = base_environment()
-        for name in ("SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "SECURE_SSL_REDIRECT"):
-            env.pop(name, None)  # serve.py's own local defaults apply
-        env.update({"MATHSITE_DATA_DIR": str(self.data), "PORT": str(self.port)})
-        env["WEB_CONCURRENCY"] = "2"
-        self.data.mkdir(parents=True, exist_ok=True)
-        with open(self.output, "ab") as output:
-            self.process = subprocess.Popen(
-                [PYTHON, "-m", "mathsite.serve"],
-                env=env,
-                cwd=BASE_DIR,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=output,
-                start_new_session=True,
-            )
-
-        def up() -> bool:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"serve exited: {self.output.read_text()[-3000:]}")
-            return http_get(self.port, "/healthz", timeout=1).status == 200
-
-        if not wait_until(up, 60, interval=0.1):
-            self.stop()
-            raise RuntimeError(f"serve did not answer: {self.output.read_text()[-3000:]}")
-        return self
-
-    def stop(self) -> None:
-        """SIGTERM (what Ctrl-C does): granian stops, then the embedded Redis saves and stops."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
-
-    def redis(self) -> redis.Redis:
-        sock = embedded_redis.socket_path(self.data / "redis")
-        return redis.Redis(unix_socket_path=str(sock), socket_timeout=2, retry=NO_RETRY)
-
-
 def test_restart_keeps_cached_results_in_the_embedded_redis(tmp_path, request):
-    service = Service(tmp_path / "data")
+    service = ServeRun(tmp_path / "data")
     values = [100, 1_000, 20_000]  # 20,000: stored gzip-compressed
     try:
         service.start()

@@ -52,7 +52,7 @@ checks.negative_data_rejection.enabled = false
 MAKE_TOKEN = (
     "from django.contrib.auth.models import User; "
     "from rest_framework.authtoken.models import Token; "
-    "user = User.objects.create_user('schemathesis', is_staff=True); "
+    "user = User.objects.create_superuser('schemathesis'); "
     "print(Token.objects.create(user=user).key)"
 )
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
 from django.urls import reverse
 
 from compute.cache.serializer import TaggedSerializer
@@ -171,6 +172,52 @@ def test_admin_login_works_under_the_limit_and_test_client_login_is_unaffected(
     # authenticate() without a request (the test client's login, scripts) is
     # not an HTTP login attempt: nothing to throttle, nothing refused.
     assert client.login(username="boss", password="right-horse-battery")
+
+
+def _fail(client, username: str, address: str, times: int, **extra) -> list[int]:
+    """Post ``times`` wrong passwords for ``username`` from ``address``; return the statuses."""
+    form = {"username": username, "password": "wrong", "next": "/x"}
+    login = reverse("admin:login")
+    posts = [client.post(login, form, REMOTE_ADDR=address, **extra) for _ in range(times)]
+    return [response.status_code for response in posts]
+
+
+def _log_in(username: str, address: str, **extra) -> int:
+    """Post the right password from a fresh client; return the status (302 = logged in)."""
+    form = {"username": username, "password": "right-horse-battery", "next": "/x"}
+    return Client().post(reverse("admin:login"), form, REMOTE_ADDR=address, **extra).status_code
+
+
+@pytest.mark.django_db
+def test_failures_on_another_username_do_not_lock_out_staff_at_that_address(
+    client, settings, fast_hashing
+):
+    User.objects.create_user("alice", password="right-horse-battery", is_staff=True)
+    limit = settings.AXES_FAILURE_LIMIT
+    assert _fail(client, "mallory", "198.51.100.7", limit)[-1] == 429  # mallory is locked
+    assert _log_in("mallory", "198.51.100.7") == 429
+    assert _log_in("alice", "198.51.100.7") == 302
+
+
+@pytest.mark.django_db
+def test_lockout_is_per_username_and_address(client, settings, fast_hashing):
+    User.objects.create_user("alice", password="right-horse-battery", is_staff=True)
+    limit = settings.AXES_FAILURE_LIMIT
+    assert _fail(client, "alice", "198.51.100.7", limit)[-1] == 429
+    assert _log_in("alice", "203.0.113.9") == 302  # another address: not locked
+    assert _log_in("alice", "198.51.100.7") == 429  # the failing address still is
+
+
+@pytest.mark.django_db
+def test_behind_a_proxy_num_proxies_keeps_clients_apart(client, settings, fast_hashing):
+    """Every request comes from the proxy (127.0.0.1); X-Forwarded-For names the client."""
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    User.objects.create_user("alice", password="right-horse-battery", is_staff=True)
+    limit = settings.AXES_FAILURE_LIMIT
+    attacker = {"HTTP_X_FORWARDED_FOR": "198.51.100.7"}
+    assert _fail(client, "alice", "127.0.0.1", limit, **attacker)[-1] == 429
+    assert _log_in("alice", "127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9") == 302
+    assert _log_in("alice", "127.0.0.1", **attacker) == 429
 
 
 @pytest.mark.django_db

@@ -7,8 +7,12 @@ admin adds what staff need on top of Django's declarative options:
   number of rows and asks Redis about a whole page at once
   (``compute.admin.changelist``);
 - actions evict or recompute selected rows and say in the message bar what
-  they did, including when Redis could not be reached; deleting a row
-  evicts its cache entry through the service;
+  they did, including when Redis could not be reached; each needs its own
+  permission (``compute.evict_computedresult``,
+  ``compute.recompute_computedresult``; superusers have all), checked by
+  Django's ``allowed_permissions`` mechanism, so an action a user lacks is
+  neither offered nor run on a forged POST; deleting a row evicts its cache
+  entry through the service;
 - ``statistics/`` (linked from the admin index and the changelist) shows
   counts by kind, the cache hit ratio and a compute-time chart
   (``statistics_view``, with its figures from ``compute.admin.statistics``).
@@ -143,6 +147,14 @@ class ComputedResultAdmin(admin.ModelAdmin):
         """Rows are never edited: a result is a pure function of its inputs."""
         return False
 
+    def has_evict_permission(self, request: HttpRequest) -> bool:
+        """Return True if the user may evict results from the cache (the "evict" action)."""
+        return request.user.has_perm(f"{self.opts.app_label}.evict_{self.opts.model_name}")
+
+    def has_recompute_permission(self, request: HttpRequest) -> bool:
+        """Return True if the user may recompute results (the "recompute" action)."""
+        return request.user.has_perm(f"{self.opts.app_label}.recompute_{self.opts.model_name}")
+
     # --- the changelist -------------------------------------------------------------
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
@@ -228,7 +240,7 @@ class ComputedResultAdmin(admin.ModelAdmin):
 
     # --- actions --------------------------------------------------------------------
 
-    @admin.action(description="Evict selected results from the cache", permissions=["view"])
+    @admin.action(description="Evict selected results from the cache", permissions=["evict"])
     def evict_from_cache(self, request: HttpRequest, queryset: QuerySet[ComputedResult]) -> None:
         """Delete the Redis entries of the selected rows (the rows stay in the log)."""
         evicted: list[ComputedResult] = []
@@ -259,7 +271,7 @@ class ComputedResultAdmin(admin.ModelAdmin):
                 messages.ERROR,
             )
 
-    @admin.action(description="Recompute selected results", permissions=["view"])
+    @admin.action(description="Recompute selected results", permissions=["recompute"])
     def recompute(self, request: HttpRequest, queryset: QuerySet[ComputedResult]) -> None:
         """Compute the selected results again, refreshing value, size, time and cache entry."""
         total = queryset.count()

@@ -12,6 +12,13 @@ two settings of ``SPECTACULAR_SETTINGS`` and never touches the views:
   the service enforces; it also names the seed-compatible routes cleanly.
 - ``postprocess_schema`` adds the result bodies as named components.
 
+``SchemaView`` serves the schema at ``/api/schema/``. drf-spectacular's own
+view reads ``?version=`` from the client and writes it into the
+``Content-Disposition`` filename (and the document's ``info.version``): a
+client could put quotes, control characters or a CR LF into a response
+header (the last is a 500). The API has one version, so the parameter is
+ignored and the filename is built from server values only.
+
 Every operation lists its error bodies: 400 names the invalid field
 (``{"n": ["n must be at most 1000000 (FIB_MAX_N)."]}``), other errors are
 ``{"detail": "..."}``, and 429 adds ``retry_after`` (seconds) next to the
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.settings import spectacular_settings
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -29,7 +37,9 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
+from rest_framework.request import Request
 
 from compute.api.serializers import ResultLogItemSerializer
 from compute.conf import app_settings
@@ -238,18 +248,19 @@ def _destroy(kind: str, location: str, operation_id: str, tags: list[str]) -> An
     return extend_schema(
         operation_id=operation_id,
         tags=tags,
-        summary=f"Delete a {kind} result (staff only)",
+        summary=f"Delete a {kind} result (staff with the delete permission)",
         description="Removes the result from every cache tier and from the log, whether or "
         "not it existed; the next GET computes it again. "
         + ("`digits=D` names a precision; without it, the double. " if kind == PI else "")
-        + "Needs a staff token (`Authorization: Token <key>`, from "
-        "`manage.py drf_create_token`) or a staff admin session.",
+        + "Needs the token (`Authorization: Token <key>`, from "
+        "`manage.py drf_create_token`) or admin session of a staff user holding the "
+        '"delete computed result" permission.',
         parameters=[_n_parameter(kind, location), *(_options(kind) if kind == PI else [])],
         responses={
             204: OpenApiResponse(description="Deleted (or there was nothing to delete)."),
             400: _invalid(),
             401: _error("No credentials: the response carries WWW-Authenticate: Token."),
-            403: _error("Authenticated, but not staff."),
+            403: _error("Authenticated, but not staff with the delete permission."),
             404: _error("Unknown route."),
         },
     )
@@ -334,3 +345,24 @@ def postprocess_schema(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(RESULT_COMPONENTS)
     return result
+
+
+# --- the schema endpoint ------------------------------------------------------------------
+
+
+class SchemaView(SpectacularAPIView):
+    """drf-spectacular's schema view, with nothing from the client in its headers.
+
+    The document always describes the one API this service has (its
+    ``info.version`` is ``SPECTACULAR_SETTINGS["VERSION"]``), whatever
+    ``?version=`` says.
+    """
+
+    def _get_version_parameter(self, request: Request) -> None:
+        """Ignore ``?version=``: there is one API version, and the text is the client's."""
+        return None
+
+    def _get_filename(self, request: Request, version: str | None) -> str:
+        """Return ``<TITLE>.<format>``: the settings' title and the renderer this view chose."""
+        renderer_format = self.perform_content_negotiation(request, force=True)[0].format
+        return f"{spectacular_settings.TITLE or 'schema'}.{renderer_format}"

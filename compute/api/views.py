@@ -23,6 +23,7 @@ from rest_framework.response import Response
 
 from compute import selectors, services
 from compute.api.exceptions import CacheUnavailable
+from compute.api.permissions import CanDeleteResults
 from compute.api.serializers import ResultLogItemSerializer, ResultQuerySerializer
 from compute.api.throttling import ComputeRateThrottle
 from compute.domain.query import FIB, PI
@@ -86,7 +87,7 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def get_permissions(self) -> list[permissions.BasePermission]:
         if self.action == "destroy":
-            return [permissions.IsAdminUser()]
+            return [CanDeleteResults()]
         return [permissions.AllowAny()]
 
     def get_throttles(self) -> list[ComputeRateThrottle]:

@@ -67,14 +67,72 @@ def test_staff_without_permission_is_forbidden(client, django_user_model, result
     assert b"compute_computedresult_statistics" not in client.get(INDEX).content
 
 
-def test_view_only_staff_browses_and_may_evict_but_not_delete(client, view_only_staff, results):
-    client.force_login(view_only_staff)
+def _offered_actions(client) -> set[str]:
     response = client.get(CHANGELIST)
     assert response.status_code == 200
-    actions = dict(response.context["action_form"].fields["action"].choices)
-    assert set(actions) == {"", "evict_from_cache", "recompute"}
+    form = response.context["action_form"]  # None when no action is allowed
+    return set() if form is None else set(dict(form.fields["action"].choices)) - {""}
+
+
+def _grant(user, *codenames: str) -> None:
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+
+
+def test_view_only_staff_browses_but_may_not_evict_recompute_or_delete(
+    client, view_only_staff, results
+):
+    client.force_login(view_only_staff)
+    assert _offered_actions(client) == set()
     assert client.get(STATISTICS).status_code == 200
-    assert client.get(change_url(results["fib10"])).status_code == 200
+    page = client.get(change_url(results["fib10"]))
+    assert page.status_code == 200
+    assert b"deletelink" not in page.content
+
+
+def test_view_only_staff_forging_an_action_post_changes_nothing(
+    client, view_only_staff, results, redis_client
+):
+    """A POST naming an action the user lacks is refused by Django: no eviction, no recompute."""
+    client.force_login(view_only_staff)
+    row = results["fib10"]
+    ComputedResult.objects.filter(pk=row.pk).update(compute_ms=12345.0)
+    for action in ("evict_from_cache", "recompute", "delete_selected"):
+        response = run_action(client, action, list(results.values()))
+        assert response.status_code == 200
+        assert not any(m.startswith(("Evicted", "Recomputed")) for m in messages_of(response))
+    assert all(redis_has(redis_client, query) for query in QUERIES.values())
+    assert ComputedResult.objects.get(pk=row.pk).compute_ms == 12345.0  # not recomputed
+    assert ComputedResult.objects.count() == len(QUERIES)
+
+
+def test_staff_with_the_evict_permission_may_evict_only(
+    client, view_only_staff, results, redis_client
+):
+    _grant(view_only_staff, "evict_computedresult")
+    client.force_login(view_only_staff)
+    assert _offered_actions(client) == {"evict_from_cache"}
+    chosen = [results["fib1000"]]
+    response = run_action(client, "evict_from_cache", chosen)
+    assert messages_of(response)[0].startswith("Evicted 1 result from the cache: fib(1000).")
+    assert not redis_has(redis_client, QUERIES["fib1000"])
+    assert redis_has(redis_client, QUERIES["fib10"])
+
+
+def test_staff_with_the_recompute_permission_may_recompute_only(client, view_only_staff, results):
+    _grant(view_only_staff, "recompute_computedresult")
+    client.force_login(view_only_staff)
+    assert _offered_actions(client) == {"recompute"}
+    row = results["fib10"]
+    ComputedResult.objects.filter(pk=row.pk).update(value="54", compute_ms=12345.0)
+    response = run_action(client, "recompute", [row])
+    assert messages_of(response)[0].startswith("Recomputed 1 result in ")
+    refreshed = ComputedResult.objects.get(pk=row.pk)
+    assert refreshed.value == str(fib_reference(10))
+    assert refreshed.compute_ms < 12345.0
+
+
+def test_superusers_have_every_action(admin_client):
+    assert _offered_actions(admin_client) == {"evict_from_cache", "recompute", "delete_selected"}
 
 
 def test_staff_cannot_add_rows(admin_client):

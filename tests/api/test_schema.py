@@ -127,3 +127,21 @@ def test_admin_css_is_served_with_debug_off(settings):
     response = Client().get("/static/admin/css/base.css")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/css")
+
+
+@pytest.mark.parametrize(
+    "version",
+    ["a%22%3B%20x", "%00", "%0d%0aSet-Cookie:%20x=1", "%ff%fe", "1", "x" * 3000],
+)
+@pytest.mark.parametrize("accept", ["application/vnd.oai.openapi", "application/json"])
+def test_version_parameter_never_reaches_a_header(version, accept):
+    """?version= is the client's text: it is ignored, never a 500, never in a header."""
+    response = Client().get(f"/api/schema/?version={version}", HTTP_ACCEPT=accept)
+    assert response.status_code == 200
+    suffix = "json" if accept == "application/json" else "yaml"
+    assert response["Content-Disposition"] == f'inline; filename="mathsite API.{suffix}"'
+    for name, value in response.items():
+        assert value.isprintable() and value.isascii(), (name, value)
+    assert "Set-Cookie" not in response
+    document = response.json() if suffix == "json" else yaml.safe_load(response.content)
+    assert document["info"]["version"] == "1"

@@ -13,7 +13,7 @@ from decimal import Decimal, getcontext
 from fractions import Fraction
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -36,9 +36,16 @@ def client() -> APIClient:
     return APIClient()
 
 
+def deleting_staff(username: str, password: str) -> User:
+    """A staff user holding the "delete computed result" permission (what DELETE needs)."""
+    user = User.objects.create_user(username, password=password, is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="delete_computedresult"))
+    return user
+
+
 @pytest.fixture
 def staff_client() -> APIClient:
-    user = User.objects.create_user("staff", password="pw-staff-123", is_staff=True)
+    user = deleting_staff("staff", "pw-staff-123")
     token = Token.objects.create(user=user)
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
@@ -373,8 +380,29 @@ def test_staff_delete_pi_precision_only(staff_client):
     assert get_json(staff_client, "/api/pi/9/")[1]["cached"] is True
 
 
+def test_staff_without_the_delete_permission_is_forbidden(client):
+    """The admin's rule: staff who may only view results cannot delete them by token either."""
+    user = User.objects.create_user("viewer", password="pw-view-123", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_computedresult"))
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.get("/api/fib/22/")
+    response = client.delete("/api/fib/22/")
+    assert response.status_code == 403
+    assert "delete computed result" in response.json()["detail"]
+    assert ComputedResult.objects.filter(kind="fib", n=22).exists()
+    assert get_json(client, "/api/fib/22/")[1]["cached"] is True
+
+
+def test_superuser_token_may_delete(client):
+    user = User.objects.create_superuser("root", password="pw-root-123")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.get("/api/fib/23/")
+    assert client.delete("/api/fib/23/").status_code == 204
+    assert not ComputedResult.objects.filter(kind="fib", n=23).exists()
+
+
 def test_session_staff_can_delete(client):
-    User.objects.create_user("admin", password="pw-admin-123", is_staff=True)
+    deleting_staff("admin", "pw-admin-123")
     assert client.login(username="admin", password="pw-admin-123")
     get_json(client, "/api/pi/44/")
     assert client.delete("/api/pi/44/").status_code == 204

@@ -121,7 +121,7 @@ def test_not_modified_is_learned_too(apps):
 
 def test_a_deleted_result_is_computed_again_at_once(apps):
     fast, django = apps
-    user = User.objects.create_user("ops", password="pw-ops-12345", is_staff=True)
+    user = User.objects.create_superuser("ops", password="pw-ops-12345")
     token = Token.objects.create(user=user).key
     for _ in range(4):
         call(fast, "/api/fib/91/")

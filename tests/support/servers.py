@@ -444,3 +444,105 @@ class LiveServer:
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL of its group if it lingers); idempotent."""
         _stop_process(self.process, signal.SIGTERM, timeout=10)
+
+
+# --- make run ---------------------------------------------------------------------------
+
+
+def descendants(pid: int) -> set[int]:
+    """Return the pids of every live process below ``pid`` (children, their children, ...)."""
+    children: dict[int, set[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rpartition(")")[2].split()
+            if fields[0] != "Z":
+                children.setdefault(int(fields[1]), set()).add(int(stat.parent.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+class ServeRun:
+    """``python -m mathsite.serve`` as ``make run`` starts it, in a data folder of its own.
+
+    Its own session and process group (``kill_group`` kills all of it, as
+    a terminal closing or an OOM kill of the group would); output in
+    ``data/serve.log``.
+    """
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.output = data / "serve.log"
+
+    def environment(self) -> dict[str, str]:
+        env = base_environment()
+        for name in ("SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "SECURE_SSL_REDIRECT"):
+            env.pop(name, None)  # serve.py's own local defaults apply
+        env.update({"MATHSITE_DATA_DIR": str(self.data), "PORT": str(self.port)})
+        env["WEB_CONCURRENCY"] = "2"
+        return env
+
+    def spawn(self) -> subprocess.Popen:
+        """Start serve and return its process without waiting for it to answer."""
+        self.data.mkdir(parents=True, exist_ok=True)
+        with open(self.output, "ab") as output:
+            return subprocess.Popen(
+                [PYTHON, "-m", "mathsite.serve"],
+                env=self.environment(),
+                cwd=BASE_DIR,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                start_new_session=True,
+            )
+
+    def start(self) -> ServeRun:
+        self.process = self.spawn()
+
+        def up() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"serve exited: {self.output.read_text()[-3000:]}")
+            return http_get(self.port, "/healthz", timeout=1).status == 200
+
+        if not wait_until(up, 60, interval=0.1):
+            self.stop()
+            raise RuntimeError(f"serve did not answer: {self.output.read_text()[-3000:]}")
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM (what Ctrl-C does): granian stops, then the embedded Redis saves and stops."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill_group()
+
+    def kill_group(self) -> None:
+        """SIGKILL serve's whole process group at once and reap serve."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=5)
+
+    @property
+    def redis_folder(self) -> Path:
+        return paths.redis_dir(self.data)
+
+    def redis_pid(self) -> int | None:
+        """Return the pid the embedded Redis wrote into its pid file (None without one)."""
+        with contextlib.suppress(OSError, ValueError):
+            return int((self.redis_folder / "redis.pid").read_text())
+        return None
+
+    def redis(self) -> Any:
+        return embedded_redis.embedded(self.redis_folder).client()
