@@ -3,7 +3,8 @@
 Generates a ``SECRET_KEY`` on first run and keeps it in the data folder
 (``var/secret_key``, never committed), limits hosts to localhost, turns the
 TLS-only settings off for this plain-HTTP local server, starts the
-embedded Redis when no ``REDIS_URL`` is set, applies migrations, collects
+embedded Redis when no Redis is configured (``REDIS_URL``,
+``REDIS_CLUSTER_NODES`` or ``REDIS_SENTINELS``), applies migrations, collects
 static files and serves with granian on 127.0.0.1:$PORT (default 8000;
 ``mathsite.server`` has the server's settings). Ctrl-C (or SIGTERM) stops
 granian gracefully, then the embedded Redis, which persists its
@@ -52,6 +53,14 @@ def local_environment() -> dict[str, str]:
     return env
 
 
+REDIS_VARIABLES = ("REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_SENTINELS")
+
+
+def redis_configured(env: dict[str, str]) -> bool:
+    """Return True if ``env`` names an external Redis (one server, a cluster or Sentinel)."""
+    return any(env.get(name) for name in REDIS_VARIABLES)
+
+
 def main() -> int:
     """Set up and run the service until interrupted; return the server's exit code."""
     env = local_environment()
@@ -59,7 +68,7 @@ def main() -> int:
     manage = [python, str(BASE_DIR / "manage.py")]
     redis_process = None
     folder = embedded_redis.default_dir()
-    if not env.get("REDIS_URL"):
+    if not redis_configured(env):
         redis_process = embedded_redis.start(folder)
         env["REDIS_URL"] = embedded_redis.url_for(folder)
     try:
@@ -92,7 +101,7 @@ def manage(args: list[str]) -> int:
         subprocess.run(migrate, env=environment, check=True)  # noqa: S603
         return subprocess.call([*manage_py, *args], env=environment)  # noqa: S603
 
-    if env.get("REDIS_URL"):
+    if redis_configured(env):
         return run(env)
     with embedded_redis.running(folder) as url:
         return run({**env, "REDIS_URL": url})
