@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import redis.cluster
 from redis.cluster import key_slot
 
 from mathsite import embedded_redis
@@ -142,6 +143,29 @@ class ValkeyCluster:
     def topology(self) -> RedisTopology:
         return RedisTopology(cluster_nodes=self.nodes_setting())
 
+    def client(self) -> redis.RedisCluster:
+        """Return a plain cluster client of the test's (to inspect what was stored)."""
+        nodes = [redis.cluster.ClusterNode("127.0.0.1", s.port) for s in self.running()]
+        return redis.RedisCluster(startup_nodes=nodes, socket_timeout=2)
+
+    def heal(self, wait: float = 30.0) -> None:
+        """Start every stopped node again (it rejoins as a replica) and wait for ``ok``."""
+        for server in self.servers:
+            server.resume()
+            if not server.running():
+                server.start()
+        if not wait_until(self.healthy_with_replicas, wait, interval=0.1):
+            raise RuntimeError("the cluster did not heal")
+
+    def healthy_with_replicas(self) -> bool:
+        if not self.healthy():
+            return False
+        for server in self.master_servers():
+            info = _client(server.port).info("replication")
+            if info.get("connected_slaves", 0) < self.replicas:
+                return False
+        return True
+
     def env(self) -> dict[str, str]:
         """Return the environment a live server needs to use this cluster."""
         return {"REDIS_URL": "", "REDIS_CLUSTER_NODES": self.nodes_setting()}
@@ -227,6 +251,27 @@ class SentinelSet:
                 )
                 return next(s for s in self.data if s.port == int(port))
         raise LookupError("no sentinel answers")
+
+    def client(self) -> redis.Redis:
+        """Return a plain client on the current master (to inspect what was stored)."""
+        return _client(self.master().port)
+
+    def heal(self, wait: float = 30.0) -> None:
+        """Start the stopped data servers again (the sentinels make them replicas); wait."""
+        for server in self.data:
+            server.resume()
+            if not server.running():
+                server.start()
+
+        def replicated() -> bool:
+            try:
+                info = _client(self.master().port).info("replication")
+                return info["role"] == "master" and info["connected_slaves"] >= self.replica_count
+            except (redis.RedisError, OSError, LookupError):
+                return False
+
+        if not wait_until(lambda: replicated() and self.healthy(), wait, interval=0.1):
+            raise RuntimeError("the Sentinel set did not heal")
 
     def sentinels_setting(self) -> str:
         return ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
