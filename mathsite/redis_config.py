@@ -80,7 +80,8 @@ class RedisTopology:
         ]
         if len(named) > 1:
             raise ImproperlyConfigured(
-                f"{' and '.join(named)} are both set: set only one of them "
+                f"{' and '.join(named)} are {'both' if len(named) == 2 else 'all'} set: "
+                "set only one of them "
                 "(REDIS_URL for one server, REDIS_CLUSTER_NODES for a cluster, "
                 "REDIS_SENTINELS with REDIS_SENTINEL_MASTER for Sentinel)."
             )
