@@ -5,7 +5,8 @@ starts under ``var/``) and the secure ones (``DEBUG`` off, secure cookies,
 HSTS, SSL redirect, the proxy's ``X-Forwarded-Proto`` trusted). ``make run``
 switches the TLS-only settings off for its plain-HTTP local server;
 production sets ``SECRET_KEY`` and ``ALLOWED_HOSTS`` and points
-``DATABASE_URL`` and ``REDIS_URL`` at shared services. Every variable is
+``DATABASE_URL`` and ``REDIS_URL`` (or ``REDIS_CLUSTER_NODES``, or
+``REDIS_SENTINELS``: ``mathsite.redis_config``) at shared services. Every variable is
 listed with its default and meaning in ``.env.example`` (a test checks that
 the two agree); ``docs/deploy.md`` is the runbook.
 

@@ -73,7 +73,9 @@ class ResultCache:
         )
         self.evictions = EvictionBroadcast(
             generation_key=self.make_key(GENERATION_KEY),
-            host_name=f"{self.backend._server}|{self.namespace}",  # LOCATION and namespace
+            # The backend's LOCATION (django-redis keeps it as ``_server``; a
+            # cluster or Sentinel client has no single pool address to ask).
+            host_name=f"{self.backend._server}|{self.namespace}",
             sync_seconds=lambda: app_settings.LOCAL_CACHE_SYNC_SECONDS,
             forget=self.local.clear,
             clock=clock,
