@@ -8,6 +8,7 @@ holds is read with raw clients on each master, not through the code under test.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from io import StringIO
@@ -176,3 +177,13 @@ def test_warm_cache_fills_every_shard(on_topology, topology):
     other = ResultCache()
     for n in range(100):
         assert other.get(fib_query(n)).text == str(fib_reference(n))
+
+
+def test_readiness_and_the_stats_command(on_topology):
+    assert on_topology.ping() == (True, "ok")
+    for n in range(12):
+        services.result_get(query=fib_query(n))
+    out = StringIO()
+    call_command("cache_stats", "--json", stdout=out)
+    figures = json.loads(out.getvalue())
+    assert figures["entries_by_kind"]["fib"] == 12
