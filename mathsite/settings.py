@@ -5,7 +5,8 @@ starts under ``var/``) and the secure ones (``DEBUG`` off, secure cookies,
 HSTS, SSL redirect, the proxy's ``X-Forwarded-Proto`` trusted). ``make run``
 switches the TLS-only settings off for its plain-HTTP local server;
 production sets ``SECRET_KEY`` and ``ALLOWED_HOSTS`` and points
-``DATABASE_URL`` and ``REDIS_URL`` at shared services. Every variable is
+``DATABASE_URL`` and ``REDIS_URL`` (or ``REDIS_CLUSTER_NODES``, or
+``REDIS_SENTINELS``: ``mathsite.redis_config``) at shared services. Every variable is
 listed with its default and meaning in ``.env.example`` (a test checks that
 the two agree); ``docs/deploy.md`` is the runbook.
 
@@ -20,11 +21,10 @@ from datetime import timedelta
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from compute.domain.rates import parse_rate
 from mathsite import paths
+from mathsite.redis_config import RedisTopology
 
 env = environ.Env()
 
@@ -170,8 +170,16 @@ else:
 # --- Cache (Redis through django-redis) -----------------------------------------
 # https://github.com/jazzband/django-redis#configure-as-cache-backend
 
-# redis://[:password@]host:port/db, rediss:// (TLS) or unix:///path?db=N.
-REDIS_URL = env.str("REDIS_URL", default=f"unix://{paths.redis_socket(paths.redis_dir(DATA_DIR))}")
+# One of: REDIS_URL (one server: redis://[:password@]host:port/db, rediss://
+# for TLS, unix:///path?db=N), REDIS_CLUSTER_NODES (seed nodes of a Redis
+# Cluster, host:port,...) or REDIS_SENTINELS (host:port,...) with
+# REDIS_SENTINEL_MASTER. With none of them, the embedded server's socket.
+# mathsite.redis_config turns them into django-redis options.
+REDIS_CLUSTER_NODES = env.str("REDIS_CLUSTER_NODES", default="")
+REDIS_SENTINELS = env.str("REDIS_SENTINELS", default="")
+REDIS_URL = env.str("REDIS_URL", default="")
+if not (REDIS_URL or REDIS_CLUSTER_NODES or REDIS_SENTINELS):
+    REDIS_URL = f"unix://{paths.redis_socket(paths.redis_dir(DATA_DIR))}"
 # Seconds a result stays in Redis; empty or "none" means never expire (as the
 # old service did). The result log keeps everything regardless.
 _ttl = env.str("CACHE_TTL", default="")
@@ -183,24 +191,25 @@ REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.25)
 REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=0.25)
 REDIS_BACKOFF_SECONDS = env.float("REDIS_BACKOFF_SECONDS", default=2.0)
 
+REDIS_TOPOLOGY = RedisTopology(
+    url=REDIS_URL,
+    cluster_nodes=REDIS_CLUSTER_NODES,
+    sentinels=REDIS_SENTINELS,
+    sentinel_master=env.str("REDIS_SENTINEL_MASTER", default=""),
+    username=env.str("REDIS_USERNAME", default=""),
+    password=env.str("REDIS_PASSWORD", default=""),
+    sentinel_password=env.str("REDIS_SENTINEL_PASSWORD", default=""),
+    tls=env.bool("REDIS_TLS", default=False),
+    socket_timeout=REDIS_SOCKET_TIMEOUT,
+    connect_timeout=REDIS_CONNECT_TIMEOUT,
+    max_connections=env.int("REDIS_MAX_CONNECTIONS", default=64),
+)
 CACHES = {
-    "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="mathsite"),
-        "VERSION": env.int("CACHE_VERSION", default=1),
-        "TIMEOUT": CACHE_TTL,
-        "OPTIONS": {
-            "CLIENT_CLASS": "django_redis.client.DefaultClient",
-            "SERIALIZER": "compute.cache.serializer.TaggedSerializer",
-            "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT,
-            "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
-            "CONNECTION_POOL_KWARGS": {
-                "retry": Retry(NoBackoff(), 0),
-                "max_connections": env.int("REDIS_MAX_CONNECTIONS", default=64),
-            },
-        },
-    },
+    "default": REDIS_TOPOLOGY.cache_entry(
+        prefix=env.str("CACHE_KEY_PREFIX", default="mathsite"),
+        version=env.int("CACHE_VERSION", default=1),
+        ttl=CACHE_TTL,
+    ),
 }
 
 # In-process tier in front of Redis: bounded in bytes; every process checks

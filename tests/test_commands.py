@@ -115,7 +115,7 @@ def test_clear_cache_deletes_only_this_namespace(redis_client):
     redis_client.mset(foreign)
     own = set(redis_client.scan_iter(match=result_cache.namespace + "*"))
     assert {result_cache.make_key(f"fib:{n}").encode() for n in range(10)} <= own
-    kept = {result_cache.make_key("meta:generation").encode()}  # bumped, not deleted
+    kept = {result_cache.make_key("{meta}:generation").encode()}  # bumped, not deleted
     try:
         out, _ = run("clear_cache")
         count = len(own - kept)  # 10 results and the statistics hash

@@ -7,13 +7,20 @@ DELETE, an admin eviction or a namespace clear must reach every process:
   an eviction bumps and every process compares, a plain memory read,
   before each in-process hit;
 - on other hosts within ``LOCAL_CACHE_SYNC_SECONDS``: a generation counter
-  in Redis, re-read at most that often before serving from the tier, and
-  read in the same round trip as every Redis lookup.
+  in Redis, re-read by each process at most that often (a GET carried by
+  the request that finds the sync due), and never alongside a lookup.
 
-The Redis counter starts from a random base and survives a namespace
-clear, so a lost or cleared counter can never come back equal to a value
-some process still holds. Until a process has read the generation (at
-start, after an outage) its tier is not used at all.
+No key is read by every request: the generation is read by every
+*process*, twice a second by default, whatever the request rate, so on a
+Redis Cluster lookups spread over the shards that own their keys and the
+generation's shard sees a constant, small load (``docs/deploy.md`` has the
+figures). Pub/sub would save those reads but loses messages silently while
+a subscriber reconnects (during a failover, exactly when evictions matter),
+so it needs this periodic check as its fallback anyway, plus a subscriber
+thread per process; RESP3 client-side tracking has the same gap when a
+connection drops and needs RESP3 on every connection. The periodic read
+alone is one mechanism, the same on a single server, a cluster and
+Sentinel, with the same bound.
 """
 
 from __future__ import annotations
@@ -67,13 +74,14 @@ class EvictionBroadcast:
     def check(self) -> str:
         """Return "fresh" if the tier may serve now, "sync" if Redis must be asked first.
 
-        A bump on this host empties the tier at once.
+        A bump on this host empties the tier at once; an untrusted tier is
+        always due for a sync.
         """
         seen = self.host.read()
         if seen != self._host_seen:
             self.forget()
             self._host_seen = seen
-        if self.clock() - self._synced_at >= self.sync_seconds():
+        if self._generation is None or self.clock() - self._synced_at >= self.sync_seconds():
             return "sync"
         return "fresh"
 
@@ -89,15 +97,18 @@ class EvictionBroadcast:
             self._generation = generation
         self._synced_at = self.clock()
 
-    def queue_bump(self, pipe: Any) -> None:
-        """Queue the increment of the shared generation on ``pipe``.
+    def bump(self, client: Any) -> None:
+        """Increment the shared generation (one round trip to the shard that owns it).
 
         A missing counter (first eviction, or a Redis that lost its data)
         restarts from a random 48-bit base rather than from 1, so it cannot
-        come back equal to the value an idle process last saw.
+        come back equal to the value an idle process last saw. Both commands
+        are on the one key, so the pipeline is slot-safe on a cluster.
         """
+        pipe = client.pipeline(transaction=False)
         pipe.set(self.generation_key, secrets.randbits(48), nx=True)
         pipe.incr(self.generation_key)
+        pipe.execute()
 
     def bump_host(self) -> None:
         """Tell every process of this host to empty its tier now."""
@@ -107,3 +118,4 @@ class EvictionBroadcast:
         """Stop trusting the tier (Redis failed: evictions could not be heard)."""
         self.forget()
         self._generation = None
+        self._synced_at = float("-inf")

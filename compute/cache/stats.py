@@ -77,9 +77,51 @@ class StatsTally:
 
 
 def scan_namespace(client: redis.Redis, namespace: str) -> Iterator[bytes]:
-    """Yield every key starting with ``namespace`` (SCAN, not KEYS; the prefix taken literally)."""
+    """Yield every key starting with ``namespace`` (SCAN, not KEYS; the prefix taken literally).
+
+    On a cluster redis-py's ``scan_iter`` walks every master in turn.
+    """
     pattern = re.sub(r"([\\*?\[\]])", r"\\\1", namespace) + "*"
     yield from client.scan_iter(match=pattern, count=1000)
+
+
+def delete_each(client: redis.Redis, keys: list[bytes]) -> int:
+    """Delete ``keys`` with one single-key DEL each, pipelined; return how many existed.
+
+    Slot-safe on a cluster (redis-py sends each DEL to its key's shard).
+    """
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.delete(key)
+    return sum(pipe.execute())
+
+
+def server_info(client: redis.Redis, section: str) -> dict[str, Any]:
+    """Return INFO ``section``; on a cluster, every master's figures added up.
+
+    Numbers are summed over the masters (memory, hits, evictions); other
+    fields (the memory policy, the human-readable size) are the first
+    master's, so a cluster's ``used_memory_human`` is recomputed by the caller.
+    """
+    if not isinstance(client, redis.RedisCluster):
+        return client.info(section)
+    per_node = client.info(section, target_nodes=redis.RedisCluster.PRIMARIES)
+    merged: dict[str, Any] = {}
+    for info in per_node.values():
+        for field, value in info.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                merged[field] = merged.get(field, 0) + value
+            else:
+                merged.setdefault(field, value)
+    return merged
+
+
+def _human(size: int) -> str:
+    for unit in ("B", "K", "M", "G"):
+        if size < 1024 or unit == "G":
+            return f"{size:.2f}{unit}" if unit != "B" else f"{size}B"
+        size /= 1024
+    return f"{size}"
 
 
 def namespace_stats(client: redis.Redis, *, namespace: str, stats_key: str) -> dict[str, Any]:
@@ -114,8 +156,10 @@ def namespace_stats(client: redis.Redis, *, namespace: str, stats_key: str) -> d
         stored_bytes += measure()
     tally = {k.decode(): int(v) for k, v in client.hgetall(stats_key).items()}
     hits, fills = tally.get("hits", 0), tally.get("fills", 0)
-    memory = client.info("memory")
-    server = client.info("stats")
+    memory = server_info(client, "memory")
+    server = server_info(client, "stats")
+    if isinstance(client, redis.RedisCluster):
+        memory["used_memory_human"] = _human(memory.get("used_memory", 0))
     return {
         "namespace": namespace,
         "entries": sum(by_kind.values()),

@@ -40,14 +40,17 @@ from compute.cache.counters import count_in_window
 from compute.cache.invalidation import EvictionBroadcast
 from compute.cache.local import MISSING, LocalTier
 from compute.cache.locks import ComputeLocks
-from compute.cache.stats import StatsTally, namespace_stats, scan_namespace
+from compute.cache.stats import StatsTally, delete_each, namespace_stats, scan_namespace
 from compute.conf import app_settings
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 
 REDIS_ERRORS = (redis.RedisError, ConnectionInterrupted, OSError)
-GENERATION_KEY = "meta:generation"
-STATS_KEY = "meta:stats"
+# The two shared bookkeeping keys carry one hash tag, so on a cluster they live
+# in one slot and the periodic sync reads one and writes the other in a single
+# round trip to one shard. No request reads them: see ``get``.
+GENERATION_KEY = "{meta}:generation"
+STATS_KEY = "{meta}:stats"
 
 __all__ = ["MISSING", "REDIS_ERRORS", "ResultCache"]
 
@@ -70,7 +73,9 @@ class ResultCache:
         )
         self.evictions = EvictionBroadcast(
             generation_key=self.make_key(GENERATION_KEY),
-            host_name=f"{self._location()}|{self.namespace}",
+            # The backend's LOCATION (django-redis keeps it as ``_server``; a
+            # cluster or Sentinel client has no single pool address to ask).
+            host_name=f"{self.backend._server}|{self.namespace}",
             sync_seconds=lambda: app_settings.LOCAL_CACHE_SYNC_SECONDS,
             forget=self.local.clear,
             clock=clock,
@@ -100,11 +105,6 @@ class ResultCache:
         """Return the prefix every key of this deployment starts with (``prefix:version:``)."""
         return self.make_key("")
 
-    def _location(self) -> str:
-        kwargs = self.redis().connection_pool.connection_kwargs
-        where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
-        return f"{where}/{kwargs.get('db', 0)}"
-
     @property
     def available(self) -> bool:
         """Return False while the breaker is open after a Redis failure."""
@@ -121,10 +121,15 @@ class ResultCache:
     # --- results ----------------------------------------------------------------
 
     def get(self, query: ResultQuery) -> Payload | Any:
-        """Return the cached payload of ``query`` (local tier, then Redis) or ``MISSING``."""
+        """Return the cached payload of ``query`` (local tier, then Redis) or ``MISSING``.
+
+        The eviction generation is read by the periodic sync only (at most
+        once per ``LOCAL_CACHE_SYNC_SECONDS`` per process), never alongside a
+        lookup: on a cluster a lookup reads only the shard owning its key.
+        """
+        if self.evictions.check() == "sync":
+            self._sync()
         if self.evictions.trusted:
-            if self.evictions.check() == "sync":
-                self._sync()
             found = self.local.get(query.cache_key)
             if found is not MISSING and self.evictions.trusted:
                 self.tally.add("hits")
@@ -132,7 +137,10 @@ class ResultCache:
         return self.get_shared(query)
 
     def _sync(self) -> None:
-        """Re-read the eviction generation (one small GET); failure empties the tier."""
+        """Re-read the eviction generation (one small GET, with the due statistics).
+
+        A failure opens the breaker, which empties the tier.
+        """
 
         def fetch() -> Any:
             pipe = self._pipeline()
@@ -149,25 +157,17 @@ class ResultCache:
         key = query.cache_key
         self.evictions.host.read()  # mapped before anything can enter the tier
 
-        def fetch() -> tuple[Any, Any]:
-            pipe = self._pipeline()
-            self.evictions.queue_read(pipe)
-            pipe.get(self.make_key(key))
-            self.tally.queue(pipe)
-            found = pipe.execute()
-            return found[0], found[1]
-
-        generation, data = self.breaker.call(fetch, (None, None))
+        data = self.breaker.call(lambda: self.redis().get(self.make_key(key)), None)
         if data is None:
             return MISSING
-        self.evictions.adopt(generation)
         try:
             payload = Payload.from_redis(query, data)
         except (ValueError, zlib.error):
             logger.warning("Discarding malformed cache entry %s", key)
             self.breaker.call(lambda: self.redis().delete(self.make_key(key)), None)
             return MISSING
-        self.local.put(key, payload, payload.nbytes)
+        if self.evictions.trusted:  # else the next sync must come first
+            self.local.put(key, payload, payload.nbytes)
         self.tally.add("hits")
         return payload
 
@@ -178,10 +178,7 @@ class ResultCache:
         self.tally.add("fills")
 
         def store() -> bool:
-            pipe = self._pipeline()
-            pipe.set(self.make_key(query.cache_key), data, ex=ttl)
-            self.tally.queue(pipe)
-            pipe.execute()
+            self.redis().set(self.make_key(query.cache_key), data, ex=ttl)
             return True
 
         stored = self.breaker.call(store, False)
@@ -194,18 +191,23 @@ class ResultCache:
         return self.delete_keys([query.cache_key])
 
     def delete_keys(self, keys: Iterable[str]) -> bool:
-        """Delete cache entries by key and bump the eviction generation."""
+        """Delete cache entries by key, then bump the eviction generation.
+
+        One single-key DEL per entry (slot-safe on a cluster; redis-py sends
+        them to their shards), then the bump, in that order: a process that
+        syncs after the bump can no longer read the value from Redis.
+        """
         keys = list(keys)
         full = [self.make_key(k) for k in keys]
         for key in keys:
             self.local.discard(key)
 
         def drop() -> bool:
-            pipe = self._pipeline(transaction=True)
-            if full:
-                pipe.delete(*full)
-            self.evictions.queue_bump(pipe)
+            pipe = self._pipeline()
+            for key in full:
+                pipe.delete(key)
             pipe.execute()
+            self.evictions.bump(self.redis())
             return True
 
         dropped = self.breaker.call(drop, False)
@@ -276,18 +278,16 @@ class ResultCache:
         generation = self.evictions.generation_key.encode()
         deleted = 0
         batch: list[bytes] = []
-        for key in scan_namespace(client, self.namespace):
+        for key in scan_namespace(client, self.namespace):  # every master of a cluster
             if key == generation:
                 continue
             batch.append(key)
             if len(batch) >= 1000:
-                deleted += client.delete(*batch)
+                deleted += delete_each(client, batch)
                 batch.clear()
         if batch:
-            deleted += client.delete(*batch)
-        pipe = client.pipeline(transaction=True)
-        self.evictions.queue_bump(pipe)
-        pipe.execute()
+            deleted += delete_each(client, batch)
+        self.evictions.bump(client)
         self.evictions.bump_host()
         self.local.clear()
         self.tally.discard()

@@ -10,6 +10,9 @@ from compute.cache import MISSING, ResultCache
 from compute.cache.host_counter import HostCounter, private_folder
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
+from tests.support.caches import PointedCache, backend_at
+from tests.support.reference import fib_reference
+from tests.support.servers import RedisServer
 
 
 def _bump_many(path: str, times: int) -> None:
@@ -53,3 +56,33 @@ def test_eviction_is_seen_at_once_by_another_process_tier(clean_cache):
     assert worker_b.get(query) is not MISSING  # now served from B's tier
     worker_a.delete(query)
     assert worker_b.get(query) is MISSING
+
+
+@pytest.mark.django_db
+def test_lookups_do_not_read_the_eviction_generation(tmp_path):
+    """No key is read by every request (on a cluster it would be one hot shard).
+
+    A Redis of the test's own counts the commands (INFO commandstats): 500
+    lookups of distinct results by a fresh process read 500 result keys and
+    the generation only when the periodic sync is due (its clock never moves
+    here: once). The old design read the generation with every lookup.
+    """
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        writer = PointedCache(backend_at(server.url(), prefix="gen-reads"))
+        queries = [ResultQuery("fib", n) for n in range(500)]
+        for query in queries:
+            writer.set(query, Payload.from_text(query, str(fib_reference(query.n))))
+        writer.delete(ResultQuery("fib", 10_000))  # the generation exists from now on
+        client = server.client()
+        client.config_resetstat()
+        reader = PointedCache(backend_at(server.url(), prefix="gen-reads"))
+        for query in queries:
+            assert reader.get(query).text == str(fib_reference(query.n))
+        for query in queries:  # from the tier now: no Redis read at all
+            assert reader.get(query) is not MISSING
+        stats = client.info("commandstats")
+        assert stats["cmdstat_get"]["calls"] == 500 + 1
+        assert client.info("stats")["keyspace_hits"] == 500 + 1
+    finally:
+        server.stop()

@@ -94,11 +94,11 @@ def test_no_stored_value_is_a_pickle(redis_client):
     keys = list(redis_client.scan_iter(match=result_cache.namespace + "*"))
     assert len(keys) >= 6
     for key in keys:
-        if key.endswith(b"meta:stats"):  # a hash of integer counters (flushed once a second)
+        if key.endswith(b"{meta}:stats"):  # a hash of integer counters (flushed once a second)
             assert all(v.isdigit() for v in redis_client.hgetall(key).values())
             continue
         raw = redis_client.get(key)
-        if key.endswith(b"meta:generation"):
+        if key.endswith(b"{meta}:generation"):
             assert raw.isdigit()
         else:
             assert raw[:1] in (b"r", b"z"), (key, raw[:20])
@@ -155,7 +155,7 @@ def test_clear_namespace_leaves_other_deployments_keys(redis_client):
         for key, value in foreign.items():
             assert redis_client.get(key) == value
         left = [k for k in redis_client.scan_iter(match=own + "*")]
-        assert left == [(own + "meta:generation").encode()]
+        assert left == [(own + "{meta}:generation").encode()]
     finally:
         redis_client.delete(*foreign)
 
@@ -215,7 +215,7 @@ def test_malformed_entries_are_discarded_and_recomputed(redis_client, caplog, ca
 
 def test_hits_and_fills_reach_redis_at_most_once_a_second(redis_client):
     cache = PointedCache()
-    stats_key = cache.make_key("meta:stats")
+    stats_key = cache.make_key("{meta}:stats")
     query = fib_query(33)
     services.result_get(query=query, cache=cache)  # a fill (flushes nothing yet: first call)
     for _ in range(5):
@@ -302,7 +302,7 @@ def test_a_namespace_clear_reaches_another_process_within_the_sync_interval(sett
 
 def test_a_lost_generation_counter_does_not_come_back_equal(redis_client):
     cache = PointedCache()
-    key = cache.make_key("meta:generation")
+    key = cache.make_key("{meta}:generation")
     seen = set()
     for _ in range(3):
         redis_client.delete(key)  # Redis lost its data (restart without persistence)
