@@ -152,7 +152,7 @@ def test_sigkill_of_the_whole_process_group_leaves_nothing_running(service, requ
 
     service.start()  # ...so the next start sweeps it
     assert not metrics.exists()
-    assert [p.name for p in paths.run_dir(service.data).iterdir()] == sorted(
+    assert sorted(p.name for p in paths.run_dir(service.data).iterdir()) == sorted(
         ["serve.pid", paths.metrics_dir(service.process.pid, service.data).name]
     )
     # The supervisor stopped Redis with SHUTDOWN (it saved): the cache survived.
