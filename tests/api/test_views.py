@@ -18,6 +18,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from compute.cache import result_cache
+from compute.domain.query import ResultQuery
 from compute.models import ComputedResult
 from tests.support.reference import fib_reference, unlimited_int_digits
 
@@ -335,7 +336,7 @@ def test_served_from_log_after_redis_loses_it(client, redis_client):
     result_cache.clear_namespace()
     _, body = get_json(client, "/api/fib/300/")
     assert body == {"cached": True, "result": fib_reference(300), "n": 300}
-    assert redis_client.exists(result_cache.make_key("fib:300")) == 1
+    assert redis_client.exists(result_cache.make_key(ResultQuery("fib", 300).cache_key)) == 1
 
 
 # --- DELETE ------------------------------------------------------------------------------------

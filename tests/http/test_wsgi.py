@@ -16,6 +16,7 @@ from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 from compute.http.hit import not_modified, result_reply
 from compute.http.wsgi import ResultFront, SiteHeaders
+from tests.support.entries import sign
 from tests.support.reference import fib_reference
 
 pytestmark = pytest.mark.django_db
@@ -201,13 +202,15 @@ def test_content_length_is_the_length_of_the_body_after_an_entry_changed(apps, r
     status, headers, body = call(fast, "/api/fib/93/")
     assert status.startswith("200") and django.calls == before  # the front answered
     assert int(dict(headers)["Content-Length"]) == len(body)
-    # Someone rewrites the entry (a shorter literal of the same shape), and this
-    # process's tier forgets its copy: the next reply carries the new body.
-    redis_client.set(fast.cache.make_key("fib:93"), b"r7")
+    # The entry is rewritten (a shorter literal that passes every check but
+    # the value's, signed with the deployment's key), and this process's tier
+    # forgets its copy: the next reply carries the new body.
+    key = fast.cache.make_key(ResultQuery("fib", 93).cache_key)
+    redis_client.set(key, sign(key, b"r1000000000000000008"))
     fast.cache.local.clear()
     _status, headers, body = call(fast, "/api/fib/93/")
     assert django.calls == before
-    assert json.loads(body)["result"] == 7
+    assert json.loads(body)["result"] == 1000000000000000008
     assert int(dict(headers)["Content-Length"]) == len(body)
 
 
