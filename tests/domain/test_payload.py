@@ -6,7 +6,6 @@ import gzip
 import json
 import time
 import tracemalloc
-import zlib
 
 import pytest
 
@@ -21,6 +20,7 @@ from compute.domain.payload import (
     max_entry_bytes,
 )
 from compute.domain.query import Limits, ResultQuery
+from tests.support.entries import zeros_gzip
 from tests.support.reference import fib_reference, unlimited_int_digits
 
 BOUND = max_entry_bytes(Limits(10**6, 10**18, 1000))
@@ -116,13 +116,6 @@ def test_an_entry_that_is_not_its_querys_result_is_refused(query, stored):
 def test_an_entry_larger_than_the_bound_is_refused_before_decoding():
     query = ResultQuery("fib", 20)
     assert reason_of(query, b"r" + b"1" * 100, max_bytes=50) == OVERSIZED
-
-
-def zeros_gzip(megabytes: int) -> bytes:
-    """Return a gzip stream of ``megabytes`` MB of zeros, built a megabyte at a time."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    chunk = bytes(1 << 20)
-    return b"".join(compressor.compress(chunk) for _ in range(megabytes)) + compressor.flush()
 
 
 def test_a_zip_bomb_stops_at_the_bound_fast_and_small():
