@@ -45,7 +45,7 @@ import threading
 from collections.abc import Callable
 
 from compute import metrics
-from compute.domain.payload import FORGED, MALFORMED, UnfitEntry
+from compute.domain.payload import FORGED, MALFORMED, OVERSIZED, UnfitEntry
 
 logger = logging.getLogger("compute.cache")
 
@@ -94,13 +94,16 @@ class EntrySeal:
         """Return the entry to store under ``full_key``: ``data`` followed by its MAC."""
         return data + entry_mac(self.signing_key(), full_key, data)
 
-    def open(self, full_key: str, entry: bytes) -> bytes:
+    def open(self, full_key: str, entry: bytes, *, max_bytes: int | None = None) -> bytes:
         """Return the data of an entry read from ``full_key``.
 
-        Raise ``UnfitEntry``: ``MALFORMED`` if it is too short to carry a
-        MAC, ``FORGED`` if the MAC is not this deployment's for this key and
-        these bytes.
+        Raise ``UnfitEntry``: ``OVERSIZED`` if the data is longer than
+        ``max_bytes`` (checked first: a huge value costs no hashing),
+        ``MALFORMED`` if it is too short to carry a MAC, ``FORGED`` if the
+        MAC is not this deployment's for this key and these bytes.
         """
+        if max_bytes is not None and len(entry) > max_bytes + MAC_BYTES:
+            raise UnfitEntry(OVERSIZED, f"{len(entry)} bytes stored, more than {max_bytes}")
         if len(entry) <= MAC_BYTES:
             raise UnfitEntry(MALFORMED, "too short to carry a MAC")
         data, mac = entry[:-MAC_BYTES], entry[-MAC_BYTES:]

@@ -168,8 +168,9 @@ class ResultCache:
             return MISSING
         self.evictions.adopt(generation)
         try:
-            data = self.seal.open(full_key, data)
-            payload = Payload.from_redis(query, data, max_bytes=app_settings.cache_max_entry_bytes)
+            bound = app_settings.cache_max_entry_bytes
+            data = self.seal.open(full_key, data, max_bytes=bound)
+            payload = Payload.from_redis(query, data, max_bytes=bound)
         except UnfitEntry as rejected:  # never served; the caller refills it from the log
             self.rejections.report(rejected, key)
             self.breaker.call(lambda: self.redis().delete(full_key), None)

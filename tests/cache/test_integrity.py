@@ -198,6 +198,21 @@ def test_a_zip_bomb_is_refused_in_milliseconds_with_bounded_memory(
     assert peak < 4 * 1024 * 1024
 
 
+def test_a_huge_stored_value_is_refused_before_it_is_hashed(redis_client):
+    seal = EntrySeal(secret=lambda: "a deployment secret")
+    huge = b"r" + b"7" * (64 << 20)  # 64 MB: hashing it would take tens of ms
+    started = time.perf_counter()
+    with pytest.raises(UnfitEntry) as caught:
+        seal.open("p:1:fib:20:fmt2", huge, max_bytes=471_261)
+    assert time.perf_counter() - started < 0.005
+    assert caught.value.reason == OVERSIZED
+    query = ResultQuery("fib", 20)
+    redis_client.set(full_key(query), b"r" + b"7" * (2 << 20))
+    before = rejected(OVERSIZED)
+    assert result_cache.get_shared(query) is MISSING
+    assert rejected(OVERSIZED) - before == 1
+
+
 def test_the_entry_bound_is_configurable(redis_client):
     query = ResultQuery("fib", 30_000)  # a 6,270-digit body, stored gzip-compressed
     services.result_get(query=query)
