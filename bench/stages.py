@@ -449,7 +449,7 @@ def stage_big_hit(ctx: Context) -> dict[str, Any]:
 
     # The stored value, found by its key's suffix in mathsite's database.
     rclient = ctx.redis.client(ctx.mathsite_db)
-    keys = list(rclient.scan_iter(match=f"*:fib:{n}", count=1000))
+    keys = list(rclient.scan_iter(match=f"*:fib:{n}:fmt*", count=1000))
     stored_key = keys[0] if keys else None
     stored_len = len(rclient.get(stored_key) or b"") if stored_key else 0
 

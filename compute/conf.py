@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.core.signals import setting_changed
 
+from compute.domain.payload import max_entry_bytes
 from compute.domain.query import Limits
 
 __all__ = ["app_settings", "on_change"]
@@ -43,6 +44,24 @@ class AppSettings:
             limits = Limits(settings.FIB_MAX_N, settings.PI_MAX_N, settings.PI_MAX_DIGITS)
             self.__dict__["_limits"] = limits
         return limits
+
+    @property
+    def cache_max_entry_bytes(self) -> int:
+        """Return the bound of a Redis entry, stored or decompressed (``CACHE_MAX_ENTRY_BYTES``).
+
+        Unset, it is derived from the limits (``payload.max_entry_bytes``), so
+        raising ``FIB_MAX_N`` raises it too.
+        """
+        bound = self.__dict__.get("_max_entry_bytes")
+        if bound is None:
+            bound = settings.CACHE_MAX_ENTRY_BYTES or max_entry_bytes(self.limits)
+            self.__dict__["_max_entry_bytes"] = bound
+        return bound
+
+    @property
+    def cache_signing_secret(self) -> str:
+        """Return the secret entry MACs are keyed with: ``CACHE_SIGNING_KEY`` or ``SECRET_KEY``."""
+        return self.CACHE_SIGNING_KEY or self.SECRET_KEY
 
     @property
     def cache_location(self) -> str:

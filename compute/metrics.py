@@ -12,7 +12,10 @@ What is measured (all names start with ``mathsite_``):
 - ``compute_duration_seconds`` by kind: a histogram of computations (its
   ``_count`` is the number of computations);
 - ``redis_errors_total`` by exception type: Redis failures, each of which
-  opens the cache's breaker.
+  opens the cache's breaker;
+- ``cache_rejected_total`` by reason (``malformed``, ``bad_mac``,
+  ``oversized``, ``mismatch``): entries read from Redis and discarded, not
+  served (``compute.cache.integrity``).
 
 The hooks are called on the hot path, so each is an in-process counter
 update and a context-variable write: no I/O, no lock held across a call.
@@ -94,6 +97,13 @@ REDIS_ERRORS = Counter(
     ["error"],
 )
 
+CACHE_REJECTED = Counter(
+    "mathsite_cache_rejected",
+    "Entries read from Redis and discarded instead of served, by reason "
+    "(malformed, bad_mac, oversized, mismatch).",
+    ["reason"],
+)
+
 # Children bound once: the hot path pays for an increment, not a label lookup.
 _LOOKUP = {
     (kind, hit): CACHE_LOOKUPS.labels(kind, HIT if hit else MISS)
@@ -132,6 +142,11 @@ def computed(kind: str, seconds: float) -> None:
 def not_modified(kind: str) -> None:
     """Note that a ``kind`` result request was answered 304 (no lookup, nothing counted)."""
     _outcome.set((kind, NOT_MODIFIED))
+
+
+def cache_rejected(reason: str) -> None:
+    """Count one entry read from Redis and discarded (rare: the label lookup is fine)."""
+    CACHE_REJECTED.labels(reason).inc()
 
 
 def redis_error(exc: BaseException) -> None:

@@ -212,6 +212,29 @@ CACHES = {
     ),
 }
 
+# Every result entry in Redis carries a keyed MAC (compute.cache.integrity) so
+# that nothing this deployment did not write is ever served. Its key is derived
+# from CACHE_SIGNING_KEY, or from SECRET_KEY when that is empty; every instance
+# of a deployment must share it. Changing it makes every entry fail the check
+# once (counted, then refilled from the result log).
+CACHE_SIGNING_KEY = env.str("CACHE_SIGNING_KEY", default="")
+if CACHE_SIGNING_KEY and len(CACHE_SIGNING_KEY) < 32:
+    raise ImproperlyConfigured(
+        "CACHE_SIGNING_KEY is shorter than 32 characters. Set it to a long random string "
+        "shared by every instance of the deployment, or leave it empty to derive it from "
+        "SECRET_KEY."
+    )
+# Largest entry read from Redis, stored or decompressed (bytes); empty: a
+# little above the largest legal body, derived from FIB_MAX_N and
+# PI_MAX_DIGITS (compute.domain.payload.max_entry_bytes: 471,261 by default).
+_max_entry = env.str("CACHE_MAX_ENTRY_BYTES", default="").strip()
+if _max_entry and not (_max_entry.isdigit() and int(_max_entry) > 0):
+    raise ImproperlyConfigured(
+        f"CACHE_MAX_ENTRY_BYTES={_max_entry!r} is not a positive number of bytes. Set it to "
+        "one (e.g. 1048576), or leave it empty to derive it from FIB_MAX_N and PI_MAX_DIGITS."
+    )
+CACHE_MAX_ENTRY_BYTES: int | None = int(_max_entry) if _max_entry else None
+
 # In-process tier in front of Redis: bounded in bytes; every process checks
 # the shared eviction generation at most every LOCAL_CACHE_SYNC_SECONDS, so
 # a DELETE reaches all processes within that time (README: at most 1 s).

@@ -14,9 +14,11 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from compute.cache import result_cache
+from compute.domain.query import ResultQuery
 from compute.management.commands import cache_stats, clear_cache, warm_cache
 from compute.models import ComputedResult
 from tests.support.caches import PointedCache, backend_at
+from tests.support.entries import unsigned
 from tests.support.reference import fib_reference
 
 pytestmark = pytest.mark.django_db
@@ -28,8 +30,15 @@ def run(name: str, *args: str) -> tuple[str, str]:
     return out.getvalue(), err.getvalue()
 
 
+def stored_data(redis_client, query: ResultQuery) -> bytes | None:
+    """Return the data of ``query``'s entry (its MAC checked against the documented one)."""
+    key = result_cache.make_key(query.cache_key)
+    entry = redis_client.get(key)
+    return None if entry is None else unsigned(key, entry)
+
+
 def stored_fib(redis_client, n: int) -> bytes | None:
-    return redis_client.get(result_cache.make_key(f"fib:{n}"))
+    return stored_data(redis_client, ResultQuery("fib", n))
 
 
 # --- warm_cache ---------------------------------------------------------------------
@@ -64,7 +73,7 @@ def test_warm_cache_pi_with_digits_and_a_step(redis_client):
     assert [(r.n, r.precision) for r in rows] == [(2, 12), (11, 12), (20, 12)]
     # sqrt(6 * 1) with 12 significant digits.
     assert rows[0].value == "2.44948974278"
-    assert redis_client.get(result_cache.make_key("pi:2:d12")) == b'r"2.44948974278"'
+    assert stored_data(redis_client, ResultQuery("pi", 2, digits=12)) == b'r"2.44948974278"'
 
 
 def test_warm_cache_refuses_a_huge_range_unless_forced():
@@ -114,7 +123,8 @@ def test_clear_cache_deletes_only_this_namespace(redis_client):
     foreign = {f"elsewhere-{prefix}:1:fib:1": b"r1", f"{prefix}:7:fib:1": b"r1"}
     redis_client.mset(foreign)
     own = set(redis_client.scan_iter(match=result_cache.namespace + "*"))
-    assert {result_cache.make_key(f"fib:{n}").encode() for n in range(10)} <= own
+    results = {result_cache.make_key(ResultQuery("fib", n).cache_key) for n in range(10)}
+    assert {key.encode() for key in results} <= own
     kept = {result_cache.make_key("{meta}:generation").encode()}  # bumped, not deleted
     try:
         out, _ = run("clear_cache")
@@ -149,10 +159,8 @@ def test_cache_stats_reports_entries_size_and_hit_ratio(redis_client):
     assert stats["namespace"] == result_cache.namespace
     assert stats["entries"] == 12
     assert stats["entries_by_kind"] == {"fib": 10, "pi": 2}
-    expected_bytes = sum(
-        redis_client.strlen(result_cache.make_key(k))
-        for k in [f"fib:{n}" for n in range(10)] + ["pi:1", "pi:2"]
-    )
+    queries = [ResultQuery("fib", n) for n in range(10)] + [ResultQuery("pi", n) for n in (1, 2)]
+    expected_bytes = sum(redis_client.strlen(result_cache.make_key(q.cache_key)) for q in queries)
     assert stats["stored_bytes"] == expected_bytes
     assert (stats["hits"], stats["fills"]) == (10, 12)
     assert stats["hit_ratio"] == pytest.approx(10 / 22)

@@ -25,6 +25,7 @@ from collections import Counter
 
 import pytest
 
+from compute.domain.query import ResultQuery
 from tests.support.figures import record
 from tests.support.reference import fib_reference
 from tests.support.servers import LiveServer, RedisServer, free_port, http_get, wait_until
@@ -113,7 +114,7 @@ def test_a_cold_burst_over_all_workers_computes_once(live, redis_server, request
     computed = finished_by_pid(live, n)
     assert sum(computed.values()) == 1
     assert log_rows(live, "fib", n) == 1
-    assert redis_server.client().exists(live.key(f"fib:{n}")) == 1
+    assert redis_server.client().exists(live.key(ResultQuery("fib", n).cache_key)) == 1
 
     # The burst really was spread over every worker, and the other workers'
     # first requests arrived while the computation ran and waited for it.
@@ -140,7 +141,7 @@ def test_a_worker_killed_mid_computation_blocks_the_key_no_longer_than_the_lock_
 ):
     n = 16_001
     path = f"/api/fib/{n}/"
-    lock_key = live.key(f"lock:fib:{n}")
+    lock_key = live.key("lock:" + ResultQuery("fib", n).cache_key)
     redis = redis_server.client()
     victim: list = []
     holder = threading.Thread(target=lambda: victim.append(http_get(live.port, path, timeout=15)))
@@ -203,7 +204,7 @@ def test_etag_is_the_same_cold_and_cached_and_if_none_match_gets_304(live, redis
     )
     assert unseen.status == 304
     assert live.computations("fib", fresh) == []
-    assert redis_server.client().exists(live.key(f"fib:{fresh}")) == 0
+    assert redis_server.client().exists(live.key(ResultQuery("fib", fresh).cache_key)) == 0
     assert log_rows(live, "fib", fresh) == 0
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import pytest
 import redis
 
+from compute.domain.query import ResultQuery
 from mathsite import embedded_redis
 from tests.support.figures import record
 from tests.support.reference import fib_reference
@@ -179,7 +180,7 @@ def probe_recovery(live: LiveServer, client: redis.Redis, since: float) -> tuple
         for n in batch:
             ok, detail = check(n, replies[n])
             assert ok, detail
-        stored = [client.exists(live.key(f"fib:{n}")) == 1 for n in batch]
+        stored = [client.exists(live.key(ResultQuery("fib", n).cache_key)) == 1 for n in batch]
         now = time.monotonic() - since
         if any(stored) and first is None:
             first = now

@@ -83,6 +83,8 @@ def test_bad_values_are_refused_with_what_to_set(tmp_path):
         ("THROTTLE_COMPUTE_RATE", "fast", "Set THROTTLE_COMPUTE_RATE to N/second"),
         ("ADMIN_URL", "/admin", "set it to a relative path ending in a slash"),
         ("LOG_FORMAT", "xml", "set it to json or plain"),
+        ("CACHE_SIGNING_KEY", "short", "CACHE_SIGNING_KEY is shorter than 32 characters"),
+        ("CACHE_MAX_ENTRY_BYTES", "1MB", "CACHE_MAX_ENTRY_BYTES='1MB' is not a positive number"),
     ]:
         result = run_django(tmp_path, {**PRODUCTION, name: value}, "-c", SETUP)
         assert result.returncode != 0, name

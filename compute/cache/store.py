@@ -9,6 +9,8 @@ understandable alone:
   eviction reaches every other process;
 - ``stats.StatsTally``: hit and fill counts, flushed on round trips made anyway;
 - ``locks.ComputeLocks``: the stampede lock;
+- ``integrity.EntrySeal``: the keyed MAC every entry carries, checked on
+  each read from Redis (``integrity.Rejections`` reports what fails);
 - ``counters``: the throttle's windowed counter.
 
 Redis is reached through django-redis's public surface only: the backend
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -35,14 +36,15 @@ from django.core.cache import caches
 from django_redis.exceptions import ConnectionInterrupted
 
 from compute import metrics
-from compute.cache.breaker import Breaker, logger
+from compute.cache.breaker import Breaker
 from compute.cache.counters import count_in_window
+from compute.cache.integrity import EntrySeal, Rejections
 from compute.cache.invalidation import EvictionBroadcast
 from compute.cache.local import MISSING, LocalTier
 from compute.cache.locks import ComputeLocks
 from compute.cache.stats import StatsTally, delete_each, namespace_stats, scan_namespace
 from compute.conf import app_settings
-from compute.domain.payload import Payload
+from compute.domain.payload import Payload, UnfitEntry
 from compute.domain.query import ResultQuery
 
 REDIS_ERRORS = (redis.RedisError, ConnectionInterrupted, OSError)
@@ -87,6 +89,8 @@ class ResultCache:
             timeout=lambda: app_settings.COMPUTE_LOCK_TIMEOUT,
             wait=lambda: app_settings.COMPUTE_LOCK_WAIT,
         )
+        self.seal = EntrySeal(secret=lambda: app_settings.cache_signing_secret)
+        self.rejections = Rejections()
         self.breaker.on_trip(metrics.redis_error)
         self.breaker.on_trip(lambda exc: self.evictions.lose_track())
 
@@ -117,6 +121,7 @@ class ResultCache:
         """Close the breaker and empty this process's tier (a fresh start)."""
         self.breaker.reset()
         self.evictions.lose_track()
+        self.rejections.reset()
 
     # --- results ----------------------------------------------------------------
 
@@ -155,16 +160,19 @@ class ResultCache:
     def get_shared(self, query: ResultQuery) -> Payload | Any:
         """Return the payload from Redis (refreshing the local tier) or ``MISSING``."""
         key = query.cache_key
+        full_key = self.make_key(key)
         self.evictions.host.read()  # mapped before anything can enter the tier
 
-        data = self.breaker.call(lambda: self.redis().get(self.make_key(key)), None)
+        data = self.breaker.call(lambda: self.redis().get(full_key), None)
         if data is None:
             return MISSING
         try:
-            payload = Payload.from_redis(query, data)
-        except (ValueError, zlib.error):
-            logger.warning("Discarding malformed cache entry %s", key)
-            self.breaker.call(lambda: self.redis().delete(self.make_key(key)), None)
+            bound = app_settings.cache_max_entry_bytes
+            data = self.seal.open(full_key, data, max_bytes=bound)
+            payload = Payload.from_redis(query, data, max_bytes=bound)
+        except UnfitEntry as rejected:  # never served; the caller refills it from the log
+            self.rejections.report(rejected, key)
+            self.breaker.call(lambda: self.redis().delete(full_key), None)
             return MISSING
         if self.evictions.trusted:  # else the next sync must come first
             self.local.put(key, payload, payload.nbytes)
@@ -173,12 +181,13 @@ class ResultCache:
 
     def set(self, query: ResultQuery, payload: Payload) -> bool:
         """Store ``payload`` in Redis (with the configured TTL) and the local tier."""
-        data = payload.to_redis()
+        full_key = self.make_key(query.cache_key)
+        data = self.seal.seal(full_key, payload.to_redis())
         ttl = app_settings.CACHE_TTL
         self.tally.add("fills")
 
         def store() -> bool:
-            self.redis().set(self.make_key(query.cache_key), data, ex=ttl)
+            self.redis().set(full_key, data, ex=ttl)
             return True
 
         stored = self.breaker.call(store, False)

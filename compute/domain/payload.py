@@ -8,16 +8,20 @@ the gzip of the ``cached: true`` body, which a client accepting gzip is
 sent exactly as stored (Huffman-only deflate: about 0.44 bytes per decimal
 digit, at a fraction of the cost of the default level).
 
-Stored format version 1 (``queries.FORMAT_VERSION``): ``b"r" + literal`` or
-``b"z" + gzip(cached-true body)``.
+What ``to_redis`` returns (the entry format ``query.ENTRY_FORMAT``, 2, to
+which ``compute.cache.integrity`` appends the MAC): ``b"r" + literal`` or
+``b"z" + gzip(cached-true body)``. ``from_redis`` reads it back only if it
+is that query's result: the shape and size of its literal
+(``compute.domain.plausible``), the n and digits of a gzip body, and a
+decompressed size bounded by ``max_entry_bytes`` (a zip bomb stops there).
 """
 
 from __future__ import annotations
 
-import re
 import zlib
 
-from compute.domain.query import FIB, ResultQuery
+from compute.domain.plausible import check_literal, fib_digit_count
+from compute.domain.query import Limits, ResultQuery
 
 _TRUE = b'{"cached":true,"result":'
 _FALSE = b'{"cached":false,"result":'
@@ -25,12 +29,34 @@ _FALSE = b'{"cached":false,"result":'
 GZIP_MIN_BYTES = 200
 # Bodies from this size up are stored compressed in Redis.
 STORE_GZIP_MIN_BYTES = 4096
-# What a raw (``b"r"``) stored literal may look like: a JSON number for a
-# double, an integer for fib, a quoted decimal for a pi with digits.
-# Anything else is a malformed entry, never served.
-_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
-_INTEGER = re.compile(rb"0|[1-9][0-9]*")
-_DECIMAL_STRING = re.compile(rb'"[0-9]+(?:\.[0-9]+)?"')
+# Room above the largest result body for other entries stored the same way
+# (the convergence picture, an SVG) when ``CACHE_MAX_ENTRY_BYTES`` is unset.
+PICTURE_ALLOWANCE = 256 * 1024
+# The body around a result's digits: ``{"cached":true,"result":`` and at most
+# ``,"n":<19 digits>,"digits":<digits>}``, with room to spare.
+_BODY_FRAME = 128
+
+# Why an entry read from Redis is not served (the label of the metric).
+MALFORMED = "malformed"  # not an entry of this format at all (junk, a pickle, bad gzip)
+FORGED = "bad_mac"  # its MAC does not prove this deployment wrote it for this key
+OVERSIZED = "oversized"  # larger, stored or decompressed, than any legal entry
+MISMATCH = "mismatch"  # authentic, yet not a result of its key's query
+REASONS = (MALFORMED, FORGED, OVERSIZED, MISMATCH)
+
+
+class UnfitEntry(ValueError):
+    """A stored entry that must not be served; ``reason`` is one of ``REASONS``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def max_entry_bytes(limits: Limits) -> int:
+    """Return the default bound of an entry, stored or decompressed: a little above the
+    largest legal body (fib(FIB_MAX_N)'s digits or PI_MAX_DIGITS, whichever is longer)."""
+    digits = max(fib_digit_count(limits.fib_max_n) + 1, limits.pi_max_digits + 3)
+    return digits + _BODY_FRAME + PICTURE_ALLOWANCE
 
 
 def gzip_bytes(data: bytes) -> bytes:
@@ -39,9 +65,25 @@ def gzip_bytes(data: bytes) -> bytes:
     return compressor.compress(data) + compressor.flush()
 
 
-def gunzip_bytes(data: bytes) -> bytes:
-    """Return the content of a gzip stream."""
-    return zlib.decompress(data, 31)
+def gunzip_bytes(data: bytes, *, max_bytes: int) -> bytes:
+    """Return the content of a complete gzip stream of at most ``max_bytes``.
+
+    Raise ``UnfitEntry`` (``OVERSIZED``) as soon as the output passes
+    ``max_bytes``: inflation stops there, so a small stream that would expand
+    to gigabytes costs at most ``max_bytes`` of memory and the time to
+    produce them. A broken, truncated or trailing-garbage stream is
+    ``MALFORMED``.
+    """
+    inflater = zlib.decompressobj(31)
+    try:
+        body = inflater.decompress(data, max_bytes + 1)
+    except zlib.error as exc:
+        raise UnfitEntry(MALFORMED, f"not a gzip stream ({exc})") from None
+    if len(body) > max_bytes:
+        raise UnfitEntry(OVERSIZED, f"decompresses to more than {max_bytes} bytes")
+    if not inflater.eof or inflater.unused_data:
+        raise UnfitEntry(MALFORMED, "truncated gzip stream or bytes after it")
+    return body
 
 
 class Payload:
@@ -68,23 +110,30 @@ class Payload:
         return cls(literal, _suffix(query))
 
     @classmethod
-    def from_redis(cls, query: ResultQuery, data: bytes) -> Payload:
-        """Return the payload stored by ``to_redis``; raise ValueError if malformed."""
+    def from_redis(cls, query: ResultQuery, data: bytes, *, max_bytes: int) -> Payload:
+        """Return ``query``'s payload stored by ``to_redis``.
+
+        Raise ``UnfitEntry`` if ``data`` is not an entry of this format, is
+        larger than ``max_bytes`` (stored or decompressed), or is not a
+        plausible result of ``query`` (``plausible.check_literal``; a gzip
+        body must name the query's n and digits).
+        """
+        if len(data) > max_bytes:
+            raise UnfitEntry(OVERSIZED, f"{len(data)} bytes stored, more than {max_bytes}")
         tag, rest = data[:1], data[1:]
         suffix = _suffix(query)
         if tag == b"r":
-            if _literal_pattern(query).fullmatch(rest) is None:
-                raise ValueError("stored literal is not a result of this kind")
-            return cls(rest, suffix)
+            return cls(_checked(query, rest), suffix)
         if tag == b"z":
-            body = gunzip_bytes(rest)
+            body = gunzip_bytes(rest, max_bytes=max_bytes)
             if not (body.startswith(_TRUE) and body.endswith(suffix)):
-                raise ValueError("stored body does not belong to this key")
-            payload = cls(body[len(_TRUE) : len(body) - len(suffix)], suffix)
+                raise UnfitEntry(MISMATCH, "stored body does not belong to this key")
+            literal = _checked(query, body[len(_TRUE) : len(body) - len(suffix)])
+            payload = cls(literal, suffix)
             payload._memo[(False, False)] = body
             payload._memo[(True, False)] = rest
             return payload
-        raise ValueError("unknown payload tag")
+        raise UnfitEntry(MALFORMED, "unknown payload tag")
 
     def to_redis(self) -> bytes:
         """Return the stored form: raw literal, or the gzip of the cached body when large."""
@@ -131,14 +180,12 @@ class Payload:
         return self.literal
 
 
-def _literal_pattern(query: ResultQuery) -> re.Pattern[bytes]:
-    """Return the shape of ``query``'s raw literal (compressed entries are checked
-    against their key when decoded; raw ones are short, so a regex is cheap)."""
-    if query.digits is not None:
-        return _DECIMAL_STRING
-    if query.kind == FIB:
-        return _INTEGER
-    return _NUMBER
+def _checked(query: ResultQuery, literal: bytes) -> bytes:
+    try:
+        check_literal(query, literal)
+    except ValueError as exc:
+        raise UnfitEntry(MISMATCH, f"stored literal is not this result: {exc}") from None
+    return literal
 
 
 def _suffix(query: ResultQuery) -> bytes:

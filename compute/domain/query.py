@@ -9,7 +9,7 @@ accept and reject exactly the same inputs.
 
     >>> q = parse_query("fib", "1000", limits=Limits(10**6, 10**18, 1000))
     >>> q.cache_key, q.etag
-    ('fib:1000', 'W/"fib-1000-v1"')
+    ('fib:1000:fmt2', 'W/"fib-1000-v1"')
 """
 
 from __future__ import annotations
@@ -21,8 +21,14 @@ PI = "pi"
 FIB = "fib"
 KINDS = (PI, FIB)
 
-# Bump when the stored payload format changes; it is part of every ETag.
+# Bump when the response bodies change; it is part of every ETag.
 FORMAT_VERSION = 1
+# Bump when the bytes stored in Redis change (``compute.domain.payload``,
+# ``compute.cache.integrity``). It ends every result's cache key, so a release
+# never reads the entries of another format (no alarm on upgrade: they are
+# simply not looked at), while the ETags, which describe the bodies clients
+# get, stay the same. 2: entries carry a keyed MAC.
+ENTRY_FORMAT = 2
 
 _DIGITS = re.compile(r"[0-9]+")
 _NEGATIVE = re.compile(r"-[0-9]+")
@@ -65,10 +71,13 @@ class ResultQuery:
 
     @property
     def cache_key(self) -> str:
-        """Return the cache key of the stored value (format does not change it)."""
+        """Return the cache key of the stored entry: kind, n, precision, entry format.
+
+        ``?format=string`` does not change it (both forms share one entry).
+        """
         if self.digits is not None:
-            return f"{self.kind}:{self.n}:d{self.digits}"
-        return f"{self.kind}:{self.n}"
+            return f"{self.kind}:{self.n}:d{self.digits}:fmt{ENTRY_FORMAT}"
+        return f"{self.kind}:{self.n}:fmt{ENTRY_FORMAT}"
 
     @property
     def etag(self) -> str:

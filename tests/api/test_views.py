@@ -18,7 +18,9 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from compute.cache import result_cache
+from compute.domain.query import ResultQuery
 from compute.models import ComputedResult
+from tests.support.entries import ATTACKS, sign
 from tests.support.reference import fib_reference, unlimited_int_digits
 
 pytestmark = pytest.mark.django_db
@@ -342,7 +344,50 @@ def test_served_from_log_after_redis_loses_it(client, redis_client):
     result_cache.clear_namespace()
     _, body = get_json(client, "/api/fib/300/")
     assert body == {"cached": True, "result": fib_reference(300), "n": 300}
-    assert redis_client.exists(result_cache.make_key("fib:300")) == 1
+    assert redis_client.exists(result_cache.make_key(ResultQuery("fib", 300).cache_key)) == 1
+
+
+def attacked_result(kind: str, n: int, digits: int | None):
+    """Return the right result for an entry of ``ATTACKS``, from the references here."""
+    if kind == "fib":
+        return fib_reference(n)
+    if digits is not None:
+        assert (n, digits) == (100, 5)
+        return "3.1320"  # SPEC.md, README
+    return pi_reference(n)
+
+
+@pytest.mark.parametrize(("kind", "n", "digits", "path", "data"), ATTACKS)
+@pytest.mark.parametrize("signed", [False, True], ids=["as-planted", "signed-by-attacker"])
+def test_values_planted_in_redis_are_never_served(
+    client, redis_client, kind, n, digits, path, data, signed
+):
+    assert client.get(path).status_code == 200  # computed and logged
+    key = result_cache.make_key(ResultQuery(kind, n, digits=digits).cache_key)
+    redis_client.set(key, sign(key, data) if signed else data)
+    result_cache.local.clear()  # as in a process that had not read it yet
+    with unlimited_int_digits():
+        response, body = get_json(client, path)
+    assert response.status_code == 200
+    assert body["result"] == attacked_result(kind, n, digits)
+    assert body["cached"] is True  # from the result log, which refilled Redis
+    assert response["ETag"].endswith('-v1"')  # the bodies' format did not change
+
+
+def test_a_discarded_entry_is_counted_in_metrics(client, redis_client):
+    get_json(client, "/api/fib/20/")
+    key = result_cache.make_key(ResultQuery("fib", 20).cache_key)
+    redis_client.set(key, sign(key, b"r6766"))
+    result_cache.local.clear()
+
+    def mismatches() -> float:
+        text = client.get("/metrics").content.decode()
+        found = [x for x in text.splitlines() if 'rejected_total{reason="mismatch"}' in x]
+        return float(found[0].split()[-1]) if found else 0.0
+
+    before = mismatches()
+    assert get_json(client, "/api/fib/20/")[1]["result"] == 6765
+    assert mismatches() - before == 1
 
 
 # --- DELETE ------------------------------------------------------------------------------------

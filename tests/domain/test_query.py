@@ -40,9 +40,13 @@ def test_negative_and_out_of_range_name_the_limit():
 def test_query_identity_keys_and_etags():
     assert parse_query("pi", "5", limits=LIMITS) == ResultQuery("pi", 5)
     digits = parse_query("pi", "5", "12", limits=LIMITS)
-    assert (digits.cache_key, digits.etag, digits.precision) == ("pi:5:d12", 'W/"pi-5-d12-v1"', 12)
+    assert (digits.cache_key, digits.etag, digits.precision) == (
+        "pi:5:d12:fmt2",
+        'W/"pi-5-d12-v1"',
+        12,
+    )
     as_string = parse_query("fib", "9", None, "string", limits=LIMITS)
-    assert as_string.cache_key == "fib:9" and as_string.etag == 'W/"fib-9-s-v1"'
+    assert as_string.cache_key == "fib:9:fmt2" and as_string.etag == 'W/"fib-9-s-v1"'
     assert parse_query("fib", "9", None, "number", limits=LIMITS) == ResultQuery("fib", 9)
 
 

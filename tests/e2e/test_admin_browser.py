@@ -93,7 +93,7 @@ def test_staff_browses_filters_searches_evicts_and_reads_statistics(
     driver = browser
     driver.set_window_size(WIDTH, HEIGHT)
     django_user_model.objects.create_superuser("staff", "staff@example.invalid", PASSWORD)
-    fib1000_key = caches["default"].make_key("fib:1000")
+    fib1000_key = caches["default"].make_key(ResultQuery("fib", 1000).cache_key)
     assert redis_client.exists(fib1000_key)
 
     # Log in.

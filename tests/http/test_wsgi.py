@@ -20,7 +20,8 @@ from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 from compute.http.hit import not_modified, result_reply
 from compute.http.wsgi import ResultFront, SiteHeaders
-from tests.support.reference import fib_reference
+from tests.support.entries import ATTACKS, sign
+from tests.support.reference import fib_reference, unlimited_int_digits
 
 pytestmark = pytest.mark.django_db
 
@@ -205,14 +206,42 @@ def test_content_length_is_the_length_of_the_body_after_an_entry_changed(apps, r
     status, headers, body = call(fast, "/api/fib/93/")
     assert status.startswith("200") and django.calls == before  # the front answered
     assert int(dict(headers)["Content-Length"]) == len(body)
-    # Someone rewrites the entry (a shorter literal of the same shape), and this
-    # process's tier forgets its copy: the next reply carries the new body.
-    redis_client.set(fast.cache.make_key("fib:93"), b"r7")
+    # The entry is rewritten (a shorter literal that passes every check but
+    # the value's, signed with the deployment's key), and this process's tier
+    # forgets its copy: the next reply carries the new body.
+    key = fast.cache.make_key(ResultQuery("fib", 93).cache_key)
+    redis_client.set(key, sign(key, b"r1000000000000000008"))
     fast.cache.local.clear()
     _status, headers, body = call(fast, "/api/fib/93/")
     assert django.calls == before
-    assert json.loads(body)["result"] == 7
+    assert json.loads(body)["result"] == 1000000000000000008
     assert int(dict(headers)["Content-Length"]) == len(body)
+
+
+@pytest.mark.parametrize(("kind", "n", "digits", "path", "data"), ATTACKS)
+@pytest.mark.parametrize("signed", [False, True], ids=["as-planted", "signed-by-attacker"])
+def test_the_front_never_serves_a_planted_value(
+    apps, redis_client, kind, n, digits, path, data, signed
+):
+    fast, django = apps
+    path, _, query = path.partition("?")
+    for _ in range(3):  # computed, logged, and the site's headers learned
+        call(fast, path, query)
+    before = django.calls
+    key = fast.cache.make_key(ResultQuery(kind, n, digits=digits).cache_key)
+    redis_client.set(key, sign(key, data) if signed else data)
+    fast.cache.local.clear()  # as in a process that had not read it yet
+    status, _headers, body = call(fast, path, query)
+    assert status.startswith("200")
+    assert django.calls == before + 1  # the front discarded it and left the request to Django
+    with unlimited_int_digits():
+        answer = json.loads(body)
+    if kind == "fib":
+        assert answer["result"] == fib_reference(n)
+    else:  # pi(100) = 3.131980747244363 (SPEC.md), to 5 digits 3.1320
+        assert answer["result"] == ("3.1320" if digits else 3.131980747244363)
+    assert answer["cached"] is True  # from the log, which refilled Redis
+    assert call(fast, path, query)[2] == body and django.calls == before + 1  # the front again
 
 
 def test_a_host_outside_allowed_hosts_is_refused_even_for_a_cached_result(apps):

@@ -86,12 +86,18 @@ def redis_binary() -> str:
     return shutil.which("redis-server") or embedded_redis.server_binary()
 
 
+# One secret for every child server of a test run: servers that share a Redis
+# are instances of one deployment, and entries one writes carry a MAC keyed
+# by that secret that the others must verify (compute.cache.integrity).
+_DEPLOYMENT_SECRET = "live-test-" + uuid.uuid4().hex
+
+
 def base_environment() -> dict[str, str]:
     """Return the environment for a child server: the caller's minus this run's settings."""
     env = {k: v for k, v in os.environ.items() if k not in _RUN_ONLY}
     env.update(
         {
-            "SECRET_KEY": "live-test-" + uuid.uuid4().hex,
+            "SECRET_KEY": _DEPLOYMENT_SECRET,
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DEBUG": "false",
             "SECURE_SSL_REDIRECT": "false",
