@@ -257,12 +257,33 @@ class ResultCache:
         self.breaker.call(flush, None)
 
     def ping(self) -> tuple[bool, str]:
-        """Return (reachable, detail) for the readiness check; bypasses the breaker."""
-        try:
-            self.redis().ping()
-        except REDIS_ERRORS as exc:
-            return False, f"{type(exc).__name__}: {exc}"
-        return True, "ok"
+        """Return (reachable, detail) for the readiness check, through the breaker.
+
+        A probe while the breaker is open answers at once (a hung Redis
+        would otherwise cost every probe a whole socket timeout); a failed
+        PING opens it like any other round trip, and a successful one ends
+        the outage.
+        """
+        if not self.breaker.available:
+            return False, (
+                "not tried: Redis failed less than REDIS_BACKOFF_SECONDS ago "
+                f"({app_settings.REDIS_BACKOFF_SECONDS:g} s; the breaker is open)"
+            )
+        failures: list[BaseException] = []
+
+        def probe() -> bool:
+            try:
+                self.redis().ping()
+            except REDIS_ERRORS as exc:
+                failures.append(exc)
+                raise
+            return True
+
+        if self.breaker.call(probe, False):
+            return True, "ok"
+        if failures:
+            return False, f"{type(failures[0]).__name__}: {failures[0]}"
+        return False, "not tried: the breaker opened meanwhile"
 
     def clear_namespace(self) -> int:
         """Delete every key of this deployment's prefix and version (and nothing else).
