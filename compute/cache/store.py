@@ -315,5 +315,15 @@ class ResultCache:
         return deleted
 
     def stats(self) -> dict[str, Any]:
-        """Return this namespace's entries, sizes, hit ratio and Redis memory (``stats``)."""
-        return namespace_stats(self.redis(), namespace=self.namespace, stats_key=self.tally.key)
+        """Return this namespace's entries, sizes, hit ratio and Redis memory (``stats``).
+
+        Exact on a small database, labelled estimates on a large one; the
+        cost is bounded either way (``compute.cache.stats.namespace_stats``).
+        """
+        return namespace_stats(
+            self.redis(),
+            namespace=self.namespace,
+            stats_key=self.tally.key,
+            exact_max_keys=app_settings.CACHE_STATS_EXACT_MAX_KEYS,
+            sample_keys=app_settings.CACHE_STATS_SAMPLE_KEYS,
+        )
