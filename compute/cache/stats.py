@@ -47,10 +47,10 @@ class StatsTally:
         self._guard = threading.Lock()
         self._flushed_at = float("-inf")
 
-    def add(self, field: str) -> None:
-        """Count one ``field`` ("hits" or "fills")."""
+    def add(self, field: str, count: int = 1) -> None:
+        """Count ``count`` (default one) ``field`` ("hits" or "fills")."""
         with self._guard:
-            self._counts[field] += 1
+            self._counts[field] += count
 
     @property
     def pending(self) -> bool:

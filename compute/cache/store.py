@@ -189,6 +189,32 @@ class ResultCache:
             self.local.put(query.cache_key, payload, payload.nbytes)
         return stored
 
+    def set_many(self, items: list[tuple[ResultQuery, Payload]]) -> bool:
+        """Store many payloads in Redis in one round trip (with the TTL); False if Redis is down.
+
+        For bulk work (``warm_cache``): the in-process tier is left alone,
+        since the process doing it serves nobody.
+        """
+        if not items:
+            return True
+        ttl = app_settings.CACHE_TTL
+        self.tally.add("fills", len(items))
+
+        def store() -> bool:
+            pipe = self._pipeline()
+            for query, payload in items:
+                pipe.set(self.make_key(query.cache_key), payload.to_redis(), ex=ttl)
+            self.tally.queue(pipe)
+            pipe.execute()
+            return True
+
+        return self.breaker.call(store, False)
+
+    def count_hits(self, count: int) -> None:
+        """Count ``count`` lookups answered by Redis that bulk work checked with ``exists_many``."""
+        if count:
+            self.tally.add("hits", count)
+
     def delete(self, query: ResultQuery) -> bool:
         """Delete ``query``'s entry everywhere and tell other processes; False if Redis was down."""
         return self.delete_keys([query.cache_key])
