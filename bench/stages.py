@@ -81,6 +81,10 @@ class Config:
     serving_warmup_seconds: float = 2.0
     serving_warm_requests: int = 5  # per worker, on new connections, before the wrk warm-up
     granian_blocking_threads: int | None = None  # None: mathsite's default
+    # The million stage (bench.million): logged results on PostgreSQL, of them in Redis.
+    million_rows: int = 1_000_000
+    million_redis_entries: int = 200_000
+    million_repeats: int = 7
     load_tool: str = "auto"  # "wrk", "python", or "auto" (wrk when installed)
     smoke: bool = False
 
@@ -113,6 +117,9 @@ class Config:
             serving_seconds=1.0,
             serving_repeats=1,
             serving_warmup_seconds=0.0,
+            million_rows=5_000,
+            million_redis_entries=2_000,
+            million_repeats=3,
             smoke=True,
         )
 
