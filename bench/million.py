@@ -191,7 +191,7 @@ def _fill_redis(rows: list[tuple[str, int, int, str, float]], count: int) -> Non
     from compute.domain.payload import Payload
     from compute.domain.query import ResultQuery
 
-    result_cache.redis().flushdb()  # the run's own Redis, this stage's own database index
+    result_cache.clear_namespace()  # this stage's prefix only, whichever Redis it is given
     items = []
     for kind, n, precision, text, _ in rows[:count]:
         query = ResultQuery(kind, n, digits=precision or None)

@@ -6,8 +6,9 @@ shows comes from ``statistics_figures``, read from the result log and the
 cache. The chart of compute time against n is drawn by
 ``compute.admin.charts`` from the most recent rows of the log.
 
-Its cost does not grow with the log or with Redis: counts by kind and the
-largest n are exact and read indexes only; compute times and digit counts
+Its cost does not grow with the log or with Redis: counts by kind (kept
+by database triggers, ``compute.models.ResultCount``) and the largest n
+are exact and read a few index entries; compute times and digit counts
 are those of the chart's 2,000 most recent rows (labelled so); the cache's
 figures are exact on a small Redis and labelled estimates on a large one
 (``compute.cache.stats``).
@@ -21,13 +22,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Max, Q
+from django.db.models import Max
 from django.utils.safestring import SafeString, mark_safe
 
 from compute.admin.charts import Axis, Series, is_drawable, loglog_chart
 from compute.cache import REDIS_ERRORS, ResultCache
 from compute.domain.query import FIB, PI
-from compute.models import ComputedResult
+from compute.models import ComputedResult, ResultCount
 
 # The chart draws the most recent results, so the page stays fast and its
 # SVG small however large the log grows.
@@ -91,17 +92,18 @@ def chart_rows(limit: int = CHART_MAX_POINTS) -> list[tuple[str, int, int, float
 def kind_counts(recent: list[tuple[str, int, int, float, int]]) -> list[dict[str, Any]]:
     """Return one row per kind: exact counts and largest n, and figures of the recent rows.
 
-    The exact figures read indexes only (a count over the unique index
-    (kind, n, precision), then its last entry per kind for the largest n);
-    compute times and digit counts would need every row, so they come from
+    The exact figures cost a few indexed reads: the counts are the rows of
+    ``ResultCount`` (kept by the database's triggers), the largest n the
+    last entry per kind of the unique index (kind, n, precision); compute
+    times and digit counts would need every row, so they come from
     ``recent`` (the chart's rows) and the page says so.
     """
-    rows = (
-        ComputedResult.objects.order_by()
-        .values("kind")
-        .annotate(results=Count("id"), with_digits=Count("id", filter=Q(precision__gt=0)))
-    )
-    by_kind = {row["kind"]: row for row in rows}
+    by_kind: dict[str, dict[str, Any]] = {}
+    for count in ResultCount.objects.filter(results__gt=0):
+        row = by_kind.setdefault(count.kind, {"kind": count.kind, "results": 0, "with_digits": 0})
+        row["results"] += count.results
+        if count.with_digits:
+            row["with_digits"] += count.results
     for kind, row in by_kind.items():
         row["largest_n"] = ComputedResult.objects.filter(kind=kind).aggregate(top=Max("n"))["top"]
         row["largest_n_text"] = f"{row['largest_n']:,}"
