@@ -132,9 +132,11 @@ def namespace_stats(
         drawn = [key for key in pipe.execute() if key is not None]
         prefix = namespace.encode()
         ours = [key for key in drawn if key.startswith(prefix)]
-        share = len(ours) / len(drawn) if drawn else 0.0
         figures = _measure(client, ours, namespace=namespace, scale=dbsize / max(len(drawn), 1))
-        margin = 1.96 * math.sqrt(share * (1 - share) / max(len(drawn), 1)) * dbsize
+        # Agresti-Coull: a 95% margin that does not collapse to 0 when every
+        # draw (or none) is ours, as the plain binomial one would.
+        share = (figures["entries"] * len(drawn) / dbsize + 2) / (len(drawn) + 4)
+        margin = 1.96 * math.sqrt(share * (1 - share) / (len(drawn) + 4)) * dbsize
         figures.update(
             estimated=list(ESTIMATED_FIELDS),
             entries_margin=round(margin),

@@ -97,3 +97,17 @@ def test_cache_stats_command_marks_its_estimates(big_redis, monkeypatch):
     assert "Figures:    estimate: 1,000 random keys of the database's 120,000" in text
     assert "; ~ marks an estimate" in text
     assert "Entries:    ~" in text and " +/- " in text and "(fib ~" in text
+
+
+@override_settings(CACHE_STATS_EXACT_MAX_KEYS=10, CACHE_STATS_SAMPLE_KEYS=500)
+def test_the_margin_covers_a_namespace_that_is_all_of_the_database(tmp_path):
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        client = server.client()
+        client.mset({f"solo:1:pi:{n}": PI_VALUE for n in range(5_000)})
+        client.set("solo:1:meta:generation", b"7")  # a key of ours that is not a result
+        stats = PointedCache(backend_at(server.url(), prefix="solo")).stats()
+    finally:
+        server.stop()
+    assert stats["estimated"] and stats["entries_margin"] > 0
+    assert abs(stats["entries"] - 5_000) <= stats["entries_margin"]
