@@ -19,7 +19,10 @@ On a machine with two or more cores the servers are pinned to the upper
 half of the cores and the load generator, the runner and Redis to the lower
 half (``--no-pin`` to leave scheduling to the kernel). A third gunicorn
 serving a constant WSGI app (``bench.seed_service.floor``) shows what the
-server layout allows at all. The last stage, ``serving`` (``bench.serving``),
+server layout allows at all. The stage ``million`` (``bench.million``) loads
+a million results into a PostgreSQL database of its own and times the admin,
+the list endpoints and the statistics ("not run" without PostgreSQL). The
+stage ``serving`` (``bench.serving``),
 starts its own servers one at a time: mathsite, the old service and the
 constant app under granian (mathsite's production server) and under
 gunicorn, unpinned and pinned, keep-alive and ``Connection: close``
@@ -53,7 +56,7 @@ from typing import Any
 
 from mathsite.serve import LOCAL_DEFAULTS
 
-from . import load, machine, profile, report, rss, serving, stages
+from . import load, machine, million, profile, report, rss, serving, stages
 from .servers import BASE_DIR, Gunicorn, RedisServer
 
 RESULTS_DIR = BASE_DIR / "bench" / "results"
@@ -64,9 +67,12 @@ _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONHASHSEED")
 # Every stage, in the order a run takes them; ``--only`` picks some.
 STAGES = (
     "inprocess", "hits", "wsgi_cost", "profile", "cold", "big_hit", "burst", "serving", "rss",
+    "million",
 )  # fmt: skip
 # The stages that share the three gunicorns started at the beginning of a run.
-SHARED_SERVER_STAGES = set(STAGES) - {"serving", "rss"}
+SHARED_SERVER_STAGES = set(STAGES) - {"serving", "rss", "million"}
+# The Redis database index of the million stage (the others use 1-3).
+MILLION_REDIS_DB = 5
 
 
 def cpu_layout(pin: bool) -> tuple[list[int] | None, list[int] | None]:
@@ -237,6 +243,17 @@ def benchmark(
                     lambda: rss.stage_rss(config, env=env, folder=folder / "rss", log=log),
                     log,
                 )
+            if "million" in selected:
+                assert ctx.redis is not None
+
+                def million_stage() -> dict[str, Any]:
+                    return million.stage_million(
+                        rows=config.million_rows, redis_entries=config.million_redis_entries,
+                        repeats=config.million_repeats, redis_url=ctx.redis.url(MILLION_REDIS_DB),
+                        env=env, folder=folder / "million", log=log,
+                    )  # fmt: skip
+
+                run_stage(results, "million", million_stage, log)
     finally:
         if keep:
             log(f"bench: kept {folder}")

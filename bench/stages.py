@@ -85,6 +85,10 @@ class Config:
     rss_requests: int = 1_000_000
     rss_segment_seconds: float = 10.0
     rss_max_seconds: float = 900.0  # stop (and fail the bound) if the target takes longer
+    # The million stage (bench.million): logged results on PostgreSQL, of them in Redis.
+    million_rows: int = 1_000_000
+    million_redis_entries: int = 200_000
+    million_repeats: int = 7
     load_tool: str = "auto"  # "wrk", "python", or "auto" (wrk when installed)
     smoke: bool = False
 
@@ -120,6 +124,9 @@ class Config:
             rss_requests=20_000,
             rss_segment_seconds=1.0,
             rss_max_seconds=60.0,
+            million_rows=5_000,
+            million_redis_entries=2_000,
+            million_repeats=3,
             smoke=True,
         )
 

@@ -70,9 +70,8 @@ def _from_log(query: ResultQuery, cache: ResultCache) -> Payload | None:
     return payload
 
 
-def result_record(*, query: ResultQuery, text: str, compute_ms: float) -> None:
-    """Insert the log row of a computed result; an existing row wins (unique, race-safe)."""
-    row = ComputedResult(
+def _log_row(query: ResultQuery, text: str, compute_ms: float) -> ComputedResult:
+    return ComputedResult(
         kind=query.kind,
         n=query.n,
         precision=query.precision,
@@ -82,7 +81,11 @@ def result_record(*, query: ResultQuery, text: str, compute_ms: float) -> None:
         compute_ms=compute_ms,
         computed_at=timezone.now(),
     )
-    ComputedResult.objects.bulk_create([row], ignore_conflicts=True)
+
+
+def result_record(*, query: ResultQuery, text: str, compute_ms: float) -> None:
+    """Insert the log row of a computed result; an existing row wins (unique, race-safe)."""
+    ComputedResult.objects.bulk_create([_log_row(query, text, compute_ms)], ignore_conflicts=True)
 
 
 def result_cached(
@@ -145,6 +148,66 @@ def result_get(
         result_record(query=query, text=text, compute_ms=compute_ms)
         cache.set(query, payload)
     return Outcome(payload, cached=False)
+
+
+@dataclass(frozen=True, slots=True)
+class WarmOutcome:
+    """What ``results_warm`` did with a batch: how many were computed, and how many were not."""
+
+    computed: int
+    cached: int
+
+
+def results_warm(
+    *,
+    queries: list[ResultQuery],
+    cache: ResultCache = result_cache,
+    compute: Callable[[ResultQuery], str] = result_text,
+) -> WarmOutcome:
+    """Make every result of ``queries`` cached and logged, in a few round trips for the batch.
+
+    The same outcome as ``result_get`` per query (Redis, else the log
+    refilling Redis, else compute and record), at a cost per batch rather
+    than per result: one pipeline asks Redis which entries exist, one query
+    per (kind, precision) reads the logged values of the others, one
+    ``bulk_create`` (existing rows win) records what was computed and one
+    pipeline stores every refilled or computed entry. No stampede lock is
+    taken: a request computing the same value meanwhile stores the same
+    bytes, and the log's unique constraint keeps one row.
+    """
+    present = cache.exists_many(queries)
+    if present is None:  # Redis down: warm the log; Redis is refilled from it later
+        present = [False] * len(queries)
+    cache.count_hits(sum(present))
+    for query, found in zip(queries, present, strict=True):
+        metrics.cache_lookup(query.kind, hit=found)
+    missing = [query for query, found in zip(queries, present, strict=True) if not found]
+    groups: dict[tuple[str, int], list[ResultQuery]] = {}
+    for query in missing:
+        groups.setdefault((query.kind, query.precision), []).append(query)
+    fills: list[tuple[ResultQuery, Payload]] = []
+    rows: list[ComputedResult] = []
+    for (kind, precision), group in groups.items():
+        logged = dict(
+            ComputedResult.objects.filter(
+                kind=kind, precision=precision, n__in=[query.n for query in group]
+            ).values_list("n", "value")
+        )
+        for query in group:
+            text = logged.get(query.n)
+            if text is not None:
+                metrics.log_hit(kind)
+            else:
+                started = time.perf_counter()
+                text = compute(query)
+                compute_ms = (time.perf_counter() - started) * 1000
+                metrics.computed(kind, compute_ms / 1000)
+                rows.append(_log_row(query, text, compute_ms))
+            fills.append((query, Payload.from_text(query, text)))
+    if rows:
+        ComputedResult.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+    cache.set_many(fills)
+    return WarmOutcome(computed=len(rows), cached=len(queries) - len(rows))
 
 
 def result_delete(

@@ -241,6 +241,13 @@ CACHE_MAX_ENTRY_BYTES: int | None = int(_max_entry) if _max_entry else None
 LOCAL_CACHE_MAX_BYTES = env.int("LOCAL_CACHE_MAX_BYTES", default=64 * 1024 * 1024)
 LOCAL_CACHE_SYNC_SECONDS = env.float("LOCAL_CACHE_SYNC_SECONDS", default=0.5)
 
+# Cache statistics (cache_stats, the admin's statistics page) cost the same
+# whatever Redis holds: a database of at most CACHE_STATS_EXACT_MAX_KEYS keys
+# is scanned (exact figures); a larger one is estimated from
+# CACHE_STATS_SAMPLE_KEYS random keys times DBSIZE (labelled estimates).
+CACHE_STATS_EXACT_MAX_KEYS = env.int("CACHE_STATS_EXACT_MAX_KEYS", default=5_000)
+CACHE_STATS_SAMPLE_KEYS = env.int("CACHE_STATS_SAMPLE_KEYS", default=1_000)
+
 # Stampede protection: the lock's time to live, renewed by its holder while it
 # computes (so a killed holder blocks the key at most this long), and how long
 # other requests wait for a live holder before computing themselves.

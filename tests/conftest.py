@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from compute.cache import REDIS_ERRORS, result_cache
+from tests.support.caches import remove_host_counters
 
 
 def reset_cache() -> None:
@@ -15,10 +16,15 @@ def reset_cache() -> None:
 
 @pytest.fixture(autouse=True)
 def clean_cache():
-    """Empty this run's cache namespace and the process tier around every test."""
+    """Empty this run's cache namespace and the process tier around every test.
+
+    Afterwards the shared-memory counters of the caches the test pointed
+    elsewhere are removed (they would pile up in /dev/shm otherwise).
+    """
     reset_cache()
     yield result_cache
     reset_cache()
+    remove_host_counters(keep=result_cache.evictions.host_path)
 
 
 @pytest.fixture(scope="session", autouse=True)

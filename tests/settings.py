@@ -45,3 +45,10 @@ from mathsite.settings import *  # noqa: E402, F403
 
 # WhiteNoise warns about a missing STATIC_ROOT; tests serve via finders.
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
+
+# A test database of this run's own on a shared PostgreSQL: concurrent runs
+# (and their xdist workers, which pytest-django suffixes with _gw0, ...)
+# would otherwise all create and drop the one "test_<name>" database.
+TEST_DATABASE_NAME = f"test_mathsite_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = TEST_DATABASE_NAME  # noqa: F405

@@ -8,6 +8,8 @@ survive; an unreachable Redis is a dead socket of the test's.
 from __future__ import annotations
 
 import json
+from decimal import Decimal, localcontext
+from fractions import Fraction
 from io import StringIO
 
 import pytest
@@ -186,3 +188,59 @@ def test_cache_stats_says_when_redis_is_unreachable(tmp_path, monkeypatch):
     monkeypatch.setattr(cache_stats, "result_cache", dead)
     with pytest.raises(CommandError, match="Redis is unreachable"):
         run("cache_stats")
+
+
+class _Terminal(StringIO):
+    """A stream that says it is a UTF-8 terminal (where Django would colour stderr)."""
+
+    encoding = "utf-8"
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_warm_cache_progress_bar_is_plain_blocks_on_a_terminal():
+    err = _Terminal()
+    call_command("warm_cache", "fib", "0", "20", stdout=StringIO(), stderr=err, force_color=True)
+    text = err.getvalue()
+    assert "21/21" in text and "\u2588" in text  # a full block: the finished bar
+    assert "\x1b[" not in text  # no colour: it is not an error
+    assert "#" not in text
+
+
+def test_warm_cache_progress_bar_without_utf8_is_drawn_with_equals():
+    _, err = run("warm_cache", "fib", "0", "20")  # StringIO: no encoding
+    assert "|==========|" in err and "#" not in err
+
+
+def _pi_double(n: int) -> float:
+    """pi(n) from the exact partial sum (Fraction) and a 50-digit square root."""
+    total = sum(Fraction(1, i * i) for i in range(1, n))
+    with localcontext() as context:
+        context.prec = 50
+        return float((Decimal(6 * total.numerator) / Decimal(total.denominator)).sqrt())
+
+
+def test_warm_cache_batches_its_round_trips_and_queries(
+    redis_client, django_assert_max_num_queries
+):
+    def redis_calls() -> int:
+        return sum(row["calls"] for row in redis_client.info("commandstats").values())
+
+    before = redis_calls()
+    # Per batch of 500: one SELECT of the logged values and one bulk INSERT (which
+    # SQLite's limit of 999 parameters splits into five); the old loop made three
+    # queries per result, 6,000 here.
+    with django_assert_max_num_queries(4 * (1 + 5) + 4):
+        out, _ = run("warm_cache", "pi", "1", "2000", "--batch", "500", "--no-progress")
+    assert "2,000 computed" in out
+    # Per batch 500 EXISTS and 500 SETs, in two pipelines; nothing else per result
+    # (the old loop sent about five commands per result).
+    assert redis_calls() - before < 2 * 2000 + 50
+    assert ComputedResult.objects.filter(kind="pi").count() == 2000
+    for n in (1, 2, 100, 1999):
+        expected = repr(_pi_double(n)) if n > 1 else "0.0"
+        assert ComputedResult.objects.get(kind="pi", n=n).value == expected
+        assert redis_client.get(result_cache.make_key(f"pi:{n}")) == b"r" + expected.encode()
+    out, _ = run("warm_cache", "pi", "1", "2000", "--no-progress")
+    assert "0 computed, 2,000 already cached or logged" in out

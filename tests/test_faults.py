@@ -206,9 +206,9 @@ def run_outage(
 ) -> Outcome:
     """Stream requests, break Redis for OUTAGE_SECONDS, restore it, measure recovery.
 
-    With ``readiness``, /readyz is asked mid-outage (it pings Redis past the
-    breaker, so only for outages that refuse at once: a hung Redis would
-    make it, and a stream request queued behind it, wait a timeout).
+    With ``readiness``, /readyz is asked mid-outage (it pings Redis through
+    the breaker: a hung Redis costs at most the probe that opens it one
+    socket timeout, tests/test_health.py).
     """
     for n in HITS:  # hits: in Redis (or, after a crash, in the log)
         ok, detail = check(n, http_get(live.port, f"/api/fib/{n}/"))

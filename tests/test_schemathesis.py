@@ -30,7 +30,6 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support.caches import PointedCache, backend_at
 from tests.support.figures import record
 from tests.support.servers import BASE_DIR, LiveServer
 
@@ -112,9 +111,6 @@ def server(tmp_path):
         keys = list(client.scan_iter(match=f"{live.prefix}:*", count=1000))
         if keys:
             client.delete(*keys)
-        PointedCache(backend_at(redis_url, prefix=live.prefix)).evictions.host.path.unlink(
-            missing_ok=True
-        )
 
 
 def test_generated_requests_conform_to_the_schema(server, tmp_path, request):

@@ -32,7 +32,6 @@ import redis
 from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.caches import PointedCache, backend_at
 from tests.support.reference import fib_reference
 from tests.support.servers import BASE_DIR, LiveServer, base_environment, http_get
 from tests.support.servers import template_database as sqlite_template
@@ -151,9 +150,6 @@ def instances(tmp_path):
         keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
         if keys:
             client.delete(*keys)
-        PointedCache(backend_at(redis_url, prefix=prefix)).evictions.host.path.unlink(
-            missing_ok=True
-        )
 
 
 def test_two_instances_share_the_cache_the_log_and_evictions(instances):

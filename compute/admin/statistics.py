@@ -6,6 +6,13 @@ shows comes from ``statistics_figures``, read from the result log and the
 cache. The chart of compute time against n is drawn by
 ``compute.admin.charts`` from the most recent rows of the log.
 
+Its cost does not grow with the log or with Redis: counts by kind (kept
+by database triggers, ``compute.models.ResultCount``) and the largest n
+are exact and read a few index entries; compute times and digit counts
+are those of the chart's 2,000 most recent rows (labelled so); the cache's
+figures are exact on a small Redis and labelled estimates on a large one
+(``compute.cache.stats``).
+
     >>> series, left_out = chart_series([("fib", 0, 0, 0.01), ("pi", 20, 7, 0.5)])
     >>> [(s.label, s.points) for s in series], left_out
     ([('pi (digits=D)', [(7, 0.5)])], 1)
@@ -15,13 +22,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Avg, Count, Max, Q, Sum
+from django.db.models import Max
 from django.utils.safestring import SafeString, mark_safe
 
 from compute.admin.charts import Axis, Series, is_drawable, loglog_chart
 from compute.cache import REDIS_ERRORS, ResultCache
 from compute.domain.query import FIB, PI
-from compute.models import ComputedResult
+from compute.models import ComputedResult, ResultCount
 
 # The chart draws the most recent results, so the page stays fast and its
 # SVG small however large the log grows.
@@ -45,15 +52,15 @@ def _series_key(kind: str, precision: int) -> str:
     return kind
 
 
-def chart_series(rows: list[tuple[str, int, int, float]]) -> tuple[list[Series], int]:
-    """Group (kind, precision, n, ms) rows into series; return them and the count left out.
+def chart_series(rows: list[tuple]) -> tuple[list[Series], int]:
+    """Group (kind, precision, n, ms, ...) rows into series; return them and the count left out.
 
     A log scale has no place for n = 0 (fib(0)) or a zero time, so such rows
     are left out and counted instead. Series without points are dropped.
     """
     series = {key: Series(*style) for key, style in _SERIES_STYLE.items()}
     left_out = 0
-    for kind, precision, n, ms in rows:
+    for kind, precision, n, ms, *_ in rows:
         if not is_drawable(n, ms):
             left_out += 1
             continue
@@ -70,33 +77,42 @@ def compute_time_chart(series: list[Series]) -> SafeString | None:
     return mark_safe(svg)  # noqa: S308
 
 
-def chart_rows(limit: int = CHART_MAX_POINTS) -> list[tuple[str, int, int, float]]:
-    """Return (kind, precision, n, ms) of the ``limit`` most recent results, newest first."""
+def chart_rows(limit: int = CHART_MAX_POINTS) -> list[tuple[str, int, int, float, int]]:
+    """Return (kind, precision, n, ms, digits) of the ``limit`` most recent results, newest first.
+
+    An index walk (``-computed_at, -id``) of ``limit`` rows whatever the log's size.
+    """
     return list(
         ComputedResult.objects.order_by("-computed_at", "-id").values_list(
-            "kind", "precision", "n", "compute_ms"
+            "kind", "precision", "n", "compute_ms", "length"
         )[:limit]
     )
 
 
-def kind_counts() -> list[dict[str, Any]]:
-    """Return one row per kind: results, with digits, largest n, mean and max time, digits."""
-    rows = (
-        ComputedResult.objects.order_by()
-        .values("kind")
-        .annotate(
-            results=Count("id"),
-            with_digits=Count("id", filter=Q(precision__gt=0)),
-            largest_n=Max("n"),
-            mean_ms=Avg("compute_ms"),
-            max_ms=Max("compute_ms"),
-            stored_digits=Sum("length"),
-        )
-    )
-    by_kind = {row["kind"]: row for row in rows}
-    for row in by_kind.values():
+def kind_counts(recent: list[tuple[str, int, int, float, int]]) -> list[dict[str, Any]]:
+    """Return one row per kind: exact counts and largest n, and figures of the recent rows.
+
+    The exact figures cost a few indexed reads: the counts are the rows of
+    ``ResultCount`` (kept by the database's triggers), the largest n the
+    last entry per kind of the unique index (kind, n, precision); compute
+    times and digit counts would need every row, so they come from
+    ``recent`` (the chart's rows) and the page says so.
+    """
+    by_kind: dict[str, dict[str, Any]] = {}
+    for count in ResultCount.objects.filter(results__gt=0):
+        row = by_kind.setdefault(count.kind, {"kind": count.kind, "results": 0, "with_digits": 0})
+        row["results"] += count.results
+        if count.with_digits:
+            row["with_digits"] += count.results
+    for kind, row in by_kind.items():
+        row["largest_n"] = ComputedResult.objects.filter(kind=kind).aggregate(top=Max("n"))["top"]
         row["largest_n_text"] = f"{row['largest_n']:,}"
-        row["stored_digits_text"] = f"{row['stored_digits']:,}"
+        times = [ms for row_kind, _, _, ms, _ in recent if row_kind == kind]
+        digits = [length for row_kind, _, _, _, length in recent if row_kind == kind]
+        row["recent"] = len(times)
+        row["mean_ms"] = sum(times) / len(times) if times else None
+        row["max_ms"] = max(times, default=None)
+        row["mean_digits_text"] = f"{sum(digits) / len(digits):,.0f}" if digits else "-"
     return [by_kind[kind] for kind in (FIB, PI) if kind in by_kind]
 
 
@@ -108,6 +124,14 @@ def cache_figures(cache: ResultCache) -> dict[str, Any] | None:
         figures = cache.stats()
     except REDIS_ERRORS:
         return None
+    estimated = set(figures.get("estimated", ()))
+    figures["entries_text"] = (
+        f"~{figures['entries']:,} \u00b1 {figures['entries_margin']:,}"
+        if "entries" in estimated
+        else f"{figures['entries']:,}"
+    )
+    about = "~" if "memory_bytes" in estimated else ""
+    figures["memory_text"] = f"{about}{figures['memory_bytes'] / 2**20:,.1f} MiB"
     ratio = figures.get("hit_ratio")
     figures["hit_ratio_text"] = "no lookups yet" if ratio is None else f"{ratio:.1%}"
     if "fills" in figures:  # the deployment's own tally (every process adds to it)
@@ -133,7 +157,7 @@ def statistics_figures(*, cache: ResultCache) -> dict[str, Any]:
     """
     rows = chart_rows()
     series, left_out = chart_series(rows)
-    counts = kind_counts()
+    counts = kind_counts(rows)
     return {
         "counts": counts,
         "total": sum(row["results"] for row in counts),

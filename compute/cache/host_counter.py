@@ -47,11 +47,16 @@ def private_folder() -> Path:
 class HostCounter:
     """An unsigned 64-bit counter shared by every process that maps ``path``."""
 
+    @staticmethod
+    def path_for(name: str) -> Path:
+        """Return the file of ``name``'s counter (not created; for whoever removes it)."""
+        digest = hashlib.sha256(name.encode()).hexdigest()[:32]
+        return private_folder() / f"evictions-{digest}"
+
     @classmethod
     def for_name(cls, name: str) -> HostCounter:
         """Return the counter every process of this host opens for ``name``."""
-        digest = hashlib.sha256(name.encode()).hexdigest()[:32]
-        return cls(private_folder() / f"evictions-{digest}")
+        return cls(cls.path_for(name))
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -28,6 +28,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from compute.cache.host_counter import HostCounter
@@ -65,6 +66,16 @@ class EvictionBroadcast:
             self._host = HostCounter.for_name(self.host_name)
             self._host_seen = self._host.read()
         return self._host
+
+    @property
+    def host_path(self) -> Path:
+        """Return the file of this host's counter, whether or not it is mapped yet.
+
+        The file outlives the processes that map it (that is how a new
+        process sees earlier bumps); whoever knows that no process of the
+        deployment runs any more (a test's server that stopped) removes it.
+        """
+        return HostCounter.path_for(self.host_name)
 
     @property
     def trusted(self) -> bool:

@@ -6,10 +6,17 @@ once every ``flush_seconds``, queued on a round trip the process makes
 anyway: statistics never cost a round trip of their own. A process's last
 second of counts is lost when it exits unless it calls the cache's
 ``flush_stats`` (management commands do).
+
+``namespace_stats`` reports what the namespace holds at a cost that does
+not grow with it: exact by a scan while the database is small, estimated
+from a bounded random sample (and labelled so) once it is large. Counters
+maintained on set and delete would drift anyway: LRU eviction and TTLs
+remove keys behind the application's back.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -40,10 +47,10 @@ class StatsTally:
         self._guard = threading.Lock()
         self._flushed_at = float("-inf")
 
-    def add(self, field: str) -> None:
-        """Count one ``field`` ("hits" or "fills")."""
+    def add(self, field: str, count: int = 1) -> None:
+        """Count ``count`` (default one) ``field`` ("hits" or "fills")."""
         with self._guard:
-            self._counts[field] += 1
+            self._counts[field] += count
 
     @property
     def pending(self) -> bool:
@@ -124,57 +131,124 @@ def _human(size: int) -> str:
     return f"{size}"
 
 
-def namespace_stats(client: redis.Redis, *, namespace: str, stats_key: str) -> dict[str, Any]:
+RESULT_KINDS = ("fib", "pi")
+# The fields of ``namespace_stats`` that are estimates when Redis is large.
+ESTIMATED_FIELDS = ("entries", "entries_by_kind", "other_keys", "stored_bytes", "memory_bytes")
+# Keys measured with MEMORY USAGE (its cost grows with a value's size).
+MEMORY_SAMPLE_KEYS = 200
+
+
+def namespace_stats(
+    client: redis.Redis,
+    *,
+    namespace: str,
+    stats_key: str,
+    exact_max_keys: int,
+    sample_keys: int,
+) -> dict[str, Any]:
     """Return the namespace's entries (by kind), their size, hit ratio and Redis memory.
 
-    ``hits`` and ``fills`` are the tallies every process has flushed since
-    ``since``. Raise a Redis error if Redis is unreachable.
+    The cost does not grow with what Redis holds: a database of at most
+    ``exact_max_keys`` keys (DBSIZE) is scanned and every figure is exact;
+    a larger one is estimated from ``sample_keys`` RANDOMKEY draws (one
+    pipeline) times DBSIZE, and ``estimated`` names the fields that are
+    estimates (``entries_margin``: half the width of a 95% interval of
+    ``entries``). Keys of other prefixes in the same database are counted
+    only as the database's size, never as ours. ``hits`` and ``fills`` are
+    exact: the tallies every process has flushed since ``since``. Raise a
+    Redis error if Redis is unreachable.
     """
-    prefix = namespace.encode()
-    by_kind: dict[str, int] = {}
-    other = 0
-    stored_bytes = 0
-    batch: list[bytes] = []
-
-    def measure() -> int:
+    dbsize = client.dbsize()
+    if dbsize <= exact_max_keys:
+        keys = list(scan_namespace(client, namespace))
+        figures = _measure(client, keys, namespace=namespace, scale=1.0)
+        figures.update(
+            estimated=[],
+            entries_margin=0,
+            method=f"exact: every key of the database scanned ({dbsize:,} keys)",
+        )
+    else:
         pipe = client.pipeline(transaction=False)
-        for key in batch:
-            pipe.strlen(key)
-        return sum(pipe.execute())
-
-    for key in scan_namespace(client, namespace):
-        kind = key[len(prefix) :].split(b":", 1)[0].decode("ascii", "replace")
-        if kind in ("pi", "fib"):
-            by_kind[kind] = by_kind.get(kind, 0) + 1
-            batch.append(key)
-            if len(batch) >= 1000:
-                stored_bytes += measure()
-                batch.clear()
-        else:
-            other += 1
-    if batch:
-        stored_bytes += measure()
+        for _ in range(sample_keys):
+            pipe.randomkey()
+        drawn = [key for key in pipe.execute() if key is not None]
+        prefix = namespace.encode()
+        ours = [key for key in drawn if key.startswith(prefix)]
+        figures = _measure(client, ours, namespace=namespace, scale=dbsize / max(len(drawn), 1))
+        # Agresti-Coull: a 95% margin that does not collapse to 0 when every
+        # draw (or none) is ours, as the plain binomial one would.
+        share = (figures["entries"] * len(drawn) / dbsize + 2) / (len(drawn) + 4)
+        margin = 1.96 * math.sqrt(share * (1 - share) / (len(drawn) + 4)) * dbsize
+        figures.update(
+            estimated=list(ESTIMATED_FIELDS),
+            entries_margin=round(margin),
+            method=(
+                f"estimate: {len(drawn):,} random keys of the database's {dbsize:,} "
+                f"(RANDOMKEY x DBSIZE), {len(ours):,} of them in this namespace"
+            ),
+        )
     tally = {k.decode(): int(v) for k, v in client.hgetall(stats_key).items()}
     hits, fills = tally.get("hits", 0), tally.get("fills", 0)
     memory = server_info(client, "memory")
     server = server_info(client, "stats")
     if isinstance(client, redis.RedisCluster):
         memory["used_memory_human"] = _human(memory.get("used_memory", 0))
+    figures.update(
+        {
+            "namespace": namespace,
+            "dbsize": dbsize,
+            "hits": hits,
+            "fills": fills,
+            "hit_ratio": (hits / (hits + fills)) if hits + fills else None,
+            "since": tally.get("since"),
+            "used_memory": memory.get("used_memory"),
+            "used_memory_human": memory.get("used_memory_human"),
+            "maxmemory": memory.get("maxmemory"),
+            "maxmemory_policy": memory.get("maxmemory_policy"),
+            "keyspace_hits": server.get("keyspace_hits", 0),
+            "keyspace_misses": server.get("keyspace_misses", 0),
+            "evicted_keys": server.get("evicted_keys", 0),
+        }
+    )
+    return figures
+
+
+def _measure(client: redis.Redis, keys: list[bytes], *, namespace: str, scale: float) -> dict:
+    """Count ``keys`` (of ``namespace``) by kind and measure the results among them.
+
+    Each count and size is multiplied by ``scale`` (1 for a full scan,
+    DBSIZE / draws for a sample). Sizes are STRLEN (the stored bytes) of
+    every result key and MEMORY USAGE (what Redis spends on it) of at most
+    ``MEMORY_SAMPLE_KEYS`` of them, extrapolated to the rest.
+    """
+    prefix = len(namespace.encode())
+    by_kind = dict.fromkeys(RESULT_KINDS, 0)
+    results: list[bytes] = []
+    other = 0
+    for key in keys:
+        kind = key[prefix:].split(b":", 1)[0].decode("ascii", "replace")
+        if kind in by_kind:
+            by_kind[kind] += 1
+            results.append(key)
+        else:
+            other += 1
+    stored = memory = 0
+    memory_sample = results[:: max(1, math.ceil(len(results) / MEMORY_SAMPLE_KEYS))]
+    for start in range(0, len(results), 1000):
+        pipe = client.pipeline(transaction=False)
+        for key in results[start : start + 1000]:
+            pipe.strlen(key)
+        stored += sum(pipe.execute())
+    if memory_sample:
+        pipe = client.pipeline(transaction=False)
+        for key in memory_sample:
+            pipe.memory_usage(key, samples=0)
+        sizes = [size for size in pipe.execute() if size is not None]
+        memory = sum(sizes) * len(results) / len(memory_sample)
     return {
-        "namespace": namespace,
-        "entries": sum(by_kind.values()),
-        "entries_by_kind": dict(sorted(by_kind.items())),
-        "other_keys": other,
-        "stored_bytes": stored_bytes,
-        "hits": hits,
-        "fills": fills,
-        "hit_ratio": (hits / (hits + fills)) if hits + fills else None,
-        "since": tally.get("since"),
-        "used_memory": memory.get("used_memory"),
-        "used_memory_human": memory.get("used_memory_human"),
-        "maxmemory": memory.get("maxmemory"),
-        "maxmemory_policy": memory.get("maxmemory_policy"),
-        "keyspace_hits": server.get("keyspace_hits", 0),
-        "keyspace_misses": server.get("keyspace_misses", 0),
-        "evicted_keys": server.get("evicted_keys", 0),
+        "entries": round(len(results) * scale),
+        "entries_by_kind": {kind: round(count * scale) for kind, count in by_kind.items() if count},
+        "other_keys": round(other * scale),
+        "stored_bytes": round(stored * scale),
+        "memory_bytes": round(memory * scale),
     }

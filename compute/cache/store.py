@@ -195,6 +195,32 @@ class ResultCache:
             self.local.put(query.cache_key, payload, payload.nbytes)
         return stored
 
+    def set_many(self, items: list[tuple[ResultQuery, Payload]]) -> bool:
+        """Store many payloads in Redis in one round trip (with the TTL); False if Redis is down.
+
+        For bulk work (``warm_cache``): the in-process tier is left alone,
+        since the process doing it serves nobody.
+        """
+        if not items:
+            return True
+        ttl = app_settings.CACHE_TTL
+        self.tally.add("fills", len(items))
+
+        def store() -> bool:
+            pipe = self._pipeline()
+            for query, payload in items:
+                pipe.set(self.make_key(query.cache_key), payload.to_redis(), ex=ttl)
+            self.tally.queue(pipe)
+            pipe.execute()
+            return True
+
+        return self.breaker.call(store, False)
+
+    def count_hits(self, count: int) -> None:
+        """Count ``count`` lookups answered by Redis that bulk work checked with ``exists_many``."""
+        if count:
+            self.tally.add("hits", count)
+
     def delete(self, query: ResultQuery) -> bool:
         """Delete ``query``'s entry everywhere and tell other processes; False if Redis was down."""
         return self.delete_keys([query.cache_key])
@@ -268,12 +294,33 @@ class ResultCache:
         self.breaker.call(flush, None)
 
     def ping(self) -> tuple[bool, str]:
-        """Return (reachable, detail) for the readiness check; bypasses the breaker."""
-        try:
-            self.redis().ping()
-        except REDIS_ERRORS as exc:
-            return False, f"{type(exc).__name__}: {exc}"
-        return True, "ok"
+        """Return (reachable, detail) for the readiness check, through the breaker.
+
+        A probe while the breaker is open answers at once (a hung Redis
+        would otherwise cost every probe a whole socket timeout); a failed
+        PING opens it like any other round trip, and a successful one ends
+        the outage.
+        """
+        if not self.breaker.available:
+            return False, (
+                "not tried: Redis failed less than REDIS_BACKOFF_SECONDS ago "
+                f"({app_settings.REDIS_BACKOFF_SECONDS:g} s; the breaker is open)"
+            )
+        failures: list[BaseException] = []
+
+        def probe() -> bool:
+            try:
+                self.redis().ping()
+            except REDIS_ERRORS as exc:
+                failures.append(exc)
+                raise
+            return True
+
+        if self.breaker.call(probe, False):
+            return True, "ok"
+        if failures:
+            return False, f"{type(failures[0]).__name__}: {failures[0]}"
+        return False, "not tried: the breaker opened meanwhile"
 
     def clear_namespace(self) -> int:
         """Delete every key of this deployment's prefix and version (and nothing else).
@@ -303,5 +350,15 @@ class ResultCache:
         return deleted
 
     def stats(self) -> dict[str, Any]:
-        """Return this namespace's entries, sizes, hit ratio and Redis memory (``stats``)."""
-        return namespace_stats(self.redis(), namespace=self.namespace, stats_key=self.tally.key)
+        """Return this namespace's entries, sizes, hit ratio and Redis memory (``stats``).
+
+        Exact on a small database, labelled estimates on a large one; the
+        cost is bounded either way (``compute.cache.stats.namespace_stats``).
+        """
+        return namespace_stats(
+            self.redis(),
+            namespace=self.namespace,
+            stats_key=self.tally.key,
+            exact_max_keys=app_settings.CACHE_STATS_EXACT_MAX_KEYS,
+            sample_keys=app_settings.CACHE_STATS_SAMPLE_KEYS,
+        )

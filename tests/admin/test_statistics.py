@@ -62,3 +62,30 @@ def test_chart_series_split_by_kind_and_precision():
         ("pi (double)", [(7, 0.5)]),
     ]
     assert left_out == 2
+
+
+def test_statistics_label_the_cache_estimates_of_a_large_redis(admin_client, results, settings):
+    # Every database counts as large: the cache's figures come from a sample.
+    settings.CACHE_STATS_EXACT_MAX_KEYS = 0
+    html = admin_client.get(STATISTICS).content.decode()
+    assert "entries in this namespace (estimate)" in html
+    assert re.search(r'id="cache-entries">~[\d,]+ \u00b1 [\d,]+<', html)
+    assert 'id="cache-estimate-note"' in html and "random sample" in html
+    settings.CACHE_STATS_EXACT_MAX_KEYS = 10**9
+    html = admin_client.get(STATISTICS).content.decode()
+    assert "(estimate)" not in html and "exact: every key of the database scanned" in html
+
+
+def test_statistics_read_no_column_of_every_row(admin_client, results):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(STATISTICS)
+    assert response.status_code == 200
+    log = [q["sql"] for q in queries.captured_queries if "compute_computedresult" in q["sql"]]
+    # Sums and means need every row; they come from the recent rows only (a LIMIT).
+    assert not [sql for sql in log if "SUM(" in sql.upper() or "AVG(" in sql.upper()]
+    assert any("LIMIT 2000" in sql for sql in log)
+    counts = {row["kind"]: row for row in response.context["counts"]}
+    assert counts["fib"]["recent"] == 3 and counts["pi"]["recent"] == 2

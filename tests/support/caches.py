@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django_redis.cache import RedisCache
@@ -47,8 +48,36 @@ def backend_at(location: str, *, prefix: str | None = None) -> RedisCache:
 
 
 class PointedCache(ResultCache):
-    """A ResultCache on a backend of its own (default: the configured one) and a stepped clock."""
+    """A ResultCache on a backend of its own (default: the configured one) and a stepped clock.
+
+    Every instance is remembered until ``remove_host_counters`` (run after
+    each test by tests/conftest.py) deletes the shared-memory counter files
+    of their namespaces.
+    """
+
+    made: ClassVar[list[PointedCache]] = []
 
     def __init__(self, backend: RedisCache | None = None, clock: FakeClock | None = None) -> None:
         self.fake_clock = clock or FakeClock()
         super().__init__(backend, clock=self.fake_clock)
+        PointedCache.made.append(self)
+
+
+def remove_host_counters(keep: Path) -> None:
+    """Delete the host counter files of every PointedCache made so far, except ``keep``.
+
+    ``keep`` is the run's own counter (the process's ``result_cache``), in
+    use until the run ends. Only files named after these caches' own
+    namespaces are touched: other runs on this host keep theirs.
+    """
+    for cache in PointedCache.made:
+        path = cache.evictions.host_path
+        if path != keep:
+            path.unlink(missing_ok=True)
+    PointedCache.made.clear()
+
+
+def remove_host_counter(redis_url: str, prefix: str) -> None:
+    """Delete the host counter file of the deployment at ``redis_url`` with key ``prefix``."""
+    path = ResultCache(backend_at(redis_url, prefix=prefix)).evictions.host_path
+    path.unlink(missing_ok=True)

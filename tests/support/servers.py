@@ -448,8 +448,15 @@ class LiveServer:
         return [line for line in self.error_log.read_text().splitlines() if needle in line]
 
     def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL of its group if it lingers); idempotent."""
+        """Stop the server (SIGTERM, then SIGKILL of its group if it lingers); idempotent.
+
+        Then remove the shared-memory eviction counter its workers mapped
+        (/dev/shm/mathsite-<uid>/evictions-*): no process uses it any more.
+        """
+        from tests.support.caches import remove_host_counter  # needs configured settings
+
         _stop_process(self.process, signal.SIGTERM, timeout=10)
+        remove_host_counter(self.redis_url, self.prefix)
 
 
 # --- make run ---------------------------------------------------------------------------

@@ -1,6 +1,9 @@
 """``manage.py cache_stats [--json]``: what this deployment's cache holds and how well it serves.
 
-Shows the namespace's result entries (by kind) and their stored size, the
+Shows the namespace's result entries (by kind) and their stored size
+(exact on a small Redis database; on a large one estimated from a bounded
+random sample, marked "~" with a 95% margin, so the command costs the
+same with a million entries as with ten), the
 hit ratio since the namespace's counters started (hits: lookups a cache
 tier answered; fills: entries stored after a miss, from the log or a
 computation; each server process adds its counts at most once a second),
@@ -26,8 +29,13 @@ def _since(timestamp: int | None) -> str:
 
 
 def format_stats(stats: dict[str, Any]) -> str:
-    """Return ``ResultCache.stats()`` as a few readable lines."""
-    kinds = ", ".join(f"{kind} {count:,}" for kind, count in stats["entries_by_kind"].items())
+    """Return ``ResultCache.stats()`` as a few readable lines; estimates are marked "~"."""
+    estimated = bool(stats["estimated"])
+    about = "~" if estimated else ""
+    kinds = ", ".join(
+        f"{kind} {about}{count:,}" for kind, count in stats["entries_by_kind"].items()
+    )
+    margin = f" +/- {stats['entries_margin']:,}" if estimated else ""
     ratio = stats["hit_ratio"]
     ratio_text = "n/a" if ratio is None else f"{ratio:.1%}"
     cap = stats["maxmemory"]
@@ -35,8 +43,10 @@ def format_stats(stats: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"Namespace:  {stats['namespace']}",
-            f"Entries:    {stats['entries']:,}" + (f" ({kinds})" if kinds else ""),
-            f"Stored:     {stats['stored_bytes']:,} bytes in result entries",
+            f"Figures:    {stats['method']}" + ("; ~ marks an estimate" if estimated else ""),
+            f"Entries:    {about}{stats['entries']:,}{margin}" + (f" ({kinds})" if kinds else ""),
+            f"Stored:     {about}{stats['stored_bytes']:,} bytes in result entries "
+            f"({about}{stats['memory_bytes']:,} bytes of Redis memory)",
             f"Hit ratio:  {ratio_text} ({stats['hits']:,} hits, {stats['fills']:,} fills, "
             f"{_since(stats['since'])})",
             f"Redis:      {stats['used_memory_human']} used, {cap_text}, "

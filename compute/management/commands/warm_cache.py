@@ -1,9 +1,14 @@
 """``manage.py warm_cache KIND START END``: compute (or refill) a range of results ahead of clients.
 
-Every n of the inclusive range goes through ``services.result_get``, the
-same path as a request: a result already cached is a hit, one in the log
-is copied back into Redis, anything else is computed, logged and cached.
-A progress bar (tqdm, on stderr) shows how far it got.
+The range is warmed in batches of ``--batch`` results through
+``services.results_warm``, with the outcome of a request for each (a
+result already cached stays, one in the log is copied back into Redis,
+anything else is computed, logged and cached) but a few round trips per
+batch instead of several per result: one Redis pipeline to see what is
+cached, one SQL query for what is logged, one bulk insert, one pipeline
+of SETs. A progress bar (tqdm, on stderr) shows how far it got: plain
+text, not Django's red error style, drawn with block characters on a
+UTF-8 stream and with "=" otherwise.
 
 Before starting, the command estimates how many decimal digits the range
 holds (fib(n) has about n * log10(phi) = 0.209 n digits; a pi double about
@@ -52,14 +57,33 @@ def estimated_digits(kind: str, start: int, end: int, step: int, digits: int | N
     return count * (digits if digits is not None else PI_DOUBLE_DIGITS)
 
 
+# Results per batch: large enough that round trips stop mattering, small
+# enough that the progress bar moves and a batch's values fit in memory.
+DEFAULT_BATCH = 500
+
+
+def _unstyled(text: str) -> str:
+    return text
+
+
 class _Raw:
-    """A file for tqdm over a command's stderr: written as is (no newline appended)."""
+    """A file for tqdm over a command's stderr: written as is (no newline, no colour).
+
+    Django styles a command's stderr as an error (bold red on a terminal);
+    a progress bar is not one.
+    """
 
     def __init__(self, wrapper: OutputWrapper) -> None:
         self.wrapper = wrapper
+        self.encoding = getattr(wrapper, "encoding", None)
+
+    @property
+    def unicode(self) -> bool:
+        """Return True if the stream takes UTF-8 (block characters draw the bar)."""
+        return (self.encoding or "").lower().replace("-", "") == "utf8"
 
     def write(self, text: str) -> None:
-        self.wrapper.write(text, ending="")
+        self.wrapper.write(text, style_func=_unstyled, ending="")
 
     def flush(self) -> None:
         self.wrapper.flush()
@@ -82,12 +106,21 @@ class Command(BaseCommand):
         )
         parser.add_argument("--force", action="store_true", help="warm even a huge range")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+        parser.add_argument(
+            "--batch",
+            type=int,
+            default=DEFAULT_BATCH,
+            help=f"results per round trip (default {DEFAULT_BATCH})",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         kind, digits_text = options["kind"], options["digits"]
         step = options["step"]
         if step < 1:
             raise CommandError("--step must be at least 1.")
+        batch_size = options["batch"]
+        if batch_size < 1:
+            raise CommandError("--batch must be at least 1.")
         first = self._query(kind, options["start"], digits_text)
         last = self._query(kind, options["end"], digits_text)
         if last.n < first.n:
@@ -103,21 +136,25 @@ class Command(BaseCommand):
         computed = cached = 0
         started = time.perf_counter()
         show = not options["no_progress"] and options["verbosity"] > 0
+        stream = _Raw(self.stderr)
         with tqdm(
             total=count,
             unit="result",
             desc=f"warming {kind}",
             disable=not show,
-            file=_Raw(self.stderr),
+            file=stream,
+            ascii=False if stream.unicode else " =",
         ) as bar:
-            for n in range(first.n, last.n + 1, step):
-                query = ResultQuery(kind, n, digits=first.digits)
-                outcome = services.result_get(query=query)
-                if outcome.cached:
-                    cached += 1
-                else:
-                    computed += 1
-                bar.update(1)
+            numbers = range(first.n, last.n + 1, step)
+            for start in range(0, len(numbers), batch_size):
+                batch = [
+                    ResultQuery(kind, n, digits=first.digits)
+                    for n in numbers[start : start + batch_size]
+                ]
+                outcome = services.results_warm(queries=batch)
+                computed += outcome.computed
+                cached += outcome.cached
+                bar.update(len(batch))
         result_cache.flush_stats()  # this process exits before its next periodic flush
         elapsed = time.perf_counter() - started
         if options["verbosity"] > 0:

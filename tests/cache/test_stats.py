@@ -1,0 +1,113 @@
+"""Namespace statistics (``compute.cache.stats``): exact when small, bounded estimates when large.
+
+A Redis server of the test's own, so its size and command counters are
+known: ``ResultCache.stats()`` on a database of 120,000 keys (half of them
+another deployment's) sends no SCAN and a bounded number of commands, and
+its labelled estimates fall within a few standard errors of the truth the
+test planted. On a small database every figure is exact and keys of other
+prefixes are never counted as ours.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.test import override_settings
+
+from tests.support.caches import PointedCache, backend_at
+from tests.support.servers import RedisServer
+
+FIB, PI, FOREIGN = 40_000, 20_000, 60_000
+FIB_VALUE, PI_VALUE = b"r" + b"7" * 99, b"r3.14159265358979"
+
+
+@pytest.fixture(scope="module")
+def big_redis(tmp_path_factory):
+    """A Redis holding 40,000 fib and 20,000 pi entries of ours and 60,000 keys of another."""
+    server = RedisServer(tmp_path_factory.mktemp("stats-redis")).start()
+    client = server.client()
+    pipe = client.pipeline(transaction=False)
+    for n in range(FIB):
+        pipe.set(f"ours:1:fib:{n}", FIB_VALUE)
+    for n in range(PI):
+        pipe.set(f"ours:1:pi:{n}", PI_VALUE)
+    for n in range(FOREIGN):
+        pipe.set(f"ours-not:1:fib:{n}", FIB_VALUE)  # a neighbour whose prefix starts like ours
+    pipe.execute()
+    yield server
+    server.stop()
+
+
+def command_calls(client) -> dict[str, int]:
+    return {name: row["calls"] for name, row in client.info("commandstats").items()}
+
+
+@override_settings(CACHE_STATS_EXACT_MAX_KEYS=10_000, CACHE_STATS_SAMPLE_KEYS=4_000)
+def test_a_large_database_is_estimated_with_a_bounded_cost(big_redis):
+    cache = PointedCache(backend_at(big_redis.url(), prefix="ours"))
+    client = big_redis.client()
+    before = command_calls(client)
+    stats = cache.stats()
+    after = command_calls(client)
+    sent = {name: after[name] - before.get(name, 0) for name in after}
+    assert "cmdstat_scan" not in sent or sent["cmdstat_scan"] == 0
+    assert sent["cmdstat_randomkey"] == 4_000
+    # RANDOMKEY draws, a STRLEN and at most 200 MEMORY USAGE per result drawn, a few INFOs.
+    assert sum(sent.values()) < 2 * 4_000 + 200 + 20
+
+    assert stats["dbsize"] == FIB + PI + FOREIGN
+    assert stats["method"].startswith("estimate: 4,000 random keys of the database's 120,000")
+    assert set(stats["estimated"]) >= {"entries", "entries_by_kind", "stored_bytes"}
+    # Binomial standard error of a count: sqrt(p (1 - p) / draws) * DBSIZE, about 0.9 % of
+    # the database here; 6 % of the truth is more than four of them.
+    assert stats["entries"] == pytest.approx(FIB + PI, rel=0.06)
+    assert stats["entries_by_kind"]["fib"] == pytest.approx(FIB, rel=0.08)
+    assert stats["entries_by_kind"]["pi"] == pytest.approx(PI, rel=0.12)
+    assert 0 < stats["entries_margin"] < 0.05 * (FIB + PI)
+    truth = FIB * len(FIB_VALUE) + PI * len(PI_VALUE)
+    assert stats["stored_bytes"] == pytest.approx(truth, rel=0.08)
+    assert stats["memory_bytes"] > stats["stored_bytes"] * 0.9
+    assert stats["other_keys"] == 0  # the neighbour's keys are not "other keys of ours"
+
+
+@override_settings(CACHE_STATS_EXACT_MAX_KEYS=200_000)
+def test_a_small_enough_database_is_scanned_exactly_and_only_our_prefix_counts(big_redis):
+    stats = PointedCache(backend_at(big_redis.url(), prefix="ours")).stats()
+    assert stats["estimated"] == [] and stats["entries_margin"] == 0
+    assert stats["method"] == "exact: every key of the database scanned (120,000 keys)"
+    assert stats["entries_by_kind"] == {"fib": FIB, "pi": PI}
+    assert stats["stored_bytes"] == FIB * len(FIB_VALUE) + PI * len(PI_VALUE)
+    neighbour = PointedCache(backend_at(big_redis.url(), prefix="ours-not")).stats()
+    assert neighbour["entries_by_kind"] == {"fib": FOREIGN}
+
+
+@override_settings(CACHE_STATS_EXACT_MAX_KEYS=10_000, CACHE_STATS_SAMPLE_KEYS=1_000)
+def test_cache_stats_command_marks_its_estimates(big_redis, monkeypatch):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from compute.management.commands import cache_stats
+
+    monkeypatch.setattr(
+        cache_stats, "result_cache", PointedCache(backend_at(big_redis.url(), prefix="ours"))
+    )
+    out = StringIO()
+    call_command("cache_stats", stdout=out)
+    text = out.getvalue()
+    assert "Figures:    estimate: 1,000 random keys of the database's 120,000" in text
+    assert "; ~ marks an estimate" in text
+    assert "Entries:    ~" in text and " +/- " in text and "(fib ~" in text
+
+
+@override_settings(CACHE_STATS_EXACT_MAX_KEYS=10, CACHE_STATS_SAMPLE_KEYS=500)
+def test_the_margin_covers_a_namespace_that_is_all_of_the_database(tmp_path):
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        client = server.client()
+        client.mset({f"solo:1:pi:{n}": PI_VALUE for n in range(5_000)})
+        client.set("solo:1:meta:generation", b"7")  # a key of ours that is not a result
+        stats = PointedCache(backend_at(server.url(), prefix="solo")).stats()
+    finally:
+        server.stop()
+    assert stats["estimated"] and stats["entries_margin"] > 0
+    assert abs(stats["entries"] - 5_000) <= stats["entries_margin"]

@@ -1,0 +1,68 @@
+"""The result log's models (``compute/models.py``): the counts the database keeps.
+
+``ResultCount`` is written by triggers only (migration 0003); whatever
+writes the log, its rows must equal a plain COUNT of the log by kind and
+precision class. Runs on SQLite and, with ``DATABASE_URL``, PostgreSQL
+(statement triggers there).
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from compute import services
+from compute.domain.query import ResultQuery
+from compute.models import ComputedResult, ResultCount
+
+pytestmark = pytest.mark.django_db
+
+
+def kept() -> dict[tuple[str, bool], int]:
+    return {
+        (row.kind, row.with_digits): row.results for row in ResultCount.objects.all() if row.results
+    }
+
+
+def counted() -> dict[tuple[str, bool], int]:
+    found: dict[tuple[str, bool], int] = {}
+    for kind, precision in ComputedResult.objects.values_list("kind", "precision"):
+        key = (kind, precision > 0)
+        found[key] = found.get(key, 0) + 1
+    return found
+
+
+def row(kind: str, n: int, precision: int = 0) -> ComputedResult:
+    return ComputedResult(
+        kind=kind, n=n, precision=precision, value="1", preview="1", length=1,
+        compute_ms=0.1, computed_at=timezone.now(),
+    )  # fmt: skip
+
+
+def test_counts_follow_every_way_the_log_is_written():
+    assert kept() == {}
+    services.result_get(query=ResultQuery("fib", 10))
+    services.result_get(query=ResultQuery("pi", 10, digits=5))
+    services.results_warm(queries=[ResultQuery("pi", n) for n in range(1, 30)])
+    assert kept() == counted() == {("fib", False): 1, ("pi", True): 1, ("pi", False): 29}
+
+    # A bulk insert that skips existing rows counts only the rows it added.
+    ComputedResult.objects.bulk_create(
+        [row("pi", 5), row("pi", 5000), row("fib", 10), row("fib", 11)], ignore_conflicts=True
+    )
+    assert kept() == counted() == {("fib", False): 2, ("pi", True): 1, ("pi", False): 30}
+
+    services.result_delete(query=ResultQuery("pi", 10, digits=5))
+    ComputedResult.objects.filter(kind="pi", n__lt=10).delete()
+    ComputedResult.objects.get(kind="fib", n=11).delete()
+    assert kept() == counted() == {("fib", False): 1, ("pi", False): 21}
+
+
+def test_the_admin_statistics_read_the_kept_counts(admin_client):
+    ComputedResult.objects.bulk_create([row("pi", n) for n in range(1, 101)])
+    ComputedResult.objects.bulk_create([row("pi", n, 20) for n in range(1, 11)])
+    response = admin_client.get("/admin/compute/computedresult/statistics/")
+    counts = {item["kind"]: item for item in response.context["counts"]}
+    assert (counts["pi"]["results"], counts["pi"]["with_digits"]) == (110, 10)
+    assert counts["pi"]["largest_n"] == 100
+    assert "fib" not in counts
