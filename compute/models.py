@@ -1,9 +1,10 @@
 """The result log: one row per computed result, browsed by staff in the admin.
 
 Rows are written only by ``compute.services``. The identity of a result is
-(kind, n, precision) with precision 0 for a double or an integer, never
-NULL, because SQL unique constraints treat NULLs as distinct and would let
-duplicates in on every database.
+(kind, n, precision, modulus) with precision 0 for a double or an integer
+and modulus 0 for anything but a fib residue (M >= 1), never NULL, because
+SQL unique constraints treat NULLs as distinct and would let duplicates in
+on every database.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ class ComputedResult(models.Model):
     precision = models.PositiveSmallIntegerField(
         default=0, help_text="Requested significant digits; 0 for a double (pi) or exact (fib)."
     )
+    modulus = models.PositiveBigIntegerField(
+        default=0, help_text="M of fib(n) mod M; 0 for every other result."
+    )
     value = models.TextField(help_text="The full result in decimal.")
     preview = models.CharField(max_length=64)
     length = models.PositiveIntegerField(help_text="Number of decimal digits in the value.")
@@ -31,7 +35,9 @@ class ComputedResult(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["kind", "n", "precision"], name="unique_result"),
+            models.UniqueConstraint(
+                fields=["kind", "n", "precision", "modulus"], name="unique_result"
+            ),
         ]
         indexes = [
             models.Index(fields=["kind", "-computed_at", "-id"], name="result_kind_recent"),
@@ -39,6 +45,8 @@ class ComputedResult(models.Model):
         ordering = ["-computed_at", "-id"]
 
     def __str__(self) -> str:
+        if self.modulus:
+            return f"{self.kind}({self.n}) mod {self.modulus}"
         suffix = f" ({self.precision} digits)" if self.precision else ""
         return f"{self.kind}({self.n}){suffix}"
 
@@ -46,3 +54,8 @@ class ComputedResult(models.Model):
     def digits(self) -> int | None:
         """Return the requested precision as the API shows it (None for a double)."""
         return self.precision or None
+
+    @property
+    def mod(self) -> int | None:
+        """Return M of a fib residue as the API shows it (None for every other result)."""
+        return self.modulus or None

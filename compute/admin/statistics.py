@@ -27,6 +27,9 @@ from compute.models import ComputedResult
 # SVG small however large the log grows.
 CHART_MAX_POINTS = 2000
 CHART_TITLE = "Compute time against n, log-log, from the result log"
+# The series of fib residues: they cost O(log n), not fib's O(n), so they get
+# points of their own rather than flattening the fib series' line.
+FIB_MOD_SERIES = "fib-mod"
 N_AXIS = Axis("n (log scale)", tip=lambda n: f"n = {n:,}")
 COMPUTE_TIME_AXIS = Axis("compute time, ms (log scale)", tip=lambda ms: f"{ms:.3g} ms")
 
@@ -36,6 +39,7 @@ _SERIES_STYLE = {
     "fib": ("fib", "#0072B2", "circle"),
     "pi": ("pi (double)", "#D55E00", "square"),
     "pi-digits": ("pi (digits=D)", "#009E73", "triangle"),
+    FIB_MOD_SERIES: ("fib mod M", "#CC79A7", "circle"),  # fib's shape, its own colour
 }
 
 
@@ -71,12 +75,17 @@ def compute_time_chart(series: list[Series]) -> SafeString | None:
 
 
 def chart_rows(limit: int = CHART_MAX_POINTS) -> list[tuple[str, int, int, float]]:
-    """Return (kind, precision, n, ms) of the ``limit`` most recent results, newest first."""
-    return list(
-        ComputedResult.objects.order_by("-computed_at", "-id").values_list(
-            "kind", "precision", "n", "compute_ms"
-        )[:limit]
-    )
+    """Return (kind, precision, n, ms) of the ``limit`` most recent results, newest first.
+
+    A fib residue's kind is given as ``FIB_MOD_SERIES``, the series it is drawn in.
+    """
+    rows = ComputedResult.objects.order_by("-computed_at", "-id").values_list(
+        "kind", "precision", "n", "compute_ms", "modulus"
+    )[:limit]
+    return [
+        (FIB_MOD_SERIES if modulus else kind, precision, n, ms)
+        for kind, precision, n, ms, modulus in rows
+    ]
 
 
 def kind_counts() -> list[dict[str, Any]]:

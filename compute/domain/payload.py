@@ -8,6 +8,9 @@ the gzip of the ``cached: true`` body, which a client accepting gzip is
 sent exactly as stored (Huffman-only deflate: about 0.44 bytes per decimal
 digit, at a fraction of the cost of the default level).
 
+A body is ``{"cached", "result", "n"}`` plus ``"digits"`` for a pi with
+digits or ``"mod"`` for a fib residue (``{"cached":false,"result":5,"n":10,"mod":10}``).
+
 Stored format version 1 (``queries.FORMAT_VERSION``): ``b"r" + literal`` or
 ``b"z" + gzip(cached-true body)``.
 """
@@ -75,6 +78,9 @@ class Payload:
         if tag == b"r":
             if _literal_pattern(query).fullmatch(rest) is None:
                 raise ValueError("stored literal is not a result of this kind")
+            if query.mod is not None and (len(rest) > 24 or int(rest) >= query.mod):
+                # A residue mod M is below M: anything else is not this key's value.
+                raise ValueError("stored residue is not below its modulus")
             return cls(rest, suffix)
         if tag == b"z":
             body = gunzip_bytes(rest)
@@ -144,4 +150,6 @@ def _literal_pattern(query: ResultQuery) -> re.Pattern[bytes]:
 def _suffix(query: ResultQuery) -> bytes:
     if query.digits is not None:
         return b',"n":%d,"digits":%d}' % (query.n, query.digits)
+    if query.mod is not None:
+        return b',"n":%d,"mod":%d}' % (query.n, query.mod)
     return b',"n":%d}' % query.n

@@ -6,7 +6,13 @@ import pytest
 
 from compute.domain.query import InvalidQuery, Limits, ResultQuery, parse_int, parse_query
 
-LIMITS = Limits(fib_max_n=1_000_000, pi_max_n=10**18, pi_max_digits=1000)
+LIMITS = Limits(
+    fib_max_n=1_000_000,
+    pi_max_n=10**18,
+    pi_max_digits=1000,
+    fib_mod_max_n=10**18,
+    fib_mod_max_m=10**18,
+)
 
 
 @pytest.mark.parametrize(
