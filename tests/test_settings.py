@@ -82,6 +82,8 @@ def test_bad_values_are_refused_with_what_to_set(tmp_path):
         ("THROTTLE_COMPUTE_RATE", "fast", "Set THROTTLE_COMPUTE_RATE to N/second"),
         ("ADMIN_URL", "/admin", "set it to a relative path ending in a slash"),
         ("LOG_FORMAT", "xml", "set it to json or plain"),
+        ("FIB_MOD_MAX_N", str(2**63), "FIB_MOD_MAX_N=9223372036854775808: set it between 1"),
+        ("FIB_MOD_MAX_M", "0", "FIB_MOD_MAX_M=0: set it between 1 and 9223372036854775807"),
     ]:
         result = run_django(tmp_path, {**PRODUCTION, name: value}, "-c", SETUP)
         assert result.returncode != 0, name

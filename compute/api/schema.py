@@ -32,7 +32,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from compute.api.serializers import ResultLogItemSerializer
+from compute.api.serializers import FibLogItemSerializer, ResultLogItemSerializer
 from compute.conf import app_settings
 from compute.domain.payload import GZIP_MIN_BYTES
 from compute.domain.query import FIB, FORMAT_VERSION, PI, ResultQuery
@@ -315,7 +315,7 @@ def _list(kind: str) -> Any:
             )
         ],
         responses={
-            200: ResultLogItemSerializer(many=True),
+            200: (FibLogItemSerializer if kind == FIB else ResultLogItemSerializer)(many=True),
             404: _error("The cursor is invalid."),
         },
     )

@@ -60,3 +60,22 @@ def test_stored_body_for_another_key_is_rejected():
         Payload.from_redis(ResultQuery("fib", 2), stored)
     with pytest.raises(ValueError, match="unknown payload tag"):
         Payload.from_redis(ResultQuery("fib", 2), b"\x80\x04pickle")
+
+
+def test_fib_mod_body_carries_mod_and_stored_residue_must_be_below_it():
+    query = ResultQuery("fib", 10, mod=10)
+    payload = Payload.from_text(query, "5")
+    assert payload.body(cached=False) == b'{"cached":false,"result":5,"n":10,"mod":10}'
+    assert json.loads(payload.body(cached=True, as_string=True)) == {
+        "cached": True,
+        "result": "5",
+        "n": 10,
+        "mod": 10,
+    }
+    stored = payload.to_redis()
+    assert Payload.from_redis(query, stored).literal == b"5"
+    # The plain fib(10) entry (55) is no residue mod 10: never served under this key.
+    with pytest.raises(ValueError, match="below its modulus"):
+        Payload.from_redis(query, b"r55")
+    with pytest.raises(ValueError, match="below its modulus"):
+        Payload.from_redis(query, b"r" + b"1" * 30)
