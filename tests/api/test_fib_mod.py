@@ -15,7 +15,9 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from compute import services
 from compute.cache import result_cache
+from compute.domain.query import ResultQuery
 from compute.models import ComputedResult
 from tests.support.reference import fib_mod_reference, fib_reference
 
@@ -247,3 +249,13 @@ def test_limits_are_settings(client, settings):
     body = json.loads(client.get("/api/fib/5/?mod=51").content)
     assert body == {"mod": ["mod must be at most 50 (FIB_MOD_MAX_M)."]}
     assert get_json(client, "/api/fib/1000/?mod=50")[1]["result"] == fib_mod_reference(1000, 50)
+
+
+def test_a_second_record_of_the_same_residue_loses_quietly():
+    """What a racing second writer does: the unique constraint keeps the first row."""
+    query = ResultQuery("fib", 10, mod=10)
+    services.result_record(query=query, text="5", compute_ms=1.0)
+    services.result_record(query=query, text="5", compute_ms=2.0)
+    services.result_record(query=ResultQuery("fib", 10), text="55", compute_ms=1.0)
+    rows = ComputedResult.objects.filter(kind="fib", n=10).order_by("modulus")
+    assert [(r.modulus, r.compute_ms) for r in rows] == [(0, 1.0), (10, 1.0)]
