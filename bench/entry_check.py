@@ -65,7 +65,7 @@ def text_of(query: ResultQuery) -> str:
 def measure(repeats: int, client: redis.Redis) -> dict[str, dict[str, float | int]]:
     """Return the costs of each entry of ``QUERIES``."""
     seal = EntrySeal(secret=lambda: "bench-secret-" + "x" * 40)
-    bound = max_entry_bytes(Limits(10**6, 10**18, 1000))
+    bound = max_entry_bytes(Limits(10**6, 10**18, 1000, 10**18, 10**18))
     results: dict[str, dict[str, float | int]] = {}
     for name, query in QUERIES.items():
         key = f"bench:1:{query.cache_key}"

@@ -193,7 +193,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"Machine: {meta['cpu_count']} CPUs ({meta['cpu_model']}), Python {meta['python']}, "
         f"load generator: {meta['load_tool']}. "
     )
-    shared = {"inprocess", "hits", "wsgi_cost", "profile", "cold", "big_hit", "burst"}
+    shared = {"inprocess", "hits", "wsgi_cost", "profile", "cold", "big_hit", "fib_mod", "burst"}
     if shared & set(results) or not results.get("serving"):
         machine_line += (
             f"Server cores: {meta['server_cpus']}, "
@@ -401,6 +401,8 @@ def render_markdown(results: dict[str, Any]) -> str:
                 f"{b['cached_false']} | {s['n']:,} | {_fmt(s['ms'])} |"
             )
         out.append("")
+    if results.get("fib_mod"):
+        out += _fib_mod_markdown(results["fib_mod"])
     serving = results.get("serving")
     if serving:
         out += _serving_markdown(serving)
@@ -443,6 +445,27 @@ def render_markdown(results: dict[str, Any]) -> str:
         out += profile.get("markdown", [])
         out.append("")
     return "\n".join(out)
+
+
+def _fib_mod_markdown(stage: dict[str, Any]) -> list[str]:
+    """Return the section of the ``fib_mod`` stage (``bench.fib_mod``)."""
+    inproc, cold, hit = stage["inprocess"], stage["cold"], stage["hit"]
+    return [
+        "## fib(n) mod M at n = M = 10**18 (issue 12)",
+        "",
+        f"`GET /api/fib/{stage['n']}/?mod={stage['mod']}` (result {stage['result']}); "
+        "bodies checked against a pure-Python matrix power mod M: "
+        f"{'all correct' if stage['correct'] else 'NOT CORRECT: ' + str(stage['checks'])}.",
+        "",
+        "| measure | median | |",
+        "| --- | ---: | --- |",
+        f"| `maths.fib_mod(10**18, 10**18)` in-process | {inproc['median_us']:.1f} us | "
+        f"best batch {inproc['best_us']:.1f} us |",
+        f"| cold request (computed, logged, cached) | {cold['median_ms']:.2f} ms | "
+        f"{len(cold['samples_ms'])} samples, n = 10**18 - k |",
+        f"| cached hit | {hit['median_ms']:.2f} ms | p90 {hit['p90_ms']:.2f} ms |",
+        "",
+    ]
 
 
 SERVING_LAYOUT_TITLES = {

@@ -12,6 +12,7 @@ everything (also on error or Ctrl-C), then writes ``results.json``,
     python -m bench.run --smoke         # every stage, tiny sizes (about a minute),
                                         # writes bench/results/tmp/smoke/
     python -m bench.run --load python   # the Python load generator instead of wrk
+    python -m bench.run --only fib_mod  # fib(10**18) mod 10**18, cold and cached (a minute)
     python -m bench.run --only serving  # one stage (or a comma-separated few), writes
                                         # bench/results/only-serving/ (about 7 minutes)
 
@@ -56,7 +57,7 @@ from typing import Any
 
 from mathsite.serve import LOCAL_DEFAULTS
 
-from . import load, machine, million, profile, report, rss, serving, stages
+from . import fib_mod, load, machine, million, profile, report, rss, serving, stages
 from .servers import BASE_DIR, Gunicorn, RedisServer
 
 RESULTS_DIR = BASE_DIR / "bench" / "results"
@@ -66,8 +67,8 @@ SMOKE_DIR = RESULTS_DIR / "tmp" / "smoke"
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONHASHSEED")
 # Every stage, in the order a run takes them; ``--only`` picks some.
 STAGES = (
-    "inprocess", "hits", "wsgi_cost", "profile", "cold", "big_hit", "burst", "serving", "rss",
-    "million",
+    "inprocess", "hits", "wsgi_cost", "profile", "cold", "big_hit", "fib_mod", "burst", "serving",
+    "rss", "million",
 )  # fmt: skip
 # The stages that share the three gunicorns started at the beginning of a run.
 SHARED_SERVER_STAGES = set(STAGES) - {"serving", "rss", "million"}
@@ -326,6 +327,8 @@ def _shared_server_stages(
     ctx.old.quick_stop()
     if want("big_hit"):
         run_stage(results, "big_hit", lambda: stages.stage_big_hit(ctx), log)
+    if want("fib_mod"):
+        run_stage(results, "fib_mod", lambda: fib_mod.stage_fib_mod(ctx), log)
     if want("burst"):
         run_stage(results, "burst", lambda: stages.stage_burst(ctx), log)
     # Only one server serves during the stages that follow (serving).

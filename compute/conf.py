@@ -34,14 +34,20 @@ class AppSettings:
 
     @property
     def limits(self) -> Limits:
-        """Return the input limits (FIB_MAX_N, PI_MAX_N, PI_MAX_DIGITS).
+        """Return the input limits (FIB_MAX_N, PI_MAX_N, PI_MAX_DIGITS, FIB_MOD_MAX_N/M).
 
         Built once (every request validates against them) and again after
         a setting changes.
         """
         limits = self.__dict__.get("_limits")
         if limits is None:
-            limits = Limits(settings.FIB_MAX_N, settings.PI_MAX_N, settings.PI_MAX_DIGITS)
+            limits = Limits(
+                settings.FIB_MAX_N,
+                settings.PI_MAX_N,
+                settings.PI_MAX_DIGITS,
+                settings.FIB_MOD_MAX_N,
+                settings.FIB_MOD_MAX_M,
+            )
             self.__dict__["_limits"] = limits
         return limits
 

@@ -1,9 +1,10 @@
 """The result log: one row per computed result, browsed by staff in the admin.
 
 Rows are written only by ``compute.services``. The identity of a result is
-(kind, n, precision) with precision 0 for a double or an integer, never
-NULL, because SQL unique constraints treat NULLs as distinct and would let
-duplicates in on every database.
+(kind, n, precision, modulus) with precision 0 for a double or an integer
+and modulus 0 for anything but a fib residue (M >= 1), never NULL, because
+SQL unique constraints treat NULLs as distinct and would let duplicates in
+on every database.
 
 Beside Django's add/change/delete/view, the model names two permissions
 for the admin's actions: evicting results from the cache and recomputing
@@ -11,7 +12,7 @@ them change what every client is served (and recomputing costs CPU), so
 they are granted on their own, not implied by "view".
 
 ``ResultCount`` holds the number of rows per kind and precision class,
-kept by database triggers (migration 0003) on every insert and delete, so
+kept by database triggers (migration 0004) on every insert and delete, so
 the statistics read two or four rows instead of counting a million.
 """
 
@@ -32,6 +33,9 @@ class ComputedResult(models.Model):
     precision = models.PositiveSmallIntegerField(
         default=0, help_text="Requested significant digits; 0 for a double (pi) or exact (fib)."
     )
+    modulus = models.PositiveBigIntegerField(
+        default=0, help_text="M of fib(n) mod M; 0 for every other result."
+    )
     value = models.TextField(help_text="The full result in decimal.")
     preview = models.CharField(max_length=64)
     length = models.PositiveIntegerField(help_text="Number of decimal digits in the value.")
@@ -40,7 +44,9 @@ class ComputedResult(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["kind", "n", "precision"], name="unique_result"),
+            models.UniqueConstraint(
+                fields=["kind", "n", "precision", "modulus"], name="unique_result"
+            ),
         ]
         indexes = [
             models.Index(fields=["kind", "-computed_at", "-id"], name="result_kind_recent"),
@@ -52,6 +58,8 @@ class ComputedResult(models.Model):
         ]
 
     def __str__(self) -> str:
+        if self.modulus:
+            return f"{self.kind}({self.n}) mod {self.modulus}"
         suffix = f" ({self.precision} digits)" if self.precision else ""
         return f"{self.kind}({self.n}){suffix}"
 
@@ -60,12 +68,17 @@ class ComputedResult(models.Model):
         """Return the requested precision as the API shows it (None for a double)."""
         return self.precision or None
 
+    @property
+    def mod(self) -> int | None:
+        """Return M of a fib residue as the API shows it (None for every other result)."""
+        return self.modulus or None
+
 
 class ResultCount(models.Model):
     """How many log rows there are of one kind, with or without requested digits.
 
     Written only by the database's own triggers on ``ComputedResult``
-    (migration ``0003_resultcount``): every insert and delete, whatever
+    (migration ``0004_resultcount``): every insert and delete, whatever
     issued it (the service, a bulk insert that skips duplicates, ``COPY``,
     the admin), moves the count in the same transaction, so it is exact
     and costs the statistics one indexed read.

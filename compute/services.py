@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from compute import metrics
@@ -39,6 +40,8 @@ class Outcome:
 def result_text(query: ResultQuery) -> str:
     """Return the decimal text of the result ``query`` names (the pure computation)."""
     if query.kind == FIB:
+        if query.mod is not None:
+            return str(algorithms.fib_mod(query.n, query.mod))  # below 2**63: str() is cheap
         return algorithms.fib_decimal(query.n)
     if query.digits is not None:
         return algorithms.pi_digits(query.n, query.digits)
@@ -52,12 +55,15 @@ def preview_of(text: str) -> str:
     return f"{text[:PREVIEW_EDGE]}...{text[-PREVIEW_EDGE:]}"
 
 
-def _log_lookup(query: ResultQuery) -> str | None:
-    return (
-        ComputedResult.objects.filter(kind=query.kind, n=query.n, precision=query.precision)
-        .values_list("value", flat=True)
-        .first()
+def _log_rows(query: ResultQuery) -> QuerySet[ComputedResult]:
+    """Return the log rows of ``query``'s result (at most one: the identity is unique)."""
+    return ComputedResult.objects.filter(
+        kind=query.kind, n=query.n, precision=query.precision, modulus=query.modulus
     )
+
+
+def _log_lookup(query: ResultQuery) -> str | None:
+    return _log_rows(query).values_list("value", flat=True).first()
 
 
 def _from_log(query: ResultQuery, cache: ResultCache) -> Payload | None:
@@ -75,6 +81,7 @@ def _log_row(query: ResultQuery, text: str, compute_ms: float) -> ComputedResult
         kind=query.kind,
         n=query.n,
         precision=query.precision,
+        modulus=query.modulus,
         value=text,
         preview=preview_of(text),
         length=algorithms.count_digits(text),
@@ -221,7 +228,7 @@ def result_delete(
     the row and once more after it, so a request that refilled the cache
     from the row in between cannot keep the value alive.
     """
-    rows = ComputedResult.objects.filter(kind=query.kind, n=query.n, precision=query.precision)
+    rows = _log_rows(query)
     if require_cache:
         if not cache.delete(query):
             return False
@@ -233,7 +240,9 @@ def result_delete(
 
 def query_for_row(row: ComputedResult) -> ResultQuery:
     """Return the query that names a log row's result."""
-    return ResultQuery(row.kind, row.n, digits=row.digits if row.kind == PI else None)
+    if row.kind == PI:
+        return ResultQuery(row.kind, row.n, digits=row.digits)
+    return ResultQuery(row.kind, row.n, mod=row.mod)
 
 
 def results_evict(*, rows: list[ComputedResult], cache: ResultCache = result_cache) -> bool:

@@ -259,6 +259,15 @@ COMPUTE_LOCK_WAIT = env.float("COMPUTE_LOCK_WAIT", default=20.0)
 FIB_MAX_N = env.int("FIB_MAX_N", default=1_000_000)
 PI_MAX_N = env.int("PI_MAX_N", default=10**18)
 PI_MAX_DIGITS = env.int("PI_MAX_DIGITS", default=1_000)
+# fib(n) mod M (``?mod=M``) costs O(log n), so its n may go far past FIB_MAX_N.
+# Both are logged in 64-bit signed columns (every database's BIGINT).
+FIB_MOD_MAX_N = env.int("FIB_MOD_MAX_N", default=10**18)
+FIB_MOD_MAX_M = env.int("FIB_MOD_MAX_M", default=10**18)
+for _name, _value in (("FIB_MOD_MAX_N", FIB_MOD_MAX_N), ("FIB_MOD_MAX_M", FIB_MOD_MAX_M)):
+    if not 1 <= _value <= 2**63 - 1:
+        raise ImproperlyConfigured(
+            f"{_name}={_value}: set it between 1 and {2**63 - 1} (the result log's BIGINT)."
+        )
 
 # --- REST framework -----------------------------------------------------------
 # https://www.django-rest-framework.org/api-guide/settings/

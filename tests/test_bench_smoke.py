@@ -311,3 +311,34 @@ def test_only_takes_known_stage_names():
     assert run._stage_list("hits, serving") == {"hits", "serving"}
     with pytest.raises(Exception, match="unknown stage"):
         run._stage_list("servin")
+
+
+def test_fib_mod_stage_reference_and_report_section():
+    # The stage checks bodies against its own matrix power: check that against
+    # plain iteration and the test suite's reference first.
+    from bench import fib_mod
+    from tests.support.reference import fib_iterative, fib_mod_reference
+
+    for n in range(200):
+        for m in (1, 10, 97, 10**18):
+            assert fib_mod.fib_mod_matrix(n, m) == fib_iterative(n) % m
+    assert fib_mod.fib_mod_matrix(10**18, 10**18) == fib_mod_reference(10**18, 10**18)
+    stage = {
+        "n": 10**18, "mod": 10**18, "result": 5, "correct": True, "checks": {},
+        "inprocess": {"median_us": 21.5, "best_us": 20.0},
+        "cold": {"median_ms": 3.25, "samples_ms": [3.0, 3.5]},
+        "hit": {"median_ms": 0.41, "p90_ms": 0.5},
+    }  # fmt: skip
+    results = {
+        "config": {"workers": 2, "big_n": 1000},
+        "meta": {"finished": "now", "command": "test", "mode": "smoke", "cpu_count": 2,
+                 "cpu_model": "x", "python": "3", "load_tool": "wrk", "server_cpus": [1],
+                 "client_cpus": [0]},
+        "fib_mod": stage,
+    }  # fmt: skip
+    text = report.render_markdown(results)
+    assert "## fib(n) mod M at n = M = 10**18 (issue 12)" in text
+    assert "| `maths.fib_mod(10**18, 10**18)` in-process | 21.5 us |" in text
+    assert "| cold request (computed, logged, cached) | 3.25 ms |" in text
+    assert "| cached hit | 0.41 ms | p90 0.50 ms |" in text
+    assert "fib_mod" in run.STAGES and run._stage_list("fib_mod") == {"fib_mod"}

@@ -241,6 +241,6 @@ def test_warm_cache_batches_its_round_trips_and_queries(
     for n in (1, 2, 100, 1999):
         expected = repr(_pi_double(n)) if n > 1 else "0.0"
         assert ComputedResult.objects.get(kind="pi", n=n).value == expected
-        assert redis_client.get(result_cache.make_key(f"pi:{n}")) == b"r" + expected.encode()
+        assert stored_data(redis_client, ResultQuery("pi", n)) == b"r" + expected.encode()
     out, _ = run("warm_cache", "pi", "1", "2000", "--no-progress")
     assert "0 computed, 2,000 already cached or logged" in out

@@ -1,6 +1,6 @@
 """The result log's models (``compute/models.py``): the counts the database keeps.
 
-``ResultCount`` is written by triggers only (migration 0003); whatever
+``ResultCount`` is written by triggers only (migration 0004); whatever
 writes the log, its rows must equal a plain COUNT of the log by kind and
 precision class. Runs on SQLite and, with ``DATABASE_URL``, PostgreSQL
 (statement triggers there).

@@ -85,6 +85,8 @@ def test_bad_values_are_refused_with_what_to_set(tmp_path):
         ("LOG_FORMAT", "xml", "set it to json or plain"),
         ("CACHE_SIGNING_KEY", "short", "CACHE_SIGNING_KEY is shorter than 32 characters"),
         ("CACHE_MAX_ENTRY_BYTES", "1MB", "CACHE_MAX_ENTRY_BYTES='1MB' is not a positive number"),
+        ("FIB_MOD_MAX_N", str(2**63), "FIB_MOD_MAX_N=9223372036854775808: set it between 1"),
+        ("FIB_MOD_MAX_M", "0", "FIB_MOD_MAX_M=0: set it between 1 and 9223372036854775807"),
     ]:
         result = run_django(tmp_path, {**PRODUCTION, name: value}, "-c", SETUP)
         assert result.returncode != 0, name

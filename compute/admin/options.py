@@ -184,6 +184,8 @@ class ComputedResultAdmin(admin.ModelAdmin):
     def precision_display(self, row: ComputedResult) -> str:
         if row.precision:
             return f"{row.precision} digits"
+        if row.modulus:
+            return f"mod {row.modulus:,}"
         return "double" if row.kind == PI else "exact"
 
     @admin.display(description="preview")
@@ -249,7 +251,7 @@ class ComputedResultAdmin(admin.ModelAdmin):
         evicted: list[ComputedResult] = []
         batch: list[ComputedResult] = []
         total = queryset.count()
-        for row in queryset.only("id", "kind", "n", "precision").iterator(_ACTION_BATCH):
+        for row in queryset.only("id", "kind", "n", "precision", "modulus").iterator(_ACTION_BATCH):
             batch.append(row)
             if len(batch) == _ACTION_BATCH:
                 if not services.results_evict(rows=batch, cache=self.result_cache):
@@ -313,7 +315,7 @@ class ComputedResultAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ComputedResult]) -> None:
         """Delete the rows one by one through the service, which evicts each from the cache."""
         unevicted: list[ComputedResult] = []
-        rows = list(queryset.only("id", "kind", "n", "precision"))
+        rows = list(queryset.only("id", "kind", "n", "precision", "modulus"))
         for row in rows:
             query = services.query_for_row(row)
             if not services.result_delete(query=query, cache=self.result_cache):

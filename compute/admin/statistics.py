@@ -34,6 +34,9 @@ from compute.models import ComputedResult, ResultCount
 # SVG small however large the log grows.
 CHART_MAX_POINTS = 2000
 CHART_TITLE = "Compute time against n, log-log, from the result log"
+# The series of fib residues: they cost O(log n), not fib's O(n), so they get
+# points of their own rather than flattening the fib series' line.
+FIB_MOD_SERIES = "fib-mod"
 N_AXIS = Axis("n (log scale)", tip=lambda n: f"n = {n:,}")
 COMPUTE_TIME_AXIS = Axis("compute time, ms (log scale)", tip=lambda ms: f"{ms:.3g} ms")
 
@@ -43,6 +46,7 @@ _SERIES_STYLE = {
     "fib": ("fib", "#0072B2", "circle"),
     "pi": ("pi (double)", "#D55E00", "square"),
     "pi-digits": ("pi (digits=D)", "#009E73", "triangle"),
+    FIB_MOD_SERIES: ("fib mod M", "#CC79A7", "circle"),  # fib's shape, its own colour
 }
 
 
@@ -81,12 +85,15 @@ def chart_rows(limit: int = CHART_MAX_POINTS) -> list[tuple[str, int, int, float
     """Return (kind, precision, n, ms, digits) of the ``limit`` most recent results, newest first.
 
     An index walk (``-computed_at, -id``) of ``limit`` rows whatever the log's size.
+    A fib residue's kind is given as ``FIB_MOD_SERIES``, the series it is drawn in.
     """
-    return list(
-        ComputedResult.objects.order_by("-computed_at", "-id").values_list(
-            "kind", "precision", "n", "compute_ms", "length"
-        )[:limit]
-    )
+    rows = ComputedResult.objects.order_by("-computed_at", "-id").values_list(
+        "kind", "precision", "n", "compute_ms", "length", "modulus"
+    )[:limit]
+    return [
+        (FIB_MOD_SERIES if modulus else kind, precision, n, ms, length)
+        for kind, precision, n, ms, length, modulus in rows
+    ]
 
 
 def kind_counts(recent: list[tuple[str, int, int, float, int]]) -> list[dict[str, Any]]:

@@ -8,7 +8,8 @@ two settings of ``SPECTACULAR_SETTINGS`` and never touches the views:
 - ``preprocess_endpoints`` swaps each result endpoint's view class, for
   schema generation only, for a subclass carrying ``extend_schema``
   declarations built from the *current* limits (``FIB_MAX_N``,
-  ``PI_MAX_N``, ``PI_MAX_DIGITS``), so the schema always states the limits
+  ``PI_MAX_N``, ``PI_MAX_DIGITS``, ``FIB_MOD_MAX_N``, ``FIB_MOD_MAX_M``),
+  so the schema always states the limits
   the service enforces; it also names the seed-compatible routes cleanly.
 - ``postprocess_schema`` adds the result bodies as named components.
 
@@ -41,10 +42,10 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
 from rest_framework.request import Request
 
-from compute.api.serializers import ResultLogItemSerializer
+from compute.api.serializers import FibLogItemSerializer, ResultLogItemSerializer
 from compute.conf import app_settings
 from compute.domain.payload import GZIP_MIN_BYTES
-from compute.domain.query import FORMAT_VERSION, PI
+from compute.domain.query import FIB, FORMAT_VERSION, PI, ResultQuery
 from compute.http.routes import ResultMatcher, Route, result_routes
 
 PATH, QUERY, HEADER = OpenApiParameter.PATH, OpenApiParameter.QUERY, OpenApiParameter.HEADER
@@ -72,6 +73,7 @@ class InvalidQuerySerializer(serializers.Serializer):
     n = serializers.ListField(child=serializers.CharField(), required=False)
     digits = serializers.ListField(child=serializers.CharField(), required=False)
     format = serializers.ListField(child=serializers.CharField(), required=False)
+    mod = serializers.ListField(child=serializers.CharField(), required=False)
 
 
 # --- result bodies (components added by postprocess_schema) ----------------------------
@@ -112,7 +114,7 @@ RESULT_COMPONENTS: dict[str, dict[str, Any]] = {
         },
     ),
     "FibResult": _result_body(
-        "fib(n), exact: fib(0) = 0, fib(1) = 1.",
+        "fib(n), exact: fib(0) = 0, fib(1) = 1; with mod=M, fib(n) mod M.",
         [
             {
                 "type": "integer",
@@ -126,7 +128,14 @@ RESULT_COMPONENTS: dict[str, dict[str, Any]] = {
                 "description": "With format=string: the digits as a string.",
             },
         ],
-        n={"type": "integer", "minimum": 0},
+        n={"type": "integer", "format": "int64", "minimum": 0},
+        mod={
+            "type": "integer",
+            "format": "int64",
+            "minimum": 1,
+            "description": "The modulus M (only with mod=M): result is fib(n) mod M, "
+            "0 <= result < M.",
+        },
     ),
 }
 
@@ -148,17 +157,45 @@ def _n_parameter(kind: str, location: str) -> OpenApiParameter:
         schema["format"] = "int64"
     if location == QUERY:
         schema["default"] = 100
+    # OpenAPI cannot tie one parameter's bound to another's presence: the
+    # schema states the bound that holds without mod, the words the other.
+    with_mod = (
+        f"; with mod=M, 0 <= n <= {app_settings.FIB_MOD_MAX_N} (FIB_MOD_MAX_N)"
+        if kind != PI
+        else ""
+    )
     return OpenApiParameter(
         "n",
         schema,
         location,
         required=location == PATH,
-        description=f"{low} <= n <= {high} ({limit}), written with the ASCII digits 0-9 only "
-        "(no sign, space, decimal point or exponent); anything else is a 400.",
+        description=f"{low} <= n <= {high} ({limit}){with_mod}, written with the ASCII "
+        "digits 0-9 only (no sign, space, decimal point or exponent); anything else is a 400.",
     )
 
 
+def _mod_parameter() -> OpenApiParameter:
+    high, high_n = app_settings.FIB_MOD_MAX_M, app_settings.FIB_MOD_MAX_N
+    example = ResultQuery(FIB, 10, mod=10)
+    return OpenApiParameter(
+        "mod",
+        {"type": "integer", "format": "int64", "minimum": 1, "maximum": high},
+        QUERY,
+        description=f"The result becomes fib(n) mod M, 1 <= M <= {high} (FIB_MOD_MAX_M), "
+        f"and n may go up to {high_n} (FIB_MOD_MAX_N): a residue costs O(log n) "
+        'operations, not fib(n)\'s digits. The body adds "mod": M. Each (n, M) is a '
+        f"result of its own: cached, logged, with its own ETag ({example.etag} for "
+        "n = 10, M = 10).",
+    )
+
+
+def _naming_parameter(kind: str) -> OpenApiParameter:
+    """Return the query parameter that names one of several results at n (DELETE too)."""
+    return _options(kind)[0]
+
+
 def _options(kind: str) -> list[OpenApiParameter]:
+    """Return the query parameters of a GET: the naming one first (``_naming_parameter``)."""
     if kind == PI:
         high = app_settings.PI_MAX_DIGITS
         return [
@@ -171,13 +208,14 @@ def _options(kind: str) -> list[OpenApiParameter]:
             )
         ]
     return [
+        _mod_parameter(),
         OpenApiParameter(
             "format",
             {"type": "string", "enum": ["number", "string", "json", ""]},
             QUERY,
             description="string: the result as a JSON string of digits (for JavaScript "
             "clients); number (the default; json or empty mean the same): a JSON integer.",
-        )
+        ),
     ]
 
 
@@ -251,11 +289,15 @@ def _destroy(kind: str, location: str, operation_id: str, tags: list[str]) -> An
         summary=f"Delete a {kind} result (staff with the delete permission)",
         description="Removes the result from every cache tier and from the log, whether or "
         "not it existed; the next GET computes it again. "
-        + ("`digits=D` names a precision; without it, the double. " if kind == PI else "")
+        + (
+            "`digits=D` names a precision; without it, the double. "
+            if kind == PI
+            else "`mod=M` names the residue fib(n) mod M; without it, fib(n). "
+        )
         + "Needs the token (`Authorization: Token <key>`, from "
         "`manage.py drf_create_token`) or admin session of a staff user holding the "
         '"delete computed result" permission.',
-        parameters=[_n_parameter(kind, location), *(_options(kind) if kind == PI else [])],
+        parameters=[_n_parameter(kind, location), _naming_parameter(kind)],
         responses={
             204: OpenApiResponse(description="Deleted (or there was nothing to delete)."),
             400: _invalid(),
@@ -284,7 +326,7 @@ def _list(kind: str) -> Any:
             )
         ],
         responses={
-            200: ResultLogItemSerializer(many=True),
+            200: (FibLogItemSerializer if kind == FIB else ResultLogItemSerializer)(many=True),
             404: _error("The cursor is invalid."),
         },
     )

@@ -14,7 +14,7 @@ from compute.services import query_for_row
 
 
 class ResultQuerySerializer(serializers.Serializer):
-    """Validate n (path), digits and format (query) into a ``ResultQuery``.
+    """Validate n (path), digits, mod and format (query) into a ``ResultQuery``.
 
     The fields are strings on purpose: only ASCII digits count as integers
     here, which DRF's IntegerField (int() underneath) does not enforce.
@@ -24,6 +24,7 @@ class ResultQuerySerializer(serializers.Serializer):
     n = serializers.CharField(trim_whitespace=False, allow_blank=True)
     digits = serializers.CharField(required=False, trim_whitespace=False, allow_blank=True)
     format = serializers.CharField(required=False, trim_whitespace=False, allow_blank=True)
+    mod = serializers.CharField(required=False, trim_whitespace=False, allow_blank=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -32,6 +33,7 @@ class ResultQuerySerializer(serializers.Serializer):
                 attrs.get("n"),
                 attrs.get("digits"),
                 attrs.get("format"),
+                attrs.get("mod"),
                 limits=app_settings.limits,
             )
         except InvalidQuery as exc:
@@ -57,3 +59,16 @@ class ResultLogItemSerializer(serializers.ModelSerializer):
     def get_url(self, row: ComputedResult) -> str:
         path = result_path(query_for_row(row))
         return self.context["request"].build_absolute_uri(path)
+
+
+class FibLogItemSerializer(ResultLogItemSerializer):
+    """A fib log row as a list item: ``mod`` is M of a residue fib(n) mod M, else null."""
+
+    mod = serializers.IntegerField(allow_null=True, read_only=True)
+
+    class Meta(ResultLogItemSerializer.Meta):
+        fields = [
+            *ResultLogItemSerializer.Meta.fields[:2],
+            "mod",
+            *ResultLogItemSerializer.Meta.fields[2:],
+        ]

@@ -24,7 +24,11 @@ from rest_framework.response import Response
 from compute import selectors, services
 from compute.api.exceptions import CacheUnavailable
 from compute.api.permissions import CanDeleteResults
-from compute.api.serializers import ResultLogItemSerializer, ResultQuerySerializer
+from compute.api.serializers import (
+    FibLogItemSerializer,
+    ResultLogItemSerializer,
+    ResultQuerySerializer,
+)
 from compute.api.throttling import ComputeRateThrottle
 from compute.domain.query import FIB, PI
 from compute.http import hit
@@ -109,7 +113,7 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def _query(self, request: Request, n: str | None):
         data = {"n": n if n is not None else request.query_params.get("n", self.default_n)}
-        for name in ("digits", "format"):
+        for name in ("digits", "format", "mod"):
             if name in request.query_params:
                 data[name] = request.query_params[name]
         serializer = ResultQuerySerializer(data=data, context={"kind": self.kind})
@@ -143,6 +147,7 @@ class PiViewSet(ResultViewSet):
 
 
 class FibViewSet(ResultViewSet):
-    """fib(n), exact; ``?format=string`` for the digits as a JSON string."""
+    """fib(n), exact; ``?mod=M`` for fib(n) mod M; ``?format=string`` for a JSON string."""
 
     kind = FIB
+    serializer_class = FibLogItemSerializer

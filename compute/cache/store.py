@@ -209,7 +209,8 @@ class ResultCache:
         def store() -> bool:
             pipe = self._pipeline()
             for query, payload in items:
-                pipe.set(self.make_key(query.cache_key), payload.to_redis(), ex=ttl)
+                full_key = self.make_key(query.cache_key)
+                pipe.set(full_key, self.seal.seal(full_key, payload.to_redis()), ex=ttl)
             self.tally.queue(pipe)
             pipe.execute()
             return True

@@ -8,6 +8,9 @@ the gzip of the ``cached: true`` body, which a client accepting gzip is
 sent exactly as stored (Huffman-only deflate: about 0.44 bytes per decimal
 digit, at a fraction of the cost of the default level).
 
+A body is ``{"cached", "result", "n"}`` plus ``"digits"`` for a pi with
+digits or ``"mod"`` for a fib residue (``{"cached":false,"result":5,"n":10,"mod":10}``).
+
 What ``to_redis`` returns (the entry format ``query.ENTRY_FORMAT``, 2, to
 which ``compute.cache.integrity`` appends the MAC): ``b"r" + literal`` or
 ``b"z" + gzip(cached-true body)``. ``from_redis`` reads it back only if it
@@ -191,4 +194,6 @@ def _checked(query: ResultQuery, literal: bytes) -> bytes:
 def _suffix(query: ResultQuery) -> bytes:
     if query.digits is not None:
         return b',"n":%d,"digits":%d}' % (query.n, query.digits)
+    if query.mod is not None:
+        return b',"n":%d,"mod":%d}' % (query.n, query.mod)
     return b',"n":%d}' % query.n

@@ -73,7 +73,9 @@ def pi_bounds(n: int) -> tuple[float, float]:
 
 def check_literal(query: ResultQuery, literal: bytes) -> None:
     """Return None if ``literal`` can be ``query``'s stored literal; raise ValueError if not."""
-    if query.kind == FIB:
+    if query.mod is not None:
+        _check_fib_mod(query.n, query.mod, literal)
+    elif query.kind == FIB:
         _check_fib(query.n, literal)
     elif query.digits is None:
         _check_pi_double(query.n, literal)
@@ -90,6 +92,17 @@ def _check_fib(n: int, literal: bytes) -> None:
     last = literal[-1] - 48
     if last != _FIB_LAST_DIGIT[n % 60]:
         raise ValueError(f"fib({n}) ends in {_FIB_LAST_DIGIT[n % 60]}, not {last}")
+
+
+def _check_fib_mod(n: int, mod: int, literal: bytes) -> None:
+    if not literal.isdigit() or (len(literal) > 1 and literal[:1] == b"0") or len(literal) > 19:
+        raise ValueError(f"fib({n}) mod {mod} is written with at most 19 digits, no leading zero")
+    residue = int(literal)
+    if residue >= mod:
+        raise ValueError(f"fib({n}) mod {mod} is below {mod}, not {residue}")
+    if mod % 10 == 0 and residue % 10 != _FIB_LAST_DIGIT[n % 60]:
+        # M a multiple of 10: the residue's last digit is fib(n)'s.
+        raise ValueError(f"fib({n}) mod {mod} ends in {_FIB_LAST_DIGIT[n % 60]}")
 
 
 def _check_pi_double(n: int, literal: bytes) -> None:

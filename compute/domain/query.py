@@ -1,15 +1,19 @@
 """What a client asked for: parsing and validating a result request.
 
 A ``ResultQuery`` is the validated identity of one result representation
-(kind, n, requested digits, string format). The cache key, the log row's
+(kind, n, requested digits or modulus, string format). The cache key, the log row's
 identity and the ETag are all derived from it, so they can only ever be
 built from validated values. ``parse_query`` is shared by the DRF
 serializer and the WSGI front, which is why it is plain Python: both must
 accept and reject exactly the same inputs.
 
-    >>> q = parse_query("fib", "1000", limits=Limits(10**6, 10**18, 1000))
+    >>> limits = Limits(10**6, 10**18, 1000, 10**18, 10**18)
+    >>> q = parse_query("fib", "1000", limits=limits)
     >>> q.cache_key, q.etag
     ('fib:1000:fmt2', 'W/"fib-1000-v1"')
+    >>> q = parse_query("fib", "10", mod_text="10", limits=limits)
+    >>> q.cache_key, q.etag
+    ('fib:10:m10:fmt2', 'W/"fib-10-m10-v1"')
 """
 
 from __future__ import annotations
@@ -39,11 +43,14 @@ _MAX_TEXT = 24
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """The configured bounds (settings FIB_MAX_N, PI_MAX_N, PI_MAX_DIGITS)."""
+    """The configured bounds (settings FIB_MAX_N, PI_MAX_N, PI_MAX_DIGITS,
+    FIB_MOD_MAX_N and FIB_MOD_MAX_M)."""
 
     fib_max_n: int
     pi_max_n: int
     pi_max_digits: int
+    fib_mod_max_n: int
+    fib_mod_max_m: int
 
 
 class InvalidQuery(ValueError):
@@ -63,11 +70,21 @@ class ResultQuery:
     n: int
     digits: int | None = None
     as_string: bool = False
+    mod: int | None = None  # fib only: the result is fib(n) mod this (>= 1)
 
     @property
     def precision(self) -> int:
         """Return the log's precision column: requested digits, 0 for a double or fib."""
         return self.digits or 0
+
+    @property
+    def modulus(self) -> int:
+        """Return the log's modulus column: M of fib(n) mod M, 0 for every other result.
+
+        0 rather than NULL for the same reason as ``precision``: SQL unique
+        constraints treat NULLs as distinct, and M >= 1 leaves 0 free.
+        """
+        return self.mod or 0
 
     @property
     def cache_key(self) -> str:
@@ -77,6 +94,8 @@ class ResultQuery:
         """
         if self.digits is not None:
             return f"{self.kind}:{self.n}:d{self.digits}:fmt{ENTRY_FORMAT}"
+        if self.mod is not None:
+            return f"{self.kind}:{self.n}:m{self.mod}:fmt{ENTRY_FORMAT}"
         return f"{self.kind}:{self.n}:fmt{ENTRY_FORMAT}"
 
     @property
@@ -85,6 +104,8 @@ class ResultQuery:
         parts = [self.kind, str(self.n)]
         if self.digits is not None:
             parts.append(f"d{self.digits}")
+        if self.mod is not None:
+            parts.append(f"m{self.mod}")
         if self.as_string:
             parts.append("s")
         parts.append(f"v{FORMAT_VERSION}")
@@ -119,22 +140,36 @@ def parse_query(
     n_text: str | None,
     digits_text: str | None = None,
     format_text: str | None = None,
+    mod_text: str | None = None,
     *,
     limits: Limits,
 ) -> ResultQuery:
-    """Return the validated query; raise InvalidQuery naming the field and limit."""
+    """Return the validated query; raise InvalidQuery naming the field and limit.
+
+    ``mod_text`` (fib only) asks for fib(n) mod M, 1 <= M <= FIB_MOD_MAX_M;
+    it also raises n's bound from FIB_MAX_N to FIB_MOD_MAX_N, because a
+    residue costs O(log n) where fib(n) itself costs its 0.21 n digits.
+    ``None`` means the parameter was absent; an empty value is malformed.
+    """
     if kind == FIB:
         if digits_text is not None:
             raise InvalidQuery(
                 "digits", "digits applies to pi only; fib results are exact integers."
             )
-        n = parse_int("n", n_text, 0, limits.fib_max_n, "FIB_MAX_N")
+        if mod_text is None:
+            n = parse_int("n", n_text, 0, limits.fib_max_n, "FIB_MAX_N")
+            mod = None
+        else:
+            mod = parse_int("mod", mod_text, 1, limits.fib_mod_max_m, "FIB_MOD_MAX_M")
+            n = parse_int("n", n_text, 0, limits.fib_mod_max_n, "FIB_MOD_MAX_N")
         if format_text in (None, "", "number", "json"):
-            return ResultQuery(FIB, n)
+            return ResultQuery(FIB, n, mod=mod)
         if format_text == "string":
-            return ResultQuery(FIB, n, as_string=True)
+            return ResultQuery(FIB, n, as_string=True, mod=mod)
         raise InvalidQuery("format", "format must be 'string' or 'number'.")
     if kind == PI:
+        if mod_text is not None:
+            raise InvalidQuery("mod", "mod applies to fib only; pi results are not integers.")
         n = parse_int("n", n_text, 1, limits.pi_max_n, "PI_MAX_N")
         if format_text not in (None, "", "number", "json"):
             raise InvalidQuery(

@@ -81,8 +81,11 @@ class ResultMatcher:
 def result_path(query: ResultQuery) -> str:
     """Return the canonical path of ``query``'s result, with the query string naming it."""
     path = reverse(f"{query.kind}-detail", kwargs={"n": str(query.n)})
+    params = []
     if query.digits is not None:
-        return f"{path}?digits={query.digits}"
+        params.append(f"digits={query.digits}")
+    if query.mod is not None:
+        params.append(f"mod={query.mod}")
     if query.as_string:
-        return f"{path}?format=string"
-    return path
+        params.append("format=string")
+    return f"{path}?{'&'.join(params)}" if params else path

@@ -179,16 +179,16 @@ class ResultFront:
     def query(self, environ: dict, route: Route, n_text: str | None) -> ResultQuery | None:
         """Return the valid query the request names, or None (the view words the 400)."""
         query_string = environ.get("QUERY_STRING", "")
-        digits = format_ = None
+        digits = format_ = mod = None
         if query_string:  # parsed as Django parses it (last value of a repeated name wins)
             params = QueryDict(query_string)
-            digits, format_ = params.get("digits"), params.get("format")
+            digits, format_, mod = params.get("digits"), params.get("format"), params.get("mod")
             if n_text is None:
                 n_text = params.get("n", route.default_n)
         elif n_text is None:
             n_text = route.default_n
         try:
-            return parse_query(route.kind, n_text, digits, format_, limits=app_settings.limits)
+            return parse_query(route.kind, n_text, digits, format_, mod, limits=app_settings.limits)
         except InvalidQuery:
             return None
 

@@ -97,7 +97,8 @@ def test_every_error_body_is_documented():
     components = schema["components"]["schemas"]
     assert components["Throttled"]["required"] == ["detail", "retry_after"]
     assert components["FibResult"]["required"] == ["cached", "result", "n"]
-    assert body(paths["/api/fib/"]["get"], "200").endswith("/PaginatedResultLogItemList")
+    assert body(paths["/api/fib/"]["get"], "200").endswith("/PaginatedFibLogItemList")
+    assert body(paths["/api/pi/"]["get"], "200").endswith("/PaginatedResultLogItemList")
 
 
 def test_schema_endpoint_serves_openapi():
@@ -145,3 +146,26 @@ def test_version_parameter_never_reaches_a_header(version, accept):
     assert "Set-Cookie" not in response
     document = response.json() if suffix == "json" else yaml.safe_load(response.content)
     assert document["info"]["version"] == "1"
+
+
+def test_mod_is_documented_with_the_limits_the_service_enforces(settings):
+    settings.FIB_MOD_MAX_N, settings.FIB_MOD_MAX_M = 123456, 789
+    schema = generate()
+    for path in ("/api/fib/{n}/", "/fib/{n}"):
+        for method in ("get", "delete"):
+            mod = parameter(schema["paths"][path][method], "mod")
+            assert mod["in"] == "query" and not mod.get("required")
+            assert (mod["schema"]["minimum"], mod["schema"]["maximum"]) == (1, 789)
+            assert "FIB_MOD_MAX_M" in mod["description"] and "123456" in mod["description"]
+        n = parameter(schema["paths"][path]["get"], "n")
+        assert "with mod=M, 0 <= n <= 123456 (FIB_MOD_MAX_N)" in n["description"]
+    get = schema["paths"]["/api/fib/{n}/"]["get"]
+    assert 'W/"fib-10-m10-v1"' in parameter(get, "mod")["description"]
+    for path in ("/api/pi/{n}/", "/pi/{n}", "/pi"):
+        names = {p["name"] for p in schema["paths"][path]["get"]["parameters"]}
+        assert "mod" not in names
+    fib = schema["components"]["schemas"]["FibResult"]
+    assert fib["properties"]["mod"]["minimum"] == 1
+    assert "mod" in schema["components"]["schemas"]["InvalidQuery"]["properties"]
+    item = schema["components"]["schemas"]["FibLogItem"]["properties"]
+    assert item["mod"]["nullable"] is True

@@ -320,8 +320,18 @@ def test_list_items_never_embed_huge_results(client):
     assert set(body) == {"next", "previous", "results"}
     assert len(response.content) < 2000
     newest, oldest = body["results"]
-    assert set(newest) == {"n", "digits", "preview", "length", "compute_ms", "computed_at", "url"}
+    assert set(newest) == {
+        "n",
+        "digits",
+        "mod",
+        "preview",
+        "length",
+        "compute_ms",
+        "computed_at",
+        "url",
+    }
     assert newest["n"] == 5 and newest["preview"] == "5" and newest["digits"] is None
+    assert newest["mod"] is None
     assert oldest["length"] == 20_899
     assert oldest["preview"].startswith("2597406934") and "..." in oldest["preview"]
     assert oldest["url"] == "http://testserver/api/fib/100000/"

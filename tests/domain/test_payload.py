@@ -23,7 +23,7 @@ from compute.domain.query import Limits, ResultQuery
 from tests.support.entries import zeros_gzip
 from tests.support.reference import fib_reference, unlimited_int_digits
 
-BOUND = max_entry_bytes(Limits(10**6, 10**18, 1000))
+BOUND = max_entry_bytes(Limits(10**6, 10**18, 1000, 10**18, 10**18))
 
 
 def fib_text(n: int) -> str:
@@ -150,6 +150,29 @@ def test_broken_gzip_streams_are_malformed(stream):
 def test_the_default_bound_is_a_little_above_the_largest_legal_body():
     body = Payload.from_text(ResultQuery("fib", 10**6), fib_text(10**6)).body(cached=True)
     assert len(body) < BOUND < len(body) + 300 * 1024
-    wider = max_entry_bytes(Limits(10**7, 10**18, 1000))
+    wider = max_entry_bytes(Limits(10**7, 10**18, 1000, 10**18, 10**18))
     assert wider > 10 * len(body) * 0.9  # follows FIB_MAX_N
-    assert max_entry_bytes(Limits(10, 10, 5_000_000)) > 5_000_000  # and PI_MAX_DIGITS
+    assert max_entry_bytes(Limits(10, 10, 5_000_000, 10, 10)) > 5_000_000  # and PI_MAX_DIGITS
+
+
+def test_fib_mod_body_carries_mod_and_stored_residue_must_be_below_it():
+    query = ResultQuery("fib", 10, mod=10)
+    payload = Payload.from_text(query, "5")
+    assert payload.body(cached=False) == b'{"cached":false,"result":5,"n":10,"mod":10}'
+    assert json.loads(payload.body(cached=True, as_string=True)) == {
+        "cached": True,
+        "result": "5",
+        "n": 10,
+        "mod": 10,
+    }
+    stored = payload.to_redis()
+    assert Payload.from_redis(query, stored, max_bytes=BOUND).literal == b"5"
+    # The plain fib(10) entry (55) is no residue mod 10: never served under this key.
+    assert reason_of(query, b"r55") == MISMATCH
+    assert reason_of(query, b"r" + b"1" * 30) == MISMATCH
+    # M a multiple of 10: the residue ends in fib(n)'s last digit (fib(10) = 55).
+    assert reason_of(ResultQuery("fib", 10, mod=100), b"r54") == MISMATCH
+    assert (
+        Payload.from_redis(ResultQuery("fib", 10, mod=100), b"r55", max_bytes=BOUND).literal
+        == b"55"
+    )

@@ -95,6 +95,9 @@ def apps():
         ("/pi", "n=79", {}),
         ("/api/pi/80/", "digits=400", {"accept_encoding": "gzip"}),
         ("/api/fib/81/", "format=string", {}),
+        ("/api/fib/82/", "mod=1000", {}),
+        (f"/api/fib/{10**18}/", f"mod={10**18}&format=string", {}),
+        ("/fib/83", "mod=7", {}),
     ],
 )
 def test_learned_hits_are_replayed_exactly(apps, path, query, headers):
@@ -150,11 +153,18 @@ def test_plain_http_is_left_to_django_when_ssl_redirect_is_on(settings):
 
 def test_invalid_inputs_and_other_methods_go_to_django(apps):
     fast, django = apps
-    for path, query in (("/api/fib/-1/", ""), ("/api/pi/5/", "digits=x"), ("/nope", "")):
+    for path, query in (
+        ("/api/fib/-1/", ""),
+        ("/api/pi/5/", "digits=x"),
+        ("/nope", ""),
+        ("/api/fib/5/", "mod=0"),
+        ("/api/pi/5/", "mod=3"),
+        (f"/api/fib/{10**18 + 1}/", "mod=3"),
+    ):
         status, _, _ = call(fast, path, query)
         assert status[:3] in ("400", "404")
     call(fast, "/api/fib/5/", method="POST")
-    assert django.calls == 4
+    assert django.calls == 7
 
 
 def test_site_headers_are_trusted_only_when_repeated_identically():

@@ -80,7 +80,7 @@ def _run(statements_by_vendor: dict[str, list[str]]) -> Callable[[Any, Any], Non
 
 
 class Migration(migrations.Migration):
-    dependencies = [("compute", "0002_result_permissions")]
+    dependencies = [("compute", "0003_fib_mod")]
 
     operations = [
         migrations.CreateModel(
