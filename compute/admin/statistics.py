@@ -4,7 +4,7 @@
 the page at ``<admin>/compute/computedresult/statistics/``; everything it
 shows comes from ``statistics_figures``, read from the result log and the
 cache. The chart of compute time against n is drawn by
-``compute.admin.charts`` from the most recent rows of the log.
+``compute.domain.charts`` from the most recent rows of the log.
 
     >>> series, left_out = chart_series([("fib", 0, 0, 0.01), ("pi", 20, 7, 0.5)])
     >>> [(s.label, s.points) for s in series], left_out
@@ -18,8 +18,8 @@ from typing import Any
 from django.db.models import Avg, Count, Max, Q, Sum
 from django.utils.safestring import SafeString, mark_safe
 
-from compute.admin.charts import Axis, Series, is_drawable, loglog_chart
 from compute.cache import REDIS_ERRORS, ResultCache
+from compute.domain.charts import Axis, Series, is_drawable, loglog_chart
 from compute.domain.query import FIB, PI
 from compute.models import ComputedResult
 

@@ -9,7 +9,8 @@ understandable alone:
   eviction reaches every other process;
 - ``stats.StatsTally``: hit and fill counts, flushed on round trips made anyway;
 - ``locks.ComputeLocks``: the stampede lock;
-- ``counters``: the throttle's windowed counter.
+- ``counters``: the throttle's windowed counter;
+- ``pictures``: derived pictures (SVG), sealed with an HMAC and checked on read.
 
 Redis is reached through django-redis's public surface only: the backend
 from ``django.core.cache.caches`` (its ``make_key`` builds every key, so
@@ -40,6 +41,7 @@ from compute.cache.counters import count_in_window
 from compute.cache.invalidation import EvictionBroadcast
 from compute.cache.local import MISSING, LocalTier
 from compute.cache.locks import ComputeLocks
+from compute.cache.pictures import seal, unseal
 from compute.cache.stats import StatsTally, namespace_stats, scan_namespace
 from compute.conf import app_settings
 from compute.domain.payload import Payload
@@ -213,6 +215,31 @@ class ResultCache:
         # tier from Redis with a value it is told to forget.
         self.evictions.bump_host()
         return dropped
+
+    # --- derived pictures (sealed, see ``pictures``) ---------------------------------
+
+    def get_picture(self, key: str) -> bytes | None:
+        """Return the picture stored under ``key`` (checked: see ``pictures``), or None.
+
+        An entry that fails the check is deleted and reported as a miss, so
+        the caller draws the picture again; Redis down is a miss too.
+        """
+        full = self.make_key(key)
+        stored = self.breaker.call(lambda: self.redis().get(full), None)
+        if stored is None:
+            return None
+        content = unseal(full, stored)
+        if content is None:
+            logger.warning("Discarding a picture entry this deployment did not write: %s", key)
+            self.breaker.call(lambda: self.redis().delete(full), None)
+        return content
+
+    def set_picture(self, key: str, content: bytes) -> bool:
+        """Store a sealed picture under ``key`` (the configured TTL); False if Redis is down."""
+        full = self.make_key(key)
+        sealed = seal(full, content)
+        ttl = app_settings.CACHE_TTL
+        return self.breaker.call(lambda: bool(self.redis().set(full, sealed, ex=ttl)), False)
 
     def exists_many(self, queries: list[ResultQuery]) -> list[bool] | None:
         """Return, in one round trip, whether each query is in Redis; None if Redis is down."""
