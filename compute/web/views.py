@@ -13,13 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 
 from compute.conf import app_settings
 from compute.domain.query import FIB, PI
+from compute.http.responses import CompactJsonResponse
 from compute.http.routes import convergence_path
 from compute.web import ask as asking
 from compute.web.negotiation import wants_html
@@ -27,7 +28,6 @@ from compute.web.negotiation import wants_html
 # The picture shown when the form has not named a pi(n).
 DEFAULT_PICTURE_N = 1000
 FAVICON = Path(__file__).resolve().parent.parent / "static" / "compute" / "favicon.svg"
-COMPACT = {"separators": (",", ":")}
 
 
 def _template(name: str) -> str:
@@ -52,9 +52,9 @@ def api_index(request: HttpRequest) -> dict[str, str]:
     return {name: root + path for name, path in paths.items()}
 
 
-def _method_not_allowed(request: HttpRequest) -> JsonResponse:
-    response = JsonResponse(
-        {"detail": f'Method "{request.method}" not allowed.'}, status=405, json_dumps_params=COMPACT
+def _method_not_allowed(request: HttpRequest) -> CompactJsonResponse:
+    response = CompactJsonResponse(
+        {"detail": f'Method "{request.method}" not allowed.'}, status=405
     )
     response["Allow"] = "GET, HEAD"
     return response
@@ -65,7 +65,7 @@ def front(request: HttpRequest) -> HttpResponse:
     if request.method not in ("GET", "HEAD"):
         return _method_not_allowed(request)
     if not wants_html(request.headers.get("Accept")):
-        response: HttpResponse = JsonResponse(api_index(request), json_dumps_params=COMPACT)
+        response: HttpResponse = CompactJsonResponse(api_index(request))
     else:
         response = _page(request)
     patch_vary_headers(response, ("Accept",))
