@@ -270,7 +270,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # compute.api.schema describes the result views (their bodies are built by
     # hand for speed, so there is no serializer to introspect) and the
-    # seed-compatible routes.
+    # routes of the old Flask service.
     "PREPROCESSING_HOOKS": ["compute.api.schema.preprocess_endpoints"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

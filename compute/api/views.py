@@ -13,7 +13,9 @@ validated exactly as for pi(n) and the same 304 before any lookup.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
+from urllib.parse import urlencode
 
 from django.http import HttpResponse, HttpResponseNotModified
 from django.utils.dateparse import parse_datetime
@@ -32,7 +34,7 @@ from compute.api.throttling import ComputeRateThrottle
 from compute.domain.convergence import convergence_etag
 from compute.domain.query import FIB, PI
 from compute.http import hit
-from compute.http.routes import N_SEGMENT
+from compute.http.routes import API_PREFIX, N_SEGMENT
 
 
 class JsonOnly(BaseContentNegotiation):
@@ -71,6 +73,23 @@ class NewestFirst(CursorPagination):
         if position is not None and parse_datetime(position) is None:
             raise NotFound(self.invalid_cursor_message)
         return cursor
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """Return DRF's page schema with links of this API (DRF's show api.example.org)."""
+        page = super().get_paginated_response_schema(schema)
+        base = f"http://127.0.0.1:8000/{API_PREFIX}fib/"
+        position = "2026-11-21 06:10:35.396379+00:00"  # a log row's computed_at
+        page["properties"]["next"]["example"] = base + self.example_cursor({"p": position})
+        page["properties"]["previous"]["example"] = base + self.example_cursor(
+            {"r": "1", "p": position}
+        )
+        return page
+
+    @staticmethod
+    def example_cursor(tokens: dict[str, str]) -> str:
+        """Return ``?cursor=`` as DRF encodes it (base64 of the urlencoded tokens)."""
+        encoded = base64.b64encode(urlencode(tokens).encode("ascii")).decode("ascii")
+        return "?" + urlencode({"cursor": encoded})
 
 
 class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):

@@ -24,6 +24,11 @@ KINDS = (PI, FIB)
 # Bump when the stored payload format changes; it is part of every ETag.
 FORMAT_VERSION = 1
 
+# What ?format= may be, and whether it means the digits as a JSON string.
+# "json" and the empty value are the number form too (a client's generic
+# format=json must not be a 400); the schema's enum is these keys.
+FORMATS = {"number": False, "string": True, "json": False, "": False}
+
 _DIGITS = re.compile(r"[0-9]+")
 _NEGATIVE = re.compile(r"-[0-9]+")
 # Longer than this (after leading zeros) is above every configurable limit
@@ -120,14 +125,14 @@ def parse_query(
                 "digits", "digits applies to pi only; fib results are exact integers."
             )
         n = parse_int("n", n_text, 0, limits.fib_max_n, "FIB_MAX_N")
-        if format_text in (None, "", "number", "json"):
+        if format_text is None:
             return ResultQuery(FIB, n)
-        if format_text == "string":
-            return ResultQuery(FIB, n, as_string=True)
+        if format_text in FORMATS:
+            return ResultQuery(FIB, n, as_string=FORMATS[format_text])
         raise InvalidQuery("format", "format must be 'string' or 'number'.")
     if kind == PI:
         n = parse_int("n", n_text, 1, limits.pi_max_n, "PI_MAX_N")
-        if format_text not in (None, "", "number", "json"):
+        if format_text is not None and FORMATS.get(format_text, True):
             raise InvalidQuery(
                 "format", "format applies to fib only; use digits=D for pi as a string."
             )
