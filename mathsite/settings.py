@@ -111,7 +111,9 @@ WSGI_APPLICATION = "mathsite.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The project's overrides of Django's own templates (the admin's base
+        # page with the site's icon); the apps' templates come after.
+        "DIRS": [BASE_DIR / "mathsite" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -19,6 +19,7 @@ from django.db.models import Avg, Count, Max, Q, Sum
 from django.utils.safestring import SafeString, mark_safe
 
 from compute.cache import REDIS_ERRORS, ResultCache
+from compute.domain import formats
 from compute.domain.charts import Axis, Series, is_drawable, loglog_chart
 from compute.domain.query import FIB, PI
 from compute.models import ComputedResult
@@ -27,8 +28,8 @@ from compute.models import ComputedResult
 # SVG small however large the log grows.
 CHART_MAX_POINTS = 2000
 CHART_TITLE = "Compute time against n, log-log, from the result log"
-N_AXIS = Axis("n (log scale)", tip=lambda n: f"n = {n:,}")
-COMPUTE_TIME_AXIS = Axis("compute time, ms (log scale)", tip=lambda ms: f"{ms:.3g} ms")
+N_AXIS = Axis("n (log scale)", tip=lambda n: f"n = {formats.number(int(n))}")
+COMPUTE_TIME_AXIS = Axis("compute time, ms (log scale)", tip=formats.milliseconds)
 
 # Colours that stay distinct for colour-blind readers (Okabe-Ito), plus
 # distinct shapes so the series can be told apart in greyscale too.
@@ -95,8 +96,8 @@ def kind_counts() -> list[dict[str, Any]]:
     )
     by_kind = {row["kind"]: row for row in rows}
     for row in by_kind.values():
-        row["largest_n_text"] = f"{row['largest_n']:,}"
-        row["stored_digits_text"] = f"{row['stored_digits']:,}"
+        row["largest_n_text"] = formats.number(row["largest_n"])
+        row["stored_digits_text"] = formats.number(row["stored_digits"])
     return [by_kind[kind] for kind in (FIB, PI) if kind in by_kind]
 
 
@@ -112,13 +113,14 @@ def cache_figures(cache: ResultCache) -> dict[str, Any] | None:
     figures["hit_ratio_text"] = "no lookups yet" if ratio is None else f"{ratio:.1%}"
     if "fills" in figures:  # the deployment's own tally (every process adds to it)
         figures["hit_ratio_detail"] = (
-            f"{figures['hits']:,} lookups answered by a cache tier, "
-            f"{figures['fills']:,} entries stored after a miss; tallied by every process "
-            "of this deployment"
+            f"{formats.number(figures['hits'])} lookups answered by a cache tier, "
+            f"{formats.number(figures['fills'])} entries stored after a miss; tallied by "
+            "every process of this deployment"
         )
     else:  # Redis's server-wide keyspace counters
         figures["hit_ratio_detail"] = (
-            f"{figures['keyspace_hits']:,} hits, {figures['keyspace_misses']:,} misses: "
+            f"{formats.number(figures['keyspace_hits'])} hits, "
+            f"{formats.number(figures['keyspace_misses'])} misses: "
             "Redis's keyspace counters since the server started (every client of that server)"
         )
     return figures
