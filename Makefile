@@ -38,7 +38,7 @@ manage: install
 test: install-dev
 	$(BIN)/python -m pytest
 
-# The admin in a real headless Chromium (Debian's chromium + chromium-driver);
+# The front page and the admin in a real headless Chromium (Debian's chromium + chromium-driver);
 # not part of `make test`. Screenshots land in test-artifacts/.
 CHROMIUM ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
