@@ -37,6 +37,7 @@ class Answer:
     query: ResultQuery | None = None
     text: str = ""  # the result, whole or previewed
     previewed: bool = False
+    edge: int = PREVIEW_EDGE  # digits shown at each end of a preview
     length: int = 0  # characters of the whole result
     cached: bool = False
     api_url: str = ""  # the API result this page shows (the full value)

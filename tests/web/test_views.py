@@ -149,3 +149,19 @@ def test_the_admins_view_site_link_is_the_front_page(admin_client):
     body = admin_client.get("/admin/").content.decode()
     assert 'href="/"' in body
     assert page(Client()).status_code == 200
+
+
+def test_computing_from_the_page_counts_against_the_compute_rate(client, settings):
+    import copy
+
+    framework = copy.deepcopy(settings.REST_FRAMEWORK)
+    framework["DEFAULT_THROTTLE_RATES"] = {"compute": "2/hour"}
+    settings.REST_FRAMEWORK = framework
+    assert page(client, "?kind=fib&n=11").status_code == 200
+    assert page(client, "?kind=fib&n=12").status_code == 200
+    refused = page(client, "?kind=fib&n=13")
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) >= 1
+    assert "Too many computations" in refused.content.decode()
+    assert page(client, "?kind=fib&n=11").status_code == 200  # a cached result is never refused
+    assert not ComputedResult.objects.filter(n=13).exists()
