@@ -45,7 +45,7 @@ test: install-dev
 test-topologies: install-dev
 	env -u REDIS_URL -u REDIS_CLUSTER_NODES -u REDIS_SENTINELS -u DATABASE_URL $(BIN)/python -m pytest tests/topologies
 
-# The admin in a real headless Chromium (Debian's chromium + chromium-driver);
+# The front page and the admin in a real headless Chromium (Debian's chromium + chromium-driver);
 # not part of `make test`. Screenshots land in test-artifacts/.
 CHROMIUM ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver

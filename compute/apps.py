@@ -8,7 +8,9 @@ class ComputeConfig(AppConfig):
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "compute"
-    verbose_name = "Computed results"
+    # The admin's breadcrumb reads "Home > Result log > Computed results", not the
+    # model's name twice.
+    verbose_name = "Result log"
 
     def ready(self) -> None:
         from compute.domain import maths as algorithms

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from compute import metrics
 from compute.cache import MISSING, ResultCache, result_cache
+from compute.domain import convergence
 from compute.domain import maths as algorithms
 from compute.domain.payload import Payload
 from compute.domain.query import FIB, PI, ResultQuery
@@ -270,3 +271,23 @@ def results_recompute(
         cache.delete(query)
         cache.set(query, Payload.from_text(query, text))
     return len(rows)
+
+
+def convergence_picture(
+    *, n: int, cache: ResultCache = result_cache, admit: Callable[[], None] | None = None
+) -> tuple[bytes, bool]:
+    """Return (the SVG of pi - pi(k) for k = 1..n, whether it came from Redis).
+
+    The picture is derived from nothing but n, so it is cached (sealed, see
+    ``compute.cache.pictures``) and never logged. ``admit`` is called before
+    drawing, as for results; n must be validated by the caller.
+    """
+    key = convergence.convergence_cache_key(n)
+    found = cache.get_picture(key)
+    if found is not None:
+        return found, True
+    if admit is not None:
+        admit()
+    svg = convergence.convergence_svg(n).encode()
+    cache.set_picture(key, svg)
+    return svg, False

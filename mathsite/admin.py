@@ -23,3 +23,7 @@ class MathsiteAdminSite(admin.AdminSite):
     site_title = "mathsite admin"
     # Adds the link to the result statistics to the admin index.
     index_template = "admin/compute/index.html"
+    # One app with one model: the navigation sidebar would only repeat the
+    # breadcrumb, and its width is what pushed the changelist's last columns
+    # ("in Redis", the date) behind a scrollbar on a 1400 px screen.
+    enable_nav_sidebar = False

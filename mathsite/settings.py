@@ -111,7 +111,9 @@ WSGI_APPLICATION = "mathsite.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The project's overrides of Django's own templates (the admin's base
+        # page with the site's icon); the apps' templates come after.
+        "DIRS": [BASE_DIR / "mathsite" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -319,7 +321,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # compute.api.schema describes the result views (their bodies are built by
     # hand for speed, so there is no serializer to introspect) and the
-    # seed-compatible routes.
+    # routes of the old Flask service.
     "PREPROCESSING_HOOKS": ["compute.api.schema.preprocess_endpoints"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

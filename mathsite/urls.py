@@ -1,4 +1,5 @@
-"""URL configuration: the API and its schema, the old service's routes, health, metrics, admin."""
+"""URL configuration: the front page, the API and its schema, the old service's routes, health,
+metrics, admin."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from drf_spectacular.views import SpectacularSwaggerView
 from compute.api.schema import SchemaView
 from compute.api.urls import api_urlpatterns, seed_urlpatterns
 from compute.http.routes import API_PREFIX
+from compute.web import views as web
 
 from . import views
 
 urlpatterns = [
+    path("", web.front, name="front"),
+    path("favicon.ico", web.favicon, name="favicon"),
     path(settings.ADMIN_URL, admin.site.urls),
     path(f"{API_PREFIX}schema/", SchemaView.as_view(), name="schema"),
     path(f"{API_PREFIX}docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

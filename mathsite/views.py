@@ -1,4 +1,4 @@
-"""Project-level views: health checks, Prometheus metrics and JSON error pages.
+"""Project-level views: health checks, Prometheus metrics and JSON error pages (compact JSON).
 
 ``/healthz`` and ``/readyz`` are DRF views (so the OpenAPI schema describes
 them) with no authentication, permission or throttle: probes must always
@@ -13,7 +13,7 @@ import time
 
 from django.db import connection
 from django.db.utils import DatabaseError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -29,6 +29,7 @@ from rest_framework.response import Response
 
 from compute import metrics as metrics_module
 from compute.cache import result_cache
+from compute.http.responses import CompactJsonResponse
 
 from .security import metrics_access_allowed
 
@@ -130,11 +131,13 @@ def readyz(request: Request) -> Response:
 def metrics(request: HttpRequest) -> HttpResponse:
     """Return every worker's metrics in Prometheus text format; 403 unless allowed."""
     if request.method not in ("GET", "HEAD"):
-        response = JsonResponse({"detail": f'Method "{request.method}" not allowed.'}, status=405)
+        response = CompactJsonResponse(
+            {"detail": f'Method "{request.method}" not allowed.'}, status=405
+        )
         response["Allow"] = "GET, HEAD"
         return response
     if not metrics_access_allowed(request):
-        return JsonResponse(
+        return CompactJsonResponse(
             {"detail": "Metrics are restricted (METRICS_ALLOWED_IPS, METRICS_TOKEN)."},
             status=403,
         )
@@ -144,23 +147,25 @@ def metrics(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> CompactJsonResponse:
     """Return a JSON 400 for requests Django itself rejects (e.g. a bad Host header)."""
-    return JsonResponse({"detail": "Bad request."}, status=400)
+    return CompactJsonResponse({"detail": "Bad request."}, status=400)
 
 
-def permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+def permission_denied(
+    request: HttpRequest, exception: Exception | None = None
+) -> CompactJsonResponse:
     """Return a JSON 403."""
-    return JsonResponse(
+    return CompactJsonResponse(
         {"detail": "You do not have permission to perform this action."}, status=403
     )
 
 
-def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+def not_found(request: HttpRequest, exception: Exception | None = None) -> CompactJsonResponse:
     """Return a JSON 404 for unknown routes."""
-    return JsonResponse({"detail": "Not found."}, status=404)
+    return CompactJsonResponse({"detail": "Not found."}, status=404)
 
 
-def server_error(request: HttpRequest) -> JsonResponse:
+def server_error(request: HttpRequest) -> CompactJsonResponse:
     """Return a JSON 500 (never Django's HTML page)."""
-    return JsonResponse({"detail": "Internal server error."}, status=500)
+    return CompactJsonResponse({"detail": "Internal server error."}, status=500)

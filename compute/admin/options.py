@@ -29,12 +29,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -43,8 +45,9 @@ from compute import services
 from compute.admin.changelist import CappedCountPaginator, ResultChangeList, cache_states
 from compute.admin.statistics import statistics_figures
 from compute.cache import ResultCache, result_cache
+from compute.domain import formats
 from compute.domain.query import PI
-from compute.http.routes import result_path
+from compute.http.routes import convergence_path, result_path
 from compute.models import ComputedResult
 
 # The largest value a PositiveBigIntegerField holds on every database.
@@ -54,15 +57,6 @@ _SEARCH_TERM = re.compile(r"[0-9]+")
 _ACTION_BATCH = 1000
 # Leading and trailing characters of a value shown in the changelist.
 LIST_PREVIEW_EDGE = 10
-
-
-def format_ms(ms: float) -> str:
-    """Return a compute time for people: three significant figures or whole milliseconds."""
-    if ms >= 100:
-        return f"{ms:,.0f} ms"
-    if ms >= 1:
-        return f"{ms:.2f} ms"
-    return f"{ms:.3f} ms"
 
 
 def _names(rows: Iterable[ComputedResult], limit: int = 5) -> str:
@@ -90,7 +84,7 @@ class ComputedResultAdmin(admin.ModelAdmin):
 
     list_display = [
         "kind",
-        "n",
+        "n_display",
         "precision_display",
         "preview_display",
         "digits_display",
@@ -98,7 +92,7 @@ class ComputedResultAdmin(admin.ModelAdmin):
         "computed_when",
         "in_redis",
     ]
-    list_display_links = ["kind", "n"]
+    list_display_links = ["kind", "n_display"]
     list_filter = ["kind", "computed_at"]
     date_hierarchy = "computed_at"
     search_fields = ["=n"]
@@ -117,11 +111,11 @@ class ComputedResultAdmin(admin.ModelAdmin):
             {
                 "fields": [
                     "kind",
-                    "n",
+                    "n_display",
                     "precision_display",
                     "digits_display",
                     "compute_time",
-                    "computed_at",
+                    "computed_when",
                     "cache_status",
                     "api_link",
                 ]
@@ -171,6 +165,7 @@ class ComputedResultAdmin(admin.ModelAdmin):
         values = set()
         for term in terms:
             if not _SEARCH_TERM.fullmatch(term):  # ASCII digits only, as in the API
+                self._explain_search(request, term)
                 return queryset.none(), False
             digits = term.lstrip("0") or "0"
             if len(digits) <= 19 and int(digits) <= _MAX_N:
@@ -179,6 +174,25 @@ class ComputedResultAdmin(admin.ModelAdmin):
         # precision), whose first column is the kind: n alone has no index and
         # would be a scan of the whole log (0.5 s at a million rows on PostgreSQL).
         return queryset.filter(kind__in=ComputedResult.Kind.values, n__in=values), False
+
+    # Numbers, times and dates read the same on the list, the detail page and
+    # the statistics page: each is written by ``compute.domain.formats``.
+
+    @admin.display(description="n", ordering="n")
+    def n_display(self, row: ComputedResult) -> str:
+        return formats.number(row.n)
+
+    def _explain_search(self, request: HttpRequest, term: str) -> None:
+        """Say why a search that is not a number matches nothing (once per request)."""
+        if getattr(request, "_search_explained", False):
+            return
+        request._search_explained = True  # type: ignore[attr-defined]
+        self.message_user(
+            request,
+            f"Search is by n, a whole number written with the digits 0-9: “{term}” is not "
+            "one, so no result matches. Separate several values of n with spaces.",
+            messages.WARNING,
+        )
 
     @admin.display(description="precision", ordering="precision")
     def precision_display(self, row: ComputedResult) -> str:
@@ -199,20 +213,20 @@ class ComputedResultAdmin(admin.ModelAdmin):
             '<span class="result-preview">{}…{}</span> <small class="quiet">({} digits)</small>',
             head[:LIST_PREVIEW_EDGE],
             (tail or head)[-LIST_PREVIEW_EDGE:],
-            f"{row.length:,}",
+            formats.number(row.length),
         )
 
     @admin.display(description="digits", ordering="length")
     def digits_display(self, row: ComputedResult) -> str:
-        return f"{row.length:,}"
+        return formats.number(row.length)
 
     @admin.display(description="compute time", ordering="compute_ms")
     def compute_time(self, row: ComputedResult) -> str:
-        return format_ms(row.compute_ms)
+        return formats.milliseconds(row.compute_ms)
 
     @admin.display(description="computed at", ordering="computed_at")
     def computed_when(self, row: ComputedResult) -> str:
-        return timezone.localtime(row.computed_at).strftime("%Y-%m-%d %H:%M:%S")
+        return formats.moment(timezone.localtime(row.computed_at))
 
     @admin.display(description="in Redis")
     def in_redis(self, row: ComputedResult) -> str:
@@ -220,6 +234,74 @@ class ComputedResultAdmin(admin.ModelAdmin):
         return getattr(row, "cache_state", "unknown")
 
     # --- the detail page ------------------------------------------------------------
+
+    def get_fieldsets(self, request: HttpRequest, obj: ComputedResult | None = None) -> Any:
+        """Add the convergence picture to a pi result's page."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and obj.kind == PI:
+            fieldsets = [*fieldsets, ("Convergence", {"fields": ["convergence"]})]
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ComputedResult | None = None) -> Any:
+        return [*self.readonly_fields, "convergence"]
+
+    @admin.display(description="pi - pi(k), k = 1..n")
+    def convergence(self, row: ComputedResult) -> SafeString:
+        url = convergence_path(row.n)
+        return format_html(
+            '<img class="result-convergence" src="{}" width="760" height="420" '
+            'alt="pi - pi(k) against k, log-log, k = 1 to {}"><br><a href="{}">{}</a>',
+            url,
+            formats.number(row.n),
+            url,
+            url,
+        )
+
+    def may(self, request: HttpRequest, action: str) -> bool:
+        """Return True if the user may ``action`` ("evict" or "recompute") results.
+
+        By the permission ``compute.<action>_computedresult`` where it exists,
+        else (no such permission defined) by being staff who may view results.
+        """
+        codename = f"{action}_{self.opts.model_name}"
+        defined = Permission.objects.filter(
+            content_type__app_label=self.opts.app_label, codename=codename
+        ).exists()
+        if defined:
+            return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+        return request.user.is_staff and self.has_view_permission(request)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The detail page, with evict and recompute buttons for those who may use them."""
+        context = {
+            **(extra_context or {}),
+            "may_evict": self.may(request, "evict"),
+            "may_recompute": self.may(request, "recompute"),
+        }
+        return super().change_view(request, object_id, form_url, context)
+
+    def row_action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        """Evict or recompute one result from its detail page (POST), then go back to it."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.may(request, action):
+            raise PermissionDenied
+        row = self.get_object(request, unquote(object_id))
+        if row is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        queryset = ComputedResult.objects.filter(pk=row.pk)
+        if action == "evict":
+            self.evict_from_cache(request, queryset)
+        else:
+            self.recompute(request, queryset)
+        name = f"admin:{self.opts.app_label}_{self.opts.model_name}_change"
+        return HttpResponseRedirect(reverse(name, args=[quote(row.pk)]))
 
     @admin.display(description="in Redis now")
     def cache_status(self, row: ComputedResult) -> str:
@@ -239,7 +321,7 @@ class ComputedResultAdmin(admin.ModelAdmin):
             '<span class="result-copy-status" aria-live="polite"></span>'
             '<span class="quiet">{} characters</span></div>'
             '<pre id="result-value" class="result-value" tabindex="0">{}</pre>',
-            f"{len(row.value):,}",
+            formats.number(len(row.value)),
             row.value,
         )
 
@@ -290,7 +372,7 @@ class ComputedResultAdmin(admin.ModelAdmin):
             return
         rows = list(queryset)
         count = services.results_recompute(rows=rows, cache=self.result_cache)
-        spent = format_ms(sum(row.compute_ms for row in rows))
+        spent = formats.milliseconds(sum(row.compute_ms for row in rows))
         self.message_user(
             request,
             f"Recomputed {_plural(count)} in {spent}: {_names(rows)}. "
@@ -340,10 +422,20 @@ class ComputedResultAdmin(admin.ModelAdmin):
     # --- the statistics view --------------------------------------------------------
 
     def get_urls(self) -> list[URLPattern]:
-        """Add ``statistics/`` in front of the model's URLs (before the object catch-all)."""
-        name = f"{self.opts.app_label}_{self.opts.model_name}_statistics"
+        """Add ``statistics/`` and the detail page's evict and recompute in front of the
+        model's URLs (before the object catch-all)."""
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
         view = self.admin_site.admin_view(self.statistics_view)
-        return [path("statistics/", view, name=name), *super().get_urls()]
+        rows = [
+            path(
+                f"<path:object_id>/{action}/",
+                self.admin_site.admin_view(self.row_action_view),
+                {"action": action},
+                name=f"{prefix}_{action}",
+            )
+            for action in ("evict", "recompute")
+        ]
+        return [path("statistics/", view, name=f"{prefix}_statistics"), *rows, *super().get_urls()]
 
     def statistics_view(self, request: HttpRequest) -> HttpResponse:
         """Show counts, the cache hit ratio and the compute-time chart (staff who can view)."""

@@ -4,7 +4,7 @@
 the page at ``<admin>/compute/computedresult/statistics/``; everything it
 shows comes from ``statistics_figures``, read from the result log and the
 cache. The chart of compute time against n is drawn by
-``compute.admin.charts`` from the most recent rows of the log.
+``compute.domain.charts`` from the most recent rows of the log.
 
 Its cost does not grow with the log or with Redis: counts by kind (kept
 by database triggers, ``compute.models.ResultCount``) and the largest n
@@ -25,8 +25,9 @@ from typing import Any
 from django.db.models import Max
 from django.utils.safestring import SafeString, mark_safe
 
-from compute.admin.charts import Axis, Series, is_drawable, loglog_chart
 from compute.cache import REDIS_ERRORS, ResultCache
+from compute.domain import formats
+from compute.domain.charts import Axis, Series, is_drawable, loglog_chart
 from compute.domain.query import FIB, PI
 from compute.models import ComputedResult, ResultCount
 
@@ -37,8 +38,8 @@ CHART_TITLE = "Compute time against n, log-log, from the result log"
 # The series of fib residues: they cost O(log n), not fib's O(n), so they get
 # points of their own rather than flattening the fib series' line.
 FIB_MOD_SERIES = "fib-mod"
-N_AXIS = Axis("n (log scale)", tip=lambda n: f"n = {n:,}")
-COMPUTE_TIME_AXIS = Axis("compute time, ms (log scale)", tip=lambda ms: f"{ms:.3g} ms")
+N_AXIS = Axis("n (log scale)", tip=lambda n: f"n = {formats.number(int(n))}")
+COMPUTE_TIME_AXIS = Axis("compute time, ms (log scale)", tip=formats.milliseconds)
 
 # Colours that stay distinct for colour-blind readers (Okabe-Ito), plus
 # distinct shapes so the series can be told apart in greyscale too.
@@ -113,13 +114,15 @@ def kind_counts(recent: list[tuple[str, int, int, float, int]]) -> list[dict[str
             row["with_digits"] += count.results
     for kind, row in by_kind.items():
         row["largest_n"] = ComputedResult.objects.filter(kind=kind).aggregate(top=Max("n"))["top"]
-        row["largest_n_text"] = f"{row['largest_n']:,}"
+        row["largest_n_text"] = formats.number(row["largest_n"])
         times = [ms for row_kind, _, _, ms, _ in recent if row_kind == kind]
         digits = [length for row_kind, _, _, _, length in recent if row_kind == kind]
         row["recent"] = len(times)
         row["mean_ms"] = sum(times) / len(times) if times else None
         row["max_ms"] = max(times, default=None)
-        row["mean_digits_text"] = f"{sum(digits) / len(digits):,.0f}" if digits else "-"
+        row["mean_digits_text"] = (
+            formats.number(round(sum(digits) / len(digits))) if digits else "-"
+        )
     return [by_kind[kind] for kind in (FIB, PI) if kind in by_kind]
 
 
@@ -143,13 +146,14 @@ def cache_figures(cache: ResultCache) -> dict[str, Any] | None:
     figures["hit_ratio_text"] = "no lookups yet" if ratio is None else f"{ratio:.1%}"
     if "fills" in figures:  # the deployment's own tally (every process adds to it)
         figures["hit_ratio_detail"] = (
-            f"{figures['hits']:,} lookups answered by a cache tier, "
-            f"{figures['fills']:,} entries stored after a miss; tallied by every process "
-            "of this deployment"
+            f"{formats.number(figures['hits'])} lookups answered by a cache tier, "
+            f"{formats.number(figures['fills'])} entries stored after a miss; tallied by "
+            "every process of this deployment"
         )
     else:  # Redis's server-wide keyspace counters
         figures["hit_ratio_detail"] = (
-            f"{figures['keyspace_hits']:,} hits, {figures['keyspace_misses']:,} misses: "
+            f"{formats.number(figures['keyspace_hits'])} hits, "
+            f"{formats.number(figures['keyspace_misses'])} misses: "
             "Redis's keyspace counters since the server started (every client of that server)"
         )
     return figures

@@ -9,9 +9,17 @@ two settings of ``SPECTACULAR_SETTINGS`` and never touches the views:
   schema generation only, for a subclass carrying ``extend_schema``
   declarations built from the *current* limits (``FIB_MAX_N``,
   ``PI_MAX_N``, ``PI_MAX_DIGITS``, ``FIB_MOD_MAX_N``, ``FIB_MOD_MAX_M``),
-  so the schema always states the limits
-  the service enforces; it also names the seed-compatible routes cleanly.
-- ``postprocess_schema`` adds the result bodies as named components.
+  so the schema always states the limits the service enforces; it also
+  names the routes of the old Flask service cleanly, and describes the
+  convergence picture (SVG).
+- ``postprocess_schema`` adds the result bodies as named components and
+  states who needs credentials: public reads carry ``security: []`` (no
+  padlock in Swagger UI), staff-only DELETEs name the token and session
+  schemes only.
+
+Every figure in the text comes from the code it describes (the gzip
+threshold, the ETag of each kind, the ``format`` values);
+``tests/api/test_schema.py`` checks them against those constants.
 
 ``SchemaView`` serves the schema at ``/api/schema/``. drf-spectacular's own
 view reads ``?version=`` from the client and writes it into the
@@ -44,8 +52,9 @@ from rest_framework.request import Request
 
 from compute.api.serializers import FibLogItemSerializer, ResultLogItemSerializer
 from compute.conf import app_settings
+from compute.domain.convergence import convergence_etag
 from compute.domain.payload import GZIP_MIN_BYTES
-from compute.domain.query import FIB, FORMAT_VERSION, PI, ResultQuery
+from compute.domain.query import FIB, FORMATS, PI, ResultQuery
 from compute.http.routes import ResultMatcher, Route, result_routes
 
 PATH, QUERY, HEADER = OpenApiParameter.PATH, OpenApiParameter.QUERY, OpenApiParameter.HEADER
@@ -77,6 +86,13 @@ class InvalidQuerySerializer(serializers.Serializer):
 
 
 # --- result bodies (components added by postprocess_schema) ----------------------------
+
+# Why fib has a string form, in the words a JavaScript developer recognises.
+JAVASCRIPT_NOTE = (
+    "JavaScript's JSON.parse reads numbers as doubles, exact only up to 2**53: from "
+    "fib(79) on the integer comes back rounded (fib(90) = 2880067194370816120 reads as "
+    "2880067194370816000). JavaScript clients use format=string and BigInt(result)."
+)
 
 _DECIMAL = r"^[0-9]+(\.[0-9]+)?$"
 
@@ -119,8 +135,7 @@ RESULT_COMPONENTS: dict[str, dict[str, Any]] = {
             {
                 "type": "integer",
                 "minimum": 0,
-                "description": "A JSON integer with all its digits (beyond 2**53 "
-                "JavaScript cannot read it exactly: use format=string).",
+                "description": "A JSON integer with all its digits. " + JAVASCRIPT_NOTE,
             },
             {
                 "type": "string",
@@ -211,15 +226,20 @@ def _options(kind: str) -> list[OpenApiParameter]:
         _mod_parameter(),
         OpenApiParameter(
             "format",
-            {"type": "string", "enum": ["number", "string", "json", ""]},
+            {"type": "string", "enum": list(FORMATS)},
             QUERY,
-            description="string: the result as a JSON string of digits (for JavaScript "
-            "clients); number (the default; json or empty mean the same): a JSON integer.",
+            description="string: the result as a JSON string of digits; number (the "
+            "default; json or empty mean the same): a JSON integer. " + JAVASCRIPT_NOTE,
         ),
     ]
 
 
-def _result_headers() -> list[OpenApiParameter]:
+def example_etag(kind: str) -> str:
+    """Return the ETag the schema shows for ``kind`` (the code's, for n = 1000)."""
+    return ResultQuery(kind, 1000).etag
+
+
+def _result_headers(kind: str) -> list[OpenApiParameter]:
     return [
         OpenApiParameter(
             "ETag",
@@ -227,7 +247,7 @@ def _result_headers() -> list[OpenApiParameter]:
             HEADER,
             response=[200, 304],
             description="Weak tag of the inputs and the stored format version, e.g. "
-            f'W/"fib-1000-v{FORMAT_VERSION}"; send it back in If-None-Match for a 304.',
+            f"{example_etag(kind)}; send it back in If-None-Match for a 304.",
         ),
         OpenApiParameter(
             "Retry-After",
@@ -268,7 +288,7 @@ def _retrieve(kind: str, location: str, operation_id: str, tags: list[str]) -> A
         "send the ETag back in If-None-Match to get a 304 without any lookup. Bodies "
         f"of {GZIP_MIN_BYTES} bytes or more are gzip-compressed for clients that accept "
         "gzip. Only requests that compute count against the client's rate limit.",
-        parameters=[_n_parameter(kind, location), *_options(kind), *_result_headers()],
+        parameters=[_n_parameter(kind, location), *_options(kind), *_result_headers(kind)],
         responses={
             200: OpenApiResponse(_ref(body), description="The result."),
             304: OpenApiResponse(description="Not modified: If-None-Match named this result."),
@@ -332,6 +352,51 @@ def _list(kind: str) -> Any:
     )
 
 
+# The tag of the routes kept for clients of the old Flask service.
+OLD_SERVICE_TAG = "old service routes"
+TAGS = [
+    {"name": PI, "description": "pi(n) by the Basel series, its log and its convergence picture."},
+    {"name": FIB, "description": "fib(n), exact, and its log."},
+    {
+        "name": OLD_SERVICE_TAG,
+        "description": "The routes of the old Flask service (no /api prefix, no trailing "
+        "slash needed), for its existing clients: same answers as the /api/ routes.",
+    },
+    {"name": "health", "description": "Liveness and readiness probes."},
+]
+
+
+def _convergence(view_class: type) -> type:
+    """Return a subclass of the picture view with its schema (an SVG, n as for pi)."""
+    declared = extend_schema(
+        operation_id="pi_convergence",
+        tags=[PI],
+        summary="Picture of how pi(k) approaches pi, k = 1..n (SVG)",
+        description="pi - pi(k) for k = 1 to n on log-log axes, with the asymptote "
+        "3/(pi k) and n marked (for n = 1 a single point); the distances are computed "
+        "in extended precision, right to 3 significant digits up to PI_MAX_N. n is "
+        "validated as for pi(n). Cached in Redis (not logged); send the ETag (e.g. "
+        f"{convergence_etag(1000)}) back in If-None-Match for a 304.",
+        parameters=[
+            _n_parameter(PI, PATH),
+            OpenApiParameter(
+                "ETag", str, HEADER, response=[200, 304], description="Weak tag of n."
+            ),
+        ],
+        responses={
+            (200, "image/svg+xml"): OpenApiResponse(
+                {"type": "string"}, description="The picture, an SVG document."
+            ),
+            304: OpenApiResponse(description="Not modified: If-None-Match named this picture."),
+            400: _invalid(),
+            429: _error("Too many computing requests from this client.", ThrottledSerializer),
+        },
+    )
+    documented = type(view_class.__name__, (view_class,), {"__module__": view_class.__module__})
+    documented.get = declared(view_class.get)
+    return documented
+
+
 def _route_of(path: str) -> Route | None:
     """Return the table's result route of a schema path (``{n}`` filled in), or None.
 
@@ -348,9 +413,9 @@ def _documented(view_class: type, path: str, route: Route | None) -> type:
         tags, location, suffix = [kind], PATH, ""
         decorators: dict[str, Any] = {"list": _list(kind)}
     else:
-        tags = ["seed-compatible"]
+        tags = [OLD_SERVICE_TAG]
         location = PATH if "{n}" in path else QUERY
-        suffix = "_seed" if location == PATH else "_seed_query"
+        suffix = "_old_service" if location == PATH else "_old_service_query"
         decorators = {}
     decorators["retrieve"] = _retrieve(kind, location, f"{kind}_retrieve{suffix}", tags)
     decorators["destroy"] = _destroy(kind, location, f"{kind}_destroy{suffix}", tags)
@@ -362,17 +427,19 @@ def _documented(view_class: type, path: str, route: Route | None) -> type:
 
 
 def preprocess_endpoints(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> list[tuple[Any, ...]]:
-    """Describe the result endpoints and give the seed routes their plain paths.
+    """Describe the result endpoints and give the old service's routes their plain paths.
 
-    The seed routes' optional trailing slash (``/?`` in their regex) is not
+    The old service routes' optional trailing slash (``/?`` in their regex) is not
     a path an OpenAPI client can call; the schema names them without it.
     """
-    from compute.api.views import ResultViewSet
+    from compute.api.views import ConvergenceView, ResultViewSet
 
     described = []
     for path, path_regex, method, callback in endpoints:
         view_class = getattr(callback, "cls", None)
-        if isinstance(view_class, type) and issubclass(view_class, ResultViewSet):
+        if view_class is ConvergenceView:
+            callback = _convergence(view_class).as_view(**callback.initkwargs)
+        elif isinstance(view_class, type) and issubclass(view_class, ResultViewSet):
             route = _route_of(path.replace("/?", "/"))
             if route is not None and not route.canonical:
                 path = path.replace("/?", "").rstrip("/") or "/"
@@ -383,9 +450,22 @@ def preprocess_endpoints(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> lis
 
 
 def postprocess_schema(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    """Add the result bodies as named components."""
+    """Add the result bodies as named components; say which operations need credentials.
+
+    drf-spectacular lists every authentication class on every operation
+    (plus ``{}`` where anonymous calls are allowed), which Swagger UI draws
+    as a padlock on public reads. Reads need nothing (``security: []``);
+    DELETEs need staff credentials (the schemes, without ``{}``).
+    """
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(RESULT_COMPONENTS)
+    for item in result.get("paths", {}).values():
+        for method, operation in item.items():
+            if method in ("get", "head"):
+                operation["security"] = []
+            elif "security" in operation:
+                operation["security"] = [s for s in operation["security"] if s]
+    result["tags"] = TAGS
     return result
 
 

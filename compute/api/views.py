@@ -1,4 +1,4 @@
-"""DRF viewsets for pi and fib: validate, call one service, serialize.
+"""DRF views for pi and fib: validate, call one service, serialize.
 
 ``retrieve`` answers through the hit protocol (``compute.http.hit``), the
 same function the WSGI front answers cached hits with, so clients cannot
@@ -6,13 +6,18 @@ tell which layer answered. It is reached by every result request the
 front did not answer (a miss, an invalid input, the front switched off or
 still learning), and leaves each reply it gave without computing in the
 environ for the front to learn from (``hit.REPLY_KEY``).
+
+``ConvergenceView`` answers the picture of pi's convergence (SVG), with n
+validated exactly as for pi(n) and the same 304 before any lookup.
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
+from urllib.parse import urlencode
 
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseNotModified
 from django.utils.dateparse import parse_datetime
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.exceptions import NotFound
@@ -20,6 +25,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from compute import selectors, services
 from compute.api.exceptions import CacheUnavailable
@@ -30,9 +36,10 @@ from compute.api.serializers import (
     ResultQuerySerializer,
 )
 from compute.api.throttling import ComputeRateThrottle
+from compute.domain.convergence import convergence_etag
 from compute.domain.query import FIB, PI
 from compute.http import hit
-from compute.http.routes import N_SEGMENT
+from compute.http.routes import API_PREFIX, N_SEGMENT
 
 
 class JsonOnly(BaseContentNegotiation):
@@ -71,6 +78,23 @@ class NewestFirst(CursorPagination):
         if position is not None and parse_datetime(position) is None:
             raise NotFound(self.invalid_cursor_message)
         return cursor
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """Return DRF's page schema with links of this API (DRF's show api.example.org)."""
+        page = super().get_paginated_response_schema(schema)
+        base = f"http://127.0.0.1:8000/{API_PREFIX}fib/"
+        position = "2026-11-21 06:10:35.396379+00:00"  # a log row's computed_at
+        page["properties"]["next"]["example"] = base + self.example_cursor({"p": position})
+        page["properties"]["previous"]["example"] = base + self.example_cursor(
+            {"r": "1", "p": position}
+        )
+        return page
+
+    @staticmethod
+    def example_cursor(tokens: dict[str, str]) -> str:
+        """Return ``?cursor=`` as DRF encodes it (base64 of the urlencoded tokens)."""
+        encoded = base64.b64encode(urlencode(tokens).encode("ascii")).decode("ascii")
+        return "?" + urlencode({"cursor": encoded})
 
 
 class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
@@ -151,3 +175,40 @@ class FibViewSet(ResultViewSet):
 
     kind = FIB
     serializer_class = FibLogItemSerializer
+
+
+# Who may frame or run anything in a picture: nobody. It is a document of
+# its own when opened directly, and needs nothing but its inline styles.
+PICTURE_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+
+
+class ConvergenceView(APIView):
+    """The picture of pi - pi(k) for k = 1..n as SVG; n is validated as for pi(n)."""
+
+    content_negotiation_class = JsonOnly  # errors are JSON; the picture is SVG by itself
+    authentication_classes: list[Any] = []
+    permission_classes = [permissions.AllowAny]
+
+    def get_throttles(self) -> list[ComputeRateThrottle]:
+        return []  # drawing is admitted by ``admit`` only on a miss, as results are
+
+    def get(self, request: Request, n: str) -> HttpResponse:
+        serializer = ResultQuerySerializer(data={"n": n}, context={"kind": PI})
+        serializer.is_valid(raise_exception=True)
+        query = serializer.query
+        etag = convergence_etag(query.n)
+        if hit.etag_matches(request.META.get("HTTP_IF_NONE_MATCH"), etag):
+            response: HttpResponse = HttpResponseNotModified()
+        else:
+            svg, _cached = services.convergence_picture(n=query.n, admit=lambda: self.admit())
+            response = HttpResponse(svg, content_type="image/svg+xml")
+            response["Content-Security-Policy"] = PICTURE_CSP
+        response["ETag"] = etag
+        response["Cache-Control"] = hit.CACHE_CONTROL
+        return response
+
+    def admit(self) -> None:
+        """Count a drawing against the client's compute rate; raise Throttled if over."""
+        throttle = ComputeRateThrottle()
+        if not throttle.allow_request(self.request, self):
+            self.throttled(self.request, throttle.wait())

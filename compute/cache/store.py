@@ -11,7 +11,8 @@ understandable alone:
 - ``locks.ComputeLocks``: the stampede lock;
 - ``integrity.EntrySeal``: the keyed MAC every entry carries, checked on
   each read from Redis (``integrity.Rejections`` reports what fails);
-- ``counters``: the throttle's windowed counter.
+- ``counters``: the throttle's windowed counter;
+- ``pictures``: derived pictures (SVG), sealed with an HMAC and checked on read.
 
 Redis is reached through django-redis's public surface only: the backend
 from ``django.core.cache.caches`` (its ``make_key`` builds every key, so
@@ -42,9 +43,10 @@ from compute.cache.integrity import EntrySeal, Rejections
 from compute.cache.invalidation import EvictionBroadcast
 from compute.cache.local import MISSING, LocalTier
 from compute.cache.locks import ComputeLocks
+from compute.cache.pictures import seal, unseal
 from compute.cache.stats import StatsTally, delete_each, namespace_stats, scan_namespace
 from compute.conf import app_settings
-from compute.domain.payload import Payload, UnfitEntry
+from compute.domain.payload import FORGED, Payload, UnfitEntry
 from compute.domain.query import ResultQuery
 
 REDIS_ERRORS = (redis.RedisError, ConnectionInterrupted, OSError)
@@ -251,6 +253,33 @@ class ResultCache:
         # tier from Redis with a value it is told to forget.
         self.evictions.bump_host()
         return dropped
+
+    # --- derived pictures (sealed, see ``pictures``) ---------------------------------
+
+    def get_picture(self, key: str) -> bytes | None:
+        """Return the picture stored under ``key`` (checked: see ``pictures``), or None.
+
+        An entry that fails the check is deleted and reported as a miss, so
+        the caller draws the picture again; Redis down is a miss too.
+        """
+        full = self.make_key(key)
+        stored = self.breaker.call(lambda: self.redis().get(full), None)
+        if stored is None:
+            return None
+        content = unseal(full, stored)
+        if content is None:
+            self.rejections.report(
+                UnfitEntry(FORGED, "the picture's HMAC does not match its key and content"), key
+            )
+            self.breaker.call(lambda: self.redis().delete(full), None)
+        return content
+
+    def set_picture(self, key: str, content: bytes) -> bool:
+        """Store a sealed picture under ``key`` (the configured TTL); False if Redis is down."""
+        full = self.make_key(key)
+        sealed = seal(full, content)
+        ttl = app_settings.CACHE_TTL
+        return self.breaker.call(lambda: bool(self.redis().set(full, sealed, ex=ttl)), False)
 
     def exists_many(self, queries: list[ResultQuery]) -> list[bool] | None:
         """Return, in one round trip, whether each query is in Redis; None if Redis is down."""

@@ -34,6 +34,11 @@ FORMAT_VERSION = 1
 # get, stay the same. 2: entries carry a keyed MAC.
 ENTRY_FORMAT = 2
 
+# What ?format= may be, and whether it means the digits as a JSON string.
+# "json" and the empty value are the number form too (a client's generic
+# format=json must not be a 400); the schema's enum is these keys.
+FORMATS = {"number": False, "string": True, "json": False, "": False}
+
 _DIGITS = re.compile(r"[0-9]+")
 _NEGATIVE = re.compile(r"-[0-9]+")
 # Longer than this (after leading zeros) is above every configurable limit
@@ -162,16 +167,16 @@ def parse_query(
         else:
             mod = parse_int("mod", mod_text, 1, limits.fib_mod_max_m, "FIB_MOD_MAX_M")
             n = parse_int("n", n_text, 0, limits.fib_mod_max_n, "FIB_MOD_MAX_N")
-        if format_text in (None, "", "number", "json"):
+        if format_text is None:
             return ResultQuery(FIB, n, mod=mod)
-        if format_text == "string":
-            return ResultQuery(FIB, n, as_string=True, mod=mod)
+        if format_text in FORMATS:
+            return ResultQuery(FIB, n, as_string=FORMATS[format_text], mod=mod)
         raise InvalidQuery("format", "format must be 'string' or 'number'.")
     if kind == PI:
         if mod_text is not None:
             raise InvalidQuery("mod", "mod applies to fib only; pi results are not integers.")
         n = parse_int("n", n_text, 1, limits.pi_max_n, "PI_MAX_N")
-        if format_text not in (None, "", "number", "json"):
+        if format_text is not None and FORMATS.get(format_text, True):
             raise InvalidQuery(
                 "format", "format applies to fib only; use digits=D for pi as a string."
             )

@@ -11,6 +11,10 @@ Everything else about these URLs is derived from ``result_routes()``:
 - list-item and admin links (``result_path``, which reverses the URL name);
 - the schema's grouping (``Route.canonical``).
 
+Pictures derived from a result's inputs (``picture_routes()``: the
+convergence picture of pi) live in the same table but are not results:
+the URLconf routes them, the WSGI front's matcher never matches them.
+
 ``tests/http/test_routes.py`` resolves every route through the URLconf
 and through the matcher, under the default and under another API prefix,
 and fails if they disagree.
@@ -62,6 +66,18 @@ def result_routes(api_prefix: str = API_PREFIX) -> tuple[Route, ...]:
     return canonical + seed
 
 
+def picture_routes(api_prefix: str = API_PREFIX) -> tuple[Route, ...]:
+    """Return the routes of derived pictures (not results: never answered by the front)."""
+    return (
+        Route(
+            "pi-convergence",
+            PI,
+            f"{re.escape(api_prefix)}{PI}/(?P<n>{N_SEGMENT})/convergence/",
+            True,
+        ),
+    )
+
+
 class ResultMatcher:
     """Recognise a result URL from its path alone, as the URLconf would."""
 
@@ -89,3 +105,8 @@ def result_path(query: ResultQuery) -> str:
     if query.as_string:
         params.append("format=string")
     return f"{path}?{'&'.join(params)}" if params else path
+
+
+def convergence_path(n: int) -> str:
+    """Return the path of the convergence picture of pi for ``n``."""
+    return reverse("pi-convergence", kwargs={"n": str(n)})

@@ -170,7 +170,7 @@ def test_changelist_shows_every_column_and_a_preview_not_the_value(admin_client,
     assert set(rows) == {row.pk for row in results.values()}
     big = rows[results["fib1000"].pk]
     assert cell(big, "kind").endswith(">fib</a>")
-    assert ">1000</a>" in cell(big, "n")
+    assert ">1,000</a>" in cell(big, "n_display")
     assert cell(big, "precision_display") == "exact"
     assert f"{FIB_1000[:10]}…{FIB_1000[-10:]}" in cell(big, "preview_display")
     assert f"({len(FIB_1000)} digits)" in cell(big, "preview_display")

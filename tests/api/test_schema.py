@@ -25,6 +25,7 @@ ROUTES = {
     "/api/pi/{n}/": {"get", "delete"},
     "/api/fib/": {"get"},
     "/api/fib/{n}/": {"get", "delete"},
+    "/api/pi/{n}/convergence/": {"get"},
     "/pi/{n}": {"get", "delete"},
     "/fib/{n}": {"get", "delete"},
     "/pi": {"get", "delete"},
@@ -93,7 +94,7 @@ def test_every_error_body_is_documented():
         assert set(delete["responses"]) == {"204", "400", "401", "403", "404"}
         assert body(delete, "401").endswith("/Error")
         assert {"tokenAuth": []} in delete["security"] and {} not in delete["security"]
-        assert {} in get["security"]  # reads need no credentials
+        assert get["security"] == []  # reads need no credentials: no padlock
     components = schema["components"]["schemas"]
     assert components["Throttled"]["required"] == ["detail", "retry_after"]
     assert components["FibResult"]["required"] == ["cached", "result", "n"]
@@ -169,3 +170,77 @@ def test_mod_is_documented_with_the_limits_the_service_enforces(settings):
     assert "mod" in schema["components"]["schemas"]["InvalidQuery"]["properties"]
     item = schema["components"]["schemas"]["FibLogItem"]["properties"]
     assert item["mod"]["nullable"] is True
+
+
+# --- the schema's words against the code ---------------------------------------------------
+
+
+def test_the_gzip_threshold_is_the_codes():
+    from compute.domain.payload import GZIP_MIN_BYTES
+
+    get = generate()["paths"]["/api/fib/{n}/"]["get"]
+    assert f"of {GZIP_MIN_BYTES} bytes or more are gzip-compressed" in get["description"]
+    assert "KiB" not in yaml.safe_dump(generate())
+
+
+@pytest.mark.parametrize(
+    ("path", "etag"), [("/api/pi/{n}/", 'W/"pi-1000-v1"'), ("/api/fib/{n}/", 'W/"fib-1000-v1"')]
+)
+def test_each_kind_shows_its_own_etag(path, etag):
+    from compute.domain.query import ResultQuery
+
+    header = generate()["paths"][path]["get"]["responses"]["200"]["headers"]["ETag"]
+    assert etag in header["description"]
+    kind = path.split("/")[2]
+    assert ResultQuery(kind, 1000).etag == etag  # the code sends that very tag
+
+
+def test_the_format_enum_is_what_the_code_accepts():
+    from compute.domain.query import InvalidQuery, Limits, parse_query
+
+    enum = parameter(generate()["paths"]["/api/fib/{n}/"]["get"], "format")["schema"]["enum"]
+    limits = Limits(10, 10, 10, 10, 10)
+    for value in enum:
+        parse_query("fib", "5", format_text=value, limits=limits)  # accepted
+    for value in ("xml", "STRING", "str"):
+        with pytest.raises(InvalidQuery):
+            parse_query("fib", "5", format_text=value, limits=limits)
+
+
+def test_page_links_are_real_links_of_this_api():
+    from urllib.parse import urlsplit
+
+    from django.urls import resolve
+
+    text = yaml.safe_dump(generate())
+    assert "example.org" not in text
+    page = generate()["components"]["schemas"]["PaginatedResultLogItemList"]["properties"]
+    for link in (page["next"]["example"], page["previous"]["example"]):
+        parts = urlsplit(link)
+        assert resolve(parts.path).url_name == "fib-list"
+        assert Client().get(f"{parts.path}?{parts.query}").status_code == 200  # a valid cursor
+
+
+def test_public_reads_have_no_padlock_and_deletes_need_staff_credentials():
+    for path, item in generate()["paths"].items():
+        for method, operation in item.items():
+            if method == "get":
+                assert operation.get("security") == [], path
+            if method == "delete":
+                assert operation["security"], path
+                assert {} not in operation["security"], path
+
+
+def test_no_team_jargon_and_the_javascript_case_is_explained():
+    schema = generate()
+    assert "seed" not in yaml.safe_dump(schema).lower()
+    result = schema["components"]["schemas"]["FibResult"]["properties"]["result"]["oneOf"][0]
+    assert "fib(79)" in result["description"] and "format=string" in result["description"]
+    assert any(tag["name"] == "old service routes" for tag in schema["tags"])
+
+
+def test_the_convergence_picture_is_described_as_svg():
+    get = generate()["paths"]["/api/pi/{n}/convergence/"]["get"]
+    assert "image/svg+xml" in get["responses"]["200"]["content"]
+    assert 'W/"pi-convergence-1000-v1"' in get["description"]
+    assert get["security"] == []

@@ -520,3 +520,41 @@ def test_a_crafted_cursor_is_a_json_404_not_a_500(client, cursor):
     response = client.get("/api/fib/", {"cursor": cursor})
     assert response.status_code == 404
     assert response.json() == {"detail": "Invalid cursor"}
+
+
+def compact(body: bytes) -> bytes:
+    return json.dumps(json.loads(body), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "status", "extra"),
+    [
+        ("get", "/nope", 404, {}),
+        ("get", "/api/nope/", 404, {}),
+        ("get", "/static/none.css", 404, {}),
+        ("get", "/api/fib/-1/", 400, {}),
+        ("get", "/api/fib/5/", 400, {"HTTP_HOST": "evil.example"}),
+        ("post", "/api/fib/5/", 405, {}),
+        ("post", "/metrics", 405, {}),
+        ("post", "/", 405, {}),
+        ("delete", "/api/fib/5/", 401, {}),
+        ("get", "/readyz", 200, {}),
+    ],
+)
+def test_every_json_body_is_compact(client, method, url, status, extra):
+    response = getattr(client, method)(url, **extra)
+    assert response.status_code == status
+    assert response.content == compact(response.content), response.content
+
+
+def test_the_404_body_is_the_one_the_readme_shows(client):
+    assert client.get("/nope").content == b'{"detail":"Not found."}'
+
+
+def test_the_500_and_403_handlers_are_compact_json(rf):
+    from mathsite.views import permission_denied, server_error
+
+    assert server_error(rf.get("/")).content == b'{"detail":"Internal server error."}'
+    assert permission_denied(rf.get("/")).content == (
+        b'{"detail":"You do not have permission to perform this action."}'
+    )

@@ -9,6 +9,7 @@ the real test ones; reference values are computed here independently.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def listed_names(driver) -> list[str]:
     rows = driver.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
     return [
         f"{r.find_element(By.CSS_SELECTOR, '.field-kind').text}"
-        f"({r.find_element(By.CSS_SELECTOR, '.field-n').text})"
+        f"({r.find_element(By.CSS_SELECTOR, '.field-n_display').text.replace(',', '')})"
         for r in rows
     ]
 
@@ -118,6 +119,33 @@ def test_staff_browses_filters_searches_evicts_and_reads_statistics(
     states = {c.text for c in driver.find_elements(By.CSS_SELECTOR, "td.field-in_redis")}
     assert states == {"yes"}
     shoot(driver, artifacts, "03-filter-fib.png")
+
+    # At 1400 px every column fits: "in Redis" and the whole date, no scrollbar.
+    driver.set_window_size(1400, HEIGHT)
+    driver.get(f"{live_server.url}/admin/compute/computedresult/")
+    wait_for(driver, "#result_list")
+    fits = driver.execute_script(
+        """
+        const box = document.querySelector('#changelist .results');
+        const view = document.documentElement.clientWidth;
+        const cells = [...document.querySelectorAll('td.field-in_redis, td.field-computed_when')];
+        return {
+          scrolls: box.scrollWidth > box.clientWidth || document.documentElement.scrollWidth > view,
+          outside: cells.filter(c => c.getBoundingClientRect().right > view).length,
+          clipped: cells.filter(c => c.scrollWidth > c.clientWidth).length,
+          header: document.querySelector('th.column-in_redis')
+            .getBoundingClientRect().right <= view,
+        };
+        """
+    )
+    assert fits == {"scrolls": False, "outside": 0, "clipped": 0, "header": True}
+    dates = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "td.field-computed_when")]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", d) for d in dates)
+    path = artifacts / "03b-changelist-1400px.png"
+    driver.save_screenshot(str(path))
+    driver.set_window_size(WIDTH, HEIGHT)
+    driver.get(f"{live_server.url}/admin/compute/computedresult/?kind__exact=fib")
+    wait_for(driver, "#result_list")
 
     # Search an n within the filter.
     search = driver.find_element(By.ID, "searchbar")
@@ -184,3 +212,25 @@ def test_staff_browses_filters_searches_evicts_and_reads_statistics(
     ratio = driver.find_element(By.ID, "hit-ratio").text
     assert ratio.endswith("%") or ratio == "no lookups yet"
     shoot(driver, artifacts, "08-statistics.png", full_page=True)
+
+    # A pi result's page shows its convergence picture; its buttons evict and recompute.
+    driver.get(f"{live_server.url}/admin/compute/computedresult/?kind__exact=pi&q=1000")
+    double = "//tr[td[contains(@class,'field-precision_display')][.='double']]"
+    driver.find_element(By.XPATH, f"{double}/th[contains(@class,'field-kind')]/a").click()
+    picture = wait_for(driver, "img.result-convergence")
+    WebDriverWait(driver, 10).until(
+        lambda d: d.execute_script("return arguments[0].naturalWidth", picture) > 0
+    )
+    assert picture.get_attribute("src").endswith("/api/pi/1000/convergence/")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", picture)
+    shoot(driver, artifacts, "09-pi-detail-convergence.png")
+    pi_key = caches["default"].make_key("pi:1000")
+    driver.find_element(By.ID, "evict-button").click()
+    message = wait_for(driver, ".messagelist li.success").text
+    assert message.startswith("Evicted 1 result from the cache")
+    assert not redis_client.exists(pi_key)
+    driver.find_element(By.ID, "recompute-button").click()
+    message = wait_for(driver, ".messagelist li.success").text
+    assert message.startswith("Recomputed 1 result")
+    assert redis_client.exists(pi_key)
+    shoot(driver, artifacts, "10-pi-detail-recomputed.png")

@@ -113,3 +113,19 @@ def test_result_paths_are_reversed_from_the_urlconf():
     assert result_path(ResultQuery("fib", 9, as_string=True)) == "/api/fib/9/?format=string"
     assert result_path(ResultQuery("pi", 5, digits=12)) == "/api/pi/5/?digits=12"
     assert result_path(ResultQuery("pi", 5)) == "/api/pi/5/"
+
+
+@pytest.mark.parametrize("prefix", [API_PREFIX, "v2/"])
+def test_pictures_are_routed_by_the_urlconf_and_never_matched_by_the_front(prefix):
+    from compute.api.views import ConvergenceView
+    from compute.http.routes import picture_routes
+
+    urlconf = SimpleNamespace(urlpatterns=[*api_urlpatterns(prefix), *seed_urlpatterns(prefix)])
+    resolver = URLResolver(RegexPattern(r"^/"), urlconf)
+    matcher = ResultMatcher(result_routes(prefix))
+    (route,) = picture_routes(prefix)
+    path = f"/{prefix}pi/12/convergence/"
+    match = resolver.resolve(path)
+    assert match.url_name == route.name == "pi-convergence"
+    assert match.func.view_class is ConvergenceView and match.kwargs == {"n": "12"}
+    assert matcher.match(path) is None

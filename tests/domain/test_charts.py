@@ -1,4 +1,4 @@
-"""Log-log SVG charts (``compute.admin.charts``): plain Python, no database, no Django."""
+"""Log-log SVG charts (``compute.domain.charts``): plain Python, no database, no Django."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from compute.admin import charts
-from compute.admin.charts import Axis, Series, loglog_chart
+from compute.domain import charts
+from compute.domain.charts import Axis, Series, loglog_chart
 
 
 def test_chart_places_points_on_log_axes():
@@ -54,3 +54,29 @@ def test_charts_import_nothing_from_django():
     }
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not {name for name in imported if name and name.split(".")[0] in ("django", "compute")}
+
+
+def test_line_series_are_one_path_in_order_and_dashed_when_asked():
+    solid = Series("distance", "#000", "circle", [(1, 1.0), (10, 0.1), (100, 0.01)], draw="line")
+    dashed = Series("asymptote", "#111", "circle", [(1, 1.0), (100, 0.01)], draw="dashed")
+    axis = Axis("v")
+    svg = loglog_chart([solid, dashed], x_axis=axis, y_axis=axis, css_class="picture")
+    paths = re.findall(r'<path class="line" d="([^"]+)"[^>]*>', svg)
+    assert len(paths) == 2
+    assert paths[0].count("L") == 2 and paths[1].count("L") == 1
+    assert svg.count('stroke-dasharray="6 4"') == 2  # the dashed line and its legend swatch
+    assert 'class="picture"' in svg and 'class="point"' not in svg
+
+
+def test_a_line_of_one_point_is_a_marker():
+    single = Series("distance", "#000", "circle", [(1, 3.14)], draw="line")
+    axis = Axis("v")
+    svg = loglog_chart([single], x_axis=axis, y_axis=axis)
+    assert svg.count('class="point"') == 1 and 'class="line"' not in svg
+
+
+def test_an_unknown_draw_is_refused():
+    axis = Axis("v")
+    with pytest.raises(ValueError, match="drawn as one of"):
+        bars = Series("x", "#000", "circle", [(1, 1.0)], draw="bars")
+        loglog_chart([bars], x_axis=axis, y_axis=axis)

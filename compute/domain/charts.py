@@ -1,11 +1,14 @@
-"""Log-log scatter charts as inline SVG, drawn on the server in plain Python.
+"""Log-log charts as SVG, drawn on the server in plain Python: the site's one chart module.
 
 No JavaScript, no chart library, nothing fetched from the internet: the
 chart is a string of SVG that works on an offline machine and in any
-browser. This module knows nothing of results or of Django; the caller
-chooses the series, the axis titles and how a value reads in a tooltip,
-and marks the returned string safe when it puts it in a template (every
-text interpolated here is escaped).
+browser. Two pictures use it: the admin's compute time against n (markers,
+``compute.admin.statistics``) and the convergence of the Basel partial sums
+(a line, its asymptote and n marked, ``compute.domain.convergence``). This
+module knows nothing of results or of Django; the caller chooses the
+series, how each is drawn (``DRAWS``), the axis titles and how a value
+reads in a tooltip, and marks the returned string safe when it puts it in
+a template (every text interpolated here is escaped).
 
     >>> n = Axis("n (log scale)", tip=lambda n: f"n = {n:,}")
     >>> ms = Axis("compute time, ms (log scale)", tip=lambda ms: f"{ms:.3g} ms")
@@ -25,16 +28,21 @@ from dataclasses import dataclass, field
 from html import escape
 
 MARKERS = ("circle", "square", "triangle")
+# How a series is drawn: one marker per point (with a tooltip), or a solid or
+# dashed line through its points in order (a line of one point is a marker).
+DRAWS = ("markers", "line", "dashed")
 
 
 @dataclass
 class Series:
-    """One set of markers: a label, a colour, a marker shape (see ``MARKERS``), (x, y) points."""
+    """One series: a label, a colour, a marker shape (``MARKERS``), (x, y) points, a ``DRAWS``."""
 
     label: str
     color: str
     marker: str
     points: list[tuple[float, float]] = field(default_factory=list)
+    draw: str = "markers"
+    counted: bool = True  # the legend gives the number of points after the label
 
 
 def _general(value: float) -> str:
@@ -92,6 +100,20 @@ def _marker(shape: str, x: float, y: float, color: str, *, css: str, tip: str = 
     return f"<{tag} {geometry} {style}><title>{escape(tip)}</title></{tag}>"
 
 
+def _is_line(series: Series) -> bool:
+    return series.draw != "markers" and len(series.points) > 1
+
+
+def _line(series: Series, points: list[tuple[float, float]], *, css: str = "line") -> str:
+    """Return one SVG path through ``points`` (already in pixels), solid or dashed."""
+    d = "M" + "L".join(f"{x:.1f} {y:.1f}" for x, y in points)
+    dash = ' stroke-dasharray="6 4"' if series.draw == "dashed" else ""
+    return (
+        f'<path class="{css}" d="{d}" fill="none" stroke="{escape(series.color)}" '
+        f'stroke-width="2"{dash}><title>{escape(series.label)}</title></path>'
+    )
+
+
 def loglog_chart(
     series: Sequence[Series],
     *,
@@ -100,16 +122,21 @@ def loglog_chart(
     width: int = 760,
     height: int = 420,
     title: str = "",
+    css_class: str = "result-chart",
 ) -> str:
     """Return an inline SVG (a plain ``str``) plotting every series' points on log-log axes.
 
-    Each marker carries a tooltip "<label>: <x_axis.tip(x)>, <y_axis.tip(y)>".
+    Each marker carries a tooltip "<label>: <x_axis.tip(x)>, <y_axis.tip(y)>";
+    a line series (``draw`` "line" or "dashed") is one path through its
+    points in their order, with its label as tooltip.
     Axis ticks sit on powers of ten, thinned so that at most about ten labels
     share an axis; the legend gives each series' label and point count.
     Every text interpolated into the SVG is escaped, so the caller may mark
-    the result safe. Raise ValueError if no series has a point, or if a
-    point is not drawable (see ``is_drawable``).
+    the result safe. Raise ValueError if no series has a point, if a point
+    is not drawable (see ``is_drawable``) or if a ``draw`` is unknown.
     """
+    if any(s.draw not in DRAWS for s in series):
+        raise ValueError(f"a series is drawn as one of {', '.join(DRAWS)}")
     points = [p for s in series for p in s.points]
     if not points:
         raise ValueError("a chart needs at least one point")
@@ -127,7 +154,7 @@ def loglog_chart(
         return top + plot_h - (math.log10(y) - y0) / (y1 - y0) * plot_h
 
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="result-chart" width="{width}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="{escape(css_class)}" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
         f'aria-labelledby="chart-title">',
         f'<title id="chart-title">{escape(title)}</title>',
@@ -161,17 +188,26 @@ def loglog_chart(
     )
     for s in series:
         out.append(f'<g class="series" data-series="{escape(s.label)}">')
-        for x, y in s.points:
-            tip = f"{s.label}: {x_axis.tip(x)}, {y_axis.tip(y)}"
-            out.append(_marker(s.marker, px(x), py(y), s.color, css="point", tip=tip))
+        if _is_line(s):
+            out.append(_line(s, [(px(x), py(y)) for x, y in s.points]))
+        else:
+            for x, y in s.points:
+                tip = f"{s.label}: {x_axis.tip(x)}, {y_axis.tip(y)}"
+                out.append(_marker(s.marker, px(x), py(y), s.color, css="point", tip=tip))
         out.append("</g>")
     legend_x = left + plot_w + 16
     for index, s in enumerate(series):
         y = top + 14 + index * 22
-        out.append(_marker(s.marker, legend_x + 5, y - 4, s.color, css="legend-marker"))
+        if _is_line(s):
+            out.append(_line(s, [(legend_x - 2, y - 4), (legend_x + 12, y - 4)], css="legend-line"))
+            text = escape(s.label)
+        else:
+            out.append(_marker(s.marker, legend_x + 5, y - 4, s.color, css="legend-marker"))
+            text = escape(s.label)
+            if s.counted:
+                text += f" ({len(s.points):,})"
         out.append(
-            f'<text x="{legend_x + 16}" y="{y}" font-size="12" fill="currentColor">'
-            f"{escape(s.label)} ({len(s.points):,})</text>"
+            f'<text x="{legend_x + 16}" y="{y}" font-size="12" fill="currentColor">{text}</text>'
         )
     out.append("</svg>")
     return "".join(out)
