@@ -80,6 +80,14 @@ REDIS_ERRORS = Counter(
     ["error"],
 )
 
+COMPUTE_REFUSALS = Counter(
+    "mathsite_compute_refusals",
+    "Computations refused before they ran (compute.admission), by kind and reason: "
+    "budget (the client's digits per hour), client_busy (its concurrent computations), "
+    "busy (this process's computations and queue full).",
+    ["kind", "reason"],
+)
+
 # Children bound once: the hot path pays for an increment, not a label lookup.
 _LOOKUP = {
     (kind, hit): CACHE_LOOKUPS.labels(kind, HIT if hit else MISS)
@@ -118,6 +126,11 @@ def computed(kind: str, seconds: float) -> None:
 def not_modified(kind: str) -> None:
     """Note that a ``kind`` result request was answered 304 (no lookup, nothing counted)."""
     _outcome.set((kind, NOT_MODIFIED))
+
+
+def compute_refused(kind: str, reason: str) -> None:
+    """Count a computation refused by admission (``reason``: budget, client_busy, busy)."""
+    COMPUTE_REFUSALS.labels(kind, reason).inc()
 
 
 def redis_error(exc: BaseException) -> None:

@@ -12,6 +12,7 @@ when this call did not compute.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from compute import metrics
+from compute.admission import ComputeGate
 from compute.cache import MISSING, ResultCache, result_cache
 from compute.domain import maths as algorithms
 from compute.domain.payload import Payload
@@ -104,12 +106,18 @@ def result_get(
     cache: ResultCache = result_cache,
     compute: Callable[[ResultQuery], str] = result_text,
     admit: Callable[[], None] | None = None,
+    gate: ComputeGate | None = None,
 ) -> Outcome:
     """Return the result of ``query``, computing it only if no tier has it.
 
     ``admit`` is called once it is known that the value must be computed,
     before the stampede lock; it may raise to refuse the work (the
     throttle), so hits and log reads never count against a client.
+    ``gate`` is entered just before computing, inside the lock and after
+    the last look at the cache, so only the request that computes is
+    charged (the client's digit budget) and holds a computation slot; it
+    raises ``compute.admission.Refused`` to refuse, and then nothing is
+    computed, logged or cached.
     """
     payload = cache.get(query)
     metrics.cache_lookup(query.kind, hit=payload is not MISSING)
@@ -133,13 +141,14 @@ def result_get(
                 payload = _from_log(query, cache)
                 if payload is not None:
                     return Outcome(payload, cached=True)
-        started = time.perf_counter()
-        text = compute(query)
-        compute_ms = (time.perf_counter() - started) * 1000
-        metrics.computed(query.kind, compute_ms / 1000)
-        payload = Payload.from_text(query, text)
-        result_record(query=query, text=text, compute_ms=compute_ms)
-        cache.set(query, payload)
+        with gate.admit(query) if gate is not None else contextlib.nullcontext():
+            started = time.perf_counter()
+            text = compute(query)
+            compute_ms = (time.perf_counter() - started) * 1000
+            metrics.computed(query.kind, compute_ms / 1000)
+            payload = Payload.from_text(query, text)
+            result_record(query=query, text=text, compute_ms=compute_ms)
+            cache.set(query, payload)
     return Outcome(payload, cached=False)
 
 

@@ -4,7 +4,7 @@
 at import) and built again after a setting it depends on changes, so
 ``override_settings`` reaches it. Pieces: ``store`` (the front), ``local``,
 ``breaker``, ``invalidation`` (with ``host_counter``), ``locks``,
-``stats``, ``counters``, and ``serializer`` (django-redis's, never pickle).
+``stats``, ``counters``, ``budget``, and ``serializer`` (django-redis's, never pickle).
 """
 
 from __future__ import annotations

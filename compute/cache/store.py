@@ -9,7 +9,8 @@ understandable alone:
   eviction reaches every other process;
 - ``stats.StatsTally``: hit and fill counts, flushed on round trips made anyway;
 - ``locks.ComputeLocks``: the stampede lock;
-- ``counters``: the throttle's windowed counter.
+- ``counters``: the throttle's windowed counter;
+- ``budget.BudgetLedger``: the per-client digit budget's ledger.
 
 Redis is reached through django-redis's public surface only: the backend
 from ``django.core.cache.caches`` (its ``make_key`` builds every key, so
@@ -36,6 +37,7 @@ from django_redis.exceptions import ConnectionInterrupted
 
 from compute import metrics
 from compute.cache.breaker import Breaker, logger
+from compute.cache.budget import BudgetLedger
 from compute.cache.counters import count_in_window
 from compute.cache.invalidation import EvictionBroadcast
 from compute.cache.local import MISSING, LocalTier
@@ -82,6 +84,7 @@ class ResultCache:
             timeout=lambda: app_settings.COMPUTE_LOCK_TIMEOUT,
             wait=lambda: app_settings.COMPUTE_LOCK_WAIT,
         )
+        self.budget = BudgetLedger(client=self.redis, breaker=self.breaker, make_key=self.make_key)
         self.breaker.on_trip(metrics.redis_error)
         self.breaker.on_trip(lambda exc: self.evictions.lose_track())
 
