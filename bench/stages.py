@@ -81,6 +81,14 @@ class Config:
     serving_warmup_seconds: float = 2.0
     serving_warm_requests: int = 5  # per worker, on new connections, before the wrk warm-up
     granian_blocking_threads: int | None = None  # None: mathsite's default
+    # The attack stage (bench.attack): issue 11's attack, and a hit client beside it.
+    attack_requests: int = 200
+    attack_concurrency: int = 16
+    attack_base_n: int = 1_000_000
+    attack_hit_connections: int = 8
+    attack_baseline_seconds: float = 3.0
+    attack_budget: int | None = None  # None: mathsite's default COMPUTE_DIGITS_PER_HOUR
+    attack_retries: int = 400  # an n refused for the client's concurrent share is asked again
     load_tool: str = "auto"  # "wrk", "python", or "auto" (wrk when installed)
     smoke: bool = False
 
@@ -113,6 +121,9 @@ class Config:
             serving_seconds=1.0,
             serving_repeats=1,
             serving_warmup_seconds=0.0,
+            attack_requests=40,
+            attack_baseline_seconds=1.0,
+            attack_budget=2_000_000,  # about 9 results near 10**6: the budget is still met
             smoke=True,
         )
 

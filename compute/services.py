@@ -21,10 +21,12 @@ from django.utils import timezone
 
 from compute import metrics
 from compute.admission import ComputeGate
+from compute.admission.offload import compute_pool
 from compute.cache import MISSING, ResultCache, result_cache
 from compute.domain import maths as algorithms
+from compute.domain import results
 from compute.domain.payload import Payload
-from compute.domain.query import FIB, PI, ResultQuery
+from compute.domain.query import PI, ResultQuery
 from compute.models import ComputedResult
 
 PREVIEW_EDGE = 20
@@ -39,12 +41,13 @@ class Outcome:
 
 
 def result_text(query: ResultQuery) -> str:
-    """Return the decimal text of the result ``query`` names (the pure computation)."""
-    if query.kind == FIB:
-        return algorithms.fib_decimal(query.n)
-    if query.digits is not None:
-        return algorithms.pi_digits(query.n, query.digits)
-    return repr(algorithms.pi_double(query.n))
+    """Return the decimal text of the result ``query`` names (the pure computation).
+
+    Large results are computed in a computation process, small ones here
+    (``compute.admission.offload``), so a big computation never holds this
+    process's GIL while its cached hits wait.
+    """
+    return compute_pool.run(results.result_text, query)
 
 
 def preview_of(text: str) -> str:

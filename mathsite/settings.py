@@ -243,6 +243,19 @@ COMPUTE_CONCURRENCY = env.int("COMPUTE_CONCURRENCY", default=2)
 COMPUTE_CONCURRENCY_PER_CLIENT = env.int("COMPUTE_CONCURRENCY_PER_CLIENT", default=1)
 COMPUTE_QUEUE_LENGTH = env.int("COMPUTE_QUEUE_LENGTH", default=1)
 COMPUTE_QUEUE_WAIT = env.float("COMPUTE_QUEUE_WAIT", default=2.0)
+# Computations of at least this many (estimated) digits run in child processes at
+# a lower priority, so they never hold a worker's GIL while its hits wait; none:
+# every computation runs in the request's thread.
+_offload = env.str("COMPUTE_OFFLOAD_DIGITS", default="50000").strip()
+if _offload.lower() in ("", "none", "off"):
+    COMPUTE_OFFLOAD_DIGITS: int | None = None
+elif _offload.isdigit():
+    COMPUTE_OFFLOAD_DIGITS = int(_offload)
+else:
+    raise ImproperlyConfigured(
+        f"COMPUTE_OFFLOAD_DIGITS={_offload!r}: set it to a number of digits (e.g. 50000), "
+        "or to 'none' to compute everything in the request's thread."
+    )
 _at_least("COMPUTE_CONCURRENCY", COMPUTE_CONCURRENCY, 1)
 _at_least("COMPUTE_CONCURRENCY_PER_CLIENT", COMPUTE_CONCURRENCY_PER_CLIENT, 1)
 _at_least("COMPUTE_QUEUE_LENGTH", COMPUTE_QUEUE_LENGTH, 0)

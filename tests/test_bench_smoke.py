@@ -311,3 +311,21 @@ def test_only_takes_known_stage_names():
     assert run._stage_list("hits, serving") == {"hits", "serving"}
     with pytest.raises(Exception, match="unknown stage"):
         run._stage_list("servin")
+
+
+def test_attack_summaries_and_refusal_reasons():
+    import gzip
+
+    from bench import attack
+
+    samples = [(10.0 + i / 100, float(i % 10), 200) for i in range(300)]
+    during = attack.summarize_hits(samples, 11.0, 12.0)
+    assert during["requests"] == 100 and during["max_ms"] == 9.0 and during["non_200"] == 0
+    budget = b'{"detail":"This client\'s compute budget of 1000 digits per hour is spent"}'
+    assert attack.refusal_reason(429, budget) == "budget"
+    assert attack.refusal_reason(429, gzip.compress(budget), "gzip") == "budget"
+    busy = b'{"detail":"... (COMPUTE_CONCURRENCY_PER_CLIENT); retry"}'
+    assert attack.refusal_reason(429, busy) == "client_busy"
+    assert attack.refusal_reason(429, b'{"detail":"Request was throttled."}') == "rate"
+    assert attack.refusal_reason(503, b"") == "busy"
+    assert attack.refusal_reason(200, b"{}") is None
