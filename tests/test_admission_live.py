@@ -14,19 +14,21 @@ are told apart by ``X-Forwarded-For`` behind one trusted proxy
   more request waits ``COMPUTE_QUEUE_WAIT`` and the next is refused at once
   (503); nothing refused leaves a log row or a cache entry;
 - cached hits are answered in milliseconds all the while (a thread is
-  always free for them).
+  always free for them);
+- a large computation runs in a computation process of the worker.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 
 from compute.domain.cost import fib_digits
 from tests.support.figures import record
-from tests.support.reference import fib_reference
+from tests.support.reference import fib_reference, unlimited_int_digits
 from tests.support.servers import LiveServer, RedisServer, http_get, wait_until
 
 pytestmark = pytest.mark.slow
@@ -74,6 +76,22 @@ def in_background(live: LiveServer, path: str, client: str) -> tuple[threading.T
 
 def started(live: LiveServer, n: int) -> bool:
     return any(event == "start" for event, _ in live.computations("fib", n))
+
+
+def spawned_children(parent: int) -> list[int]:
+    """Return the pids of ``parent``'s children started by multiprocessing's ``spawn``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if ppid == parent and b"multiprocessing.spawn" in cmdline:
+            found.append(int(entry.name))
+    return found
 
 
 def log_rows(server: LiveServer, n: int) -> int:
@@ -150,3 +168,17 @@ def test_caps_refuse_what_would_queue_and_hits_keep_flowing(live, redis_server, 
     record(
         request, "admission: cached-hit max while both slots compute", round(worst * 1000, 1), "ms"
     )
+
+
+def test_a_large_computation_runs_in_a_computation_process_of_the_worker(live):
+    n = 300_000  # 62,696 digits: above COMPUTE_OFFLOAD_DIGITS (50,000)
+    (worker,) = live.worker_pids()
+    reply = as_client(live, f"/api/fib/{n}/?format=string", "198.51.100.20")
+    assert reply.status == 200 and reply.data["cached"] is False
+    with unlimited_int_digits():
+        assert reply.data["result"] == str(fib_reference(n))
+    # The probe wraps the maths in the worker only: a computation made there
+    # would have logged its start. It ran in a spawned child of the worker.
+    assert live.computations("fib", n) == []
+    assert len(spawned_children(worker)) == 1
+    assert live.worker_pids() == {worker}  # computation processes are not workers
