@@ -38,6 +38,11 @@ def fib_digits(n: int) -> int:
 
 def estimated_digits(query: ResultQuery) -> int:
     """Return the digits computing ``query``'s result produces (and stores), at least 1."""
+    # A residue fib(n) mod M (a query with a modulus, where the query grammar
+    # has one) is below M: at most the digits of M - 1, whatever n is.
+    modulus = getattr(query, "mod", None)
+    if modulus is not None:
+        return max(1, len(str(modulus - 1)))
     if query.kind == FIB:
         return fib_digits(query.n)
     if query.digits is not None:

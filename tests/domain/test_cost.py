@@ -33,3 +33,12 @@ def test_pi_costs_17_digits_as_a_double_and_d_with_digits():
     assert estimated_digits(ResultQuery("pi", 5, digits=1000)) == 1000
     assert estimated_digits(ResultQuery("fib", 0)) == 1
     assert estimated_digits(ResultQuery("fib", 4000, as_string=True)) == 836
+
+
+def test_a_residue_costs_the_digits_of_its_modulus_not_of_fib_n():
+    from types import SimpleNamespace
+
+    # Shaped like a query of fib(n) mod M (the ?mod= grammar): n far above FIB_MAX_N.
+    residue = SimpleNamespace(kind="fib", n=10**18, digits=None, mod=10**18)
+    assert estimated_digits(residue) == len(str(10**18 - 1)) == 18
+    assert estimated_digits(SimpleNamespace(kind="fib", n=5, digits=None, mod=1)) == 1
