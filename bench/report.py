@@ -194,7 +194,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"load generator: {meta['load_tool']}. "
     )
     shared = {"inprocess", "hits", "wsgi_cost", "profile", "cold", "big_hit", "fib_mod", "burst"}
-    if shared & set(results) or not results.get("serving"):
+    if shared & set(results) or not (results.get("serving") or results.get("attack")):
         machine_line += (
             f"Server cores: {meta['server_cpus']}, "
             f"load generator and Redis cores: {meta['client_cpus']}. Both services run under "
@@ -207,7 +207,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         )
     else:
         machine_line += (
-            "Only the serving stage ran (section 5 says how its servers ran). All traffic on "
+            "Only the serving or attack stage ran (their sections say how their servers ran). "
+            "All traffic on "
             "127.0.0.1; ratios compare figures from this same run."
         )
     out += [machine_line, ""]
@@ -411,6 +412,9 @@ def render_markdown(results: dict[str, Any]) -> str:
     big_log = results.get("million")
     if big_log:
         out += _million_markdown(big_log)
+    attack = results.get("attack")
+    if attack:
+        out += _attack_markdown(attack)
     stage_load = results.get("stages")
     if stage_load:
         out += [
@@ -525,6 +529,47 @@ def _million_markdown(stage: dict[str, Any]) -> list[str]:
             f"{'ok' if check['ok'] else '**wrong**'} |"
         )
     out += ["", f"`cache_stats` said: {stage['cache_stats_method']}.", ""]
+    return out
+
+
+def _attack_markdown(attack: dict[str, Any]) -> list[str]:
+    """Return the attack stage's section: its two verdicts and what the attack caused."""
+    a, during, base = attack["attack"], attack["hits_during"], attack["hits_baseline"]
+    out = [
+        "## 8. One client trying to exhaust the service (issue 11)",
+        "",
+        f"mathsite on granian ({attack['workers']} workers, its production settings; digit "
+        f"budget {attack['budget']}). The attacker (one address, a process of its own at nice "
+        f"5) asks for {a['requests']} distinct fib(n), n in {a['n_range'][0]:,}.."
+        f"{a['n_range'][1]:,} ({a['digits_each']:,} digits each), {a['concurrency']} at a time, "
+        "asking again 50 ms after a refusal for its concurrent share, giving up an n on a "
+        f"budget refusal. Another client reads the cached `/api/fib/90/` on "
+        f"{attack['hit_connections']} keep-alive connections throughout "
+        f"({attack['baseline_seconds']:g} s alone first); a bystander computes small results.",
+        "",
+        "| target | measured | verdict |",
+        "| --- | --- | --- |",
+    ]
+    for v in attack.get("targets", []):
+        out.append(f"| {v['target']} | {v['figure']} | {_verdict(v['met'])} |")
+    out += [
+        "",
+        "| | requests | p50 ms | p99 ms | max ms |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| cached hits alone | {base['requests']} | {_fmt(base['p50_ms'])} | "
+        f"{_fmt(base['p99_ms'])} | {_fmt(base['max_ms'], 1)} |",
+        f"| cached hits during the attack | {during['requests']} | {_fmt(during['p50_ms'])} | "
+        f"{_fmt(during['p99_ms'])} | {_fmt(during['max_ms'], 1)} |",
+        "",
+        f"The attack lasted {a['duration_s']:.1f} s: {a['requests_sent']} requests, statuses "
+        f"{a['statuses']}, refusals by reason {a['refusals']}; budget 429s carried "
+        f"Retry-After {', '.join(a['retry_after_budget']) or '-'} s. Computations took "
+        f"{_fmt(a['computed_ms_p50'], 0)} ms (median, at nice 10). The bystander's "
+        f"{attack['bystander']['requests']} requests: {attack['bystander']['statuses']}. "
+        f"Storage the attack added: SQLite {attack['storage']['sqlite_growth_bytes']:,} bytes, "
+        f"Redis {attack['storage']['redis_growth_bytes']:,} bytes.",
+        "",
+    ]
     return out
 
 

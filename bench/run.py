@@ -27,8 +27,9 @@ stage ``serving`` (``bench.serving``),
 starts its own servers one at a time: mathsite, the old service and the
 constant app under granian (mathsite's production server) and under
 gunicorn, unpinned and pinned, keep-alive and ``Connection: close``
-clients. The machine may be shared: the run first
-waits (``--wait-quiet``, default 300 s at most) until other processes
+clients. Then ``attack`` (``bench.attack``, issue 11): one client tries to
+exhaust mathsite on granian while another reads cached hits. The machine
+may be shared: the run first waits (``--wait-quiet``, default 300 s at most) until other processes
 leave the CPUs idle, reports the CPU time others used during each stage,
 and lets the hit stage's TIME_WAIT sockets expire before timing cold
 requests.
@@ -55,9 +56,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from mathsite import paths
 from mathsite.serve import LOCAL_DEFAULTS
 
-from . import fib_mod, load, machine, million, profile, report, rss, serving, stages
+from . import attack, fib_mod, load, machine, million, profile, report, rss, serving, stages
 from .servers import BASE_DIR, Gunicorn, RedisServer
 
 RESULTS_DIR = BASE_DIR / "bench" / "results"
@@ -68,12 +70,14 @@ _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONHASHSEED")
 # Every stage, in the order a run takes them; ``--only`` picks some.
 STAGES = (
     "inprocess", "hits", "wsgi_cost", "profile", "cold", "big_hit", "fib_mod", "burst", "serving",
-    "rss", "million",
+    "rss", "million", "attack",
 )  # fmt: skip
 # The stages that share the three gunicorns started at the beginning of a run.
-SHARED_SERVER_STAGES = set(STAGES) - {"serving", "rss", "million"}
+SHARED_SERVER_STAGES = set(STAGES) - {"serving", "rss", "million", "attack"}
 # The Redis database index of the million stage (the others use 1-3).
 MILLION_REDIS_DB = 5
+# The attack stage's own database index on the run's Redis.
+ATTACK_DB = 4
 
 
 def cpu_layout(pin: bool) -> tuple[list[int] | None, list[int] | None]:
@@ -255,6 +259,19 @@ def benchmark(
                     )  # fmt: skip
 
                 run_stage(results, "million", million_stage, log)
+            if "attack" in selected:
+                assert ctx.redis is not None
+                attack_data = folder / "attack-data"
+                attack_env = mathsite_env(attack_data, ctx.redis.url(ATTACK_DB))
+                prepare_mathsite(attack_env, folder / "attack-prepare.log")
+
+                def attack_stage() -> dict[str, Any]:
+                    return attack.stage_attack(
+                        config, env=attack_env, database=paths.sqlite_file(attack_data),
+                        folder=folder / "attack", redis=ctx.redis, log=log,
+                    )  # fmt: skip
+
+                run_stage(results, "attack", attack_stage, log)
     finally:
         if keep:
             log(f"bench: kept {folder}")
@@ -436,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     results["notes"] = report.notes_for(results)
     paths = write_outputs(results, out)
     for verdict in report.evaluate(results):
+        print(f"{'MET    ' if verdict['met'] else 'NOT MET'} {verdict['target']}: "
+              f"{verdict['figure']}")  # fmt: skip
+    for verdict in results.get("attack", {}).get("targets", []):
         print(f"{'MET    ' if verdict['met'] else 'NOT MET'} {verdict['target']}: "
               f"{verdict['figure']}")  # fmt: skip
     for verdict in results.get("serving", {}).get("targets", []):

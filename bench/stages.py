@@ -89,6 +89,14 @@ class Config:
     million_rows: int = 1_000_000
     million_redis_entries: int = 200_000
     million_repeats: int = 7
+    # The attack stage (bench.attack): issue 11's attack, and a hit client beside it.
+    attack_requests: int = 200
+    attack_concurrency: int = 16
+    attack_base_n: int = 1_000_000
+    attack_hit_connections: int = 8
+    attack_baseline_seconds: float = 3.0
+    attack_budget: int | None = None  # None: mathsite's default COMPUTE_DIGITS_PER_HOUR
+    attack_retries: int = 400  # an n refused for the client's concurrent share is asked again
     load_tool: str = "auto"  # "wrk", "python", or "auto" (wrk when installed)
     smoke: bool = False
 
@@ -127,6 +135,9 @@ class Config:
             million_rows=5_000,
             million_redis_entries=2_000,
             million_repeats=3,
+            attack_requests=40,
+            attack_baseline_seconds=1.0,
+            attack_budget=2_000_000,  # about 9 results near 10**6: the budget is still met
             smoke=True,
         )
 

@@ -103,6 +103,13 @@ CACHE_REJECTED = Counter(
     "(malformed, bad_mac, oversized, mismatch).",
     ["reason"],
 )
+COMPUTE_REFUSALS = Counter(
+    "mathsite_compute_refusals",
+    "Computations refused before they ran (compute.admission), by kind and reason: "
+    "budget (the client's digits per hour), client_busy (its concurrent computations), "
+    "busy (this process's computations and queue full).",
+    ["kind", "reason"],
+)
 
 # Children bound once: the hot path pays for an increment, not a label lookup.
 _LOOKUP = {
@@ -147,6 +154,11 @@ def not_modified(kind: str) -> None:
 def cache_rejected(reason: str) -> None:
     """Count one entry read from Redis and discarded (rare: the label lookup is fine)."""
     CACHE_REJECTED.labels(reason).inc()
+
+
+def compute_refused(kind: str, reason: str) -> None:
+    """Count a computation refused by admission (``reason``: budget, client_busy, busy)."""
+    COMPUTE_REFUSALS.labels(kind, reason).inc()
 
 
 def redis_error(exc: BaseException) -> None:

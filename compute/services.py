@@ -12,6 +12,7 @@ when this call did not compute.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,11 +21,13 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from compute import metrics
+from compute.admission import ComputeGate
+from compute.admission.offload import compute_pool
 from compute.cache import MISSING, ResultCache, result_cache
-from compute.domain import convergence
+from compute.domain import convergence, results
 from compute.domain import maths as algorithms
 from compute.domain.payload import Payload
-from compute.domain.query import FIB, PI, ResultQuery
+from compute.domain.query import PI, ResultQuery
 from compute.models import ComputedResult
 
 PREVIEW_EDGE = 20
@@ -39,14 +42,13 @@ class Outcome:
 
 
 def result_text(query: ResultQuery) -> str:
-    """Return the decimal text of the result ``query`` names (the pure computation)."""
-    if query.kind == FIB:
-        if query.mod is not None:
-            return str(algorithms.fib_mod(query.n, query.mod))  # below 2**63: str() is cheap
-        return algorithms.fib_decimal(query.n)
-    if query.digits is not None:
-        return algorithms.pi_digits(query.n, query.digits)
-    return repr(algorithms.pi_double(query.n))
+    """Return the decimal text of the result ``query`` names (the pure computation).
+
+    Large results are computed in a computation process, small ones here
+    (``compute.admission.offload``), so a big computation never holds this
+    process's GIL while its cached hits wait.
+    """
+    return compute_pool.run(results.result_text, query)
 
 
 def preview_of(text: str) -> str:
@@ -119,12 +121,18 @@ def result_get(
     cache: ResultCache = result_cache,
     compute: Callable[[ResultQuery], str] = result_text,
     admit: Callable[[], None] | None = None,
+    gate: ComputeGate | None = None,
 ) -> Outcome:
     """Return the result of ``query``, computing it only if no tier has it.
 
     ``admit`` is called once it is known that the value must be computed,
     before the stampede lock; it may raise to refuse the work (the
     throttle), so hits and log reads never count against a client.
+    ``gate`` is entered just before computing, inside the lock and after
+    the last look at the cache, so only the request that computes is
+    charged (the client's digit budget) and holds a computation slot; it
+    raises ``compute.admission.Refused`` to refuse, and then nothing is
+    computed, logged or cached.
     """
     payload = cache.get(query)
     metrics.cache_lookup(query.kind, hit=payload is not MISSING)
@@ -148,13 +156,14 @@ def result_get(
                 payload = _from_log(query, cache)
                 if payload is not None:
                     return Outcome(payload, cached=True)
-        started = time.perf_counter()
-        text = compute(query)
-        compute_ms = (time.perf_counter() - started) * 1000
-        metrics.computed(query.kind, compute_ms / 1000)
-        payload = Payload.from_text(query, text)
-        result_record(query=query, text=text, compute_ms=compute_ms)
-        cache.set(query, payload)
+        with gate.admit(query) if gate is not None else contextlib.nullcontext():
+            started = time.perf_counter()
+            text = compute(query)
+            compute_ms = (time.perf_counter() - started) * 1000
+            metrics.computed(query.kind, compute_ms / 1000)
+            payload = Payload.from_text(query, text)
+            result_record(query=query, text=text, compute_ms=compute_ms)
+            cache.set(query, payload)
     return Outcome(payload, cached=False)
 
 

@@ -256,6 +256,52 @@ CACHE_STATS_SAMPLE_KEYS = env.int("CACHE_STATS_SAMPLE_KEYS", default=1_000)
 COMPUTE_LOCK_TIMEOUT = env.float("COMPUTE_LOCK_TIMEOUT", default=2.0)
 COMPUTE_LOCK_WAIT = env.float("COMPUTE_LOCK_WAIT", default=20.0)
 
+# --- Work per client (compute.admission) ----------------------------------------
+# Beside the request throttle (THROTTLE_COMPUTE_RATE), what one client may make
+# mathsite compute: digits per hour (charged in Redis before the work starts;
+# the default is twice what warming fib 1..10,000 and pi 1..10,000 costs, and
+# stops 200 fib(n) near 10**6 after about 95), and computations at once per
+# process, in all and per client, with a short queue (so cached hits always
+# find a free server thread). README "No client can exhaust the service".
+
+
+def _at_least(name: str, value: float, minimum: float) -> None:
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={value!r}: set it to a number >= {minimum:g}.")
+
+
+_digits = env.str("COMPUTE_DIGITS_PER_HOUR", default="20000000").strip().replace("_", "")
+if _digits.lower() in ("", "none", "off"):
+    COMPUTE_DIGITS_PER_HOUR: int | None = None
+elif _digits.isdigit() and int(_digits) > 0:
+    COMPUTE_DIGITS_PER_HOUR = int(_digits)
+else:
+    raise ImproperlyConfigured(
+        f"COMPUTE_DIGITS_PER_HOUR={_digits!r}: set it to a whole number of digits per "
+        "hour (e.g. 20000000), or to 'none' to switch the budget off."
+    )
+COMPUTE_CONCURRENCY = env.int("COMPUTE_CONCURRENCY", default=2)
+COMPUTE_CONCURRENCY_PER_CLIENT = env.int("COMPUTE_CONCURRENCY_PER_CLIENT", default=1)
+COMPUTE_QUEUE_LENGTH = env.int("COMPUTE_QUEUE_LENGTH", default=1)
+COMPUTE_QUEUE_WAIT = env.float("COMPUTE_QUEUE_WAIT", default=2.0)
+# Computations of at least this many (estimated) digits run in child processes at
+# a lower priority, so they never hold a worker's GIL while its hits wait; none:
+# every computation runs in the request's thread.
+_offload = env.str("COMPUTE_OFFLOAD_DIGITS", default="50000").strip()
+if _offload.lower() in ("", "none", "off"):
+    COMPUTE_OFFLOAD_DIGITS: int | None = None
+elif _offload.isdigit():
+    COMPUTE_OFFLOAD_DIGITS = int(_offload)
+else:
+    raise ImproperlyConfigured(
+        f"COMPUTE_OFFLOAD_DIGITS={_offload!r}: set it to a number of digits (e.g. 50000), "
+        "or to 'none' to compute everything in the request's thread."
+    )
+_at_least("COMPUTE_CONCURRENCY", COMPUTE_CONCURRENCY, 1)
+_at_least("COMPUTE_CONCURRENCY_PER_CLIENT", COMPUTE_CONCURRENCY_PER_CLIENT, 1)
+_at_least("COMPUTE_QUEUE_LENGTH", COMPUTE_QUEUE_LENGTH, 0)
+_at_least("COMPUTE_QUEUE_WAIT", COMPUTE_QUEUE_WAIT, 0)
+
 # --- Limits -------------------------------------------------------------------
 
 FIB_MAX_N = env.int("FIB_MAX_N", default=1_000_000)

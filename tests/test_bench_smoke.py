@@ -342,3 +342,21 @@ def test_fib_mod_stage_reference_and_report_section():
     assert "| cold request (computed, logged, cached) | 3.25 ms |" in text
     assert "| cached hit | 0.41 ms | p90 0.50 ms |" in text
     assert "fib_mod" in run.STAGES and run._stage_list("fib_mod") == {"fib_mod"}
+
+
+def test_attack_summaries_and_refusal_reasons():
+    import gzip
+
+    from bench import attack
+
+    samples = [(10.0 + i / 100, float(i % 10), 200) for i in range(300)]
+    during = attack.summarize_hits(samples, 11.0, 12.0)
+    assert during["requests"] == 100 and during["max_ms"] == 9.0 and during["non_200"] == 0
+    budget = b'{"detail":"This client\'s compute budget of 1000 digits per hour is spent"}'
+    assert attack.refusal_reason(429, budget) == "budget"
+    assert attack.refusal_reason(429, gzip.compress(budget), "gzip") == "budget"
+    busy = b'{"detail":"... (COMPUTE_CONCURRENCY_PER_CLIENT); retry"}'
+    assert attack.refusal_reason(429, busy) == "client_busy"
+    assert attack.refusal_reason(429, b'{"detail":"Request was throttled."}') == "rate"
+    assert attack.refusal_reason(503, b"") == "busy"
+    assert attack.refusal_reason(200, b"{}") is None

@@ -10,6 +10,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from compute.admission import BudgetSpent, ClientBusy, Refused
 from compute.conf import app_settings
 
 
@@ -28,10 +29,45 @@ class CacheUnavailable(exceptions.APIException):
     default_code = "cache_unavailable"
 
 
+class BudgetExceeded(exceptions.Throttled):
+    """The client's digits per hour (COMPUTE_DIGITS_PER_HOUR) are spent: 429 until the hour ends."""
+
+    default_code = "budget_exceeded"
+
+
+class TooManyComputations(exceptions.Throttled):
+    """The client already runs its share of computations (COMPUTE_CONCURRENCY_PER_CLIENT): 429."""
+
+    default_code = "too_many_computations"
+
+
+class ComputeBusy(exceptions.APIException):
+    """Every computation slot of the process is busy and its queue full: 503 with Retry-After."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Every computation slot is busy. Retry shortly."
+    default_code = "compute_busy"
+
+    def __init__(self, *, wait: float, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.wait = math.ceil(wait)
+
+
+def api_error_of(refused: Refused) -> exceptions.APIException:
+    """Return the API error that answers an admission refusal (429 or 503, with its wait)."""
+    if isinstance(refused, BudgetSpent):
+        return BudgetExceeded(wait=refused.retry_after, detail=refused.message)
+    if isinstance(refused, ClientBusy):
+        return TooManyComputations(wait=refused.retry_after, detail=refused.message)
+    return ComputeBusy(wait=refused.retry_after, detail=refused.message)
+
+
 def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Return DRF's JSON error response, including for errors DRF leaves to Django."""
     if isinstance(exc, Http404):
         exc = ResultNotFound()
+    elif isinstance(exc, Refused):
+        exc = api_error_of(exc)
     response = exception_handler(exc, context)
     if response is None:
         # Anything unexpected: a JSON 500 instead of Django's HTML page; the
@@ -39,8 +75,7 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response 
         return None
     if isinstance(exc, CacheUnavailable):
         response["Retry-After"] = str(math.ceil(app_settings.REDIS_BACKOFF_SECONDS))
-    if response.status_code == status.HTTP_429_TOO_MANY_REQUESTS and isinstance(
-        exc, exceptions.Throttled
-    ):
+    if isinstance(exc, exceptions.Throttled | ComputeBusy) and exc.wait is not None:
+        # DRF has set Retry-After from ``wait``; the body says it too.
         response.data = {"detail": response.data.get("detail"), "retry_after": exc.wait}
     return response

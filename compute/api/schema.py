@@ -69,10 +69,10 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class ThrottledSerializer(ErrorSerializer):
-    """Too many computing requests: the detail and the seconds to wait."""
+    """A computation refused (rate, budget or capacity): the detail and the seconds to wait."""
 
     retry_after = serializers.FloatField(
-        help_text="Seconds until the client's window resets (also in Retry-After)."
+        help_text="Seconds until the client may try again (also in Retry-After)."
     )
 
 
@@ -253,7 +253,7 @@ def _result_headers(kind: str) -> list[OpenApiParameter]:
             "Retry-After",
             int,
             HEADER,
-            response=[429],
+            response=[429, 503],
             description="Seconds until computing requests are accepted again.",
         ),
     ]
@@ -287,7 +287,8 @@ def _retrieve(kind: str, location: str, operation_id: str, tags: list[str]) -> A
         "(and then cached and logged); `cached` says which. Results are immutable: "
         "send the ETag back in If-None-Match to get a 304 without any lookup. Bodies "
         f"of {GZIP_MIN_BYTES} bytes or more are gzip-compressed for clients that accept "
-        "gzip. Only requests that compute count against the client's rate limit.",
+        "gzip. Only requests that compute count against the client's rate limit and "
+        "digit budget (an estimate of the result's digits); cached hits never do.",
         parameters=[_n_parameter(kind, location), *_options(kind), *_result_headers(kind)],
         responses={
             200: OpenApiResponse(_ref(body), description="The result."),
@@ -295,7 +296,15 @@ def _retrieve(kind: str, location: str, operation_id: str, tags: list[str]) -> A
             400: _invalid(),
             404: _error("Unknown route (a path segment that is not a number may land here)."),
             429: _error(
-                "Too many computing requests from this client: wait Retry-After seconds.",
+                "This client may not compute now: too many computing requests "
+                "(THROTTLE_COMPUTE_RATE), its digits per hour spent (COMPUTE_DIGITS_PER_HOUR, "
+                "code budget_exceeded), or its share of concurrent computations running "
+                "(COMPUTE_CONCURRENCY_PER_CLIENT). Wait Retry-After seconds.",
+                ThrottledSerializer,
+            ),
+            503: _error(
+                "Every computation slot of the server is busy (COMPUTE_CONCURRENCY, "
+                "COMPUTE_QUEUE_LENGTH); cached results are still served. Wait Retry-After seconds.",
                 ThrottledSerializer,
             ),
         },

@@ -20,6 +20,10 @@ behind ``NUM_PROXIES`` trusted proxies). Over the rate the response is 429
 with ``Retry-After`` (whole seconds to the window's end) and
 ``retry_after`` in the body.
 
+Beside this request rate, ``compute.admission`` bounds the work itself
+(digits per hour, computations at once) for the same client identity
+(``client_id``).
+
 With Redis down the counter cannot be kept, and requests are let through
 rather than refused: the service stays available, the cache's breaker has
 already logged the outage once, and each process still serialises equal
@@ -40,6 +44,13 @@ from compute.cache import ResultCache, result_cache
 from compute.domain.rates import parse_rate
 
 
+def client_id(request: Request) -> str:
+    """Return the client's identity as the throttle sees it (``REMOTE_ADDR``, or
+    ``X-Forwarded-For`` behind ``NUM_PROXIES`` trusted proxies): the one definition,
+    shared by the request throttle and the digit budget."""
+    return BaseThrottle().get_ident(request)
+
+
 class ComputeRateThrottle(BaseThrottle):
     """Allow ``THROTTLE_COMPUTE_RATE`` computing requests per client and window."""
 
@@ -58,7 +69,7 @@ class ComputeRateThrottle(BaseThrottle):
             return True
         now = self.timer()
         window = int(now // self.duration)
-        key = f"throttle:{self.scope}:{self.get_ident(request)}:{window}"
+        key = f"throttle:{self.scope}:{client_id(request)}:{window}"
         count = self.cache.count_hit(key, self.duration)
         if count is None:  # Redis unreachable: let the request through
             return True

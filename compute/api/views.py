@@ -28,6 +28,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compute import selectors, services
+from compute.admission import ComputeGate
 from compute.api.exceptions import CacheUnavailable
 from compute.api.permissions import CanDeleteResults
 from compute.api.serializers import (
@@ -35,7 +36,7 @@ from compute.api.serializers import (
     ResultLogItemSerializer,
     ResultQuerySerializer,
 )
-from compute.api.throttling import ComputeRateThrottle
+from compute.api.throttling import ComputeRateThrottle, client_id
 from compute.domain.convergence import convergence_etag
 from compute.domain.query import FIB, PI
 from compute.http import hit
@@ -150,7 +151,11 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             query,
             if_none_match=request.META.get("HTTP_IF_NONE_MATCH"),
             accept_encoding=request.META.get("HTTP_ACCEPT_ENCODING", ""),
-            lookup=lambda q: services.result_get(query=q, admit=lambda: self.admit(request)),
+            lookup=lambda q: services.result_get(
+                query=q,
+                admit=lambda: self.admit(request),
+                gate=ComputeGate(client_id(request)),
+            ),
         )
         assert reply is not None  # the service always has an outcome
         if reply.cached:

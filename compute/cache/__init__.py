@@ -4,8 +4,8 @@
 at import) and built again after a setting it depends on changes, so
 ``override_settings`` reaches it. Pieces: ``store`` (the front), ``local``,
 ``breaker``, ``invalidation`` (with ``host_counter``), ``locks``,
-``stats``, ``counters``, ``pictures`` (sealed picture entries) and ``serializer``
-(django-redis's, never pickle).
+``stats``, ``counters``, ``budget``, ``pictures`` (sealed picture entries) and
+``serializer`` (django-redis's, never pickle).
 """
 
 from __future__ import annotations

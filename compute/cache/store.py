@@ -13,6 +13,7 @@ understandable alone:
   each read from Redis (``integrity.Rejections`` reports what fails);
 - ``counters``: the throttle's windowed counter;
 - ``pictures``: derived pictures (SVG), sealed with an HMAC and checked on read.
+- ``budget.BudgetLedger``: the per-client digit budget's ledger.
 
 Redis is reached through django-redis's public surface only: the backend
 from ``django.core.cache.caches`` (its ``make_key`` builds every key, so
@@ -38,6 +39,7 @@ from django_redis.exceptions import ConnectionInterrupted
 
 from compute import metrics
 from compute.cache.breaker import Breaker
+from compute.cache.budget import BudgetLedger
 from compute.cache.counters import count_in_window
 from compute.cache.integrity import EntrySeal, Rejections
 from compute.cache.invalidation import EvictionBroadcast
@@ -93,6 +95,7 @@ class ResultCache:
         )
         self.seal = EntrySeal(secret=lambda: app_settings.cache_signing_secret)
         self.rejections = Rejections()
+        self.budget = BudgetLedger(client=self.redis, breaker=self.breaker, make_key=self.make_key)
         self.breaker.on_trip(metrics.redis_error)
         self.breaker.on_trip(lambda exc: self.evictions.lose_track())
 

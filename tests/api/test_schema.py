@@ -86,10 +86,13 @@ def test_every_error_body_is_documented():
 
     for path in ("/api/pi/{n}/", "/api/fib/{n}/", "/pi/{n}", "/fib/{n}", "/pi"):
         get, delete = paths[path]["get"], paths[path]["delete"]
-        assert set(get["responses"]) == {"200", "304", "400", "404", "429"}
+        assert set(get["responses"]) == {"200", "304", "400", "404", "429", "503"}
         assert body(get, "400").endswith("/InvalidQuery")
         assert body(get, "429").endswith("/Throttled")
+        assert body(get, "503").endswith("/Throttled")
         assert "Retry-After" in get["responses"]["429"]["headers"]
+        assert "Retry-After" in get["responses"]["503"]["headers"]
+        assert "COMPUTE_DIGITS_PER_HOUR" in get["responses"]["429"]["description"]
         assert "ETag" in get["responses"]["200"]["headers"]
         assert set(delete["responses"]) == {"204", "400", "401", "403", "404"}
         assert body(delete, "401").endswith("/Error")

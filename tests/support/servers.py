@@ -60,8 +60,13 @@ _RUN_ONLY = (
 NO_RETRY = Retry(NoBackoff(), 0)
 LIVE_APPLICATION = "tests.support.live_wsgi:application"
 SERVERS = ("granian", "gunicorn")
-# Processes below a server's main process that are not workers.
-_HELPERS = (b"multiprocessing.resource_tracker", b"multiprocessing.forkserver")
+# Processes below a server's main process that are not workers (a worker's
+# computation processes, compute.admission.offload, are spawned children).
+_HELPERS = (
+    b"multiprocessing.resource_tracker",
+    b"multiprocessing.forkserver",
+    b"multiprocessing.spawn",
+)
 
 
 def free_port() -> int:

@@ -1,0 +1,92 @@
+"""Where an admitted computation runs: large ones in computation processes, at a lower priority.
+
+A server worker answers cached hits and computes in the same process, and
+a computation holds the process's GIL while GMP works: fib(1,000,000)
+holds it for 10-30 ms per call (more on a busy machine), and every cached
+hit of that worker waits meanwhile. Computations of at least
+``COMPUTE_OFFLOAD_DIGITS`` estimated digits (``compute.domain.cost``; 50,000
+by default, fib(n) from n of about 240,000) therefore run in a small pool
+of child processes, one per computation slot (``COMPUTE_CONCURRENCY``), at
+nice ``NICE`` so that the worker's threads (cached hits) get the CPU first;
+smaller ones cost less than the hand-over and run in the calling thread.
+
+The pool is made on first use in each process (``spawn``: a fresh
+interpreter that imports only the pure domain, never a fork of a threaded
+worker), and made again if a child died (the computation that saw it then
+runs in the calling thread). The function sent must be a module-level pure
+function such as ``compute.domain.results.result_text``. As with any
+``spawn``, the main module is imported again in the child unless it is a
+package's ``__main__`` (``python -m granian``, ``python -m pytest``) or a
+script guarded by ``if __name__ == "__main__"`` (``manage.py``, console
+scripts); an unguarded script that calls the services should set
+``COMPUTE_OFFLOAD_DIGITS=none``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
+
+from compute.conf import app_settings
+from compute.domain.cost import estimated_digits
+from compute.domain.query import ResultQuery
+
+NICE = 10
+
+
+class ComputePool:
+    """Run a pure computation of a query, in a child process when it is large."""
+
+    def __init__(
+        self, *, processes: Callable[[], int], threshold: Callable[[], int | None]
+    ) -> None:
+        self.processes = processes
+        self.threshold = threshold
+        self._executor: concurrent.futures.ProcessPoolExecutor | None = None
+        self._owner = 0  # the pid the executor belongs to (a forked child makes its own)
+        self._guard = threading.Lock()
+
+    def offloads(self, query: ResultQuery) -> bool:
+        """Return True if ``query``'s computation runs in a computation process."""
+        threshold = self.threshold()
+        return threshold is not None and estimated_digits(query) >= threshold
+
+    def run(self, function: Callable[[ResultQuery], str], query: ResultQuery) -> str:
+        """Return ``function(query)``, computed in a child process if the query is large."""
+        if not self.offloads(query):
+            return function(query)
+        try:
+            return self._pool().submit(function, query).result()
+        except BrokenProcessPool:
+            self.close()  # a child died (killed, out of memory): a new pool next time
+            return function(query)
+
+    def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        with self._guard:
+            if self._executor is None or self._owner != os.getpid():
+                self._executor = concurrent.futures.ProcessPoolExecutor(
+                    max_workers=self.processes(),
+                    mp_context=multiprocessing.get_context("spawn"),
+                    # A builtin: the child unpickles it without importing any of mathsite.
+                    initializer=os.nice,
+                    initargs=(NICE,),
+                )
+                self._owner = os.getpid()
+            return self._executor
+
+    def close(self) -> None:
+        """Stop the computation processes (the next large computation starts new ones)."""
+        with self._guard:
+            executor, self._executor = self._executor, None
+        if executor is not None and self._owner == os.getpid():
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
+compute_pool = ComputePool(
+    processes=lambda: app_settings.COMPUTE_CONCURRENCY,
+    threshold=lambda: app_settings.COMPUTE_OFFLOAD_DIGITS,
+)

@@ -1,0 +1,124 @@
+"""The ledger of the per-client digit budget: digits charged per client and window, in Redis.
+
+One small key per client and fixed window,
+``<prefix>:<version>:budget:<client>:<window>``, holds the digits charged to
+that client in that window and expires with it. A charge is one script run
+in Redis that adds the cost only if it fits (``spent + cost <= limit``, or
+nothing spent yet: the first result of a window always fits, so a budget
+configured below the largest result cannot make it unreachable for good),
+so concurrent requests of one client in several processes cannot all slip
+under the limit together, and a refused charge adds nothing. A charge for
+work that then did not run (refused by the concurrency cap) is refunded.
+
+While Redis is unreachable (the breaker open, or the script failing) the
+charge goes to a ledger in this process instead of being waived: the
+budget then holds per process (a client may spend it once in each process
+during an outage) rather than not at all. That fallback keeps only the
+current window, and at most ``LOCAL_CLIENTS`` clients (past that it starts
+again empty: an outage with that many clients at once is not one client
+exhausting the service).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from compute.cache.breaker import Breaker
+
+# KEYS[1]: the client's key of this window. ARGV: cost, limit, seconds to live.
+# Returns {1, spent} when charged, {0, spent} when the cost does not fit.
+_CHARGE = """
+local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
+local cost = tonumber(ARGV[1])
+if spent > 0 and spent + cost > tonumber(ARGV[2]) then
+  return {0, spent}
+end
+spent = redis.call('INCRBY', KEYS[1], cost)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {1, spent}
+"""
+LOCAL_CLIENTS = 65_536
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """The outcome of one charge: whether it fitted, the digits spent, the window's end."""
+
+    allowed: bool
+    spent: int
+    retry_after: float
+    key: str
+    window: int
+
+
+class BudgetLedger:
+    """Charge digits to per-client windowed budgets; in this process while Redis is away."""
+
+    def __init__(
+        self,
+        *,
+        client: Callable[[], redis.Redis],
+        breaker: Breaker,
+        make_key: Callable[[str], str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.breaker = breaker
+        self.make_key = make_key
+        self.clock = clock
+        self._script: Any = None
+        self._local: dict[tuple[str, int], int] = {}
+        self._local_window = -1
+        self._guard = threading.Lock()
+
+    def charge(self, client_id: str, cost: int, *, limit: int, window_seconds: int) -> Charge:
+        """Charge ``cost`` digits to ``client_id`` unless it would pass ``limit`` this window."""
+        now = self.clock()
+        window = int(now // window_seconds)
+        retry_after = (window + 1) * window_seconds - now
+        key = self.make_key(f"budget:{client_id}:{window}")
+        sentinel = (-1, -1)
+
+        def run() -> tuple[int, int]:
+            found = self._charge_script()(keys=[key], args=[cost, limit, window_seconds + 1])
+            return int(found[0]), int(found[1])
+
+        allowed, spent = self.breaker.call(run, sentinel)
+        if (allowed, spent) == sentinel:
+            return self._charge_locally(key, cost, limit, window, retry_after)
+        return Charge(bool(allowed), spent, retry_after, key, window)
+
+    def refund(self, charge: Charge, cost: int) -> None:
+        """Give back ``cost`` digits of an allowed ``charge`` (the work did not run)."""
+        if not charge.allowed:
+            return
+        with self._guard:
+            local_key = (charge.key, charge.window)
+            if local_key in self._local:
+                self._local[local_key] = max(0, self._local[local_key] - cost)
+                return
+        self.breaker.call(lambda: self.client().decrby(charge.key, cost), None)
+
+    def _charge_script(self) -> Any:
+        if self._script is None:
+            self._script = self.client().register_script(_CHARGE)
+        return self._script
+
+    def _charge_locally(
+        self, key: str, cost: int, limit: int, window: int, retry_after: float
+    ) -> Charge:
+        with self._guard:
+            if window != self._local_window or len(self._local) >= LOCAL_CLIENTS:
+                self._local.clear()
+                self._local_window = window
+            spent = self._local.get((key, window), 0)
+            if spent > 0 and spent + cost > limit:
+                return Charge(False, spent, retry_after, key, window)
+            self._local[(key, window)] = spent + cost
+            return Charge(True, spent + cost, retry_after, key, window)

@@ -1,0 +1,67 @@
+"""Large computations run in computation processes (``compute.admission.offload``).
+
+Real child processes (``spawn``); the functions sent are this module's
+module-level functions, which report where they ran. The reference for
+the value is fast doubling on Python integers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from compute.admission.offload import NICE, ComputePool
+from compute.domain import results
+from compute.domain.query import ResultQuery
+from tests.support.reference import fib_reference, unlimited_int_digits
+
+BIG = ResultQuery("fib", 300_000)  # 62,696 digits
+SMALL = ResultQuery("fib", 3_000)  # 627 digits
+
+
+def where(query: ResultQuery) -> str:
+    """Return the pid and niceness of the process that runs this."""
+    return f"{os.getpid()} {os.nice(0)}"
+
+
+def die_in_a_child(query: ResultQuery) -> str:
+    """Kill the process running this, unless it is the test's own (the fallback)."""
+    if os.environ.get("OFFLOAD_TEST_PARENT") != str(os.getpid()):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return "computed here"
+
+
+def pool(threshold: int | None = 50_000) -> ComputePool:
+    return ComputePool(processes=lambda: 1, threshold=lambda: threshold)
+
+
+def test_large_computations_run_in_a_child_at_a_lower_priority_small_ones_here():
+    computations = pool()
+    try:
+        pid, nice = map(int, computations.run(where, BIG).split())
+        assert pid != os.getpid()
+        assert nice == os.nice(0) + NICE
+        assert computations.run(where, SMALL).split()[0] == str(os.getpid())
+        with unlimited_int_digits():
+            assert computations.run(results.result_text, BIG) == str(fib_reference(300_000))
+        # The same child serves the next large computation (the pool is kept).
+        assert int(computations.run(where, BIG).split()[0]) == pid
+    finally:
+        computations.close()
+
+
+def test_threshold_none_computes_everything_here():
+    computations = pool(threshold=None)
+    assert computations.run(where, BIG).split()[0] == str(os.getpid())
+
+
+def test_a_child_that_dies_costs_one_computation_here_and_a_new_pool_next_time(monkeypatch):
+    monkeypatch.setenv("OFFLOAD_TEST_PARENT", str(os.getpid()))  # children inherit it
+    computations = pool()
+    try:
+        first = int(computations.run(where, BIG).split()[0])
+        assert computations.run(die_in_a_child, BIG) == "computed here"  # after the child died
+        second = int(computations.run(where, BIG).split()[0])
+        assert second not in (first, os.getpid())
+    finally:
+        computations.close()
