@@ -168,7 +168,7 @@ def _load(rows: list[tuple[str, int, int, str, float]]) -> None:
     random.Random(11).shuffle(order)  # kinds interleaved in time, as traffic would
     start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=30)
     spacing = datetime.timedelta(days=30) / len(rows)
-    columns = "kind, n, precision, value, preview, length, compute_ms, computed_at"
+    columns = "kind, n, precision, modulus, value, preview, length, compute_ms, computed_at"
     connection.ensure_connection()
     with (
         connection.connection.cursor() as cursor,
@@ -178,7 +178,7 @@ def _load(rows: list[tuple[str, int, int, str, float]]) -> None:
             kind, n, precision, text, ms = rows[index]
             copy.write_row(
                 (
-                    kind, n, precision, text, services.preview_of(text),
+                    kind, n, precision, 0, text, services.preview_of(text),
                     maths.count_digits(text), ms, start + spacing * position,
                 )
             )  # fmt: skip

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from compute.domain.cost import fib_digits
+from compute.domain.query import ResultQuery
 from tests.support.figures import record
 from tests.support.reference import fib_reference, unlimited_int_digits
 from tests.support.servers import LiveServer, RedisServer, http_get, wait_until
@@ -157,7 +158,7 @@ def test_caps_refuse_what_would_queue_and_hits_keep_flowing(live, redis_server, 
     redis = redis_server.client()
     for n, computed in ((20002, 1), (20003, 0), (20004, 1), (20005, 0), (20006, 0)):
         assert log_rows(live, n) == computed, n
-        assert redis.exists(live.key(f"fib:{n}")) == computed, n
+        assert redis.exists(live.key(ResultQuery("fib", n).cache_key)) == computed, n
         assert started(live, n) == bool(computed), n
     # A refused computation was not charged (the queue's refusal refunds).
     assert charged(redis_server, live, "198.51.100.10") == 0

@@ -54,7 +54,9 @@ include-operation-id = ["pi_log_list", "fib_log_list"]
 checks.negative_data_rejection.enabled = false
 
 [[operations]]
-include-operation-id = ["fib_retrieve", "fib_destroy", "fib_retrieve_seed", "fib_destroy_seed"]
+include-operation-id = [
+    "fib_retrieve", "fib_destroy", "fib_retrieve_old_service", "fib_destroy_old_service",
+]
 checks.negative_data_rejection.enabled = false
 """
 MAKE_TOKEN = (

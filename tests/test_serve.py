@@ -113,7 +113,7 @@ def test_a_killed_embedded_redis_is_restarted_with_back_off_and_caching_resumes(
         n = 200 + round_
         assert http_get(service.port, f"/api/fib/{n}/").data["cached"] is False
         # In Redis again (a cached reply alone could come from the result log).
-        assert wait_until(lambda n=n: service.redis().keys(f"*:fib:{n}"), 10, interval=0.2)
+        assert wait_until(lambda n=n: service.redis().keys(f"*:fib:{n}:fmt*"), 10, interval=0.2)
         assert cached_soon(service, n, 10)
     log = service.output.read_text()
     assert "exited with -9; restarting in 0.5 s" in log

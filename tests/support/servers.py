@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -363,12 +364,40 @@ class LiveServer:
             reply = http_get(self.port, "/healthz", timeout=2)
             return reply.status == 200 and len(self.worker_pids()) == self.workers
 
-        if not wait_until(ready, wait, interval=0.1):
+        if not wait_until(ready, wait, interval=0.1) or not self._every_worker_answers(wait):
             self.stop()
             raise RuntimeError(
                 f"{self.server} did not start in {wait}s: {self.error_log.read_text()}"
             )
         return self
+
+    def _every_worker_answers(self, wait: float) -> bool:
+        """Send concurrent /healthz probes until each worker has answered one.
+
+        A worker loads the application (mathsite.warmup: the URLconf and the
+        views) before it accepts connections, so a worker that exists may not
+        listen yet; tests that spread a burst over every worker need them all.
+        """
+        deadline = time.monotonic() + wait
+        answered: set[int] = set()
+        while time.monotonic() < deadline:
+            replies: list[Reply] = []
+            threads = [
+                threading.Thread(
+                    target=lambda into=replies: into.append(http_get(self.port, "/healthz"))
+                )
+                for _ in range(2 * self.workers)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=10)
+            with contextlib.suppress(AssertionError):
+                answered |= {record.pid for record in self.accesses_of(replies).values()}
+            if self.worker_pids() <= answered:
+                return True
+            time.sleep(0.05)
+        return False
 
     def get(self, path: str, **kwargs: Any) -> Reply:
         """GET ``path`` from this server (see ``http_get``)."""
