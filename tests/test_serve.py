@@ -16,6 +16,7 @@ on a free port with a temporary data folder (``ServeRun``), and checks:
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -117,7 +118,9 @@ def test_a_killed_embedded_redis_is_restarted_with_back_off_and_caching_resumes(
         assert cached_soon(service, n, 10)
     log = service.output.read_text()
     assert "exited with -9; restarting in 0.5 s" in log
-    assert "exited with -9; restarting in 1.0 s" in log  # the back-off doubles
+    # The back-off doubles (the second kill may catch the new server while the
+    # supervisor still waits for it to answer: then it is "retrying").
+    assert re.search(r"(exited with -9; restarting|retrying the embedded Redis) in 1\.0 s", log)
     assert service.process.poll() is None  # serve itself never stopped
     record(request, "make run: embedded Redis back after kill -9", delays[0], "s")
 
