@@ -58,7 +58,9 @@ def redis_url(tmp_path_factory):
 
 
 def test_gunicorn_conf_serves_the_api(tmp_path, redis_url):
-    server = ProductionGunicorn(tmp_path / "web", redis_url=redis_url, workers=WORKERS)
+    server = ProductionGunicorn(
+        tmp_path / "web", redis_url=redis_url, workers=WORKERS, server="gunicorn"
+    )
     try:
         server.start()
         assert len(server.worker_pids()) == WORKERS
