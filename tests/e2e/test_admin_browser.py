@@ -224,7 +224,7 @@ def test_staff_browses_filters_searches_evicts_and_reads_statistics(
     assert picture.get_attribute("src").endswith("/api/pi/1000/convergence/")
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", picture)
     shoot(driver, artifacts, "09-pi-detail-convergence.png")
-    pi_key = caches["default"].make_key("pi:1000")
+    pi_key = caches["default"].make_key(ResultQuery("pi", 1000).cache_key)
     driver.find_element(By.ID, "evict-button").click()
     message = wait_for(driver, ".messagelist li.success").text
     assert message.startswith("Evicted 1 result from the cache")
