@@ -22,6 +22,7 @@ from compute.cache import MISSING, ResultCache
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 from tests.support.caches import FakeClock, PointedCache
+from tests.support.entries import MAC_BYTES
 from tests.support.reference import fib_reference
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.topologies]
@@ -148,8 +149,8 @@ def test_stats_count_every_master(on_topology, topology):
     on_topology.flush_stats()
     stats = on_topology.stats()
     assert stats["entries_by_kind"] == {"fib": 40}
-    assert stats["stored_bytes"] == sum(
-        len(b"r" + str(fib_reference(n)).encode()) for n in range(40)
+    assert stats["stored_bytes"] == sum(  # each entry: its data and its MAC
+        len(b"r" + str(fib_reference(n)).encode()) + MAC_BYTES for n in range(40)
     )
     assert stats["hits"] >= 40 and stats["fills"] == 40
     assert stats["used_memory"] > 0

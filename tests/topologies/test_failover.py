@@ -29,6 +29,7 @@ import time
 
 import pytest
 
+from compute.domain.query import ResultQuery
 from tests.support.figures import record
 from tests.support.reference import fib_reference
 from tests.support.servers import LiveServer, http_get
@@ -48,7 +49,15 @@ def live(topology, tmp_path_factory):
         tmp_path_factory.mktemp("failover-web"),
         redis_url="",
         workers=3,
-        env={**topology.env(), "THROTTLE_COMPUTE_RATE": "none"},
+        # The client threads share one address: the per-client caps and budget
+        # would refuse its concurrent misses (they are tested elsewhere).
+        env={
+            **topology.env(),
+            "THROTTLE_COMPUTE_RATE": "none",
+            "COMPUTE_DIGITS_PER_HOUR": "none",
+            "COMPUTE_CONCURRENCY": "8",
+            "COMPUTE_CONCURRENCY_PER_CLIENT": "8",
+        },
     ).start()
     yield server
     server.stop()
@@ -57,7 +66,7 @@ def live(topology, tmp_path_factory):
 def fail_master(topology, live, fault: str):
     """Break the master that serves ``fib:0`` (cluster) or the master (Sentinel); return it."""
     if hasattr(topology, "master_for"):
-        victim = topology.master_for(live.key("fib:0"))
+        victim = topology.master_for(live.key(ResultQuery("fib", 0).cache_key))
     else:
         victim = topology.master()
     if fault == "kill":
@@ -129,7 +138,7 @@ def test_a_master_failing_under_load_loses_no_request(topology, live, fault, req
         pid = pids.get(reply.test_id)
         if pid not in back_after or reply.started < fault_at:
             continue
-        if client.exists(f"{live.prefix}:1:fib:{n}"):
+        if client.exists(live.key(ResultQuery("fib", n).cache_key)):
             stored_after[pid] += 1
         else:
             back_after[pid] = reply.started + reply.elapsed - fault_at
