@@ -502,7 +502,7 @@ def million_verdicts(stage: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _million_markdown(stage: dict[str, Any]) -> list[str]:
-    out = ["## 6. A million logged results on PostgreSQL (issue 11)", ""]
+    out = ["## 7. A million logged results on PostgreSQL (issue 11)", ""]
     if stage.get("status") != "run":
         return [*out, f"Not run: {stage.get('reason', 'no PostgreSQL')}.", ""]
     out += [

@@ -212,7 +212,7 @@ def _checkpoint(requests: int, pids: list[int], rate: float) -> dict[str, Any]:
 
 def markdown(rss: dict[str, Any]) -> list[str]:
     """Return the stage's section of the report."""
-    out = ["## 7. Worker memory over a million mixed requests (granian)", ""]
+    out = ["## 6. Worker memory over a million mixed requests (granian)", ""]
     if rss.get("skipped"):
         return [*out, f"Not run: {rss['skipped']}.", ""]
     mix = ", ".join(
