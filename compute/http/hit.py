@@ -35,6 +35,7 @@ from django.http import HttpResponse, HttpResponseNotModified
 from compute import metrics
 from compute.domain.payload import GZIP_MIN_BYTES, Payload
 from compute.domain.query import ResultQuery
+from compute.http.quality import quality
 from compute.services import Outcome
 
 # The contract between the DRF view and the WSGI front: the view stores the
@@ -97,14 +98,7 @@ def accepts_gzip(accept_encoding: str) -> bool:
         coding = coding.strip().lower()
         if coding not in ("gzip", "x-gzip", "*"):
             continue
-        weight = 1.0
-        for param in params.split(";"):
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    weight = float(value.strip())
-                except ValueError:
-                    weight = 0.0  # a malformed weight accepts nothing
+        weight = quality(params)
         if coding != "*":
             return weight > 0
         star = weight > 0

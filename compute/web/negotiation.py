@@ -12,6 +12,8 @@ always names ``text/html``, gets the page.
 
 from __future__ import annotations
 
+from compute.http.quality import quality
+
 
 def wants_html(accept: str | None) -> bool:
     """Return True when ``accept`` names text/html with a weight above 0 (RFC 9110)."""
@@ -19,13 +21,5 @@ def wants_html(accept: str | None) -> bool:
         media_type, _, params = item.partition(";")
         if media_type.strip().lower() != "text/html":
             continue
-        weight = 1.0
-        for param in params.split(";"):
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    weight = float(value.strip())
-                except ValueError:
-                    weight = 0.0
-        return weight > 0
+        return quality(params) > 0
     return False
