@@ -46,6 +46,7 @@ from compute.domain.cost import fib_digits
 
 from . import client
 from .client import HOST, request_bytes
+from .load import read_response
 from .servers import Granian, RedisServer
 from .stats import percentile
 
@@ -74,13 +75,7 @@ async def _hit_connection(
             started = time.monotonic()
             writer.write(data)
             await writer.drain()
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            await reader.readexactly(length)
+            status = await read_response(reader)
             samples.append((started, (time.monotonic() - started) * 1000, status))
     finally:
         writer.close()

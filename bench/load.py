@@ -152,6 +152,18 @@ def run_wrk(
 # --- Python fallback ------------------------------------------------------------
 
 
+async def read_response(reader: asyncio.StreamReader) -> int:
+    """Read one HTTP/1.1 response (head and ``Content-Length`` body); return its status."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
+    return status
+
+
 async def _one_connection(
     port: int, data: bytes, deadline: float, latencies: list[float], counts: dict[str, int]
 ) -> None:
@@ -161,13 +173,7 @@ async def _one_connection(
             reader, writer = await asyncio.open_connection(HOST, port)
             writer.write(data)
             await writer.drain()
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            await reader.readexactly(length)
+            status = await read_response(reader)
             writer.close()
         except (OSError, asyncio.IncompleteReadError, ValueError):
             counts["errors"] += 1
