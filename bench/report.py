@@ -285,7 +285,8 @@ def render_markdown(results: dict[str, Any]) -> str:
             "## 2. Cold computation time against n",
             "",
             f"mathsite: `GET /api/pi/{{n}}/` for an n never requested before in the run "
-            f"(n, n+1, ...), median of {cfg['cold_repeats']}; the log write included; "
+            f"(n, n+1, ...), median of {cfg['cold_repeats']} taken in rounds over every n; "
+            "the log write included; "
             "after 3 throw-away computations per worker (a worker's first computation "
             "also pays one-off set-up). Old "
             "service: its hashes deleted before each request, median of up to "

@@ -61,7 +61,7 @@ class Config:
     fib_ns: tuple[int, ...] = (
         10, 30, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000,
     )  # fmt: skip
-    cold_repeats: int = 5
+    cold_repeats: int = 7
     old_timeout: float = 10.0
     old_slow_seconds: float = 1.0
     big_n: int = 1_000_000
@@ -335,19 +335,31 @@ def stage_wsgi_cost(
 # --- cold computation ---------------------------------------------------------------
 
 
-def _cold_mathsite(ctx: Context, kind: str, n: int, maximum: int) -> dict[str, Any]:
+def _cold_mathsite(
+    ctx: Context, kind: str, ns: Sequence[int], maximum: int
+) -> list[dict[str, Any]]:
+    """Cold samples of every n in ``ns``, taken in rounds (one of each n per round).
+
+    Rounds rather than all of one n at a time: on a shared machine the
+    disturbance comes in spells of seconds, and taken in rounds a spell
+    spreads over every n instead of making one n look slow.
+    """
     assert ctx.mathsite is not None
-    samples, ns, anomalies = [], [], []
+    rows = {n: {"n": n, "samples_ms": [], "ns": [], "anomalies": []} for n in ns}
     for _ in range(ctx.config.cold_repeats):
-        fresh = ctx.fresh(kind, n, maximum)
-        reply = client.fetch(ctx.mathsite.port, f"/api/{kind}/{fresh}/", timeout=60)
-        if reply.status != 200 or reply.cached is not False:
-            anomalies.append({"n": fresh, "status": reply.status, "cached": reply.cached})
-            continue
-        samples.append(reply.seconds * 1000)
-        ns.append(fresh)
-    return {"n": n, "median_ms": median(samples), "samples_ms": samples, "ns": ns,
-            "anomalies": anomalies}  # fmt: skip
+        for n in ns:
+            row = rows[n]
+            fresh = ctx.fresh(kind, n, maximum)
+            reply = client.fetch(ctx.mathsite.port, f"/api/{kind}/{fresh}/", timeout=60)
+            if reply.status != 200 or reply.cached is not False:
+                anomaly = {"n": fresh, "status": reply.status, "cached": reply.cached}
+                row["anomalies"].append(anomaly)
+                continue
+            row["samples_ms"].append(reply.seconds * 1000)
+            row["ns"].append(fresh)
+    for row in rows.values():
+        row["median_ms"] = median(row["samples_ms"])
+    return [rows[n] for n in ns]
 
 
 def _old_fetch(ctx: Context, kind: str, n: int, timeout: float) -> client.Reply | None:
@@ -416,14 +428,10 @@ def stage_cold(ctx: Context) -> dict[str, Any]:
     for kind, base, maximum in (("pi", 777_777, PI_MAX), ("fib", 7_777, FIB_MAX)):
         for _ in range(3 * cfg.workers):
             client.fetch(ctx.mathsite.port, f"/api/{kind}/{ctx.fresh(kind, base, maximum)}/")
-    for n in cfg.pi_ns:
-        row = _cold_mathsite(ctx, "pi", n, PI_MAX)
-        result["mathsite"]["pi"].append(row)
-        ctx.log(f"  mathsite pi  n={n:<20} {row['median_ms']:8.2f} ms")
-    for n in cfg.fib_ns:
-        row = _cold_mathsite(ctx, "fib", n, FIB_MAX)
-        result["mathsite"]["fib"].append(row)
-        ctx.log(f"  mathsite fib n={n:<20} {row['median_ms']:8.2f} ms")
+    for kind, ns, maximum in (("pi", cfg.pi_ns, PI_MAX), ("fib", cfg.fib_ns, FIB_MAX)):
+        for row in _cold_mathsite(ctx, kind, ns, maximum):
+            result["mathsite"][kind].append(row)
+            ctx.log(f"  mathsite {kind:<3} n={row['n']:<20} {row['median_ms']:8.2f} ms")
     # The old service last: its pi loop may still be running after a timeout.
     old_fib = _cold_old_series(ctx, "fib", cfg.fib_ns)
     if old_fib["stop"] is not None and old_fib["stop"]["last_answered_n"] is not None:

@@ -143,19 +143,17 @@ def result_get(
         return Outcome(payload, cached=True)
     if admit is not None:
         admit()
-    with cache.compute_lock(query) as held:
-        if held:  # someone may have finished while we waited
-            payload = cache.get_shared(query)
-            if payload is not MISSING:
-                metrics.cache_lookup(query.kind, hit=True)
+    with cache.compute_lock(query) as lease:
+        if lease.found is not None:  # another request computed it while we waited
+            metrics.cache_lookup(query.kind, hit=True)
+            return Outcome(lease.found, cached=True)
+        # With Redis up, a finished computation is in Redis (the winner stores
+        # it before releasing the lock, and taking the lock read the entry);
+        # only without Redis is the log the place to look again.
+        if lease.held and not cache.available:
+            payload = _from_log(query, cache)
+            if payload is not None:
                 return Outcome(payload, cached=True)
-            # With Redis up, a finished computation is in Redis (the winner
-            # stores it before releasing the lock); only without Redis is
-            # the log the place to look again.
-            if not cache.available:
-                payload = _from_log(query, cache)
-                if payload is not None:
-                    return Outcome(payload, cached=True)
         with gate.admit(query) if gate is not None else contextlib.nullcontext():
             started = time.perf_counter()
             text = compute(query)
@@ -163,7 +161,7 @@ def result_get(
             metrics.computed(query.kind, compute_ms / 1000)
             payload = Payload.from_text(query, text)
             result_record(query=query, text=text, compute_ms=compute_ms)
-            cache.set(query, payload)
+            cache.set(query, payload, lease=lease)
     return Outcome(payload, cached=False)
 
 

@@ -25,6 +25,7 @@ from collections import Counter
 
 import pytest
 
+from compute.cache.locks import lock_name
 from compute.domain.query import ResultQuery
 from tests.support.figures import record
 from tests.support.reference import fib_reference
@@ -141,7 +142,7 @@ def test_a_worker_killed_mid_computation_blocks_the_key_no_longer_than_the_lock_
 ):
     n = 16_001
     path = f"/api/fib/{n}/"
-    lock_key = live.key("lock:" + ResultQuery("fib", n).cache_key)
+    lock_key = lock_name(live.key, live.key(ResultQuery("fib", n).cache_key))
     redis = redis_server.client()
     victim: list = []
     holder = threading.Thread(target=lambda: victim.append(http_get(live.port, path, timeout=15)))

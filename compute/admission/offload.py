@@ -10,15 +10,20 @@ of child processes, one per computation slot (``COMPUTE_CONCURRENCY``), at
 nice ``NICE`` so that the worker's threads (cached hits) get the CPU first;
 smaller ones cost less than the hand-over and run in the calling thread.
 
-The pool is made on first use in each process (``spawn``: a fresh
-interpreter that imports only the pure domain, never a fork of a threaded
-worker), and made again if a child died (the computation that saw it then
-runs in the calling thread). The function sent must be a module-level pure
-function such as ``compute.domain.results.result_text``. As with any
-``spawn``, the main module is imported again in the child unless it is a
-package's ``__main__`` (``python -m granian``, ``python -m pytest``) or a
-script guarded by ``if __name__ == "__main__"`` (``manage.py``, console
-scripts); an unguarded script that calls the services should set
+The pool is started by each server worker as it starts (``start``, from
+``mathsite.warmup``), else on first use (``spawn``: a fresh interpreter
+that imports only the pure domain, never a fork of a threaded worker; each
+child loads and warms the maths as it starts,
+``compute.domain.results.prepare_process``), so no request waits for a
+child to be spawned (about 0.1 s each); it is made again if a child died
+(the computation that saw it then runs in the calling thread).
+
+The function sent must be a module-level pure function such as
+``compute.domain.results.result_text``. As with any ``spawn``, the main
+module is imported again in the child unless it is a package's
+``__main__`` (``python -m granian``, ``python -m pytest``) or a script
+guarded by ``if __name__ == "__main__"`` (``manage.py``, console scripts);
+an unguarded script that calls the services should set
 ``COMPUTE_OFFLOAD_DIGITS=none``.
 """
 
@@ -32,6 +37,7 @@ from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 
 from compute.conf import app_settings
+from compute.domain import results
 from compute.domain.cost import estimated_digits
 from compute.domain.query import ResultQuery
 
@@ -65,14 +71,26 @@ class ComputePool:
             self.close()  # a child died (killed, out of memory): a new pool next time
             return function(query)
 
+    def start(self) -> list[concurrent.futures.Future[int]]:
+        """Start every computation process now (none if nothing is offloaded).
+
+        An executor spawns a process when a task finds none idle; one
+        trivial task per process, submitted at once, spawns them all. Return
+        the tasks' futures (each gives the pid of the child that ran it).
+        """
+        if self.threshold() is None:
+            return []
+        executor = self._pool()
+        return [executor.submit(os.getpid) for _ in range(self.processes())]
+
     def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
         with self._guard:
             if self._executor is None or self._owner != os.getpid():
                 self._executor = concurrent.futures.ProcessPoolExecutor(
                     max_workers=self.processes(),
                     mp_context=multiprocessing.get_context("spawn"),
-                    # A builtin: the child unpickles it without importing any of mathsite.
-                    initializer=os.nice,
+                    # Pure domain: the child unpickles it without importing Django.
+                    initializer=results.prepare_process,
                     initargs=(NICE,),
                 )
                 self._owner = os.getpid()

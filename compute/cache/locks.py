@@ -1,28 +1,100 @@
 """Stampede locks: one computation of a value at a time, across processes when Redis is up.
 
 The Redis lock has a short time to live, ``COMPUTE_LOCK_TIMEOUT`` (2 s by
-default), which a keep-alive thread of the holder renews every third of
-it while the computation runs. So a computation may take as long as it
-needs, and a holder that dies (a killed worker) stops renewing: its lock is
-gone within ``COMPUTE_LOCK_TIMEOUT``, and a waiter (polling every 2 ms)
-takes it over at once. A waiter therefore waits at most the computation
-plus ``COMPUTE_LOCK_TIMEOUT``, and never longer than ``COMPUTE_LOCK_WAIT``
-(then it computes itself). With Redis down (the breaker open, or the
-acquire failing) a per-process lock still stops a stampede within the
-process.
+default), which the process's renewal thread (one per process, shared by
+every lock it holds) extends every third of it while the computation runs.
+So a computation may take as long as it needs, and a holder that dies (a
+killed worker) stops renewing: its lock is gone within
+``COMPUTE_LOCK_TIMEOUT``, and a waiter (polling every 2 ms) takes it over
+at once. A waiter therefore waits at most the computation plus
+``COMPUTE_LOCK_TIMEOUT``, and never longer than ``COMPUTE_LOCK_WAIT`` (then
+it computes itself). With Redis down (the breaker open, or an attempt
+failing) a per-process lock still stops a stampede within the process.
+
+A cold request makes as few round trips as the protocol allows, since each
+one is a large part of what a small computation costs:
+
+- each attempt to take the lock reads the value's key in the same round
+  trip (``watch``), so a request that finds the value there (the holder
+  finished meanwhile) returns it at once, and one that takes the lock
+  knows the value is still missing;
+- the holder stores the value and releases the lock in one round trip
+  (``Lease.release_with``), the store first: whenever the lock is free,
+  the value is already there, which is what keeps it to one computation.
+
+Both need the two keys on one server, in order: always true on a single
+Redis or a Sentinel master; on a cluster the lock's name carries the
+value's key as its hash tag (``lock_name``), and where that cannot put
+them in one slot the steps are taken one after the other instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
 
 from compute.cache.breaker import Breaker
+
+POLL_SECONDS = 0.002  # a waiter sees the result within 2 ms
+
+# KEYS[1]: the lock. ARGV[1]: the holder's token. Deletes the lock only if still ours.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# ARGV[2]: the time to live in ms. Extends the lock only if still ours.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_FAILED = object()
+
+
+def lock_name(make_key: Callable[[str], str], watched_key: str) -> str:
+    """Return the Redis name of the lock on the full key ``watched_key`` (hash-tagged by it)."""
+    return make_key(f"lock:{{{watched_key}}}")
+
+
+def same_server(client: Any, first: str, second: str) -> bool:
+    """Return True if ``first`` and ``second`` live on one server, so one pipeline orders them."""
+    if not isinstance(client, RedisCluster):
+        return True
+    return key_slot(first.encode()) == key_slot(second.encode())
+
+
+@dataclass(eq=False)
+class Lease:
+    """One hold of a stampede lock.
+
+    ``held``: this request may compute (it holds the lock, or the per-process
+    one). ``found``: what ``accept`` made of the watched key's value when it
+    was read while taking the lock, or None (then the value was missing).
+    """
+
+    held: bool
+    found: Any = None
+    _redis: _RedisHold | None = field(default=None, repr=False)
+
+    def release_with(self, write: Callable[[Any], None]) -> bool | None:
+        """Queue ``write``'s commands on a pipeline, then release the lock, in one round trip.
+
+        Return True once done, False if Redis failed, None if this lease
+        holds no Redis lock (the caller then writes on its own).
+        """
+        if self._redis is None or self._redis.released:
+            return None
+        return self._redis.release(write)
 
 
 class ComputeLocks:
@@ -46,33 +118,77 @@ class ComputeLocks:
         self._guard = threading.Lock()
 
     @contextlib.contextmanager
-    def hold(self, name: str) -> Iterator[bool]:
-        """Hold the lock ``name``; yield False if it could not be had within the wait."""
-        lock = acquired = None
-        if self.breaker.available:
-            # Building the lock does no I/O, so it stays outside the breaker:
-            # only a real round trip may count as Redis being reachable again.
-            lock = self.client().lock(
-                name,
-                timeout=self.timeout(),
-                sleep=0.002,  # a waiter sees the result within 2 ms
-                blocking_timeout=self.wait(),
-                thread_local=False,  # the keep-alive thread renews it with the same token
-            )
-            acquired = self.breaker.call(lock.acquire, None)
-        if acquired is None or lock is None:
+    def hold(
+        self,
+        name: str,
+        *,
+        watch: str | None = None,
+        accept: Callable[[bytes], Any] = lambda data: data,
+    ) -> Iterator[Lease]:
+        """Hold the lock ``name`` while the block runs.
+
+        With ``watch``, each attempt also reads that key; a value that
+        ``accept`` turns into something other than None ends the wait as
+        ``found`` (and the lock, if taken, is given back at once). The lease
+        is not ``held`` if the lock could not be had within the wait.
+        """
+        attempt = self._attempt(name, watch, accept) if self.breaker.available else None
+        if attempt is None:
             with self._process_lock(name) as held:
-                yield held
+                yield Lease(held)
             return
-        keepalive = _KeepAlive(lock, every=self.timeout() / 3) if acquired else None
+        hold, found = attempt
+        if hold is not None and found is not None:
+            hold.release(None)  # the value is there: nothing to compute
+        if hold is None or found is not None:
+            yield Lease(False, found)
+            return
         try:
-            yield bool(acquired)
+            yield Lease(True, None, hold)
         finally:
-            if keepalive is not None:
-                keepalive.stop()
-                # Through the breaker: if Redis failed during the computation,
-                # the release must not pay a second timeout (the key expires).
-                self.breaker.call(lambda: _release(lock), None)
+            if not hold.released:
+                hold.release(None)
+
+    def _attempt(
+        self, name: str, watch: str | None, accept: Callable[[bytes], Any]
+    ) -> tuple[_RedisHold | None, Any] | None:
+        """Poll for the lock until it is had, the value appears or the wait ends.
+
+        Return (the hold or None, what was found or None); None if Redis failed.
+        """
+        timeout = self.timeout()
+        ttl_ms = max(1, int(timeout * 1000))
+        token = secrets.token_hex(16).encode()
+        deadline = time.monotonic() + self.wait()
+        client = self.client()
+        together = watch is not None and same_server(client, name, watch)
+
+        def once() -> tuple[bool, bytes | None]:
+            if together:
+                pipe = client.pipeline(transaction=False)
+                pipe.set(name, token, nx=True, px=ttl_ms)
+                pipe.get(watch)
+                taken, data = pipe.execute()
+                return bool(taken), data
+            taken = bool(client.set(name, token, nx=True, px=ttl_ms))
+            if watch is None:
+                return taken, None
+            return taken, client.get(watch)
+
+        while True:
+            outcome = self.breaker.call(once, _FAILED)
+            if outcome is _FAILED:
+                return None
+            taken, data = outcome
+            hold = (
+                _RedisHold(self, name, token, timeout, watch=watch, together=together)
+                if taken
+                else None
+            )
+            found = accept(data) if data is not None else None
+            if taken or found is not None or time.monotonic() >= deadline:
+                return hold, found
+            time.sleep(POLL_SECONDS)
 
     @contextlib.contextmanager
     def _process_lock(self, name: str) -> Iterator[bool]:
@@ -89,31 +205,108 @@ class ComputeLocks:
                 lock.release()
 
 
-class _KeepAlive:
-    """Renew a held Redis lock's time to live every ``every`` seconds until stopped."""
+class _RedisHold:
+    """A Redis lock this process holds: renewed by the process's renewal thread until released."""
 
-    def __init__(self, lock: Any, *, every: float) -> None:
-        self.lock = lock
-        self.every = every
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lock-keepalive", daemon=True)
-        self._thread.start()
+    def __init__(
+        self,
+        locks: ComputeLocks,
+        name: str,
+        token: bytes,
+        timeout: float,
+        *,
+        watch: str | None,
+        together: bool,
+    ) -> None:
+        self.locks = locks
+        self.name = name
+        self.token = token
+        self.ttl_ms = max(1, int(timeout * 1000))
+        self.every = timeout / 3
+        self.renew_at = time.monotonic() + self.every
+        self.together = together
+        self.released = False
+        renewals.add(self)
+
+    def renew(self) -> bool:
+        """Extend the lock to its full time to live; False once it is no longer ours."""
+        try:
+            client = self.locks.client()
+            return bool(client.eval(_RENEW, 1, self.name, self.token, self.ttl_ms))
+        except (redis.RedisError, OSError):
+            return False  # Redis failed or the lock was lost: it expires by itself
+
+    def release(self, write: Callable[[Any], None] | None) -> bool:
+        """Run ``write`` (if any) and release, in one round trip where the keys allow it.
+
+        Through the breaker: if Redis failed during the computation, the
+        release must not pay a second timeout (the key expires by itself).
+        """
+        self.released = True
+        renewals.discard(self)
+        client = self.locks.client()
+        one_trip = self.together and not isinstance(client, RedisCluster)
+
+        def run() -> bool:
+            if write is not None and one_trip:
+                pipe = client.pipeline(transaction=False)
+                write(pipe)
+                pipe.eval(_RELEASE, 1, self.name, self.token)
+                pipe.execute()
+                return True
+            if write is not None:
+                pipe = client.pipeline(transaction=False)
+                write(pipe)
+                pipe.execute()
+            client.eval(_RELEASE, 1, self.name, self.token)
+            return True
+
+        return self.locks.breaker.call(run, False)
+
+
+class _Renewals:
+    """The process's one renewal thread and the Redis locks it keeps alive.
+
+    One thread for every lock the process holds, rather than one per
+    computation: starting and joining a thread was a tenth of a small
+    computation's cost. Made on first use in each process (a forked child
+    starts its own).
+    """
+
+    def __init__(self) -> None:
+        self._holds: dict[int, _RedisHold] = {}
+        self._wake = threading.Condition()
+        self._pid = 0
+
+    def add(self, hold: _RedisHold) -> None:
+        """Renew ``hold`` from now on, every third of its time to live."""
+        with self._wake:
+            if self._pid != os.getpid():  # first use in this process
+                self._holds.clear()
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="lock-renewal", daemon=True).start()
+            self._holds[id(hold)] = hold
+            self._wake.notify()
+
+    def discard(self, hold: _RedisHold) -> None:
+        """Stop renewing ``hold`` (before its release)."""
+        with self._wake:
+            self._holds.pop(id(hold), None)
 
     def _run(self) -> None:
-        while not self._stopped.wait(self.every):
-            try:
-                self.lock.reacquire()  # back to the full time to live
-            except (redis.RedisError, OSError):
-                return  # Redis failed or the lock was lost: it expires by itself
+        while True:
+            with self._wake:
+                now = time.monotonic()
+                due = [hold for hold in self._holds.values() if hold.renew_at <= now]
+                for hold in due:
+                    hold.renew_at = now + hold.every
+                if not due:
+                    upcoming = [hold.renew_at for hold in self._holds.values()]
+                    self._wake.wait(min(upcoming) - now if upcoming else None)
+                    continue
+            for hold in due:
+                if not hold.released and not hold.renew():
+                    self.discard(hold)
 
-    def stop(self) -> None:
-        """Stop renewing (before the release)."""
-        self._stopped.set()
-        self._thread.join()
 
-
-def _release(lock: Any) -> None:
-    """Release a Redis lock; one that expired meanwhile (a computation that outlived
-    ``COMPUTE_LOCK_TIMEOUT``) has nothing to release and is not a Redis failure."""
-    with contextlib.suppress(redis.exceptions.LockError):
-        lock.release()
+renewals = _Renewals()

@@ -44,7 +44,7 @@ from compute.cache.counters import count_in_window
 from compute.cache.integrity import EntrySeal, Rejections
 from compute.cache.invalidation import EvictionBroadcast
 from compute.cache.local import MISSING, LocalTier
-from compute.cache.locks import ComputeLocks
+from compute.cache.locks import ComputeLocks, Lease, lock_name
 from compute.cache.pictures import seal, unseal
 from compute.cache.stats import StatsTally, delete_each, namespace_stats, scan_namespace
 from compute.conf import app_settings
@@ -171,11 +171,20 @@ class ResultCache:
         data = self.breaker.call(lambda: self.redis().get(full_key), None)
         if data is None:
             return MISSING
+        return self._accept(query, full_key, data)
+
+    def _accept(self, query: ResultQuery, full_key: str, data: bytes) -> Payload | Any:
+        """Return the payload of ``data`` read from Redis, or ``MISSING`` if it fails its checks.
+
+        A failing entry is never served: it is reported and deleted, and the
+        caller refills it (from the log, or by computing).
+        """
+        key = query.cache_key
         try:
             bound = app_settings.cache_max_entry_bytes
             data = self.seal.open(full_key, data, max_bytes=bound)
             payload = Payload.from_redis(query, data, max_bytes=bound)
-        except UnfitEntry as rejected:  # never served; the caller refills it from the log
+        except UnfitEntry as rejected:
             self.rejections.report(rejected, key)
             self.breaker.call(lambda: self.redis().delete(full_key), None)
             return MISSING
@@ -184,18 +193,26 @@ class ResultCache:
         self.tally.add("hits")
         return payload
 
-    def set(self, query: ResultQuery, payload: Payload) -> bool:
-        """Store ``payload`` in Redis (with the configured TTL) and the local tier."""
+    def set(self, query: ResultQuery, payload: Payload, *, lease: Lease | None = None) -> bool:
+        """Store ``payload`` in Redis (with the configured TTL) and the local tier.
+
+        With the ``lease`` of the computation's lock, the store and the
+        lock's release go in one round trip (``Lease.release_with``).
+        """
         full_key = self.make_key(query.cache_key)
         data = self.seal.seal(full_key, payload.to_redis())
         ttl = app_settings.CACHE_TTL
         self.tally.add("fills")
+        stored = None
+        if lease is not None:
+            stored = lease.release_with(lambda pipe: pipe.set(full_key, data, ex=ttl))
+        if stored is None:
 
-        def store() -> bool:
-            self.redis().set(full_key, data, ex=ttl)
-            return True
+            def store() -> bool:
+                self.redis().set(full_key, data, ex=ttl)
+                return True
 
-        stored = self.breaker.call(store, False)
+            stored = self.breaker.call(store, False)
         if stored and self.evictions.trusted:
             self.local.put(query.cache_key, payload, payload.nbytes)
         return stored
@@ -302,11 +319,27 @@ class ResultCache:
         full = self.make_key(key)
         return self.breaker.call(lambda: count_in_window(self.redis(), full, window_seconds), None)
 
+    def lock_key(self, query: ResultQuery) -> str:
+        """Return the full Redis key of the stampede lock for computing ``query``."""
+        return lock_name(self.make_key, self.make_key(query.cache_key))
+
     @contextlib.contextmanager
-    def compute_lock(self, query: ResultQuery) -> Iterator[bool]:
-        """Hold the lock for computing ``query``; yield False if it could not be had in time."""
-        with self.locks.hold(self.make_key(f"lock:{query.cache_key}")) as held:
-            yield held
+    def compute_lock(self, query: ResultQuery) -> Iterator[Lease]:
+        """Hold the lock for computing ``query``, watching its entry (``locks.ComputeLocks``).
+
+        The lease is ``held`` if this request may compute; its ``found`` is
+        the payload if the entry appeared in Redis meanwhile (another
+        request computed it), checked as every read from Redis is.
+        """
+        full_key = self.make_key(query.cache_key)
+        self.evictions.host.read()  # as in get_shared: mapped before anything enters the tier
+
+        def accept(data: bytes) -> Payload | None:
+            payload = self._accept(query, full_key, data)
+            return None if payload is MISSING else payload
+
+        with self.locks.hold(self.lock_key(query), watch=full_key, accept=accept) as lease:
+            yield lease
 
     # --- operations ---------------------------------------------------------------
 

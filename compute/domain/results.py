@@ -12,6 +12,8 @@ every computation made in the process.
 
 from __future__ import annotations
 
+import os
+
 from compute.domain import maths
 from compute.domain.query import FIB, ResultQuery
 
@@ -25,3 +27,14 @@ def result_text(query: ResultQuery) -> str:
     if query.digits is not None:
         return maths.pi_digits(query.n, query.digits)
     return repr(maths.pi_double(query.n))
+
+
+def prepare_process(niceness: int) -> None:
+    """Set up a computation process: lower its priority and load what computing needs.
+
+    The initializer of ``compute.admission.offload``'s children: one small
+    computation imports the maths (gmpy2) and warms it while the worker
+    starts, so the first large request a child takes pays for neither.
+    """
+    os.nice(niceness)
+    result_text(ResultQuery(FIB, 1_000))

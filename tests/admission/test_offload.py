@@ -14,6 +14,7 @@ from compute.admission.offload import NICE, ComputePool
 from compute.domain import results
 from compute.domain.query import ResultQuery
 from tests.support.reference import fib_reference, unlimited_int_digits
+from tests.support.servers import spawned_children
 
 BIG = ResultQuery("fib", 300_000)  # 62,696 digits
 SMALL = ResultQuery("fib", 3_000)  # 627 digits
@@ -65,3 +66,24 @@ def test_a_child_that_dies_costs_one_computation_here_and_a_new_pool_next_time(m
         assert second not in (first, os.getpid())
     finally:
         computations.close()
+
+
+def test_start_spawns_every_computation_process_before_any_computation():
+    before = spawned_children(os.getpid())
+    computations = ComputePool(processes=lambda: 2, threshold=lambda: 50_000)
+    try:
+        started = computations.start()
+        assert len(started) == 2
+        ran_in = {future.result(timeout=60) for future in started}
+        children = spawned_children(os.getpid()) - before
+        assert len(children) == 2  # both spawned, though the tasks may have shared one
+        assert ran_in <= children
+        # A large computation then runs in one of them, already niced.
+        pid, nice = map(int, computations.run(where, BIG).split())
+        assert pid in children and nice == os.nice(0) + NICE
+    finally:
+        computations.close()
+
+
+def test_start_spawns_nothing_when_nothing_is_offloaded():
+    assert pool(threshold=None).start() == []

@@ -321,8 +321,8 @@ def _every_operation(cache: ResultCache, query: ResultQuery) -> None:
     assert cache.delete(query) is False
     assert cache.exists_many([query]) is None
     assert cache.count_hit("throttle:x", 60) is None
-    with cache.compute_lock(query) as held:
-        assert held is True  # the per-process fallback lock
+    with cache.compute_lock(query) as lease:
+        assert lease.held is True  # the per-process fallback lock
 
 
 def test_a_paused_redis_costs_one_short_timeout_then_nothing(
@@ -366,9 +366,9 @@ def test_a_lock_held_when_redis_hangs_is_released_without_a_second_timeout(tmp_p
     try:
         cache = PointedCache(backend_at(server.url()))
         query = fib_query(8)
-        with cache.compute_lock(query) as held:
-            assert held is True
-            lock = cache.make_key(f"lock:{query.cache_key}")
+        with cache.compute_lock(query) as lease:
+            assert lease.held is True
+            lock = cache.lock_key(query)
             assert server.client().exists(lock) == 1  # the Redis lock
             server.pause()
             started = time.monotonic()
@@ -403,8 +403,8 @@ def test_only_a_real_round_trip_ends_an_outage(tmp_path, caplog, settings):
     assert cache.get(fib_query(9)) is MISSING
     for _ in range(3):
         cache.fake_clock.advance(settings.REDIS_BACKOFF_SECONDS)
-        with cache.compute_lock(fib_query(9)) as held:
-            assert held is True
+        with cache.compute_lock(fib_query(9)) as lease:
+            assert lease.held is True
     assert _recovery_lines(caplog) == []
     cache.fake_clock.advance(settings.REDIS_BACKOFF_SECONDS)
     assert cache.exists_many([]) == []  # nothing to ask: no round trip either

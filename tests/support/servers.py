@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -75,6 +75,30 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def processes() -> Iterator[tuple[int, int, str, bytes]]:
+    """Yield (pid, parent pid, state, command line) of every process, from /proc."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile
+        # Fields after the parenthesised command name: state, ppid, ...
+        fields = stat.rsplit(")", 1)[1].split()
+        yield int(entry.name), int(fields[1]), fields[0], cmdline
+
+
+def spawned_children(parent: int) -> set[int]:
+    """Return the pids of ``parent``'s children started by multiprocessing's ``spawn``."""
+    return {
+        pid
+        for pid, ppid, _state, cmdline in processes()
+        if ppid == parent and b"multiprocessing.spawn" in cmdline
+    }
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.02) -> Any:
@@ -418,19 +442,10 @@ class LiveServer:
         if self.process is None:
             return set()
         children: dict[int, list[int]] = {}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
+        for pid, ppid, state, cmdline in processes():
+            if state == "Z" or any(helper in cmdline for helper in _HELPERS):
                 continue
-            try:
-                stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            # Fields after the parenthesised command name: state, ppid, ...
-            fields = stat.rsplit(")", 1)[1].split()
-            if fields[0] == "Z" or any(helper in cmdline for helper in _HELPERS):
-                continue
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
+            children.setdefault(ppid, []).append(pid)
         workers: set[int] = set()
         parents = [self.process.pid]
         while parents:
