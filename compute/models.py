@@ -18,7 +18,49 @@ the statistics read two or four rows instead of counting a million.
 
 from __future__ import annotations
 
-from django.db import models
+from typing import Any
+
+from django.db import connections, models, router
+
+
+class ResultLogManager(models.Manager["ComputedResult"]):
+    """The default manager, with the one lookup every cache miss makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._value_sql: dict[str, str] = {}  # the lookup's statement, per database alias
+
+    def value_of(self, *, kind: str, n: int, precision: int, modulus: int) -> str | None:
+        """Return the logged value of the result with this identity, or None if none is logged.
+
+        A single row through the unique index, asked by every request that
+        misses the cache. The statement is SQL written once per table rather
+        than a QuerySet: building and compiling the same query through the
+        ORM costs about 0.3 ms, a tenth of a cold request, for a statement
+        that never changes (the quoting comes from the database's own
+        backend, the names from the model).
+        """
+        alias = router.db_for_read(self.model)
+        connection = connections[alias]
+        sql = self._value_sql.get(alias)
+        if sql is None:
+            sql = self._value_sql[alias] = self._value_statement(connection)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [kind, n, precision, modulus])
+            row = cursor.fetchone()
+        return None if row is None else row[0]
+
+    def _value_statement(self, connection: Any) -> str:
+        opts = self.model._meta
+        quote = connection.ops.quote_name
+        column = {name: quote(opts.get_field(name).column) for name in (*_IDENTITY, "value")}
+        where = " AND ".join(f"{column[name]} = %s" for name in _IDENTITY)
+        # Only identifiers, from the model and quoted by the backend; every value is a parameter.
+        return f"SELECT {column['value']} FROM {quote(opts.db_table)} WHERE {where}"  # noqa: S608
+
+
+# The identity of a result: the fields of the unique constraint, in its order.
+_IDENTITY = ("kind", "n", "precision", "modulus")
 
 
 class ComputedResult(models.Model):
@@ -41,6 +83,8 @@ class ComputedResult(models.Model):
     length = models.PositiveIntegerField(help_text="Number of decimal digits in the value.")
     compute_ms = models.FloatField(help_text="Time spent computing, in milliseconds.")
     computed_at = models.DateTimeField(db_index=True)
+
+    objects = ResultLogManager()
 
     class Meta:
         constraints = [

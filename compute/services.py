@@ -66,7 +66,9 @@ def _log_rows(query: ResultQuery) -> QuerySet[ComputedResult]:
 
 
 def _log_lookup(query: ResultQuery) -> str | None:
-    return _log_rows(query).values_list("value", flat=True).first()
+    return ComputedResult.objects.value_of(
+        kind=query.kind, n=query.n, precision=query.precision, modulus=query.modulus
+    )
 
 
 def _from_log(query: ResultQuery, cache: ResultCache) -> Payload | None:

@@ -66,3 +66,33 @@ def test_the_admin_statistics_read_the_kept_counts(admin_client):
     assert (counts["pi"]["results"], counts["pi"]["with_digits"]) == (110, 10)
     assert counts["pi"]["largest_n"] == 100
     assert "fib" not in counts
+
+
+def test_value_of_finds_exactly_the_row_of_an_identity():
+    rows = [
+        ComputedResult(
+            kind=kind,
+            n=n,
+            precision=precision,
+            modulus=modulus,
+            value=value,
+            preview=value,
+            length=len(value),
+            compute_ms=0.1,
+            computed_at=timezone.now(),
+        )
+        for kind, n, precision, modulus, value in [
+            ("pi", 10, 0, 0, "3.04936163598207"),
+            ("pi", 10, 5, 0, "3.0494"),
+            ("fib", 10, 0, 0, "55"),
+            ("fib", 10, 0, 7, "6"),
+            ("fib", 10**18, 0, 10**18, "183788299560546875"),
+        ]
+    ]
+    ComputedResult.objects.bulk_create(rows)
+    for made in rows:  # each identity finds its own value, whatever shares its n
+        identity = {"kind": made.kind, "n": made.n, "precision": made.precision}
+        assert ComputedResult.objects.value_of(**identity, modulus=made.modulus) == made.value
+    assert ComputedResult.objects.value_of(kind="pi", n=11, precision=0, modulus=0) is None
+    assert ComputedResult.objects.value_of(kind="fib", n=10, precision=0, modulus=8) is None
+    assert ComputedResult.objects.value_of(kind="pi", n=10, precision=6, modulus=0) is None
