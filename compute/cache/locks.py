@@ -156,8 +156,7 @@ class ComputeLocks:
 
         Return (the hold or None, what was found or None); None if Redis failed.
         """
-        timeout = self.timeout()
-        ttl_ms = max(1, int(timeout * 1000))
+        ttl_ms = max(1, int(self.timeout() * 1000))
         token = secrets.token_hex(16).encode()
         deadline = time.monotonic() + self.wait()
         client = self.client()
@@ -180,11 +179,7 @@ class ComputeLocks:
             if outcome is _FAILED:
                 return None
             taken, data = outcome
-            hold = (
-                _RedisHold(self, name, token, timeout, watch=watch, together=together)
-                if taken
-                else None
-            )
+            hold = _RedisHold(self, name, token, ttl_ms, together=together) if taken else None
             found = accept(data) if data is not None else None
             if taken or found is not None or time.monotonic() >= deadline:
                 return hold, found
@@ -213,16 +208,15 @@ class _RedisHold:
         locks: ComputeLocks,
         name: str,
         token: bytes,
-        timeout: float,
+        ttl_ms: int,
         *,
-        watch: str | None,
         together: bool,
     ) -> None:
         self.locks = locks
         self.name = name
         self.token = token
-        self.ttl_ms = max(1, int(timeout * 1000))
-        self.every = timeout / 3
+        self.ttl_ms = ttl_ms
+        self.every = ttl_ms / 3000  # a third of the time to live, in seconds
         self.renew_at = time.monotonic() + self.every
         self.together = together
         self.released = False
