@@ -29,7 +29,14 @@ from compute.cache.locks import lock_name
 from compute.domain.query import ResultQuery
 from tests.support.figures import record
 from tests.support.reference import fib_reference
-from tests.support.servers import LiveServer, RedisServer, free_port, http_get, wait_until
+from tests.support.servers import (
+    LiveServer,
+    RedisServer,
+    exited,
+    free_port,
+    http_get,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -159,6 +166,8 @@ def test_a_worker_killed_mid_computation_blocks_the_key_no_longer_than_the_lock_
     finally:
         holder.join(timeout=20)
     assert victim and victim[0].status == 0  # its request died with it
+    # Its listening socket closes as it exits: wait for that (see ``exited``).
+    assert wait_until(lambda: exited(starts[0]), 5)
 
     reply = http_get(live.port, path, timeout=15)
     blocked = time.monotonic() - killed_at

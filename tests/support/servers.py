@@ -92,6 +92,30 @@ def processes() -> Iterator[tuple[int, int, str, bytes]]:
         yield int(entry.name), int(fields[1]), fields[0], cmdline
 
 
+def exited(pid: int) -> bool:
+    """Return whether every thread of ``pid`` has finished exiting (its sockets are closed).
+
+    A SIGKILLed granian worker closes its listening socket (one per worker,
+    ``SO_REUSEPORT``) only as its last thread exits; a connection the kernel
+    queued there meanwhile is reset. A test that kills a worker waits for
+    this before its next request so that it measures what it means to, not
+    that race. The thread-group leader turns zombie first, so each thread
+    is looked at.
+    """
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return True  # reaped
+    states = []
+    for task in tasks:
+        try:
+            stat = Path(f"/proc/{pid}/task/{task}/stat").read_text()
+        except OSError:
+            continue  # that thread is gone
+        states.append(stat.rsplit(")", 1)[1].split()[0])
+    return all(state in {"Z", "X"} for state in states)
+
+
 def spawned_children(parent: int) -> set[int]:
     """Return the pids of ``parent``'s children started by multiprocessing's ``spawn``."""
     return {
