@@ -67,6 +67,17 @@ def wait_for(driver, css: str):
     return WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
 
 
+def click_to_load(driver, element) -> None:
+    """Click ``element`` and wait until the page it leads to has replaced this one.
+
+    Without it, what the test looks for next may still be found on the old
+    page (a success message from the step before), or vanish under it.
+    """
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 10).until(ec.staleness_of(page))
+
+
 def listed_names(driver) -> list[str]:
     """Return "kind(n)" for every row of the changelist page."""
     rows = driver.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
@@ -103,7 +114,7 @@ def test_staff_browses_filters_searches_evicts_and_reads_statistics(
     driver.find_element(By.NAME, "username").send_keys("staff")
     driver.find_element(By.NAME, "password").send_keys(PASSWORD)
     shoot(driver, artifacts, "01-login.png")
-    driver.find_element(By.CSS_SELECTOR, "#login-form [type=submit]").click()
+    click_to_load(driver, driver.find_element(By.CSS_SELECTOR, "#login-form [type=submit]"))
     stats_link = wait_for(driver, "#result-statistics-module a")
     assert "Computed results" in driver.find_element(By.ID, "content-main").text
     shoot(driver, artifacts, "02-index.png")
@@ -112,7 +123,10 @@ def test_staff_browses_filters_searches_evicts_and_reads_statistics(
     driver.get(f"{live_server.url}/admin/compute/computedresult/")
     wait_for(driver, "#result_list")
     assert len(listed_names(driver)) == len(FIB_NS) + len(PI_NS) + len(PI_DIGITS)
-    driver.find_element(By.CSS_SELECTOR, '#changelist-filter a[href*="kind__exact=fib"]').click()
+    click_to_load(
+        driver,
+        driver.find_element(By.CSS_SELECTOR, '#changelist-filter a[href*="kind__exact=fib"]'),
+    )
     WebDriverWait(driver, 10).until(lambda d: "kind__exact=fib" in d.current_url)
     names = listed_names(driver)
     assert sorted(names) == sorted(f"fib({n})" for n in FIB_NS)
@@ -161,7 +175,7 @@ def test_staff_browses_filters_searches_evicts_and_reads_statistics(
     # Evict it from the cache with the action.
     driver.find_element(By.CSS_SELECTOR, "#result_list input.action-select").click()
     Select(driver.find_element(By.NAME, "action")).select_by_value("evict_from_cache")
-    driver.find_element(By.CSS_SELECTOR, 'button[name="index"]').click()
+    click_to_load(driver, driver.find_element(By.CSS_SELECTOR, 'button[name="index"]'))
     message = wait_for(driver, ".messagelist li.success").text
     assert message.startswith("Evicted 1 result from the cache: fib(1000).")
     assert not redis_client.exists(fib1000_key)
@@ -169,7 +183,7 @@ def test_staff_browses_filters_searches_evicts_and_reads_statistics(
     shoot(driver, artifacts, "05-evicted.png")
 
     # The detail page: the full value, the copy button, the API link.
-    driver.find_element(By.CSS_SELECTOR, "#result_list th.field-kind a").click()
+    click_to_load(driver, driver.find_element(By.CSS_SELECTOR, "#result_list th.field-kind a"))
     value = wait_for(driver, "pre#result-value")
     assert driver.execute_script("return arguments[0].textContent", value) == fib1000
     overflow = driver.execute_script("return getComputedStyle(arguments[0]).overflowY", value)
@@ -181,13 +195,13 @@ def test_staff_browses_filters_searches_evicts_and_reads_statistics(
     WebDriverWait(driver, 10).until(lambda d: status.text)
     assert status.text == f"Copied {len(fib1000):,} characters."
     shoot(driver, artifacts, "06-detail.png", full_page=True)
-    link.click()
+    click_to_load(driver, link)
     WebDriverWait(driver, 10).until(lambda d: "/api/fib/1000/" in d.current_url)
     assert '"cached":true' in driver.find_element(By.TAG_NAME, "body").text.replace(" ", "")
 
     # A 20,899-digit value stays in a bounded block that scrolls.
     driver.get(f"{live_server.url}/admin/compute/computedresult/?kind__exact=fib&q=100000")
-    wait_for(driver, "#result_list th.field-kind a").click()
+    click_to_load(driver, wait_for(driver, "#result_list th.field-kind a"))
     value = wait_for(driver, "pre#result-value")
     assert driver.execute_script("return arguments[0].textContent", value) == decimal(
         fib_reference(100_000)
@@ -202,7 +216,7 @@ def test_staff_browses_filters_searches_evicts_and_reads_statistics(
     # The statistics page, reached from the admin index.
     driver.get(f"{live_server.url}/admin/")
     stats_link = wait_for(driver, "#result-statistics-module a")
-    stats_link.click()
+    click_to_load(driver, stats_link)
     chart = wait_for(driver, "svg.result-chart")
     points = chart.find_elements(By.CSS_SELECTOR, ".point")
     assert len(points) == len(FIB_NS) + len(PI_NS) + len(PI_DIGITS)
@@ -216,7 +230,9 @@ def test_staff_browses_filters_searches_evicts_and_reads_statistics(
     # A pi result's page shows its convergence picture; its buttons evict and recompute.
     driver.get(f"{live_server.url}/admin/compute/computedresult/?kind__exact=pi&q=1000")
     double = "//tr[td[contains(@class,'field-precision_display')][.='double']]"
-    driver.find_element(By.XPATH, f"{double}/th[contains(@class,'field-kind')]/a").click()
+    click_to_load(
+        driver, driver.find_element(By.XPATH, f"{double}/th[contains(@class,'field-kind')]/a")
+    )
     picture = wait_for(driver, "img.result-convergence")
     WebDriverWait(driver, 10).until(
         lambda d: d.execute_script("return arguments[0].naturalWidth", picture) > 0
@@ -225,11 +241,11 @@ def test_staff_browses_filters_searches_evicts_and_reads_statistics(
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", picture)
     shoot(driver, artifacts, "09-pi-detail-convergence.png")
     pi_key = caches["default"].make_key(ResultQuery("pi", 1000).cache_key)
-    driver.find_element(By.ID, "evict-button").click()
+    click_to_load(driver, driver.find_element(By.ID, "evict-button"))
     message = wait_for(driver, ".messagelist li.success").text
     assert message.startswith("Evicted 1 result from the cache")
     assert not redis_client.exists(pi_key)
-    driver.find_element(By.ID, "recompute-button").click()
+    click_to_load(driver, driver.find_element(By.ID, "recompute-button"))
     message = wait_for(driver, ".messagelist li.success").text
     assert message.startswith("Recomputed 1 result")
     assert redis_client.exists(pi_key)

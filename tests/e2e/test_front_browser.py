@@ -11,7 +11,14 @@ from __future__ import annotations
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.e2e.test_admin_browser import HEIGHT, WIDTH, fib_reference, shoot, wait_for
+from tests.e2e.test_admin_browser import (
+    HEIGHT,
+    WIDTH,
+    click_to_load,
+    fib_reference,
+    shoot,
+    wait_for,
+)
 
 
 def ask(driver, kind: str, n: str, digits: str = "", mod: str = "") -> None:
@@ -20,7 +27,9 @@ def ask(driver, kind: str, n: str, digits: str = "", mod: str = "") -> None:
         field = driver.find_element(By.ID, f"id_{name}")
         field.clear()
         field.send_keys(value)
-    driver.find_element(By.CSS_SELECTOR, "#ask-form button[type=submit]").click()
+    # The answer is a new page: wait for the old one to go (asking the same
+    # question twice leaves the URL as it was, so the URL cannot tell).
+    click_to_load(driver, driver.find_element(By.CSS_SELECTOR, "#ask-form button[type=submit]"))
     WebDriverWait(driver, 10).until(lambda d: f"n={n}" in d.current_url)
     wait_for(driver, "#answer")
 
