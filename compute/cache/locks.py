@@ -11,6 +11,13 @@ at once. A waiter therefore waits at most the computation plus
 it computes itself). With Redis down (the breaker open, or an attempt
 failing) a per-process lock still stops a stampede within the process.
 
+Within a process only one thread goes to Redis for a given lock at a time
+(a "flight"): the others wait for it in memory and take what it found or
+stored, without a round trip of their own. A burst of cold requests for
+one value thus costs Redis one poller per process instead of one per
+thread, and those threads wake the moment their own process's holder is
+done instead of at their next poll.
+
 A cold request makes as few round trips as the protocol allows, since each
 one is a large part of what a small computation costs:
 
@@ -85,6 +92,13 @@ class Lease:
     held: bool
     found: Any = None
     _redis: _RedisHold | None = field(default=None, repr=False)
+    _flight: _Flight | None = field(default=None, repr=False)
+
+    def share(self, value: Any) -> None:
+        """Hand ``value`` (just stored under the watched key) to this process's waiting threads."""
+        if self._flight is not None:
+            self._flight.found = value
+            self._flight.landed.set()  # they need not wait for the rest of the holder's block
 
     def release_with(self, write: Callable[[Any], None]) -> bool | None:
         """Queue ``write``'s commands on a pipeline, then release the lock, in one round trip.
@@ -115,6 +129,7 @@ class ComputeLocks:
         self._process_locks: weakref.WeakValueDictionary[str, threading.Lock] = (
             weakref.WeakValueDictionary()
         )
+        self._flights: dict[str, _Flight] = {}
         self._guard = threading.Lock()
 
     @contextlib.contextmanager
@@ -132,7 +147,55 @@ class ComputeLocks:
         ``found`` (and the lock, if taken, is given back at once). The lease
         is not ``held`` if the lock could not be had within the wait.
         """
-        attempt = self._attempt(name, watch, accept) if self.breaker.available else None
+        deadline = time.monotonic() + self.wait()
+        flight, found = self._board(name, deadline)
+        if found is not None:
+            yield Lease(False, found)
+            return
+        try:
+            with self._hold(name, watch, accept, deadline, flight) as lease:
+                yield lease
+        finally:
+            if flight is not None:
+                self._land(name, flight)
+
+    def _board(self, name: str, deadline: float) -> tuple[_Flight | None, Any]:
+        """Lead this process's flight for ``name``, or wait for its leader; return which.
+
+        Return (the flight this thread now leads, None), or (None, what the
+        leader found or stored), or (None, None) if the wait ended first or
+        Redis is down (the thread then acts alone).
+        """
+        while self.breaker.available:
+            with self._guard:
+                flight = self._flights.get(name)
+                if flight is None:
+                    flight = self._flights[name] = _Flight()
+                    return flight, None
+            flight.landed.wait(max(0.0, deadline - time.monotonic()))
+            if flight.found is not None:
+                return None, flight.found
+            if time.monotonic() >= deadline:
+                break
+            # The leader gave up (or failed) without a value: lead, or wait for the next one.
+        return None, None
+
+    def _land(self, name: str, flight: _Flight) -> None:
+        with self._guard:
+            if self._flights.get(name) is flight:
+                del self._flights[name]
+        flight.landed.set()
+
+    @contextlib.contextmanager
+    def _hold(
+        self,
+        name: str,
+        watch: str | None,
+        accept: Callable[[bytes], Any],
+        deadline: float,
+        flight: _Flight | None,
+    ) -> Iterator[Lease]:
+        attempt = self._attempt(name, watch, accept, deadline) if self.breaker.available else None
         if attempt is None:
             with self._process_lock(name) as held:
                 yield Lease(held)
@@ -141,24 +204,25 @@ class ComputeLocks:
         if hold is not None and found is not None:
             hold.release(None)  # the value is there: nothing to compute
         if hold is None or found is not None:
+            if flight is not None:
+                flight.found = found
             yield Lease(False, found)
             return
         try:
-            yield Lease(True, None, hold)
+            yield Lease(True, None, hold, flight)
         finally:
             if not hold.released:
                 hold.release(None)
 
     def _attempt(
-        self, name: str, watch: str | None, accept: Callable[[bytes], Any]
+        self, name: str, watch: str | None, accept: Callable[[bytes], Any], deadline: float
     ) -> tuple[_RedisHold | None, Any] | None:
-        """Poll for the lock until it is had, the value appears or the wait ends.
+        """Poll for the lock until it is had, the value appears or ``deadline`` passes.
 
         Return (the hold or None, what was found or None); None if Redis failed.
         """
         ttl_ms = max(1, int(self.timeout() * 1000))
         token = secrets.token_hex(16).encode()
-        deadline = time.monotonic() + self.wait()
         client = self.client()
         together = watch is not None and same_server(client, name, watch)
 
@@ -198,6 +262,16 @@ class ComputeLocks:
         finally:
             if held:
                 lock.release()
+
+
+class _Flight:
+    """The threads of this process after one lock: the leader's outcome, once it has landed."""
+
+    __slots__ = ("found", "landed")
+
+    def __init__(self) -> None:
+        self.found: Any = None  # what the leader found or stored, if anything
+        self.landed = threading.Event()
 
 
 class _RedisHold:

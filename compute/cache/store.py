@@ -206,6 +206,8 @@ class ResultCache:
         stored = None
         if lease is not None:
             stored = lease.release_with(lambda pipe: pipe.set(full_key, data, ex=ttl))
+            if stored:
+                lease.share(payload)
         if stored is None:
 
             def store() -> bool:

@@ -20,6 +20,7 @@ from compute.cache import result_cache
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 from tests.support.reference import fib_reference
+from tests.support.servers import wait_until
 
 
 def test_a_computation_longer_than_the_ttl_keeps_its_lock(settings, redis_client):
@@ -77,30 +78,98 @@ def counted_round_trips() -> Iterator[list[int]]:
         AbstractConnection.send_packed_command = real
 
 
-def test_a_waiter_gets_the_value_the_holder_stores_without_taking_the_lock(settings, redis_client):
+def test_a_waiter_gets_the_value_another_process_stores_without_taking_the_lock(
+    settings, redis_client
+):
+    """The holder elsewhere: its lock set in Redis with its own token, its value stored there."""
     settings.COMPUTE_LOCK_WAIT = 5
     query = ResultQuery("fib", 4244)
+    key = result_cache.lock_key(query)
+    redis_client.set(key, b"another-process-token", px=5000)
     leases: list = []
-    with result_cache.compute_lock(query) as lease:
-        assert lease.held and lease.found is None
-        waiter = threading.Thread(
-            target=lambda: leases.append(
-                (result_cache.compute_lock(query).__enter__(), time.monotonic())
-            )
+    waiter = threading.Thread(
+        target=lambda: leases.append(
+            (result_cache.compute_lock(query).__enter__(), time.monotonic())
         )
-        waiter.start()
-        time.sleep(0.1)  # the waiter is polling
-        assert not leases
-        stored_at = time.monotonic()
-        assert (
-            result_cache.set(query, Payload.from_text(query, str(fib_reference(4244))), lease=lease)
-            is True
-        )
+    )
+    waiter.start()
+    time.sleep(0.1)  # the waiter is polling Redis
+    assert not leases
+    stored_at = time.monotonic()
+    assert result_cache.set(query, Payload.from_text(query, str(fib_reference(4244)))) is True
+    result_cache.local.clear()  # the value reaches the waiter through Redis, not this tier
+    redis_client.delete(key)
     waiter.join(timeout=5)
     ((waited, returned_at),) = leases
     assert waited.held is False  # it did not take the lock: it found the value
     assert waited.found is not None and waited.found.text == str(fib_reference(4244))
     assert returned_at - stored_at < 0.1
+    assert redis_client.exists(key) == 0
+
+
+def _enter_lock(query: ResultQuery, into: list, guard: threading.Lock) -> None:
+    """Enter ``query``'s lock and keep (lease, context): the caller leaves it (a taken lock
+    stays held until then; a dropped context would release it when collected)."""
+    context = result_cache.compute_lock(query)
+    lease = context.__enter__()
+    with guard:
+        into.append((lease, context))
+
+
+def test_threads_of_one_process_wait_for_its_holder_without_going_to_redis(settings, redis_client):
+    settings.COMPUTE_LOCK_WAIT = 5
+    query = ResultQuery("fib", 4248)
+    value = str(fib_reference(4248))
+    leases: list = []
+    guard = threading.Lock()
+    with result_cache.compute_lock(query) as lease:
+        assert lease.held
+        with counted_round_trips() as sent:
+            waiters = [
+                threading.Thread(target=_enter_lock, args=(query, leases, guard)) for _ in range(6)
+            ]
+            for waiter in waiters:
+                waiter.start()
+            time.sleep(0.2)  # polling every 2 ms, six threads would have made ~600 round trips
+            assert sent == [0] and leases == []
+            stored_at = time.monotonic()
+            assert result_cache.set(query, Payload.from_text(query, value), lease=lease) is True
+            for waiter in waiters:
+                waiter.join(timeout=5)
+            woken = time.monotonic() - stored_at
+        assert sent == [1]  # the holder's store and release; the six waiters none
+    assert len(leases) == 6
+    assert all(not w.held and w.found is not None and w.found.text == value for w, _ in leases)
+    assert woken < 0.1
+    assert redis_client.exists(result_cache.lock_key(query)) == 0
+
+
+def test_when_the_holder_fails_one_waiting_thread_computes_and_the_rest_take_its_value(
+    settings, redis_client
+):
+    settings.COMPUTE_LOCK_WAIT = 5
+    query = ResultQuery("fib", 4249)
+    value = str(fib_reference(4249))
+    leases: list = []
+    guard = threading.Lock()
+    waiters = [threading.Thread(target=_enter_lock, args=(query, leases, guard)) for _ in range(4)]
+    with pytest.raises(ZeroDivisionError), result_cache.compute_lock(query) as lease:
+        assert lease.held
+        for waiter in waiters:
+            waiter.start()
+        time.sleep(0.1)
+        raise ZeroDivisionError  # the computation failed: nothing stored
+    assert wait_until(lambda: len(leases) >= 1, 5)
+    time.sleep(0.1)  # the others wait for the new holder
+    ((successor, context),) = leases
+    assert successor.held and successor.found is None
+    assert result_cache.set(query, Payload.from_text(query, value), lease=successor) is True
+    for waiter in waiters:
+        waiter.join(timeout=5)
+    context.__exit__(None, None, None)
+    assert len(leases) == 4
+    assert [w.found.text for w, _ in leases[1:]] == [value] * 3
+    assert not any(w.held for w, _ in leases[1:])
     assert redis_client.exists(result_cache.lock_key(query)) == 0
 
 
