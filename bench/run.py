@@ -60,7 +60,7 @@ from mathsite import paths
 from mathsite.serve import LOCAL_DEFAULTS
 
 from . import attack, fib_mod, load, machine, million, profile, report, rss, serving, stages
-from .servers import BASE_DIR, Gunicorn, RedisServer
+from .servers import BASE_DIR, Granian, Gunicorn, RedisServer
 
 RESULTS_DIR = BASE_DIR / "bench" / "results"
 SMOKE_DIR = RESULTS_DIR / "tmp" / "smoke"
@@ -347,7 +347,14 @@ def _shared_server_stages(
     if want("fib_mod"):
         run_stage(results, "fib_mod", lambda: fib_mod.stage_fib_mod(ctx), log)
     if want("burst"):
-        run_stage(results, "burst", lambda: stages.stage_burst(ctx), log)
+
+        def granian() -> Granian:
+            return Granian(
+                "mathsite on granian (burst)", "mathsite.wsgi:application", env=env,
+                log=folder / "burst-granian.log", workers=config.workers, cpus=server_cpus,
+            )  # fmt: skip
+
+        run_stage(results, "burst", lambda: stages.stage_burst(ctx, granian), log)
     # Only one server serves during the stages that follow (serving).
     ctx.mathsite.stop()
 

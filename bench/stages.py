@@ -610,11 +610,9 @@ def _burst(port: int, path: str, size: int, timeout: float) -> dict[str, Any]:
     }
 
 
-def stage_burst(ctx: Context) -> dict[str, Any]:
-    """``burst_size`` concurrent cold requests for a fresh large fib vs one cold request."""
+def _burst_series(ctx: Context, port: int) -> dict[str, Any]:
+    """``burst_repeats`` times: one cold request, then a burst for another fresh n."""
     cfg = ctx.config
-    assert ctx.mathsite is not None
-    port = ctx.mathsite.port
     singles, bursts = [], []
     for _ in range(cfg.burst_repeats):
         n_single = ctx.fresh("fib", cfg.big_n, FIB_MAX)
@@ -638,3 +636,26 @@ def stage_burst(ctx: Context) -> dict[str, Any]:
         "singles": singles,
         "bursts": bursts,
     }
+
+
+def stage_burst(ctx: Context, granian: Callable[[], Any] | None = None) -> dict[str, Any]:
+    """``burst_size`` concurrent cold requests for a fresh large fib vs one cold request.
+
+    On the shared gunicorn (issue 4's bound), then, if ``granian`` is given
+    (it returns a server not yet started), on mathsite's default server,
+    where a worker's threads share one flight of the stampede lock.
+    """
+    assert ctx.mathsite is not None
+    ctx.log("  gunicorn (sync workers):")
+    result = _burst_series(ctx, ctx.mathsite.port)
+    if granian is not None:
+        with granian() as server:
+            # As warm as the shared gunicorn is by now: every blocking thread started
+            # with its connections (a burst of hits), the workers' computation
+            # processes spawned (in the background at start; a large computation in
+            # the first second would wait for one, ~0.1 s).
+            _burst(server.port, "/api/fib/10/", ctx.config.burst_size, timeout=60)
+            time.sleep(2)
+            ctx.log("  granian (mathsite's default server):")
+            result["granian"] = _burst_series(ctx, server.port)
+    return result
