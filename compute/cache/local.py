@@ -37,6 +37,15 @@ class LocalTier:
             self._entries.move_to_end(key)
             return entry[0]
 
+    def holds(self, key: str, value: Any) -> bool:
+        """Return True if ``key`` still maps to this very ``value`` (and mark it recently used)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] is not value:
+                return False
+            self._entries.move_to_end(key)
+            return True
+
     def put(self, key: str, value: Any, size: int) -> None:
         """Store ``value`` (costing ``size`` bytes), evicting the oldest entries to fit."""
         if size > self.max_bytes // 4:

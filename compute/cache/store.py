@@ -146,6 +146,22 @@ class ResultCache:
                 return found
         return self.get_shared(query)
 
+    def still_holds(self, query: ResultQuery, payload: Payload) -> bool:
+        """Count a hit and return True if this process's tier may serve ``payload`` for ``query``.
+
+        True only when ``get`` would return this very payload from the
+        in-process tier without asking Redis (no sync due, the tier in
+        step, the entry unchanged); else False, nothing counted, and the
+        caller looks up as usual. For answers built from a payload and kept
+        (``compute.http.kept``): they stay right exactly as long as this.
+        """
+        if self.evictions.check() != "fresh" or not self.evictions.trusted:
+            return False
+        if not self.local.holds(query.cache_key, payload) or not self.evictions.trusted:
+            return False
+        self.tally.add("hits")
+        return True
+
     def _sync(self) -> None:
         """Re-read the eviction generation (one small GET, with the due statistics).
 

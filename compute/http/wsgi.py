@@ -6,7 +6,9 @@ than everything a cached hit needs. ``ResultFront`` wraps Django's WSGI
 application: for a GET or HEAD of a result URL (``routes.ResultMatcher``)
 with valid inputs (``parse_query``, as the serializer) and an allowed
 ``Host``, it runs the hit protocol (``hit.answer``) with a cache-only
-lookup and sends the reply itself, with the site's headers added.
+lookup and sends the reply itself, with the site's headers added. A GET
+repeated with the same URL and deciding headers is answered from the reply
+kept for it while its payload is still the one cached (``compute.http.kept``).
 
 The site's headers (what Django's middleware adds to every response:
 ``X-Frame-Options``, ``X-Content-Type-Options``, ...) are learned from the
@@ -38,8 +40,9 @@ from django.http.request import split_domain_port, validate_host
 from compute import metrics, services
 from compute.cache import result_cache
 from compute.conf import app_settings
+from compute.domain.payload import Payload
 from compute.domain.query import InvalidQuery, ResultQuery, parse_query
-from compute.http import hit
+from compute.http import hit, kept
 from compute.http.routes import ResultMatcher, Route, result_routes
 
 logger = logging.getLogger(__name__)
@@ -97,6 +100,7 @@ class ResultFront:
         self.matcher = ResultMatcher(routes if routes is not None else result_routes())
         self.cache = cache
         self.site = SiteHeaders()
+        self.kept = kept.KeptAnswers()
         self._hosts: tuple[object, dict[str, bool]] = (None, {})
         self._resolved: tuple[object, dict[tuple[str, str], tuple[Route, ResultQuery]]] = (None, {})
 
@@ -120,11 +124,21 @@ class ResultFront:
 
     def answer(self, environ: dict) -> tuple[Route, hit.Reply, hit.Headers] | None:
         """Return (route, reply, site headers) for a hit or 304 this front may send, or None."""
+        secure = self.is_secure(environ)
+        epoch = app_settings.limits
+        key = kept.request_key(environ, secure) if environ["REQUEST_METHOD"] == "GET" else None
+        if key is not None:
+            found = self.kept.get(key, epoch)
+            if (
+                found is not None
+                and self.site.get(secure, 200) is found.extra
+                and self.cache.still_holds(found.query, found.payload)
+            ):
+                return found.route, found.reply, found.extra
         resolved = self.resolve(environ)
         if resolved is None:
             return None
         route, query = resolved
-        secure = self.is_secure(environ)
         if app_settings.SECURE_SSL_REDIRECT and not secure:
             return None  # Django redirects it
         if not self.host_allowed(environ):
@@ -134,14 +148,24 @@ class ResultFront:
         extra = self.site.get(secure, status)
         if extra is None:
             return None  # not learned yet: Django answers (and teaches)
+        payloads: list[Payload] = []
+
+        def lookup(query: ResultQuery) -> services.Outcome | None:
+            outcome = self.lookup(query)
+            if outcome is not None:
+                payloads.append(outcome.payload)
+            return outcome
+
         reply = hit.answer(
             query,
             if_none_match=if_none_match,
             accept_encoding=environ.get("HTTP_ACCEPT_ENCODING", ""),
-            lookup=self.lookup,
+            lookup=lookup,
         )
         if reply is None:
             return None
+        if key is not None and payloads and len(reply.body) <= kept.MAX_KEPT_BODY:
+            self.kept.put(key, epoch, kept.Kept(route, query, payloads[0], reply, extra))
         return route, reply, extra
 
     def resolve(self, environ: dict) -> tuple[Route, ResultQuery] | None:

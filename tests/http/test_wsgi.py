@@ -16,6 +16,7 @@ from prometheus_client.utils import floatToGoString
 from rest_framework.authtoken.models import Token
 
 from compute import metrics
+from compute.cache import MISSING
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 from compute.http.hit import not_modified, result_reply
@@ -362,3 +363,50 @@ def test_remembered_urls_are_validated_again_when_a_limit_changes(apps, settings
     status, _headers, body = call(fast, "/api/fib/96/")
     assert status.startswith("400") and "50" in json.loads(body)["n"][0]
     assert django.calls == calls + 1
+
+
+def test_a_repeated_hit_is_sent_from_its_kept_answer(apps, monkeypatch):
+    """Validated once: later identical requests skip matching and validating
+    (``compute.http.kept``), and get the same bytes; what differs is decided again."""
+    fast, django = apps
+    learn(fast, "/api/fib/97/")
+    first = call(fast, "/api/fib/97/")
+    resolved: list[str] = []
+    real = ResultFront.resolve
+
+    def counting(self, environ):
+        resolved.append(environ["PATH_INFO"])
+        return real(self, environ)
+
+    monkeypatch.setattr(ResultFront, "resolve", counting)
+    calls = django.calls
+    assert [call(fast, "/api/fib/97/") for _ in range(3)] == [first] * 3
+    assert resolved == [] and django.calls == calls  # kept: nothing decided again
+    # A conditional request, another encoding, another host, a HEAD: each decided afresh.
+    assert call(fast, "/api/fib/97/", if_none_match='W/"fib-97-v1"')[0].startswith("304")
+    assert call(fast, "/api/fib/97/", accept_encoding="gzip")[2] == first[2]  # small: plain
+    assert call(fast, "/api/fib/97/", host="evil.example")[0].startswith("400")
+    assert call(fast, "/api/fib/97/", method="HEAD")[0].startswith("200")
+    assert len(resolved) == 4
+
+
+def test_a_kept_answer_is_not_sent_once_its_result_is_evicted(apps):
+    fast, _django = apps
+    learn(fast, "/api/fib/98/")
+    assert json.loads(call(fast, "/api/fib/98/")[2])["cached"] is True  # kept now
+    fast.cache.delete(ResultQuery("fib", 98))  # as the admin's eviction does
+    status, _headers, body = call(fast, "/api/fib/98/")
+    assert status.startswith("200")
+    assert json.loads(body) == {"cached": True, "result": fib_reference(98), "n": 98}  # the log
+    assert fast.cache.get_shared(ResultQuery("fib", 98)) is not MISSING  # refilled from the log
+
+
+def test_kept_answers_are_dropped_when_the_site_headers_change(apps):
+    fast, _django = apps
+    learn(fast, "/api/fib/99/")
+    call(fast, "/api/fib/99/")
+    secure_200 = (False, 200)
+    changed = (*fast.site._trusted[secure_200], ("X-Extra", "1"))
+    fast.site._trusted[secure_200] = changed  # as if Django's middleware changed
+    _status, headers, _body = call(fast, "/api/fib/99/")
+    assert headers[-1] == ("X-Extra", "1")  # answered afresh with the headers of now

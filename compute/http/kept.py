@@ -1,0 +1,93 @@
+"""The front's kept answers: whole replies to the hits clients repeat, by what decides them.
+
+A hit through ``ResultFront.answer`` matches the URL, validates the query,
+checks the host and the scheme, parses ``Accept-Encoding`` and finds the
+built reply: each step is cheap, but together they are most of what a hit
+costs a worker, and under load every microsecond the GIL is held is paid
+again in hand-offs between the worker's threads (measured on granian: the
+front at 48-53k req/s, the same replies sent without any of it at 76-80k).
+Clients ask for the same URLs with the same headers again and again, so the
+front keeps each answer by everything in the request that decides it:
+``RequestKey``. A kept answer is sent again only while
+
+- no setting changed: it was kept under the same ``app_settings.limits``
+  object, which the settings gateway builds anew after any change;
+- the site headers trusted for its status and scheme are the very tuple it
+  was sent with (``SiteHeaders`` replaces the tuple when they change);
+- this process's tier still holds the very payload it was built from and
+  may serve it without asking Redis (``ResultCache.still_holds``: no
+  eviction sync due, the tier in step, the entry unchanged; the hit is
+  counted as a lookup's), so an evicted result is never answered from here
+  and a sync that is due goes through the full path, which makes it.
+
+Only GETs without ``If-None-Match`` are kept, with bodies of at most
+``MAX_KEPT_BODY`` bytes (a large body costs its sending, not this; and a
+kept payload must not outlive the in-process tier's budget by much): at
+most ``MAX_KEPT`` answers, about 8 MiB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from compute.domain.payload import Payload
+from compute.domain.query import ResultQuery
+from compute.http import hit
+from compute.http.routes import Route
+
+MAX_KEPT = 4096
+MAX_KEPT_BODY = 2048
+
+# (PATH_INFO, QUERY_STRING, Host, X-Forwarded-Host, Accept-Encoding, secure)
+RequestKey = tuple[str, str, str, str | None, str | None, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """One kept answer and what it was built from."""
+
+    route: Route
+    query: ResultQuery
+    payload: Payload
+    reply: hit.Reply
+    extra: hit.Headers
+
+
+def request_key(environ: dict, secure: bool) -> RequestKey | None:
+    """Return the key of a GET's answer, or None if the request cannot have a kept one."""
+    host = environ.get("HTTP_HOST")
+    if host is None or "HTTP_IF_NONE_MATCH" in environ:
+        return None  # no Host: Django's fallback decides; a conditional GET may be a 304
+    return (
+        environ.get("PATH_INFO", ""),
+        environ.get("QUERY_STRING", ""),
+        host,
+        environ.get("HTTP_X_FORWARDED_HOST"),
+        environ.get("HTTP_ACCEPT_ENCODING"),
+        secure,
+    )
+
+
+class KeptAnswers:
+    """The kept answers of one front, valid for one settings epoch (``limits``)."""
+
+    def __init__(self) -> None:
+        self._answers: tuple[object, dict[RequestKey, Kept]] = (None, {})
+
+    def get(self, key: RequestKey, epoch: Any) -> Kept | None:
+        """Return the answer kept for ``key`` under ``epoch``, or None."""
+        kept_for, answers = self._answers
+        if kept_for is not epoch:
+            return None
+        return answers.get(key)
+
+    def put(self, key: RequestKey, epoch: Any, kept: Kept) -> None:
+        """Keep ``kept`` for ``key`` (forgetting everything kept under another epoch)."""
+        kept_for, answers = self._answers
+        if kept_for is not epoch:
+            answers = {}
+            self._answers = (epoch, answers)
+        if len(answers) >= MAX_KEPT:
+            answers.clear()  # bounded: what is asked again is kept again
+        answers[key] = kept
