@@ -393,15 +393,13 @@ def render_markdown(results: dict[str, Any]) -> str:
             "response. The single cold request (another fresh n) is measured just before "
             "each burst.",
             "",
-            "| repeat | n | burst wall ms | answered | cached:false | single cold n | "
+            "| server | repeat | n | burst wall ms | answered | cached:false | single cold n | "
             "single cold ms |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         servers = [("gunicorn", burst)]
         if burst.get("granian"):
             servers.append(("granian", burst["granian"]))
-        out[-2] = "| server " + out[-2]
-        out[-1] = "| --- " + out[-1]
         for server, series in servers:
             pairs = zip(series["bursts"], series["singles"], strict=True)
             for i, (b, s) in enumerate(pairs, 1):

@@ -87,9 +87,14 @@ def processes() -> Iterator[tuple[int, int, str, bytes]]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue  # gone meanwhile
-        # Fields after the parenthesised command name: state, ppid, ...
-        fields = stat.rsplit(")", 1)[1].split()
+        fields = _stat_fields(stat)
         yield int(entry.name), int(fields[1]), fields[0], cmdline
+
+
+def _stat_fields(stat: str) -> list[str]:
+    """Return the fields of a /proc ``stat`` line after the parenthesised command name
+    (state, ppid, ...): the name itself may hold spaces and parentheses."""
+    return stat.rsplit(")", 1)[1].split()
 
 
 def exited(pid: int) -> bool:
@@ -112,7 +117,7 @@ def exited(pid: int) -> bool:
             stat = Path(f"/proc/{pid}/task/{task}/stat").read_text()
         except OSError:
             continue  # that thread is gone
-        states.append(stat.rsplit(")", 1)[1].split()[0])
+        states.append(_stat_fields(stat)[0])
     return all(state in {"Z", "X"} for state in states)
 
 
