@@ -23,13 +23,12 @@ front keeps each answer by everything in the request that decides it:
 Only GETs without ``If-None-Match`` are kept, with bodies of at most
 ``MAX_KEPT_BODY`` bytes (a large body costs its sending, not this; and a
 kept payload must not outlive the in-process tier's budget by much): at
-most ``MAX_KEPT`` answers, about 8 MiB.
+most ``MAX_KEPT`` answers, about 8 MiB (kept in a ``memo.EpochMemo``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
@@ -67,27 +66,3 @@ def request_key(environ: dict, secure: bool) -> RequestKey | None:
         environ.get("HTTP_ACCEPT_ENCODING"),
         secure,
     )
-
-
-class KeptAnswers:
-    """The kept answers of one front, valid for one settings epoch (``limits``)."""
-
-    def __init__(self) -> None:
-        self._answers: tuple[object, dict[RequestKey, Kept]] = (None, {})
-
-    def get(self, key: RequestKey, epoch: Any) -> Kept | None:
-        """Return the answer kept for ``key`` under ``epoch``, or None."""
-        kept_for, answers = self._answers
-        if kept_for is not epoch:
-            return None
-        return answers.get(key)
-
-    def put(self, key: RequestKey, epoch: Any, kept: Kept) -> None:
-        """Keep ``kept`` for ``key`` (forgetting everything kept under another epoch)."""
-        kept_for, answers = self._answers
-        if kept_for is not epoch:
-            answers = {}
-            self._answers = (epoch, answers)
-        if len(answers) >= MAX_KEPT:
-            answers.clear()  # bounded: what is asked again is kept again
-        answers[key] = kept

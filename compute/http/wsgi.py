@@ -43,6 +43,7 @@ from compute.conf import app_settings
 from compute.domain.payload import Payload
 from compute.domain.query import InvalidQuery, ResultQuery, parse_query
 from compute.http import hit, kept
+from compute.http.memo import EpochMemo
 from compute.http.routes import ResultMatcher, Route, result_routes
 
 logger = logging.getLogger(__name__)
@@ -100,9 +101,11 @@ class ResultFront:
         self.matcher = ResultMatcher(routes if routes is not None else result_routes())
         self.cache = cache
         self.site = SiteHeaders()
-        self.kept = kept.KeptAnswers()
+        self.kept: EpochMemo[kept.RequestKey, kept.Kept] = EpochMemo(kept.MAX_KEPT)
         self._hosts: tuple[object, dict[str, bool]] = (None, {})
-        self._resolved: tuple[object, dict[tuple[str, str], tuple[Route, ResultQuery]]] = (None, {})
+        self._resolved: EpochMemo[tuple[str, str], tuple[Route, ResultQuery]] = EpochMemo(
+            _MAX_RESOLVED
+        )
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD") or not app_settings.HIT_FAST_PATH:
@@ -177,12 +180,8 @@ class ResultFront:
         remembered, at most ``_MAX_RESOLVED`` of them.
         """
         key = (environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""))
-        limits = app_settings.limits
-        resolved_for, resolved = self._resolved
-        if resolved_for is not limits:  # a limit changed: validate again
-            resolved = {}
-            self._resolved = (limits, resolved)
-        found = resolved.get(key)
+        limits = app_settings.limits  # the epoch: under other limits, validated again
+        found = self._resolved.get(key, limits)
         if found is None:
             matched = self.matcher.match(key[0])
             if matched is None:
@@ -191,9 +190,7 @@ class ResultFront:
             if query is None:
                 return None
             found = (matched[0], query)
-            if len(resolved) >= _MAX_RESOLVED:
-                resolved.clear()  # bounded: what is asked again is validated again
-            resolved[key] = found
+            self._resolved.put(key, limits, found)
         return found
 
     def lookup(self, query: ResultQuery) -> services.Outcome | None:
