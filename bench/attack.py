@@ -42,7 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from compute.domain.cost import fib_digits
+from compute.domain.kinds.fib import digit_count as fib_digits
 
 from . import client
 from .client import HOST, request_bytes

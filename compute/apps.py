@@ -1,4 +1,4 @@
-"""The compute app: pi and fib results, their cache and their log."""
+"""The compute app: results of the registered kinds (pi, fib), their cache and their log."""
 
 from django.apps import AppConfig
 
@@ -13,6 +13,11 @@ class ComputeConfig(AppConfig):
     verbose_name = "Result log"
 
     def ready(self) -> None:
-        from compute.domain import maths as algorithms
+        from django.conf import settings
 
+        from compute.domain import maths as algorithms
+        from compute.domain.kinds import registry
+
+        # The kinds of result this deployment serves (one line per kind).
+        registry.load(settings.RESULT_KINDS)
         algorithms.prepare()  # at worker start, not in the first request

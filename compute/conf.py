@@ -21,10 +21,13 @@ from typing import Any
 from django.conf import settings
 from django.core.signals import setting_changed
 
+from compute.domain.kinds import registry
 from compute.domain.payload import max_entry_bytes
 from compute.domain.query import Limits
 
 __all__ = ["app_settings", "on_change"]
+
+_BUILT_IN = {"FIB_MAX_N", "PI_MAX_N", "PI_MAX_DIGITS", "FIB_MOD_MAX_N", "FIB_MOD_MAX_M"}
 
 
 class AppSettings:
@@ -34,19 +37,33 @@ class AppSettings:
 
     @property
     def limits(self) -> Limits:
-        """Return the input limits (FIB_MAX_N, PI_MAX_N, PI_MAX_DIGITS, FIB_MOD_MAX_N/M).
+        """Return the input limits (FIB_MAX_N, PI_MAX_N, PI_MAX_DIGITS, FIB_MOD_MAX_N/M, and
+        any other limit setting a registered kind names).
 
         Built once (every request validates against them) and again after
         a setting changes.
         """
         limits = self.__dict__.get("_limits")
         if limits is None:
+            named = {
+                name
+                for kind in registry.kinds()
+                for name in (
+                    kind.n_limit,
+                    *(option.limit for option in kind.options),
+                    *(option.n_limit for option in kind.options if option.n_limit),
+                )
+            }
+            extra = tuple(
+                (name, getattr(settings, name)) for name in sorted(named) if name not in _BUILT_IN
+            )
             limits = Limits(
                 settings.FIB_MAX_N,
                 settings.PI_MAX_N,
                 settings.PI_MAX_DIGITS,
                 settings.FIB_MOD_MAX_N,
                 settings.FIB_MOD_MAX_M,
+                extra,
             )
             self.__dict__["_limits"] = limits
         return limits

@@ -11,6 +11,9 @@ What is measured (all names start with ``mathsite_``):
   log (which refills Redis) instead of computing;
 - ``compute_duration_seconds`` by kind: a histogram of computations (its
   ``_count`` is the number of computations);
+- ``system_computations_total`` by caller and kind: computations made for
+  system callers (``warm_cache``, the admin naming its staff user), which
+  no client's budget pays for;
 - ``redis_errors_total`` by exception type: Redis failures, each of which
   opens the cache's breaker;
 - ``cache_rejected_total`` by reason (``malformed``, ``bad_mac``,
@@ -45,7 +48,9 @@ import os
 import threading
 import time
 from bisect import bisect_left
+from collections.abc import Callable
 from contextvars import ContextVar, Token
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -58,7 +63,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from compute.conf import app_settings
-from compute.domain.query import KINDS
+from compute.domain.kinds import registry
 
 HIT, MISS, LOG, COMPUTED, NOT_MODIFIED = "hit", "miss", "log", "computed", "not_modified"
 
@@ -111,14 +116,36 @@ COMPUTE_REFUSALS = Counter(
     ["kind", "reason"],
 )
 
+SYSTEM_COMPUTATIONS = Counter(
+    "mathsite_system_computations",
+    "Computations made for system callers (warm_cache, the admin naming its staff user), "
+    "by caller and kind: charged to no client, counted here.",
+    ["caller", "kind"],
+)
+
+
+class _Children(dict):
+    """Metric children by label values, bound on first use and kept (a dict read after)."""
+
+    def __init__(self, bind: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.bind = bind
+
+    def __missing__(self, key: Any) -> Any:
+        child = self[key] = self.bind(key)
+        return child
+
+
 # Children bound once: the hot path pays for an increment, not a label lookup.
-_LOOKUP = {
-    (kind, hit): CACHE_LOOKUPS.labels(kind, HIT if hit else MISS)
-    for kind in KINDS
-    for hit in (True, False)
-}
-_LOG_HIT = {kind: LOG_HITS.labels(kind) for kind in KINDS}
-_COMPUTE = {kind: COMPUTE_DURATION.labels(kind) for kind in KINDS}
+# The registered kinds' are bound now, so every kind shows (at 0) from the start.
+_LOOKUP = _Children(lambda key: CACHE_LOOKUPS.labels(key[0], HIT if key[1] else MISS))
+_LOG_HIT = _Children(LOG_HITS.labels)
+_COMPUTE = _Children(COMPUTE_DURATION.labels)
+for _kind in registry.names():
+    for _hit in (True, False):
+        _LOOKUP[_kind, _hit]
+    _LOG_HIT[_kind]
+    _COMPUTE[_kind]
 _REQUEST_CHILDREN: dict[tuple[str, str, str], tuple[object, object]] = {}
 
 # (kind, outcome) of the result the current request asked for, if any.
@@ -159,6 +186,11 @@ def cache_rejected(reason: str) -> None:
 def compute_refused(kind: str, reason: str) -> None:
     """Count a computation refused by admission (``reason``: budget, client_busy, busy)."""
     COMPUTE_REFUSALS.labels(kind, reason).inc()
+
+
+def system_computation(caller: str, kind: str) -> None:
+    """Count a computation made for the system caller ``caller`` (rare: a label lookup)."""
+    SYSTEM_COMPUTATIONS.labels(caller, kind).inc()
 
 
 def redis_error(exc: BaseException) -> None:

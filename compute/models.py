@@ -22,6 +22,8 @@ from typing import Any
 
 from django.db import connections, models, router
 
+from compute.domain.kinds import registry
+
 
 class ResultLogManager(models.Manager["ComputedResult"]):
     """The default manager, with the one lookup every cache miss makes."""
@@ -66,11 +68,9 @@ _IDENTITY = ("kind", "n", "precision", "modulus")
 class ComputedResult(models.Model):
     """A computed result with its full value, size and cost."""
 
-    class Kind(models.TextChoices):
-        PI = "pi", "pi"
-        FIB = "fib", "fib"
-
-    kind = models.CharField(max_length=8, choices=Kind.choices)
+    # The registered kinds (``compute.domain.kinds``), read when Django asks:
+    # a kind added to RESULT_KINDS needs no migration.
+    kind = models.CharField(max_length=32, choices=registry.choices)
     n = models.PositiveBigIntegerField()
     precision = models.PositiveSmallIntegerField(
         default=0, help_text="Requested significant digits; 0 for a double (pi) or exact (fib)."
@@ -128,7 +128,7 @@ class ResultCount(models.Model):
     and costs the statistics one indexed read.
     """
 
-    kind = models.CharField(max_length=8)
+    kind = models.CharField(max_length=32)
     with_digits = models.BooleanField()
     results = models.BigIntegerField(default=0)
 

@@ -1,33 +1,45 @@
-"""Services: look a result up, else compute it, then record it (the only writer of the log).
+"""Services: the one entrance every caller asks for a result (the only writer of the log).
+
+Every way in (the DRF view, the front page's form, the convergence
+picture, ``warm_cache``, the admin's recompute; the WSGI front for hits,
+which compute nothing) asks a function here and names who asks: a
+``Client`` (its identity, and the request-rate throttle) or a ``System``
+caller (a command, the admin's staff user). The service owns lookup,
+admission (``compute.admission``: the budget, the computation slots,
+offloading), computation, recording and caching, so a caller cannot forget
+a guarantee: it never holds one.
 
 Lookup order (SPEC "Cache behaviour"): the cache (in-process tier, then
 Redis), then the result log (refilling Redis), then compute under a
 stampede lock (storing in both). ``cached`` in the outcome is True exactly
-when this call did not compute.
+when this call did not compute. A result's identity in the log is
+``identity(query)``, the one definition every lookup and write uses.
 
-    >>> outcome = result_get(query=ResultQuery("fib", 10))   # doctest: +SKIP
+    >>> outcome = result_get(query=ResultQuery("fib", 10), caller=System("docs"))  # doctest: +SKIP
     >>> outcome.payload.text, outcome.cached
     ('55', False)
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from compute import metrics
-from compute.admission import ComputeGate
+from compute.admission import Caller, ComputeGate, compute_gate
 from compute.admission.offload import compute_pool
 from compute.cache import MISSING, ResultCache, result_cache
 from compute.domain import convergence, results
 from compute.domain import maths as algorithms
+from compute.domain.cost import estimated_digits, estimated_work
+from compute.domain.kinds import registry
 from compute.domain.payload import Payload
-from compute.domain.query import PI, ResultQuery
+from compute.domain.query import ResultQuery
 from compute.models import ComputedResult
 
 PREVIEW_EDGE = 20
@@ -41,14 +53,17 @@ class Outcome:
     cached: bool
 
 
+Compute = Callable[[ResultQuery], str]
+
+
 def result_text(query: ResultQuery) -> str:
-    """Return the decimal text of the result ``query`` names (the pure computation).
+    """Return the decimal text of the result ``query`` names (its kind's computation).
 
     Large results are computed in a computation process, small ones here
-    (``compute.admission.offload``), so a big computation never holds this
-    process's GIL while its cached hits wait.
+    (``compute.admission.offload``, deciding on ``Kind.cpu_cost``), so a big
+    computation never holds this process's GIL while its cached hits wait.
     """
-    return compute_pool.run(results.result_text, query)
+    return compute_pool.run(results.computation(query), query, work=estimated_work(query))
 
 
 def preview_of(text: str) -> str:
@@ -58,17 +73,44 @@ def preview_of(text: str) -> str:
     return f"{text[:PREVIEW_EDGE]}...{text[-PREVIEW_EDGE:]}"
 
 
+def identity(query: ResultQuery) -> dict[str, Any]:
+    """Return the log's identity of ``query``'s result: kind, n, precision, modulus.
+
+    The one definition: every read and write of the log (a lookup, a batch
+    lookup, a delete, a row) names a result by it, so no copy can forget an
+    option (a residue read as fib(n) itself).
+    """
+    return {
+        "kind": query.kind,
+        "n": query.n,
+        "precision": query.precision,
+        "modulus": query.modulus,
+    }
+
+
 def _log_rows(query: ResultQuery) -> QuerySet[ComputedResult]:
     """Return the log rows of ``query``'s result (at most one: the identity is unique)."""
-    return ComputedResult.objects.filter(
-        kind=query.kind, n=query.n, precision=query.precision, modulus=query.modulus
-    )
+    return ComputedResult.objects.filter(**identity(query))
 
 
 def _log_lookup(query: ResultQuery) -> str | None:
-    return ComputedResult.objects.value_of(
-        kind=query.kind, n=query.n, precision=query.precision, modulus=query.modulus
-    )
+    return ComputedResult.objects.value_of(**identity(query))
+
+
+def _log_lookup_many(queries: list[ResultQuery]) -> dict[ResultQuery, str]:
+    """Return the logged values of ``queries`` that have one: a query per identity but n."""
+    groups: dict[tuple[tuple[str, Any], ...], dict[int, ResultQuery]] = {}
+    for query in queries:
+        rest = tuple((name, value) for name, value in identity(query).items() if name != "n")
+        groups.setdefault(rest, {})[query.n] = query
+    found: dict[ResultQuery, str] = {}
+    for rest, by_n in groups.items():
+        rows = ComputedResult.objects.filter(**dict(rest), n__in=list(by_n)).values_list(
+            "n", "value"
+        )
+        for n, value in rows:
+            found[by_n[n]] = value
+    return found
 
 
 def _from_log(query: ResultQuery, cache: ResultCache) -> Payload | None:
@@ -83,16 +125,25 @@ def _from_log(query: ResultQuery, cache: ResultCache) -> Payload | None:
 
 def _log_row(query: ResultQuery, text: str, compute_ms: float) -> ComputedResult:
     return ComputedResult(
-        kind=query.kind,
-        n=query.n,
-        precision=query.precision,
-        modulus=query.modulus,
+        **identity(query),
         value=text,
         preview=preview_of(text),
         length=algorithms.count_digits(text),
         compute_ms=compute_ms,
         computed_at=timezone.now(),
     )
+
+
+def _computed(
+    query: ResultQuery, caller: Caller, compute: Compute | None, gate: ComputeGate
+) -> tuple[str, float]:
+    """Compute ``query``'s result as an admitted computation of ``caller``: (text, ms)."""
+    with gate.admit(caller, kind=query.kind, cost=estimated_digits(query)):
+        started = time.perf_counter()
+        text = (compute or result_text)(query)
+        compute_ms = (time.perf_counter() - started) * 1000
+    metrics.computed(query.kind, compute_ms / 1000)
+    return text, compute_ms
 
 
 def result_record(*, query: ResultQuery, text: str, compute_ms: float) -> None:
@@ -106,8 +157,9 @@ def result_cached(
     """Return the outcome if a cache tier holds ``query``'s result, else None (nothing counted).
 
     For the WSGI front, which answers only hits and leaves misses to the view
-    (which counts them). ``counted=False`` leaves counting the hit to the
-    caller (the front counts its hits in batches: ``metrics.front_request``).
+    (which counts them): it computes nothing, so it needs no caller.
+    ``counted=False`` leaves counting the hit to the caller (the front counts
+    its hits in batches: ``metrics.front_request``).
     """
     payload = cache.get(query)
     if payload is MISSING:
@@ -120,21 +172,22 @@ def result_cached(
 def result_get(
     *,
     query: ResultQuery,
+    caller: Caller,
     cache: ResultCache = result_cache,
-    compute: Callable[[ResultQuery], str] = result_text,
-    admit: Callable[[], None] | None = None,
-    gate: ComputeGate | None = None,
+    compute: Compute | None = None,
+    gate: ComputeGate = compute_gate,
 ) -> Outcome:
-    """Return the result of ``query``, computing it only if no tier has it.
+    """Return the result of ``query`` for ``caller``, computing it only if no tier has it.
 
-    ``admit`` is called once it is known that the value must be computed,
-    before the stampede lock; it may raise to refuse the work (the
-    throttle), so hits and log reads never count against a client.
-    ``gate`` is entered just before computing, inside the lock and after
-    the last look at the cache, so only the request that computes is
-    charged (the client's digit budget) and holds a computation slot; it
-    raises ``compute.admission.Refused`` to refuse, and then nothing is
-    computed, logged or cached.
+    Once it is known that the value must be computed, before the stampede
+    lock, the caller's request-rate throttle runs (``Client.throttle``; it
+    may raise to refuse the work), so hits and log reads never count
+    against a client. The gate (``compute.admission``) is entered just
+    before computing, inside the lock and after the last look at the cache,
+    so only the request that computes is charged (a client's digit budget)
+    and holds a computation slot; it raises ``compute.admission.Refused``
+    to refuse, and then nothing is computed, logged or cached. ``compute``
+    replaces the kind's computation (tests).
     """
     payload = cache.get(query)
     metrics.cache_lookup(query.kind, hit=payload is not MISSING)
@@ -143,8 +196,7 @@ def result_get(
     payload = _from_log(query, cache)
     if payload is not None:
         return Outcome(payload, cached=True)
-    if admit is not None:
-        admit()
+    caller.before_computing()
     with cache.compute_lock(query) as lease:
         if lease.found is not None:  # another request computed it while we waited
             metrics.cache_lookup(query.kind, hit=True)
@@ -156,14 +208,10 @@ def result_get(
             payload = _from_log(query, cache)
             if payload is not None:
                 return Outcome(payload, cached=True)
-        with gate.admit(query) if gate is not None else contextlib.nullcontext():
-            started = time.perf_counter()
-            text = compute(query)
-            compute_ms = (time.perf_counter() - started) * 1000
-            metrics.computed(query.kind, compute_ms / 1000)
-            payload = Payload.from_text(query, text)
-            result_record(query=query, text=text, compute_ms=compute_ms)
-            cache.set(query, payload, lease=lease)
+        text, compute_ms = _computed(query, caller, compute, gate)
+        payload = Payload.from_text(query, text)
+        result_record(query=query, text=text, compute_ms=compute_ms)
+        cache.set(query, payload, lease=lease)
     return Outcome(payload, cached=False)
 
 
@@ -178,19 +226,22 @@ class WarmOutcome:
 def results_warm(
     *,
     queries: list[ResultQuery],
+    caller: Caller,
     cache: ResultCache = result_cache,
-    compute: Callable[[ResultQuery], str] = result_text,
+    compute: Compute | None = None,
+    gate: ComputeGate = compute_gate,
 ) -> WarmOutcome:
     """Make every result of ``queries`` cached and logged, in a few round trips for the batch.
 
     The same outcome as ``result_get`` per query (Redis, else the log
-    refilling Redis, else compute and record), at a cost per batch rather
-    than per result: one pipeline asks Redis which entries exist, one query
-    per (kind, precision) reads the logged values of the others, one
-    ``bulk_create`` (existing rows win) records what was computed and one
-    pipeline stores every refilled or computed entry. No stampede lock is
-    taken: a request computing the same value meanwhile stores the same
-    bytes, and the log's unique constraint keeps one row.
+    refilling Redis, else compute and record, each computation admitted for
+    ``caller``), at a cost per batch rather than per result: one pipeline
+    asks Redis which entries exist, one query per identity but n reads the
+    logged values of the others (``identity``: the same as a single
+    lookup's), one ``bulk_create`` (existing rows win) records what was
+    computed and one pipeline stores every refilled or computed entry. No
+    stampede lock is taken: a request computing the same value meanwhile
+    stores the same bytes, and the log's unique constraint keeps one row.
     """
     present = cache.exists_many(queries)
     if present is None:  # Redis down: warm the log; Redis is refilled from it later
@@ -199,28 +250,18 @@ def results_warm(
     for query, found in zip(queries, present, strict=True):
         metrics.cache_lookup(query.kind, hit=found)
     missing = [query for query, found in zip(queries, present, strict=True) if not found]
-    groups: dict[tuple[str, int], list[ResultQuery]] = {}
-    for query in missing:
-        groups.setdefault((query.kind, query.precision), []).append(query)
+    logged = _log_lookup_many(missing)
     fills: list[tuple[ResultQuery, Payload]] = []
     rows: list[ComputedResult] = []
-    for (kind, precision), group in groups.items():
-        logged = dict(
-            ComputedResult.objects.filter(
-                kind=kind, precision=precision, n__in=[query.n for query in group]
-            ).values_list("n", "value")
-        )
-        for query in group:
-            text = logged.get(query.n)
-            if text is not None:
-                metrics.log_hit(kind)
-            else:
-                started = time.perf_counter()
-                text = compute(query)
-                compute_ms = (time.perf_counter() - started) * 1000
-                metrics.computed(kind, compute_ms / 1000)
-                rows.append(_log_row(query, text, compute_ms))
-            fills.append((query, Payload.from_text(query, text)))
+    for query in missing:
+        text = logged.get(query)
+        if text is not None:
+            metrics.log_hit(query.kind)
+        else:
+            caller.before_computing()
+            text, compute_ms = _computed(query, caller, compute, gate)
+            rows.append(_log_row(query, text, compute_ms))
+        fills.append((query, Payload.from_text(query, text)))
     if rows:
         ComputedResult.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
     cache.set_many(fills)
@@ -249,13 +290,13 @@ def result_delete(
 
 
 def query_for_row(row: ComputedResult) -> ResultQuery:
-    """Return the query that names a log row's result."""
-    if row.kind == PI:
-        return ResultQuery(row.kind, row.n, digits=row.digits)
-    return ResultQuery(row.kind, row.n, mod=row.mod)
+    """Return the query that names a log row's result; raise UnknownKind for a kind
+    this deployment does not register."""
+    registry.get(row.kind)
+    return ResultQuery(row.kind, row.n, digits=row.digits, mod=row.mod)
 
 
-def results_evict(*, rows: list[ComputedResult], cache: ResultCache = result_cache) -> bool:
+def results_evict(*, rows: Iterable[ComputedResult], cache: ResultCache = result_cache) -> bool:
     """Evict the cache entries of log rows (the rows stay); False if Redis was down."""
     return cache.delete_keys([query_for_row(row).cache_key for row in rows])
 
@@ -263,16 +304,20 @@ def results_evict(*, rows: list[ComputedResult], cache: ResultCache = result_cac
 def results_recompute(
     *,
     rows: list[ComputedResult],
+    caller: Caller,
     cache: ResultCache = result_cache,
-    compute: Callable[[ResultQuery], str] = result_text,
+    compute: Compute | None = None,
+    gate: ComputeGate = compute_gate,
 ) -> int:
-    """Recompute log rows in place (value, size, time) and refresh their cache entries."""
+    """Recompute log rows in place (value, size, time) and refresh their cache entries.
+
+    Each computation is admitted for ``caller`` (the admin names its staff
+    user: a system caller, which waits for a slot and is counted as such).
+    """
     for row in rows:
         query = query_for_row(row)
-        started = time.perf_counter()
-        text = compute(query)
-        row.compute_ms = (time.perf_counter() - started) * 1000
-        metrics.computed(query.kind, row.compute_ms / 1000)
+        caller.before_computing()
+        text, row.compute_ms = _computed(query, caller, compute, gate)
         row.value, row.preview = text, preview_of(text)
         row.length = algorithms.count_digits(text)
         row.computed_at = timezone.now()
@@ -282,21 +327,43 @@ def results_recompute(
     return len(rows)
 
 
-def convergence_picture(
-    *, n: int, cache: ResultCache = result_cache, admit: Callable[[], None] | None = None
-) -> tuple[bytes, bool]:
-    """Return (the SVG of pi - pi(k) for k = 1..n, whether it came from Redis).
+# What drawing the convergence picture is taken to cost: about 50 ms of CPU
+# (the SVG of 240 points, each distance at 96 bits), about what fib(10**6)
+# costs, so it is offloaded to a computation process; and what it is charged
+# to a client's digit budget: about the bytes it stores (an SVG of some 20 kB).
+PICTURE_WORK = 250_000
+PICTURE_DIGITS = 20_000
+PICTURE_KIND = "pi-convergence"
 
-    The picture is derived from nothing but n, so it is cached (sealed, see
-    ``compute.cache.pictures``) and never logged. ``admit`` is called before
-    drawing, as for results; n must be validated by the caller.
+
+def convergence_picture(
+    *,
+    n: int,
+    caller: Caller,
+    cache: ResultCache = result_cache,
+    gate: ComputeGate = compute_gate,
+) -> tuple[bytes, bool]:
+    """Return (the SVG of pi - pi(k) for k = 1..n, whether it came without drawing).
+
+    The picture is a derived result: cached (sealed, see
+    ``compute.cache.pictures``) and never logged, otherwise admitted like
+    any computation: the caller's throttle, then under a stampede lock of
+    its own, the gate (charged ``PICTURE_DIGITS`` to a client's budget,
+    holding a computation slot) and drawn in a computation process
+    (``PICTURE_WORK`` is above the offloading threshold). n must be
+    validated by the caller.
     """
     key = convergence.convergence_cache_key(n)
     found = cache.get_picture(key)
     if found is not None:
         return found, True
-    if admit is not None:
-        admit()
-    svg = convergence.convergence_svg(n).encode()
-    cache.set_picture(key, svg)
+    caller.before_computing()
+    with cache.picture_lock(key) as lease:
+        if lease.found is not None:
+            return lease.found, True
+        with gate.admit(caller, kind=PICTURE_KIND, cost=PICTURE_DIGITS):
+            started = time.perf_counter()
+            svg = compute_pool.run(convergence.convergence_svg_bytes, n, work=PICTURE_WORK)
+            metrics.computed(PICTURE_KIND, time.perf_counter() - started)
+        cache.set_picture(key, svg, lease=lease)
     return svg, False

@@ -302,6 +302,13 @@ _at_least("COMPUTE_CONCURRENCY_PER_CLIENT", COMPUTE_CONCURRENCY_PER_CLIENT, 1)
 _at_least("COMPUTE_QUEUE_LENGTH", COMPUTE_QUEUE_LENGTH, 0)
 _at_least("COMPUTE_QUEUE_WAIT", COMPUTE_QUEUE_WAIT, 0)
 
+# --- Kinds of result ----------------------------------------------------------
+# Each kind is declared once (compute/domain/kinds/); this list registers them,
+# in the order the API, the schema and the front page show them. A kind's
+# limits are settings it names (below for the built-in two).
+
+RESULT_KINDS = ["compute.domain.kinds.pi.KIND", "compute.domain.kinds.fib.KIND"]
+
 # --- Limits -------------------------------------------------------------------
 
 FIB_MAX_N = env.int("FIB_MAX_N", default=1_000_000)

@@ -25,7 +25,7 @@ import threading
 
 import pytest
 
-from compute.domain.cost import fib_digits
+from compute.domain.kinds.fib import digit_count as fib_digits
 from compute.domain.query import ResultQuery
 from tests.support.figures import record
 from tests.support.reference import fib_reference, unlimited_int_digits

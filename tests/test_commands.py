@@ -91,10 +91,12 @@ def test_warm_cache_refuses_a_huge_range_unless_forced():
 def test_warm_cache_estimate_of_stored_digits():
     # fib(n) has floor(n * log10(phi)) + 1 digits (n >= 2): the estimate is within 1%.
     exact = sum(len(str(fib_reference(n))) for n in range(1000, 3001, 10))
-    estimate = warm_cache.estimated_digits("fib", 1000, 3000, 10, None)
+    estimate = warm_cache.estimated_digits(ResultQuery("fib", 1000), ResultQuery("fib", 3000), 10)
     assert abs(estimate - exact) / exact < 0.01
-    assert warm_cache.estimated_digits("pi", 1, 100, 1, 30) == 3000
-    assert warm_cache.estimated_digits("fib", 0, 10**6, 1, None) > 10**11  # constant time
+    pi_range = (ResultQuery("pi", 1, digits=30), ResultQuery("pi", 100, digits=30))
+    assert warm_cache.estimated_digits(*pi_range, 1) == 3000  # 30 per result
+    huge = warm_cache.estimated_digits(ResultQuery("fib", 0), ResultQuery("fib", 10**6), 1)
+    assert huge > 10**11  # constant time
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from django.utils import timezone
 from compute import services
 from compute.domain.query import ResultQuery
 from compute.models import ComputedResult, ResultCount
+from tests.support.callers import SETUP
 
 pytestmark = pytest.mark.django_db
 
@@ -41,9 +42,9 @@ def row(kind: str, n: int, precision: int = 0) -> ComputedResult:
 
 def test_counts_follow_every_way_the_log_is_written():
     assert kept() == {}
-    services.result_get(query=ResultQuery("fib", 10))
-    services.result_get(query=ResultQuery("pi", 10, digits=5))
-    services.results_warm(queries=[ResultQuery("pi", n) for n in range(1, 30)])
+    services.result_get(caller=SETUP, query=ResultQuery("fib", 10))
+    services.result_get(caller=SETUP, query=ResultQuery("pi", 10, digits=5))
+    services.results_warm(caller=SETUP, queries=[ResultQuery("pi", n) for n in range(1, 30)])
     assert kept() == counted() == {("fib", False): 1, ("pi", True): 1, ("pi", False): 29}
 
     # A bulk insert that skips existing rows counts only the rows it added.

@@ -44,9 +44,10 @@ from django.utils.safestring import SafeString
 from compute import services
 from compute.admin.changelist import CappedCountPaginator, ResultChangeList, cache_states
 from compute.admin.statistics import statistics_figures
+from compute.admission import System
 from compute.cache import ResultCache, result_cache
 from compute.domain import formats
-from compute.domain.query import PI
+from compute.domain.kinds import registry
 from compute.http.routes import convergence_path, result_path
 from compute.models import ComputedResult
 
@@ -173,7 +174,7 @@ class ComputedResultAdmin(admin.ModelAdmin):
         # Naming every kind lets the database use the unique index (kind, n,
         # precision), whose first column is the kind: n alone has no index and
         # would be a scan of the whole log (0.5 s at a million rows on PostgreSQL).
-        return queryset.filter(kind__in=ComputedResult.Kind.values, n__in=values), False
+        return queryset.filter(kind__in=registry.names(), n__in=values), False
 
     # Numbers, times and dates read the same on the list, the detail page and
     # the statistics page: each is written by ``compute.domain.formats``.
@@ -196,11 +197,7 @@ class ComputedResultAdmin(admin.ModelAdmin):
 
     @admin.display(description="precision", ordering="precision")
     def precision_display(self, row: ComputedResult) -> str:
-        if row.precision:
-            return f"{row.precision} digits"
-        if row.modulus:
-            return f"mod {row.modulus:,}"
-        return "double" if row.kind == PI else "exact"
+        return registry.get(row.kind).precision_label(digits=row.digits, mod=row.mod)
 
     @admin.display(description="preview")
     def preview_display(self, row: ComputedResult) -> SafeString:
@@ -236,9 +233,9 @@ class ComputedResultAdmin(admin.ModelAdmin):
     # --- the detail page ------------------------------------------------------------
 
     def get_fieldsets(self, request: HttpRequest, obj: ComputedResult | None = None) -> Any:
-        """Add the convergence picture to a pi result's page."""
+        """Add its derived picture to the page of a result whose kind has one (pi's convergence)."""
         fieldsets = super().get_fieldsets(request, obj)
-        if obj is not None and obj.kind == PI:
+        if obj is not None and registry.get(obj.kind).picture is not None:
             fieldsets = [*fieldsets, ("Convergence", {"fields": ["convergence"]})]
         return fieldsets
 
@@ -256,6 +253,11 @@ class ComputedResultAdmin(admin.ModelAdmin):
             url,
             url,
         )
+
+    @staticmethod
+    def caller(request: HttpRequest) -> System:
+        """Return who asks the service for the admin's computations: its staff user, by name."""
+        return System(f"admin:{request.user.get_username()}")
 
     def may(self, request: HttpRequest, action: str) -> bool:
         """Return True if the user may ``action`` ("evict" or "recompute") results.
@@ -371,7 +373,9 @@ class ComputedResultAdmin(admin.ModelAdmin):
             )
             return
         rows = list(queryset)
-        count = services.results_recompute(rows=rows, cache=self.result_cache)
+        count = services.results_recompute(
+            rows=rows, caller=self.caller(request), cache=self.result_cache
+        )
         spent = formats.milliseconds(sum(row.compute_ms for row in rows))
         self.message_user(
             request,

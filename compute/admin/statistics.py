@@ -13,7 +13,7 @@ are those of the chart's 2,000 most recent rows (labelled so); the cache's
 figures are exact on a small Redis and labelled estimates on a large one
 (``compute.cache.stats``).
 
-    >>> series, left_out = chart_series([("fib", 0, 0, 0.01), ("pi", 20, 7, 0.5)])
+    >>> series, left_out = chart_series([("fib", 0, 0, 0.01, 1, 0), ("pi", 20, 7, 0.5, 20, 0)])
     >>> [(s.label, s.points) for s in series], left_out
     ([('pi (digits=D)', [(7, 0.5)])], 1)
 """
@@ -28,49 +28,42 @@ from django.utils.safestring import SafeString, mark_safe
 from compute.cache import REDIS_ERRORS, ResultCache
 from compute.domain import formats
 from compute.domain.charts import Axis, Series, is_drawable, loglog_chart
-from compute.domain.query import FIB, PI
+from compute.domain.kinds import registry
 from compute.models import ComputedResult, ResultCount
 
 # The chart draws the most recent results, so the page stays fast and its
 # SVG small however large the log grows.
 CHART_MAX_POINTS = 2000
 CHART_TITLE = "Compute time against n, log-log, from the result log"
-# The series of fib residues: they cost O(log n), not fib's O(n), so they get
-# points of their own rather than flattening the fib series' line.
-FIB_MOD_SERIES = "fib-mod"
 N_AXIS = Axis("n (log scale)", tip=lambda n: f"n = {formats.number(int(n))}")
 COMPUTE_TIME_AXIS = Axis("compute time, ms (log scale)", tip=formats.milliseconds)
 
-# Colours that stay distinct for colour-blind readers (Okabe-Ito), plus
-# distinct shapes so the series can be told apart in greyscale too.
-_SERIES_STYLE = {
-    "fib": ("fib", "#0072B2", "circle"),
-    "pi": ("pi (double)", "#D55E00", "square"),
-    "pi-digits": ("pi (digits=D)", "#009E73", "triangle"),
-    FIB_MOD_SERIES: ("fib mod M", "#CC79A7", "circle"),  # fib's shape, its own colour
-}
-
-
-def _series_key(kind: str, precision: int) -> str:
-    if kind == PI and precision:
-        return "pi-digits"
-    return kind
-
 
 def chart_series(rows: list[tuple]) -> tuple[list[Series], int]:
-    """Group (kind, precision, n, ms, ...) rows into series; return them and the count left out.
+    """Group (kind, precision, n, ms, digits, modulus) rows into series; return them and the
+    count left out.
 
-    A log scale has no place for n = 0 (fib(0)) or a zero time, so such rows
-    are left out and counted instead. Series without points are dropped.
+    Each kind names its series and which one a row is drawn in
+    (``Kind.series``, ``Kind.series_of``: pi's doubles and D-digit results,
+    fib and its residues), in colours that stay distinct for colour-blind
+    readers (Okabe-Ito) and shapes that tell them apart in greyscale, listed
+    by label (as the kinds are, alphabetically, in the counts). A log
+    scale has no place for n = 0 (fib(0)) or a zero time, so such rows are
+    left out and counted instead. Series without points are dropped.
     """
-    series = {key: Series(*style) for key, style in _SERIES_STYLE.items()}
+    series: dict[str, Series] = {}
+    for kind in registry.kinds():
+        for style in kind.series():
+            series[style.key] = Series(style.label, style.colour, style.shape)
     left_out = 0
-    for kind, precision, n, ms, *_ in rows:
+    for kind, precision, n, ms, _digits, modulus in rows:
         if not is_drawable(n, ms):
             left_out += 1
             continue
-        series[_series_key(kind, precision)].points.append((n, ms))
-    return [s for s in series.values() if s.points], left_out
+        key = registry.get(kind).series_of(precision=precision, modulus=modulus)
+        series[key].points.append((n, ms))
+    drawn = sorted((s for s in series.values() if s.points), key=lambda s: s.label)
+    return drawn, left_out
 
 
 def compute_time_chart(series: list[Series]) -> SafeString | None:
@@ -82,22 +75,19 @@ def compute_time_chart(series: list[Series]) -> SafeString | None:
     return mark_safe(svg)  # noqa: S308
 
 
-def chart_rows(limit: int = CHART_MAX_POINTS) -> list[tuple[str, int, int, float, int]]:
-    """Return (kind, precision, n, ms, digits) of the ``limit`` most recent results, newest first.
+def chart_rows(limit: int = CHART_MAX_POINTS) -> list[tuple[str, int, int, float, int, int]]:
+    """Return (kind, precision, n, ms, digits, modulus) of the ``limit`` most recent results,
+    newest first.
 
     An index walk (``-computed_at, -id``) of ``limit`` rows whatever the log's size.
-    A fib residue's kind is given as ``FIB_MOD_SERIES``, the series it is drawn in.
     """
     rows = ComputedResult.objects.order_by("-computed_at", "-id").values_list(
         "kind", "precision", "n", "compute_ms", "length", "modulus"
     )[:limit]
-    return [
-        (FIB_MOD_SERIES if modulus else kind, precision, n, ms, length)
-        for kind, precision, n, ms, length, modulus in rows
-    ]
+    return list(rows)
 
 
-def kind_counts(recent: list[tuple[str, int, int, float, int]]) -> list[dict[str, Any]]:
+def kind_counts(recent: list[tuple[str, int, int, float, int, int]]) -> list[dict[str, Any]]:
     """Return one row per kind: exact counts and largest n, and figures of the recent rows.
 
     The exact figures cost a few indexed reads: the counts are the rows of
@@ -115,15 +105,15 @@ def kind_counts(recent: list[tuple[str, int, int, float, int]]) -> list[dict[str
     for kind, row in by_kind.items():
         row["largest_n"] = ComputedResult.objects.filter(kind=kind).aggregate(top=Max("n"))["top"]
         row["largest_n_text"] = formats.number(row["largest_n"])
-        times = [ms for row_kind, _, _, ms, _ in recent if row_kind == kind]
-        digits = [length for row_kind, _, _, _, length in recent if row_kind == kind]
+        times = [ms for row_kind, _, _, ms, _, _ in recent if row_kind == kind]
+        digits = [length for row_kind, _, _, _, length, _ in recent if row_kind == kind]
         row["recent"] = len(times)
         row["mean_ms"] = sum(times) / len(times) if times else None
         row["max_ms"] = max(times, default=None)
         row["mean_digits_text"] = (
             formats.number(round(sum(digits) / len(digits))) if digits else "-"
         )
-    return [by_kind[kind] for kind in (FIB, PI) if kind in by_kind]
+    return [by_kind[kind] for kind in sorted(registry.names()) if kind in by_kind]
 
 
 def cache_figures(cache: ResultCache) -> dict[str, Any] | None:

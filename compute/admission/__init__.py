@@ -4,6 +4,7 @@ The request throttle (``compute.api.throttling``) counts requests; this
 package bounds the work itself (SPEC "Operations": no single client can
 exhaust the service):
 
+- ``callers``: who asks (a ``Client`` by identity, or a named ``System`` caller);
 - ``gate.ComputeGate``: the client's digit budget (``COMPUTE_DIGITS_PER_HOUR``,
   charged in Redis before the work starts), then a computation slot;
 - ``slots.ComputeSlots``: caps on the computations a process runs at once,
@@ -17,17 +18,22 @@ enter the gate just before computing).
 
 from __future__ import annotations
 
-from compute.admission.gate import BUDGET_WINDOW_SECONDS, ComputeGate, process_slots
+from compute.admission.callers import Caller, Client, System
+from compute.admission.gate import BUDGET_WINDOW_SECONDS, ComputeGate, compute_gate, process_slots
 from compute.admission.refusals import BudgetSpent, ClientBusy, Refused, ServiceBusy
 from compute.admission.slots import ComputeSlots
 
 __all__ = [
     "BUDGET_WINDOW_SECONDS",
     "BudgetSpent",
+    "Caller",
+    "Client",
     "ClientBusy",
     "ComputeGate",
     "ComputeSlots",
     "Refused",
     "ServiceBusy",
+    "System",
+    "compute_gate",
     "process_slots",
 ]

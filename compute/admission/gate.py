@@ -1,19 +1,24 @@
-"""The gate a computation passes just before it runs: the client's digit budget, then a slot.
+"""The gate a computation passes just before it runs: the caller's digit budget, then a slot.
 
-``ComputeGate(client_id).admit(query)`` is entered by the service once it
-knows that it must compute (no cache tier and no log row has the value, and
-it holds the stampede lock), so cached hits, log reads and requests that
-got another request's result are never charged. In order:
+``compute_gate.admit(caller, kind=..., cost=...)`` is entered by the service
+once it knows that it must compute (no cache tier and no log row has the
+value, and it holds the stampede lock), so cached hits, log reads and
+requests that got another request's result are never charged. For a
+``Client``, in order:
 
-1. the budget: ``estimated_digits(query)`` (``compute.domain.cost``) is
-   charged to the client's hourly window in Redis (``BudgetLedger``); over
-   ``COMPUTE_DIGITS_PER_HOUR``: ``BudgetSpent``, nothing charged;
+1. the budget: ``cost`` (the result's stored digits, ``Kind.stored_digits``,
+   or a picture's charge) is charged to the client's hourly window in Redis
+   (``BudgetLedger``); over ``COMPUTE_DIGITS_PER_HOUR``: ``BudgetSpent``,
+   nothing charged;
 2. a computation slot of this process (``ComputeSlots``); refused: the
    charge is refunded and ``ClientBusy`` or ``ServiceBusy`` is raised.
 
+A ``System`` caller is charged nothing and waits for a slot instead of being
+refused; its computations are counted per caller in the metrics.
+
 The block then computes and stores; nothing is charged back once it ran.
 
-    >>> with ComputeGate("203.0.113.7").admit(query):   # doctest: +SKIP
+    >>> with compute_gate.admit(Client("203.0.113.7"), kind="fib", cost=21):   # doctest: +SKIP
     ...     text = compute(query)
 """
 
@@ -24,12 +29,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from compute import metrics
+from compute.admission.callers import Caller, System
 from compute.admission.refusals import BudgetSpent, Refused
 from compute.admission.slots import ComputeSlots
 from compute.cache import result_cache
 from compute.conf import app_settings
-from compute.domain.cost import estimated_digits
-from compute.domain.query import ResultQuery
 
 # The budget's window: COMPUTE_DIGITS_PER_HOUR is per (fixed, wall-clock) hour.
 BUDGET_WINDOW_SECONDS = 3600
@@ -43,40 +47,48 @@ process_slots = ComputeSlots(
 
 
 class ComputeGate:
-    """Admit one client's computations: charge its budget, then hold a slot."""
+    """Admit computations: charge a client's budget, then hold a slot."""
 
-    def __init__(
-        self, client_id: str, *, cache: Any = result_cache, slots: ComputeSlots = process_slots
-    ) -> None:
-        self.client_id = client_id
+    def __init__(self, *, cache: Any = result_cache, slots: ComputeSlots = process_slots) -> None:
         self.cache = cache
         self.slots = slots
 
     @contextlib.contextmanager
-    def admit(self, query: ResultQuery) -> Iterator[None]:
-        """Run the block as an admitted computation of ``query``; raise a Refused otherwise."""
-        cost = estimated_digits(query)
+    def admit(self, caller: Caller, *, kind: str, cost: int) -> Iterator[None]:
+        """Run the block as an admitted computation (of ``kind``, costing ``cost`` digits)
+        for ``caller``; raise a Refused otherwise."""
+        if isinstance(caller, System):
+            self.slots.acquire(caller.slot_owner, patient=True)
+            try:
+                yield
+            finally:
+                self.slots.release(caller.slot_owner)
+                metrics.system_computation(caller.name, kind)
+            return
         limit = app_settings.COMPUTE_DIGITS_PER_HOUR
         charge = None
         try:
             if limit is not None:
                 charge = self.cache.budget.charge(
-                    self.client_id, cost, limit=limit, window_seconds=BUDGET_WINDOW_SECONDS
+                    caller.identity, cost, limit=limit, window_seconds=BUDGET_WINDOW_SECONDS
                 )
                 if not charge.allowed:
                     raise BudgetSpent(
                         limit=limit, spent=charge.spent, cost=cost, retry_after=charge.retry_after
                     )
             try:
-                self.slots.acquire(self.client_id)
+                self.slots.acquire(caller.slot_owner)
             except Refused:
                 if charge is not None:
                     self.cache.budget.refund(charge, cost)
                 raise
         except Refused as refused:
-            metrics.compute_refused(query.kind, refused.reason)
+            metrics.compute_refused(kind, refused.reason)
             raise
         try:
             yield
         finally:
-            self.slots.release(self.client_id)
+            self.slots.release(caller.slot_owner)
+
+
+compute_gate = ComputeGate()

@@ -4,8 +4,9 @@ A server worker answers cached hits and computes in the same process, and
 a computation holds the process's GIL while GMP works: fib(1,000,000)
 holds it for 10-30 ms per call (more on a busy machine), and every cached
 hit of that worker waits meanwhile. Computations of at least
-``COMPUTE_OFFLOAD_DIGITS`` estimated digits (``compute.domain.cost``; 50,000
-by default, fib(n) from n of about 240,000) therefore run in a small pool
+``COMPUTE_OFFLOAD_DIGITS`` digit-equivalents of work (``Kind.cpu_cost``, or
+a picture's estimate; 50,000 by default, fib(n) from n of about 240,000)
+therefore run in a small pool
 of child processes, one per computation slot (``COMPUTE_CONCURRENCY``), at
 nice ``NICE`` so that the worker's threads (cached hits) get the CPU first;
 smaller ones cost less than the hand-over and run in the calling thread.
@@ -18,8 +19,8 @@ child loads and warms the maths as it starts,
 child to be spawned (about 0.1 s each); it is made again if a child died
 (the computation that saw it then runs in the calling thread).
 
-The function sent must be a module-level pure function such as
-``compute.domain.results.result_text``. As with any ``spawn``, the main
+The function sent must pickle: a module-level pure function, or a kind's
+bound ``compute`` (``compute.domain.results.computation``). As with any ``spawn``, the main
 module is imported again in the child unless it is a package's
 ``__main__`` (``python -m granian``, ``python -m pytest``) or a script
 guarded by ``if __name__ == "__main__"`` (``manage.py``, console scripts);
@@ -35,13 +36,15 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
 
 from compute.conf import app_settings
 from compute.domain import results
-from compute.domain.cost import estimated_digits
-from compute.domain.query import ResultQuery
 
 NICE = 10
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class ComputePool:
@@ -56,20 +59,25 @@ class ComputePool:
         self._owner = 0  # the pid the executor belongs to (a forked child makes its own)
         self._guard = threading.Lock()
 
-    def offloads(self, query: ResultQuery) -> bool:
-        """Return True if ``query``'s computation runs in a computation process."""
+    def offloads(self, work: int) -> bool:
+        """Return True if a computation of ``work`` digit-equivalents runs in a child process."""
         threshold = self.threshold()
-        return threshold is not None and estimated_digits(query) >= threshold
+        return threshold is not None and work >= threshold
 
-    def run(self, function: Callable[[ResultQuery], str], query: ResultQuery) -> str:
-        """Return ``function(query)``, computed in a child process if the query is large."""
-        if not self.offloads(query):
-            return function(query)
+    def run(self, function: Callable[[T], R], argument: T, *, work: int) -> R:
+        """Return ``function(argument)``, computed in a child process if ``work`` is large.
+
+        ``work`` is the computation's estimate in digit-equivalents
+        (``Kind.cpu_cost``, or a picture's); ``function`` and ``argument``
+        must pickle (a module-level function or a kind's bound ``compute``).
+        """
+        if not self.offloads(work):
+            return function(argument)
         try:
-            return self._pool().submit(function, query).result()
+            return self._pool().submit(function, argument).result()
         except BrokenProcessPool:
             self.close()  # a child died (killed, out of memory): a new pool next time
-            return function(query)
+            return function(argument)
 
     def start(self) -> list[concurrent.futures.Future[int]]:
         """Start every computation process now (none if nothing is offloaded).

@@ -64,9 +64,20 @@ class ComputeSlots:
         finally:
             self.release(client_id)
 
-    def acquire(self, client_id: str) -> None:
-        """Take a slot for ``client_id`` (waiting in the queue if there is room) or raise."""
+    def acquire(self, client_id: str, *, patient: bool = False) -> None:
+        """Take a slot for ``client_id`` (waiting in the queue if there is room) or raise.
+
+        A ``patient`` owner (a system caller: a command, the admin) is never
+        refused: it waits for a slot however long that takes, outside the
+        queue and the per-client cap, so clients' queue places stay theirs.
+        """
         with self._changed:
+            if patient:
+                self.clients[client_id] = self.clients.get(client_id, 0) + 1
+                while self.running >= self.concurrency():
+                    self._changed.wait(self.wait() or RETRY_SECONDS)
+                self.running += 1
+                return
             self._enter(client_id)
 
     def release(self, client_id: str) -> None:

@@ -50,11 +50,15 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
 from rest_framework.request import Request
 
-from compute.api.serializers import FibLogItemSerializer, ResultLogItemSerializer
+from compute.api.serializers import log_item_serializer
 from compute.conf import app_settings
 from compute.domain.convergence import convergence_etag
+from compute.domain.kinds import registry
+from compute.domain.kinds.base import Kind, Option
+from compute.domain.kinds.fib import JAVASCRIPT_NOTE
+from compute.domain.kinds.pi import KIND as PI_KIND
 from compute.domain.payload import GZIP_MIN_BYTES
-from compute.domain.query import FIB, FORMATS, PI, ResultQuery
+from compute.domain.query import FORMATS, ResultQuery
 from compute.http.routes import ResultMatcher, Route, result_routes
 
 PATH, QUERY, HEADER = OpenApiParameter.PATH, OpenApiParameter.QUERY, OpenApiParameter.HEADER
@@ -87,72 +91,44 @@ class InvalidQuerySerializer(serializers.Serializer):
 
 # --- result bodies (components added by postprocess_schema) ----------------------------
 
-# Why fib has a string form, in the words a JavaScript developer recognises.
-JAVASCRIPT_NOTE = (
-    "JavaScript's JSON.parse reads numbers as doubles, exact only up to 2**53: from "
-    "fib(79) on the integer comes back rounded (fib(90) = 2880067194370816120 reads as "
-    "2880067194370816000). JavaScript clients use format=string and BigInt(result)."
-)
-
-_DECIMAL = r"^[0-9]+(\.[0-9]+)?$"
-
 _CACHED = {"type": "boolean", "description": "True when this request did not compute the value."}
+_INT64_ABOVE = 2**31 - 1
 
 
-def _result_body(description: str, forms: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    """Return the schema of a result body: ``cached``, ``result`` (one of ``forms``), ``n``."""
+def _integer(minimum: int, maximum: int | None = None) -> dict[str, Any]:
+    """Return an integer schema, int64 when its maximum (or, unbounded, n) needs it."""
+    schema: dict[str, Any] = {"type": "integer", "minimum": minimum}
+    if maximum is None or maximum > _INT64_ABOVE:
+        schema["format"] = "int64"
+    return schema
+
+
+def component_name(kind: Kind) -> str:
+    """Return the name of ``kind``'s result body among the components: ``PiResult``."""
+    return f"{kind.name.capitalize()}Result"
+
+
+def result_component(kind: Kind) -> dict[str, Any]:
+    """Return the schema of ``kind``'s result body: ``cached``, ``result``, ``n``, its options."""
+    options = {
+        option.slot: {
+            **_integer(option.minimum, app_settings.limits.of(option.limit)),
+            "description": option.body,
+        }
+        for option in kind.options
+    }
     return {
         "type": "object",
-        "description": description,
+        "description": kind.summary,
         "required": ["cached", "result", "n"],
         "additionalProperties": False,
-        "properties": {"cached": _CACHED, "result": {"oneOf": forms}, **extra},
+        "properties": {
+            "cached": _CACHED,
+            "result": {"oneOf": [dict(form) for form in kind.result_forms]},
+            "n": _integer(kind.n_minimum),
+            **options,
+        },
     }
-
-
-RESULT_COMPONENTS: dict[str, dict[str, Any]] = {
-    "PiResult": _result_body(
-        "pi(n) by the Basel series with the terms i = 1 .. n-1.",
-        [
-            {"type": "number", "description": "Without digits: the correctly rounded double."},
-            {
-                "type": "string",
-                "pattern": _DECIMAL,
-                "description": "With digits=D: D significant digits, fixed notation, "
-                'rounded to nearest (ties to even); n = 1 gives "0".',
-            },
-        ],
-        n={"type": "integer", "format": "int64", "minimum": 1},
-        digits={
-            "type": "integer",
-            "minimum": 1,
-            "description": "The requested precision (only with digits=D).",
-        },
-    ),
-    "FibResult": _result_body(
-        "fib(n), exact: fib(0) = 0, fib(1) = 1; with mod=M, fib(n) mod M.",
-        [
-            {
-                "type": "integer",
-                "minimum": 0,
-                "description": "A JSON integer with all its digits. " + JAVASCRIPT_NOTE,
-            },
-            {
-                "type": "string",
-                "pattern": r"^[0-9]+$",
-                "description": "With format=string: the digits as a string.",
-            },
-        ],
-        n={"type": "integer", "format": "int64", "minimum": 0},
-        mod={
-            "type": "integer",
-            "format": "int64",
-            "minimum": 1,
-            "description": "The modulus M (only with mod=M): result is fib(n) mod M, "
-            "0 <= result < M.",
-        },
-    ),
-}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -162,76 +138,67 @@ def _ref(name: str) -> dict[str, str]:
 # --- parameters and responses, from the current limits ----------------------------------
 
 
-def _n_parameter(kind: str, location: str) -> OpenApiParameter:
-    if kind == PI:
-        low, high, limit = 1, app_settings.PI_MAX_N, "PI_MAX_N"
-    else:
-        low, high, limit = 0, app_settings.FIB_MAX_N, "FIB_MAX_N"
+def _n_parameter(kind: Kind, location: str) -> OpenApiParameter:
+    limits = app_settings.limits
+    low, high, limit = kind.n_minimum, limits.of(kind.n_limit), kind.n_limit
     schema: dict[str, Any] = {"type": "integer", "minimum": low, "maximum": high}
-    if high > 2**31 - 1:
+    if high > _INT64_ABOVE:
         schema["format"] = "int64"
     if location == QUERY:
         schema["default"] = 100
     # OpenAPI cannot tie one parameter's bound to another's presence: the
-    # schema states the bound that holds without mod, the words the other.
-    with_mod = (
-        f"; with mod=M, 0 <= n <= {app_settings.FIB_MOD_MAX_N} (FIB_MOD_MAX_N)"
-        if kind != PI
-        else ""
+    # schema states the bound that holds without the option, the words the other.
+    widened = "".join(
+        f"; with {option.slot}={option.placeholder}, {low} <= n <= "
+        f"{limits.of(option.n_limit)} ({option.n_limit})"
+        for option in kind.options
+        if option.n_limit
     )
     return OpenApiParameter(
         "n",
         schema,
         location,
         required=location == PATH,
-        description=f"{low} <= n <= {high} ({limit}){with_mod}, written with the ASCII "
+        description=f"{low} <= n <= {high} ({limit}){widened}, written with the ASCII "
         "digits 0-9 only (no sign, space, decimal point or exponent); anything else is a 400.",
     )
 
 
-def _mod_parameter() -> OpenApiParameter:
-    high, high_n = app_settings.FIB_MOD_MAX_M, app_settings.FIB_MOD_MAX_N
-    example = ResultQuery(FIB, 10, mod=10)
-    return OpenApiParameter(
-        "mod",
-        {"type": "integer", "format": "int64", "minimum": 1, "maximum": high},
-        QUERY,
-        description=f"The result becomes fib(n) mod M, 1 <= M <= {high} (FIB_MOD_MAX_M), "
-        f"and n may go up to {high_n} (FIB_MOD_MAX_N): a residue costs O(log n) "
-        'operations, not fib(n)\'s digits. The body adds "mod": M. Each (n, M) is a '
-        f"result of its own: cached, logged, with its own ETag ({example.etag} for "
-        "n = 10, M = 10).",
-    )
+def _option_parameter(kind: Kind, option: Option) -> OpenApiParameter:
+    limits = app_settings.limits
+    high = limits.of(option.limit)
+    example = ResultQuery(kind.name, kind.example_n, **{option.slot: option.example})
+    words = {
+        "low": option.minimum,
+        "high": high,
+        "limit": option.limit,
+        "n_high": limits.of(option.n_limit) if option.n_limit else "",
+        "n_limit": option.n_limit or "",
+        "etag": example.etag,
+    }
+    schema = {**_integer(option.minimum, high), "maximum": high}
+    return OpenApiParameter(option.slot, schema, QUERY, description=option.describe.format(**words))
 
 
-def _naming_parameter(kind: str) -> OpenApiParameter:
-    """Return the query parameter that names one of several results at n (DELETE too)."""
-    return _options(kind)[0]
+def _naming_parameters(kind: Kind) -> list[OpenApiParameter]:
+    """Return the query parameters that name one of several results at n (DELETE too)."""
+    return [_option_parameter(kind, option) for option in kind.options]
 
 
-def _options(kind: str) -> list[OpenApiParameter]:
-    """Return the query parameters of a GET: the naming one first (``_naming_parameter``)."""
-    if kind == PI:
-        high = app_settings.PI_MAX_DIGITS
-        return [
+def _options(kind: Kind) -> list[OpenApiParameter]:
+    """Return the query parameters of a GET: the naming ones first (``_naming_parameters``)."""
+    parameters = _naming_parameters(kind)
+    if kind.integer:
+        parameters.append(
             OpenApiParameter(
-                "digits",
-                {"type": "integer", "minimum": 1, "maximum": high},
+                "format",
+                {"type": "string", "enum": list(FORMATS)},
                 QUERY,
-                description=f"Significant digits, 1 <= digits <= {high} (PI_MAX_DIGITS): "
-                "the result becomes a decimal string. Without it, a double.",
+                description="string: the result as a JSON string of digits; number (the "
+                "default; json or empty mean the same): a JSON integer. " + JAVASCRIPT_NOTE,
             )
-        ]
-    return [
-        _mod_parameter(),
-        OpenApiParameter(
-            "format",
-            {"type": "string", "enum": list(FORMATS)},
-            QUERY,
-            description="string: the result as a JSON string of digits; number (the "
-            "default; json or empty mean the same): a JSON integer. " + JAVASCRIPT_NOTE,
-        ),
-    ]
+        )
+    return parameters
 
 
 def example_etag(kind: str) -> str:
@@ -239,7 +206,7 @@ def example_etag(kind: str) -> str:
     return ResultQuery(kind, 1000).etag
 
 
-def _result_headers(kind: str) -> list[OpenApiParameter]:
+def _result_headers(kind: str) -> list[OpenApiParameter]:  # a kind's name
     return [
         OpenApiParameter(
             "ETag",
@@ -263,37 +230,36 @@ def _error(description: str, serializer: type = ErrorSerializer) -> OpenApiRespo
     return OpenApiResponse(serializer, description=description)
 
 
-def _invalid() -> OpenApiResponse:
+def _invalid(kind: Kind) -> OpenApiResponse:
+    high = app_settings.limits.of(kind.n_limit)
     return OpenApiResponse(
         InvalidQuerySerializer,
         description="A parameter is malformed or out of range; the message names the limit.",
         examples=[
             OpenApiExample(
                 "n above the limit",
-                value={"n": [f"n must be at most {app_settings.FIB_MAX_N} (FIB_MAX_N)."]},
+                value={"n": [f"n must be at most {high} ({kind.n_limit})."]},
             )
         ],
     )
 
 
-def _retrieve(kind: str, location: str, operation_id: str, tags: list[str]) -> Any:
-    body = "PiResult" if kind == PI else "FibResult"
-    what = "pi(n) by the Basel series" if kind == PI else "fib(n), exact"
+def _retrieve(kind: Kind, location: str, operation_id: str, tags: list[str]) -> Any:
     return extend_schema(
         operation_id=operation_id,
         tags=tags,
-        summary=f"Get {what}",
+        summary=f"Get {kind.title}",
         description="Served from the cache (Redis), else from the result log, else computed "
         "(and then cached and logged); `cached` says which. Results are immutable: "
         "send the ETag back in If-None-Match to get a 304 without any lookup. Bodies "
         f"of {GZIP_MIN_BYTES} bytes or more are gzip-compressed for clients that accept "
         "gzip. Only requests that compute count against the client's rate limit and "
         "digit budget (an estimate of the result's digits); cached hits never do.",
-        parameters=[_n_parameter(kind, location), *_options(kind), *_result_headers(kind)],
+        parameters=[_n_parameter(kind, location), *_options(kind), *_result_headers(kind.name)],
         responses={
-            200: OpenApiResponse(_ref(body), description="The result."),
+            200: OpenApiResponse(_ref(component_name(kind)), description="The result."),
             304: OpenApiResponse(description="Not modified: If-None-Match named this result."),
-            400: _invalid(),
+            400: _invalid(kind),
             404: _error("Unknown route (a path segment that is not a number may land here)."),
             429: _error(
                 "This client may not compute now: too many computing requests "
@@ -311,25 +277,21 @@ def _retrieve(kind: str, location: str, operation_id: str, tags: list[str]) -> A
     )
 
 
-def _destroy(kind: str, location: str, operation_id: str, tags: list[str]) -> Any:
+def _destroy(kind: Kind, location: str, operation_id: str, tags: list[str]) -> Any:
     return extend_schema(
         operation_id=operation_id,
         tags=tags,
-        summary=f"Delete a {kind} result (staff with the delete permission)",
+        summary=f"Delete a {kind.name} result (staff with the delete permission)",
         description="Removes the result from every cache tier and from the log, whether or "
         "not it existed; the next GET computes it again. "
-        + (
-            "`digits=D` names a precision; without it, the double. "
-            if kind == PI
-            else "`mod=M` names the residue fib(n) mod M; without it, fib(n). "
-        )
+        + "".join(option.deletes for option in kind.options)
         + "Needs the token (`Authorization: Token <key>`, from "
         "`manage.py drf_create_token`) or admin session of a staff user holding the "
         '"delete computed result" permission.',
-        parameters=[_n_parameter(kind, location), _naming_parameter(kind)],
+        parameters=[_n_parameter(kind, location), *_naming_parameters(kind)],
         responses={
             204: OpenApiResponse(description="Deleted (or there was nothing to delete)."),
-            400: _invalid(),
+            400: _invalid(kind),
             401: _error("No credentials: the response carries WWW-Authenticate: Token."),
             403: _error("Authenticated, but not staff with the delete permission."),
             404: _error("Unknown route."),
@@ -337,11 +299,11 @@ def _destroy(kind: str, location: str, operation_id: str, tags: list[str]) -> An
     )
 
 
-def _list(kind: str) -> Any:
+def _list(kind: Kind) -> Any:
     return extend_schema(
-        operation_id=f"{kind}_log_list",
-        tags=[kind],
-        summary=f"List the logged {kind} results, newest first",
+        operation_id=f"{kind.name}_log_list",
+        tags=[kind.name],
+        summary=f"List the logged {kind.name} results, newest first",
         description="Cursor-paginated; items carry a preview and a URL, never the full "
         "value (fib(1000000) has 208,988 digits).",
         parameters=[
@@ -355,7 +317,7 @@ def _list(kind: str) -> Any:
             )
         ],
         responses={
-            200: (FibLogItemSerializer if kind == FIB else ResultLogItemSerializer)(many=True),
+            200: log_item_serializer(kind)(many=True),
             404: _error("The cursor is invalid."),
         },
     )
@@ -363,9 +325,7 @@ def _list(kind: str) -> Any:
 
 # The tag of the routes kept for clients of the old Flask service.
 OLD_SERVICE_TAG = "old service routes"
-TAGS = [
-    {"name": PI, "description": "pi(n) by the Basel series, its log and its convergence picture."},
-    {"name": FIB, "description": "fib(n), exact, and its log."},
+OTHER_TAGS = [
     {
         "name": OLD_SERVICE_TAG,
         "description": "The routes of the old Flask service (no /api prefix, no trailing "
@@ -375,11 +335,16 @@ TAGS = [
 ]
 
 
+def tags() -> list[dict[str, str]]:
+    """Return the schema's tags: one per kind (its own words), then the others."""
+    return [{"name": kind.name, "description": kind.tag} for kind in registry.kinds()] + OTHER_TAGS
+
+
 def _convergence(view_class: type) -> type:
     """Return a subclass of the picture view with its schema (an SVG, n as for pi)."""
     declared = extend_schema(
         operation_id="pi_convergence",
-        tags=[PI],
+        tags=[PI_KIND.name],
         summary="Picture of how pi(k) approaches pi, k = 1..n (SVG)",
         description="pi - pi(k) for k = 1 to n on log-log axes, with the asymptote "
         "3/(pi k) and n marked (for n = 1 a single point); the distances are computed "
@@ -387,7 +352,7 @@ def _convergence(view_class: type) -> type:
         "validated as for pi(n). Cached in Redis (not logged); send the ETag (e.g. "
         f"{convergence_etag(1000)}) back in If-None-Match for a 304.",
         parameters=[
-            _n_parameter(PI, PATH),
+            _n_parameter(PI_KIND, PATH),
             OpenApiParameter(
                 "ETag", str, HEADER, response=[200, 304], description="Weak tag of n."
             ),
@@ -397,7 +362,7 @@ def _convergence(view_class: type) -> type:
                 {"type": "string"}, description="The picture, an SVG document."
             ),
             304: OpenApiResponse(description="Not modified: If-None-Match named this picture."),
-            400: _invalid(),
+            400: _invalid(PI_KIND),
             429: _error("Too many computing requests from this client.", ThrottledSerializer),
         },
     )
@@ -417,17 +382,17 @@ def _route_of(path: str) -> Route | None:
 
 def _documented(view_class: type, path: str, route: Route | None) -> type:
     """Return a subclass of a result viewset with the schema of ``route`` at ``path``."""
-    kind = view_class.kind
+    kind = registry.get(view_class.kind)
     if route is None or route.canonical:
-        tags, location, suffix = [kind], PATH, ""
+        tags, location, suffix = [kind.name], PATH, ""
         decorators: dict[str, Any] = {"list": _list(kind)}
     else:
         tags = [OLD_SERVICE_TAG]
         location = PATH if "{n}" in path else QUERY
         suffix = "_old_service" if location == PATH else "_old_service_query"
         decorators = {}
-    decorators["retrieve"] = _retrieve(kind, location, f"{kind}_retrieve{suffix}", tags)
-    decorators["destroy"] = _destroy(kind, location, f"{kind}_destroy{suffix}", tags)
+    decorators["retrieve"] = _retrieve(kind, location, f"{kind.name}_retrieve{suffix}", tags)
+    decorators["destroy"] = _destroy(kind, location, f"{kind.name}_destroy{suffix}", tags)
     documented = type(view_class.__name__, (view_class,), {"__module__": view_class.__module__})
     return extend_schema_view(**decorators)(documented)
 
@@ -467,14 +432,14 @@ def postprocess_schema(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     DELETEs need staff credentials (the schemes, without ``{}``).
     """
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
-    schemas.update(RESULT_COMPONENTS)
+    schemas.update({component_name(kind): result_component(kind) for kind in registry.kinds()})
     for item in result.get("paths", {}).values():
         for method, operation in item.items():
             if method in ("get", "head"):
                 operation["security"] = []
             elif "security" in operation:
                 operation["security"] = [s for s in operation["security"] if s]
-    result["tags"] = TAGS
+    result["tags"] = tags()
     return result
 
 

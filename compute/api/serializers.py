@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from compute.conf import app_settings
+from compute.domain.kinds.base import Kind
 from compute.domain.query import InvalidQuery, ResultQuery, parse_query
 from compute.http.routes import result_path
 from compute.models import ComputedResult
@@ -61,14 +62,22 @@ class ResultLogItemSerializer(serializers.ModelSerializer):
         return self.context["request"].build_absolute_uri(path)
 
 
-class FibLogItemSerializer(ResultLogItemSerializer):
-    """A fib log row as a list item: ``mod`` is M of a residue fib(n) mod M, else null."""
-
-    mod = serializers.IntegerField(allow_null=True, read_only=True)
-
-    class Meta(ResultLogItemSerializer.Meta):
-        fields = [
-            *ResultLogItemSerializer.Meta.fields[:2],
-            "mod",
-            *ResultLogItemSerializer.Meta.fields[2:],
-        ]
+def log_item_serializer(kind: Kind) -> type[ResultLogItemSerializer]:
+    """Return the list-item serializer of ``kind``: the common fields, plus one per option
+    beyond ``digits`` (fib's ``mod``: M of a residue, else null), after ``digits``."""
+    extra = [option.slot for option in kind.options if option.slot != "digits"]
+    if not extra:
+        return ResultLogItemSerializer
+    fields = ResultLogItemSerializer.Meta.fields
+    meta = type(
+        "Meta", (ResultLogItemSerializer.Meta,), {"fields": [*fields[:2], *extra, *fields[2:]]}
+    )
+    attributes: dict[str, Any] = {
+        slot: serializers.IntegerField(allow_null=True, read_only=True) for slot in extra
+    }
+    attributes.update(
+        Meta=meta, __module__=__name__, __doc__=f"A {kind.name} log row as a list item."
+    )
+    return type(
+        f"{kind.name.capitalize()}LogItemSerializer", (ResultLogItemSerializer,), attributes
+    )

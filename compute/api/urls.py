@@ -1,6 +1,7 @@
 """The result API's URLconf, derived from the route table (``compute.http.routes``).
 
-The canonical routes are a DRF router's (list and detail of each kind,
+The canonical routes are a DRF router's (list and detail of each registered
+kind, ``compute.domain.kinds``,
 under ``API_PREFIX``; the detail regex uses the table's ``N_SEGMENT``), then
 the table's pictures (``picture_routes``); the old service's routes are the
 table's other entries. ``mathsite/urls.py``
@@ -9,26 +10,33 @@ includes both.
 
 from __future__ import annotations
 
+import functools
+
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from rest_framework.routers import DefaultRouter
 
-from compute.api.views import ConvergenceView, FibViewSet, PiViewSet, ResultViewSet
-from compute.domain.query import FIB, PI
+from compute.api.views import ConvergenceView, ResultViewSet, viewset_for
+from compute.domain.kinds import registry
 from compute.http.routes import API_PREFIX, picture_routes, result_routes
 
-VIEWSETS: dict[str, type[ResultViewSet]] = {PI: PiViewSet, FIB: FibViewSet}
 _ACTIONS = {"get": "retrieve", "delete": "destroy"}
 
 
 PICTURE_VIEWS = {"pi-convergence": ConvergenceView}
 
 
+@functools.cache
+def viewset_of(kind: str) -> type[ResultViewSet]:
+    """Return the viewset of the registered kind named ``kind`` (built once per name)."""
+    return viewset_for(registry.get(kind))
+
+
 def api_urlpatterns(api_prefix: str = API_PREFIX) -> list[URLResolver | URLPattern]:
     """Return the canonical API under ``api_prefix``: the router's routes, then the pictures."""
     router = DefaultRouter()
     router.include_format_suffixes = False  # ?format= is a result option, not a renderer
-    for kind, viewset in VIEWSETS.items():
-        router.register(kind, viewset, basename=kind)
+    for kind in registry.names():
+        router.register(kind, viewset_of(kind), basename=kind)
     pictures = [
         re_path(f"^{route.regex}$", PICTURE_VIEWS[route.name].as_view(), name=route.name)
         for route in picture_routes(api_prefix)
@@ -41,7 +49,7 @@ def seed_urlpatterns(api_prefix: str = API_PREFIX) -> list[URLPattern]:
     return [
         re_path(
             f"^{route.regex}$",
-            VIEWSETS[route.kind].as_view(_ACTIONS, default_n=route.default_n),
+            viewset_of(route.kind).as_view(_ACTIONS, default_n=route.default_n),
             name=route.name,
         )
         for route in result_routes(api_prefix)

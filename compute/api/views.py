@@ -28,17 +28,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compute import selectors, services
-from compute.admission import ComputeGate
+from compute.admission import Client
 from compute.api.exceptions import CacheUnavailable
 from compute.api.permissions import CanDeleteResults
-from compute.api.serializers import (
-    FibLogItemSerializer,
-    ResultLogItemSerializer,
-    ResultQuerySerializer,
-)
+from compute.api.serializers import ResultQuerySerializer, log_item_serializer
 from compute.api.throttling import ComputeRateThrottle, client_id
 from compute.domain.convergence import convergence_etag
-from compute.domain.query import FIB, PI
+from compute.domain.kinds.base import Kind
+from compute.domain.kinds.pi import KIND as PI_KIND
 from compute.http import hit
 from compute.http.routes import API_PREFIX, N_SEGMENT
 
@@ -107,7 +104,6 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     # n of a route whose path has none (the old service's /pi?n=N); set by
     # the route table through as_view(default_n=...).
     default_n: str | None = None
-    serializer_class = ResultLogItemSerializer
     pagination_class = NewestFirst
     content_negotiation_class = JsonOnly
 
@@ -130,6 +126,10 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         if not throttle.allow_request(request, self):
             self.throttled(request, throttle.wait())
 
+    def caller(self, request: Request) -> Client:
+        """Return who asks: the client, with this view's rate throttle for computing."""
+        return Client(client_id(request), throttle=lambda: self.admit(request))
+
     def perform_authentication(self, request: Request) -> None:
         # Reads need no identity: authenticate lazily, when a permission
         # check asks for request.user (DELETE), so reads neither touch the
@@ -151,11 +151,7 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             query,
             if_none_match=request.META.get("HTTP_IF_NONE_MATCH"),
             accept_encoding=request.META.get("HTTP_ACCEPT_ENCODING", ""),
-            lookup=lambda q: services.result_get(
-                query=q,
-                admit=lambda: self.admit(request),
-                gate=ComputeGate(client_id(request)),
-            ),
+            lookup=lambda q: services.result_get(query=q, caller=self.caller(request)),
         )
         assert reply is not None  # the service always has an outcome
         if reply.cached:
@@ -169,17 +165,20 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class PiViewSet(ResultViewSet):
-    """pi(n) by the Basel series; ``?digits=D`` for D significant digits."""
+def viewset_for(kind: Kind) -> type[ResultViewSet]:
+    """Return the viewset of ``kind``'s results (``PiViewSet``, ``FibViewSet``, ...).
 
-    kind = PI
-
-
-class FibViewSet(ResultViewSet):
-    """fib(n), exact; ``?mod=M`` for fib(n) mod M; ``?format=string`` for a JSON string."""
-
-    kind = FIB
-    serializer_class = FibLogItemSerializer
+    Built from the kind's declaration: its name routes it, its options shape
+    its list items (``log_item_serializer``), its summary documents it.
+    """
+    name = f"{kind.name.capitalize()}ViewSet"
+    attributes = {
+        "kind": kind.name,
+        "serializer_class": log_item_serializer(kind),
+        "__doc__": kind.summary,
+        "__module__": __name__,
+    }
+    return type(name, (ResultViewSet,), attributes)
 
 
 # Who may frame or run anything in a picture: nobody. It is a document of
@@ -198,14 +197,15 @@ class ConvergenceView(APIView):
         return []  # drawing is admitted by ``admit`` only on a miss, as results are
 
     def get(self, request: Request, n: str) -> HttpResponse:
-        serializer = ResultQuerySerializer(data={"n": n}, context={"kind": PI})
+        serializer = ResultQuerySerializer(data={"n": n}, context={"kind": PI_KIND.name})
         serializer.is_valid(raise_exception=True)
         query = serializer.query
         etag = convergence_etag(query.n)
         if hit.etag_matches(request.META.get("HTTP_IF_NONE_MATCH"), etag):
             response: HttpResponse = HttpResponseNotModified()
         else:
-            svg, _cached = services.convergence_picture(n=query.n, admit=lambda: self.admit())
+            caller = Client(client_id(request), throttle=self.admit)
+            svg, _cached = services.convergence_picture(n=query.n, caller=caller)
             response = HttpResponse(svg, content_type="image/svg+xml")
             response["Content-Security-Policy"] = PICTURE_CSP
         response["ETag"] = etag

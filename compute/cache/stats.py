@@ -25,6 +25,8 @@ from typing import Any
 
 import redis
 
+from compute.domain.kinds import registry
+
 # How often a process adds its tallied hits and fills to the shared hash.
 STATS_FLUSH_SECONDS = 1.0
 FIELDS = ("hits", "fills")
@@ -131,7 +133,6 @@ def _human(size: int) -> str:
     return f"{size}"
 
 
-RESULT_KINDS = ("fib", "pi")
 # The fields of ``namespace_stats`` that are estimates when Redis is large.
 ESTIMATED_FIELDS = ("entries", "entries_by_kind", "other_keys", "stored_bytes", "memory_bytes")
 # Keys measured with MEMORY USAGE (its cost grows with a value's size).
@@ -222,7 +223,7 @@ def _measure(client: redis.Redis, keys: list[bytes], *, namespace: str, scale: f
     ``MEMORY_SAMPLE_KEYS`` of them, extrapolated to the rest.
     """
     prefix = len(namespace.encode())
-    by_kind = dict.fromkeys(RESULT_KINDS, 0)
+    by_kind = dict.fromkeys(sorted(registry.names()), 0)
     results: list[bytes] = []
     other = 0
     for key in keys:

@@ -312,12 +312,37 @@ class ResultCache:
             self.breaker.call(lambda: self.redis().delete(full), None)
         return content
 
-    def set_picture(self, key: str, content: bytes) -> bool:
-        """Store a sealed picture under ``key`` (the configured TTL); False if Redis is down."""
+    def set_picture(self, key: str, content: bytes, *, lease: Lease | None = None) -> bool:
+        """Store a sealed picture under ``key`` (the configured TTL); False if Redis is down.
+
+        With the ``lease`` of its drawing's lock, the store and the release go
+        in one round trip, and the lock's waiters in this process get ``content``.
+        """
         full = self.make_key(key)
         sealed = seal(full, content)
         ttl = app_settings.CACHE_TTL
+        if lease is not None:
+            stored = lease.release_with(lambda pipe: pipe.set(full, sealed, ex=ttl))
+            if stored:
+                lease.share(content)
+            if stored is not None:
+                return stored
         return self.breaker.call(lambda: bool(self.redis().set(full, sealed, ex=ttl)), False)
+
+    @contextlib.contextmanager
+    def picture_lock(self, key: str) -> Iterator[Lease]:
+        """Hold the stampede lock for drawing the picture under ``key`` (as ``compute_lock``).
+
+        The lease's ``found`` is the picture if another request stored it
+        meanwhile, checked as ``get_picture`` checks it.
+        """
+        full = self.make_key(key)
+
+        def accept(data: bytes) -> bytes | None:
+            return unseal(full, data)
+
+        with self.locks.hold(lock_name(self.make_key, full), watch=full, accept=accept) as lease:
+            yield lease
 
     def exists_many(self, queries: list[ResultQuery]) -> list[bool] | None:
         """Return, in one round trip, whether each query is in Redis; None if Redis is down."""

@@ -78,6 +78,11 @@ def convergence_cache_key(n: int) -> str:
     return f"pi:{n}:convergence-v{PICTURE_VERSION}"
 
 
+def convergence_svg_bytes(n: int) -> bytes:
+    """Return ``convergence_svg(n)`` as UTF-8 bytes (what is stored and sent; picklable)."""
+    return convergence_svg(n).encode()
+
+
 def convergence_svg(n: int) -> str:
     """Return the SVG document of pi - pi(k) for k = 1..n on log-log axes; ValueError if n < 1.
 

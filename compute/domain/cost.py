@@ -2,15 +2,10 @@
 
 The per-client digit budget (``COMPUTE_DIGITS_PER_HOUR``) is charged before
 any work starts, so the charge cannot come from the result: it comes from
-the query. The number of digits is what grows the work (GMP's radix
-conversion), the result log and Redis, so that is the unit:
-
-- fib(n) has ``floor(n * log10(phi) - log10(sqrt(5))) + 1`` digits for
-  n >= 2 (fib(n) is the integer nearest phi**n / sqrt(5)), 1 for n < 2;
-  in double precision the formula is off by at most one digit near an
-  integer boundary, which a budget of millions of digits does not notice;
-- pi(n) as a double is at most 17 significant digits (the shortest repr
-  of a double); with ``digits=D`` it is D digits.
+the query, through its kind's declaration (``Kind.stored_digits``: the
+digits the result stores, which is what grows the result log and Redis;
+``Kind.cpu_cost``: the work, which decides whether it runs in a computation
+process).
 
     >>> estimated_digits(ResultQuery("fib", 1_000_000))
     208988
@@ -20,31 +15,15 @@ conversion), the result log and Redis, so that is the unit:
 
 from __future__ import annotations
 
-import math
-
-from compute.domain.query import FIB, ResultQuery
-
-LOG10_PHI = math.log10((1 + math.sqrt(5)) / 2)
-LOG10_SQRT5 = math.log10(5) / 2
-DOUBLE_DIGITS = 17
-
-
-def fib_digits(n: int) -> int:
-    """Return the number of decimal digits of fib(n) (n >= 0), from the closed form."""
-    if n < 2:
-        return 1
-    return math.floor(n * LOG10_PHI - LOG10_SQRT5) + 1
+from compute.domain.kinds import registry
+from compute.domain.query import ResultQuery
 
 
 def estimated_digits(query: ResultQuery) -> int:
     """Return the digits computing ``query``'s result produces (and stores), at least 1."""
-    # A residue fib(n) mod M (a query with a modulus, where the query grammar
-    # has one) is below M: at most the digits of M - 1, whatever n is.
-    modulus = getattr(query, "mod", None)
-    if modulus is not None:
-        return max(1, len(str(modulus - 1)))
-    if query.kind == FIB:
-        return fib_digits(query.n)
-    if query.digits is not None:
-        return query.digits
-    return DOUBLE_DIGITS
+    return registry.get(query.kind).stored_digits(query)
+
+
+def estimated_work(query: ResultQuery) -> int:
+    """Return the work of computing ``query``'s result, in digit-equivalents."""
+    return registry.get(query.kind).cpu_cost(query)

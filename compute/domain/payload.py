@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import zlib
 
-from compute.domain.plausible import check_literal, fib_digit_count
+from compute.domain.kinds import registry
+from compute.domain.plausible import check_literal
 from compute.domain.query import Limits, ResultQuery
 
 _TRUE = b'{"cached":true,"result":'
@@ -57,8 +58,9 @@ class UnfitEntry(ValueError):
 
 def max_entry_bytes(limits: Limits) -> int:
     """Return the default bound of an entry, stored or decompressed: a little above the
-    largest legal body (fib(FIB_MAX_N)'s digits or PI_MAX_DIGITS, whichever is longer)."""
-    digits = max(fib_digit_count(limits.fib_max_n) + 1, limits.pi_max_digits + 3)
+    largest legal body (the longest literal any kind allows: fib(FIB_MAX_N)'s digits or
+    PI_MAX_DIGITS, whichever is longer)."""
+    digits = max(kind.largest_literal(limits) for kind in registry.kinds())
     return digits + _BODY_FRAME + PICTURE_ALLOWANCE
 
 

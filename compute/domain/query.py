@@ -21,10 +21,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-PI = "pi"
-FIB = "fib"
-KINDS = (PI, FIB)
-
 # Bump when the response bodies change; it is part of every ETag.
 FORMAT_VERSION = 1
 # Bump when the bytes stored in Redis change (``compute.domain.payload``,
@@ -48,14 +44,28 @@ _MAX_TEXT = 24
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """The configured bounds (settings FIB_MAX_N, PI_MAX_N, PI_MAX_DIGITS,
-    FIB_MOD_MAX_N and FIB_MOD_MAX_M)."""
+    """The configured bounds: the built-in kinds' (settings FIB_MAX_N, PI_MAX_N,
+    PI_MAX_DIGITS, FIB_MOD_MAX_N and FIB_MOD_MAX_M), and ``extra``, the bounds
+    another kind names, as (setting, value) pairs."""
 
     fib_max_n: int
     pi_max_n: int
     pi_max_digits: int
     fib_mod_max_n: int
     fib_mod_max_m: int
+    extra: tuple[tuple[str, int], ...] = ()
+
+    def of(self, setting: str) -> int:
+        """Return the bound named by ``setting`` (e.g. "FIB_MAX_N"); raise KeyError if none."""
+        for name, value in self.extra:
+            if name == setting:
+                return value
+        if setting.lower() in _BUILT_IN:
+            return getattr(self, setting.lower())
+        raise KeyError(f"no limit named {setting}")
+
+
+_BUILT_IN = ("fib_max_n", "pi_max_n", "pi_max_digits", "fib_mod_max_n", "fib_mod_max_m")
 
 
 class InvalidQuery(ValueError):
@@ -151,37 +161,24 @@ def parse_query(
 ) -> ResultQuery:
     """Return the validated query; raise InvalidQuery naming the field and limit.
 
-    ``mod_text`` (fib only) asks for fib(n) mod M, 1 <= M <= FIB_MOD_MAX_M;
-    it also raises n's bound from FIB_MAX_N to FIB_MOD_MAX_N, because a
-    residue costs O(log n) where fib(n) itself costs its 0.21 n digits.
-    ``None`` means the parameter was absent; an empty value is malformed.
+    The kind (``compute.domain.kinds``) declares n's bounds and its options
+    (pi's ``digits``, fib's ``mod``); an option of another kind, or an unknown
+    kind, is an InvalidQuery. ``None`` means the parameter was absent; an
+    empty value is malformed.
     """
-    if kind == FIB:
-        if digits_text is not None:
-            raise InvalidQuery(
-                "digits", "digits applies to pi only; fib results are exact integers."
-            )
-        if mod_text is None:
-            n = parse_int("n", n_text, 0, limits.fib_max_n, "FIB_MAX_N")
-            mod = None
-        else:
-            mod = parse_int("mod", mod_text, 1, limits.fib_mod_max_m, "FIB_MOD_MAX_M")
-            n = parse_int("n", n_text, 0, limits.fib_mod_max_n, "FIB_MOD_MAX_N")
-        if format_text is None:
-            return ResultQuery(FIB, n, mod=mod)
-        if format_text in FORMATS:
-            return ResultQuery(FIB, n, as_string=FORMATS[format_text], mod=mod)
-        raise InvalidQuery("format", "format must be 'string' or 'number'.")
-    if kind == PI:
-        if mod_text is not None:
-            raise InvalidQuery("mod", "mod applies to fib only; pi results are not integers.")
-        n = parse_int("n", n_text, 1, limits.pi_max_n, "PI_MAX_N")
-        if format_text is not None and FORMATS.get(format_text, True):
-            raise InvalidQuery(
-                "format", "format applies to fib only; use digits=D for pi as a string."
-            )
-        if digits_text is None:
-            return ResultQuery(PI, n)
-        digits = parse_int("digits", digits_text, 1, limits.pi_max_digits, "PI_MAX_DIGITS")
-        return ResultQuery(PI, n, digits=digits)
-    raise InvalidQuery("kind", f"kind must be one of {', '.join(KINDS)}.")
+    try:
+        spec = registry.get(kind)
+    except registry.UnknownKind:
+        raise InvalidQuery("kind", f"kind must be one of {', '.join(registry.names())}.") from None
+    return spec.parse(
+        n_text,
+        {"digits": digits_text, "mod": mod_text},
+        format_text,
+        limits=limits,
+        owners={slot: registry.owners(slot) for slot in ("digits", "mod")},
+        integer_kinds=registry.integer_kinds(),
+    )
+
+
+# At the end: the kinds' declarations use the names above (a cycle Python resolves).
+from compute.domain.kinds import registry  # noqa: E402

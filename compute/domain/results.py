@@ -1,10 +1,11 @@
 """The decimal text of the result a query names: the one pure computation behind every value.
 
-A plain module-level function of a ``ResultQuery`` (both picklable), so it
-can run in this process or in a computation process
-(``compute.admission.offload``) alike. The maths functions are looked up on
-``compute.domain.maths`` at call time, so a test probe that wraps them sees
-every computation made in the process.
+``result_text`` asks the query's kind (``compute.domain.kinds``). A plain
+module-level function of a ``ResultQuery`` (both picklable), so it can run
+in this process or in a computation process (``compute.admission.offload``)
+alike; the kind is looked up in the registry of the process that runs it,
+and a kind of a configured ``RESULT_KINDS`` that is not built in is sent
+along (``computation``) so that a child process without Django finds it.
 
     >>> result_text(ResultQuery("fib", 10))
     '55'
@@ -13,20 +14,25 @@ every computation made in the process.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from compute.domain import maths
-from compute.domain.query import FIB, ResultQuery
+from compute.domain.kinds import registry
+from compute.domain.query import ResultQuery
 
 
 def result_text(query: ResultQuery) -> str:
-    """Return the decimal text of ``query``'s result (fib, fib mod M, pi's digits or double)."""
-    if query.kind == FIB:
-        if query.mod is not None:
-            return str(maths.fib_mod(query.n, query.mod))  # below 2**63: str() is cheap
-        return maths.fib_decimal(query.n)
-    if query.digits is not None:
-        return maths.pi_digits(query.n, query.digits)
-    return repr(maths.pi_double(query.n))
+    """Return the decimal text of ``query``'s result; raise UnknownKind for an unknown kind."""
+    return registry.get(query.kind).compute(query)
+
+
+def computation(query: ResultQuery) -> Callable[[ResultQuery], str]:
+    """Return the picklable function that computes ``query``'s result in any process.
+
+    The kind's bound ``compute``: pickled with its kind's class, which the
+    child imports by module path, so it needs no registry of its own.
+    """
+    return registry.get(query.kind).compute
 
 
 def prepare_process(niceness: int) -> None:
@@ -37,4 +43,5 @@ def prepare_process(niceness: int) -> None:
     starts, so the first large request a child takes pays for neither.
     """
     os.nice(niceness)
-    result_text(ResultQuery(FIB, 1_000))
+    maths.fib_decimal(1_000)
+    maths.prepare()

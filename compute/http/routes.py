@@ -30,7 +30,9 @@ from dataclasses import dataclass
 
 from django.urls import reverse
 
-from compute.domain.query import FIB, KINDS, PI, ResultQuery
+from compute.domain.kinds import registry
+from compute.domain.kinds.base import SLOTS
+from compute.domain.query import ResultQuery
 
 # Where the canonical API lives, relative to the site root.
 API_PREFIX = "api/"
@@ -56,25 +58,29 @@ def result_routes(api_prefix: str = API_PREFIX) -> tuple[Route, ...]:
     """Return every result route, canonical ones first (the URLconf's order)."""
     canonical = tuple(
         Route(f"{kind}-detail", kind, f"{re.escape(api_prefix)}{kind}/(?P<n>{N_SEGMENT})/", True)
-        for kind in KINDS
+        for kind in registry.names()
     )
+    # The old Flask service's routes: its two kinds, as it had them (a kind
+    # added later has only the canonical route).
     seed = (
-        Route("seed-pi", PI, f"pi/(?P<n>{N_SEGMENT})/?", False),
-        Route("seed-fib", FIB, f"fib/(?P<n>{N_SEGMENT})/?", False),
-        Route("seed-pi-query", PI, "pi/?", False, default_n=DEFAULT_N),
+        Route("seed-pi", "pi", f"pi/(?P<n>{N_SEGMENT})/?", False),
+        Route("seed-fib", "fib", f"fib/(?P<n>{N_SEGMENT})/?", False),
+        Route("seed-pi-query", "pi", "pi/?", False, default_n=DEFAULT_N),
     )
-    return canonical + seed
+    return canonical + tuple(route for route in seed if route.kind in registry.names())
 
 
 def picture_routes(api_prefix: str = API_PREFIX) -> tuple[Route, ...]:
     """Return the routes of derived pictures (not results: never answered by the front)."""
-    return (
+    return tuple(
         Route(
-            "pi-convergence",
-            PI,
-            f"{re.escape(api_prefix)}{PI}/(?P<n>{N_SEGMENT})/convergence/",
+            kind.picture,
+            kind.name,
+            f"{re.escape(api_prefix)}{kind.name}/(?P<n>{N_SEGMENT})/convergence/",
             True,
-        ),
+        )
+        for kind in registry.kinds()
+        if kind.picture is not None
     )
 
 
@@ -97,11 +103,7 @@ class ResultMatcher:
 def result_path(query: ResultQuery) -> str:
     """Return the canonical path of ``query``'s result, with the query string naming it."""
     path = reverse(f"{query.kind}-detail", kwargs={"n": str(query.n)})
-    params = []
-    if query.digits is not None:
-        params.append(f"digits={query.digits}")
-    if query.mod is not None:
-        params.append(f"mod={query.mod}")
+    params = [f"{slot}={value}" for slot in SLOTS if (value := getattr(query, slot)) is not None]
     if query.as_string:
         params.append("format=string")
     return f"{path}?{'&'.join(params)}" if params else path

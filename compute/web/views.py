@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 
 from compute.conf import app_settings
-from compute.domain.query import FIB, PI
+from compute.domain.kinds import registry
 from compute.http.responses import CompactJsonResponse
 from compute.http.routes import convergence_path
 from compute.web import ask as asking
@@ -37,12 +37,15 @@ def _template(name: str) -> str:
 
 def api_index(request: HttpRequest) -> dict[str, str]:
     """Return the API's URLs by name (absolute): lists, result templates, docs, schema."""
+    kinds = registry.kinds()
     paths = {
-        PI: reverse("pi-list"),
-        FIB: reverse("fib-list"),
-        "pi_result": _template("pi-detail"),
-        "fib_result": _template("fib-detail"),
-        "pi_convergence": _template("pi-convergence"),
+        **{kind.name: reverse(f"{kind.name}-list") for kind in kinds},
+        **{f"{kind.name}_result": _template(f"{kind.name}-detail") for kind in kinds},
+        **{
+            kind.picture.replace("-", "_"): _template(kind.picture)
+            for kind in kinds
+            if kind.picture
+        },
         "docs": reverse("api-docs"),
         "schema": reverse("schema"),
         "admin": reverse("admin:index"),
@@ -76,22 +79,44 @@ def _page(request: HttpRequest) -> HttpResponse:
     params = {name: request.GET.get(name, "") for name in asking.FIELDS}
     answer = asking.ask(params, request) if asking.submitted(params) else None
     query = answer.query if answer is not None else None
-    picture_n = query.n if query is not None and query.kind == PI else DEFAULT_PICTURE_N
+    pictured = query is not None and registry.get(query.kind).picture is not None
+    picture_n = query.n if pictured else DEFAULT_PICTURE_N
     context = {
         "form": params,
-        "kind": params["kind"] or PI,
+        "kind": params["kind"] or asking.default_kind(),
+        "kinds": registry.kinds(),
+        "options": _form_options(params),
         "answer": answer,
         "picture_n": picture_n,
         "picture_url": convergence_path(picture_n),
         "links": api_index(request),
         "limits": app_settings.limits,
-        "mod_supported": asking.supports_mod(),
     }
     status = answer.status if answer is not None else 200
     response = render(request, "compute/front.html", context, status=status)
     if answer is not None and answer.retry_after is not None:
         response["Retry-After"] = str(answer.retry_after)
     return response
+
+
+def _form_options(params: dict[str, str]) -> list[dict[str, str]]:
+    """Return the form's option fields: one per option slot, naming the kinds it applies to."""
+    fields: dict[str, dict[str, str]] = {}
+    for kind in registry.kinds():
+        for option in kind.options:
+            field = fields.setdefault(
+                option.slot,
+                {
+                    "slot": option.slot,
+                    "label": option.label,
+                    "kinds": "",
+                    "value": "",
+                    "placeholder": option.placeholder,
+                },
+            )
+            field["kinds"] = ", ".join(filter(None, (field["kinds"], kind.name)))
+            field["value"] = params.get(option.slot, "")
+    return list(fields.values())
 
 
 def favicon(request: HttpRequest) -> HttpResponse:

@@ -20,13 +20,14 @@ from compute.admin import options as result_admin
 from compute.cache import ResultCache
 from compute.models import ComputedResult
 from tests.admin.pages import QUERIES
+from tests.support.callers import SETUP
 
 
 @pytest.fixture
 def results() -> dict[str, ComputedResult]:
     """Compute five results through the service (log rows + Redis entries)."""
     for query in QUERIES.values():
-        services.result_get(query=query)
+        services.result_get(caller=SETUP, query=query)
     return {
         name: ComputedResult.objects.get(kind=q.kind, n=q.n, precision=q.precision)
         for name, q in QUERIES.items()

@@ -12,7 +12,8 @@ import pytest
 from django.urls import reverse
 
 from compute import services
-from compute.admin.statistics import FIB_MOD_SERIES, chart_rows, chart_series
+from compute.admin.statistics import chart_rows, chart_series
+from compute.domain.kinds import registry
 from compute.domain.query import ResultQuery
 from compute.models import ComputedResult
 from tests.admin.pages import (
@@ -24,6 +25,7 @@ from tests.admin.pages import (
     redis_has,
     run_action,
 )
+from tests.support.callers import SETUP
 from tests.support.reference import fib_mod_reference
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +42,7 @@ QUERIES = {
 def rows() -> dict[str, ComputedResult]:
     """Compute a plain fib and two residues through the service (rows + Redis entries)."""
     for query in QUERIES.values():
-        services.result_get(query=query)
+        services.result_get(caller=SETUP, query=query)
     return {
         name: ComputedResult.objects.get(kind="fib", n=q.n, modulus=q.modulus)
         for name, q in QUERIES.items()
@@ -98,4 +100,4 @@ def test_residues_have_their_own_chart_series(rows):
     by_label = {s.label: s.points for s in series}
     assert [n for n, _ in by_label["fib mod M"]] == [BIG, 10]
     assert [n for n, _ in by_label["fib"]] == [10]
-    assert FIB_MOD_SERIES == "fib-mod"
+    assert registry.get("fib").series_of(precision=0, modulus=7) == "fib-mod"

@@ -55,7 +55,13 @@ def test_redis_down_statistics_even_with_the_breaker_closed(
 
 
 def test_chart_series_split_by_kind_and_precision():
-    rows = [("fib", 0, 0, 0.01), ("fib", 0, 5, 0.02), ("pi", 0, 7, 0.5), ("pi", 20, 7, 0.0)]
+    # (kind, precision, n, ms, digits, modulus), as chart_rows reads them
+    rows = [
+        ("fib", 0, 0, 0.01, 1, 0),
+        ("fib", 0, 5, 0.02, 1, 0),
+        ("pi", 0, 7, 0.5, 17, 0),
+        ("pi", 20, 7, 0.0, 20, 0),
+    ]
     series, left_out = chart_series(rows)
     assert [(s.label, s.points) for s in series] == [
         ("fib", [(5, 0.02)]),

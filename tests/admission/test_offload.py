@@ -12,6 +12,7 @@ import signal
 
 from compute.admission.offload import NICE, ComputePool
 from compute.domain import results
+from compute.domain.cost import estimated_work
 from compute.domain.query import ResultQuery
 from tests.support.reference import fib_reference, unlimited_int_digits
 from tests.support.servers import spawned_children
@@ -32,6 +33,11 @@ def die_in_a_child(query: ResultQuery) -> str:
     return "computed here"
 
 
+def offloaded(computations: ComputePool, function, query: ResultQuery) -> str:
+    """Run ``function(query)`` through the pool with the query's own work estimate."""
+    return computations.run(function, query, work=estimated_work(query))
+
+
 def pool(threshold: int | None = 50_000) -> ComputePool:
     return ComputePool(processes=lambda: 1, threshold=lambda: threshold)
 
@@ -39,30 +45,32 @@ def pool(threshold: int | None = 50_000) -> ComputePool:
 def test_large_computations_run_in_a_child_at_a_lower_priority_small_ones_here():
     computations = pool()
     try:
-        pid, nice = map(int, computations.run(where, BIG).split())
+        pid, nice = map(int, offloaded(computations, where, BIG).split())
         assert pid != os.getpid()
         assert nice == os.nice(0) + NICE
-        assert computations.run(where, SMALL).split()[0] == str(os.getpid())
+        assert offloaded(computations, where, SMALL).split()[0] == str(os.getpid())
         with unlimited_int_digits():
-            assert computations.run(results.result_text, BIG) == str(fib_reference(300_000))
+            assert offloaded(computations, results.result_text, BIG) == str(fib_reference(300_000))
         # The same child serves the next large computation (the pool is kept).
-        assert int(computations.run(where, BIG).split()[0]) == pid
+        assert int(offloaded(computations, where, BIG).split()[0]) == pid
     finally:
         computations.close()
 
 
 def test_threshold_none_computes_everything_here():
     computations = pool(threshold=None)
-    assert computations.run(where, BIG).split()[0] == str(os.getpid())
+    assert offloaded(computations, where, BIG).split()[0] == str(os.getpid())
 
 
 def test_a_child_that_dies_costs_one_computation_here_and_a_new_pool_next_time(monkeypatch):
     monkeypatch.setenv("OFFLOAD_TEST_PARENT", str(os.getpid()))  # children inherit it
     computations = pool()
     try:
-        first = int(computations.run(where, BIG).split()[0])
-        assert computations.run(die_in_a_child, BIG) == "computed here"  # after the child died
-        second = int(computations.run(where, BIG).split()[0])
+        first = int(offloaded(computations, where, BIG).split()[0])
+        assert (
+            offloaded(computations, die_in_a_child, BIG) == "computed here"
+        )  # after the child died
+        second = int(offloaded(computations, where, BIG).split()[0])
         assert second not in (first, os.getpid())
     finally:
         computations.close()
@@ -79,7 +87,7 @@ def test_start_spawns_every_computation_process_before_any_computation():
         assert len(children) == 2  # both spawned, though the tasks may have shared one
         assert ran_in <= children
         # A large computation then runs in one of them, already niced.
-        pid, nice = map(int, computations.run(where, BIG).split())
+        pid, nice = map(int, offloaded(computations, where, BIG).split())
         assert pid in children and nice == os.nice(0) + NICE
     finally:
         computations.close()

@@ -26,6 +26,7 @@ from compute.domain.payload import FORGED, MALFORMED, MISMATCH, OVERSIZED, Unfit
 from compute.domain.query import ResultQuery
 from compute.models import ComputedResult
 from tests.support.caches import PointedCache
+from tests.support.callers import SETUP
 from tests.support.entries import ATTACKS, mac_of, sign, unsigned, zeros_gzip
 from tests.support.figures import record
 from tests.support.reference import fib_reference
@@ -74,13 +75,13 @@ def test_an_entry_opens_only_under_its_key_and_its_deployments_secret(key, secre
 
 def test_cache_signing_key_replaces_the_secret_key(settings, redis_client):
     query = ResultQuery("fib", 40)
-    services.result_get(query=query)  # written under SECRET_KEY's derivation
+    services.result_get(caller=SETUP, query=query)  # written under SECRET_KEY's derivation
     settings.CACHE_SIGNING_KEY = "k" * 40
     before = rejected(FORGED)
     assert result_cache.get_shared(query) is MISSING  # the old secret's entry fails
     assert rejected(FORGED) - before == 1
     result_cache.local.clear()  # as in another process: this one still holds the value
-    services.result_get(query=query, compute=never_compute)  # refilled from the log
+    services.result_get(caller=SETUP, query=query, compute=never_compute)  # refilled from the log
     entry = redis_client.get(full_key(query))
     data = unsigned(full_key(query), entry, secret="k" * 40)
     assert data == b"r" + str(fib_reference(40)).encode()
@@ -102,7 +103,7 @@ def test_planted_values_are_discarded_and_refilled_from_the_log(
     redis_client, kind, n, digits, path, data, how, reason
 ):
     query = ResultQuery(kind, n, digits=digits)
-    computed = services.result_get(query=query)
+    computed = services.result_get(caller=SETUP, query=query)
     key = full_key(query)
     planted = {
         "as written in the issue": data,
@@ -116,20 +117,20 @@ def test_planted_values_are_discarded_and_refilled_from_the_log(
     assert fresh.get(query) is MISSING
     assert rejected(expected_reason) - before == 1
     assert redis_client.exists(key) == 0  # discarded
-    outcome = services.result_get(query=query, cache=fresh, compute=never_compute)
+    outcome = services.result_get(caller=SETUP, query=query, cache=fresh, compute=never_compute)
     assert outcome.cached is True
     assert outcome.payload.literal == computed.payload.literal
     assert unsigned(key, redis_client.get(key)) == computed.payload.to_redis()  # refilled
 
 
 def test_a_valid_entry_copied_to_another_key_is_refused(redis_client):
-    services.result_get(query=ResultQuery("fib", 30))
+    services.result_get(caller=SETUP, query=ResultQuery("fib", 30))
     target = ResultQuery("fib", 31)
-    services.result_get(query=target)  # logged: the refill has a row to come from
+    services.result_get(caller=SETUP, query=target)  # logged: the refill has a row to come from
     redis_client.set(full_key(target), redis_client.get(full_key(ResultQuery("fib", 30))))
     before = rejected(FORGED)
     fresh = PointedCache()
-    outcome = services.result_get(query=target, cache=fresh, compute=never_compute)
+    outcome = services.result_get(caller=SETUP, query=target, cache=fresh, compute=never_compute)
     assert outcome.payload.text == str(fib_reference(31))
     assert rejected(FORGED) - before == 1
 
@@ -137,7 +138,7 @@ def test_a_valid_entry_copied_to_another_key_is_refused(redis_client):
 def test_a_planted_value_for_an_uncomputed_result_is_computed_instead(redis_client):
     query = ResultQuery("fib", 20)
     redis_client.set(full_key(query), sign(full_key(query), b"r6766"))
-    outcome = services.result_get(query=query)
+    outcome = services.result_get(caller=SETUP, query=query)
     assert (outcome.cached, outcome.payload.text) == (False, "6765")
     assert ComputedResult.objects.filter(kind="fib", n=20).count() == 1
 
@@ -146,7 +147,7 @@ def test_an_entry_of_the_previous_format_is_never_read(redis_client):
     old_key = result_cache.make_key("fib:20")  # format 1: no fmt suffix, no MAC
     redis_client.set(old_key, b"r6766")
     counts = [rejected(reason) for reason in (MALFORMED, FORGED, OVERSIZED, MISMATCH)]
-    outcome = services.result_get(query=ResultQuery("fib", 20))
+    outcome = services.result_get(caller=SETUP, query=ResultQuery("fib", 20))
     assert (outcome.cached, outcome.payload.text) == (False, "6765")
     assert [rejected(reason) for reason in (MALFORMED, FORGED, OVERSIZED, MISMATCH)] == counts
     assert redis_client.get(old_key) == b"r6766"  # not even looked at
@@ -216,11 +217,11 @@ def test_a_huge_stored_value_is_refused_before_it_is_hashed(redis_client):
 
 def test_the_entry_bound_is_configurable(redis_client):
     query = ResultQuery("fib", 30_000)  # a 6,270-digit body, stored gzip-compressed
-    services.result_get(query=query)
+    services.result_get(caller=SETUP, query=query)
     with override_settings(CACHE_MAX_ENTRY_BYTES=4096):
         before = rejected(OVERSIZED)
         assert PointedCache().get(query) is MISSING
         assert rejected(OVERSIZED) - before == 1
     result_cache.local.clear()  # as in another process: this one still holds the value
-    services.result_get(query=query, compute=never_compute)
+    services.result_get(caller=SETUP, query=query, compute=never_compute)
     assert PointedCache().get(query) is not MISSING

@@ -19,6 +19,7 @@ from compute import services
 from compute.cache import result_cache
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
+from tests.support.callers import SETUP
 from tests.support.reference import fib_reference
 from tests.support.servers import wait_until
 
@@ -235,8 +236,10 @@ def test_one_thread_renews_every_lock_the_process_holds(settings, redis_client):
 def test_a_cold_computation_makes_three_round_trips_to_redis():
     """Look up (miss), take the lock reading the entry, store and release; nothing else
     (no gate or throttle here: those are the view's)."""
-    services.result_get(query=ResultQuery("fib", 4260))  # a first one may sync the tier
+    services.result_get(
+        caller=SETUP, query=ResultQuery("fib", 4260)
+    )  # a first one may sync the tier
     with counted_round_trips() as sent:
-        outcome = services.result_get(query=ResultQuery("fib", 4261))
+        outcome = services.result_get(caller=SETUP, query=ResultQuery("fib", 4261))
     assert outcome.cached is False and outcome.payload.text == str(fib_reference(4261))
     assert sent == [3]

@@ -29,6 +29,7 @@ from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 from compute.models import ComputedResult
 from tests.support.caches import FakeClock, PointedCache, backend_at
+from tests.support.callers import SETUP
 from tests.support.entries import unsigned
 from tests.support.figures import record
 from tests.support.reference import fib_reference
@@ -73,9 +74,9 @@ def stored(redis_client, query: ResultQuery) -> bytes:
 
 
 def test_small_results_are_stored_as_tagged_literals_and_signed(redis_client):
-    services.result_get(query=fib_query(90))
-    services.result_get(query=ResultQuery("pi", 1))
-    services.result_get(query=ResultQuery("pi", 100, digits=5))
+    services.result_get(caller=SETUP, query=fib_query(90))
+    services.result_get(caller=SETUP, query=ResultQuery("pi", 1))
+    services.result_get(caller=SETUP, query=ResultQuery("pi", 100, digits=5))
     assert stored(redis_client, fib_query(90)) == b"r" + str(fib_reference(90)).encode()
     assert stored(redis_client, ResultQuery("pi", 1)) == b"r0.0"
     assert stored(redis_client, ResultQuery("pi", 100, digits=5)) == b'r"3.1320"'
@@ -87,7 +88,7 @@ def test_small_results_are_stored_as_tagged_literals_and_signed(redis_client):
 
 def test_large_results_are_stored_as_the_gzip_of_the_cached_body(redis_client):
     n = 20_000  # 4,180 digits: above the 4 kB threshold for compressed storage
-    services.result_get(query=fib_query(n))
+    services.result_get(caller=SETUP, query=fib_query(n))
     raw = stored(redis_client, fib_query(n))
     assert raw[:1] == b"z"
     assert raw[1:3] == b"\x1f\x8b"  # gzip magic
@@ -97,8 +98,8 @@ def test_large_results_are_stored_as_the_gzip_of_the_cached_body(redis_client):
 
 def test_no_stored_value_is_a_pickle(redis_client):
     for n in (0, 1, 93, 5_000, 30_000):
-        services.result_get(query=fib_query(n))
-    services.result_get(query=ResultQuery("pi", 10**6, digits=100))
+        services.result_get(caller=SETUP, query=fib_query(n))
+    services.result_get(caller=SETUP, query=ResultQuery("pi", 10**6, digits=100))
     result_cache.delete(fib_query(0))  # writes the generation counter too
     keys = list(redis_client.scan_iter(match=result_cache.namespace + "*"))
     assert len(keys) >= 6
@@ -160,7 +161,7 @@ def test_clear_namespace_leaves_other_deployments_keys(redis_client):
     redis_client.mset(foreign)
     try:
         for n in range(5):
-            services.result_get(query=fib_query(n))
+            services.result_get(caller=SETUP, query=fib_query(n))
         assert result_cache.clear_namespace() >= 5
         for key, value in foreign.items():
             assert redis_client.get(key) == value
@@ -196,12 +197,16 @@ def test_hits_and_fills_reach_redis_at_most_once_a_second(redis_client):
     cache = PointedCache()
     stats_key = cache.make_key("{meta}:stats")
     query = fib_query(33)
-    services.result_get(query=query, cache=cache)  # a fill (flushes nothing yet: first call)
+    services.result_get(
+        caller=SETUP, query=query, cache=cache
+    )  # a fill (flushes nothing yet: first call)
     for _ in range(5):
-        services.result_get(query=query, cache=cache)  # hits, local tier or Redis
+        services.result_get(caller=SETUP, query=query, cache=cache)  # hits, local tier or Redis
     assert redis_client.hget(stats_key, "hits") is None  # pending: no round trip of its own
     cache.fake_clock.advance(1.0)
-    services.result_get(query=ResultQuery("pi", 10**12), cache=cache)  # a lookup in Redis
+    services.result_get(
+        caller=SETUP, query=ResultQuery("pi", 10**12), cache=cache
+    )  # a lookup in Redis
     assert int(redis_client.hget(stats_key, "hits")) == 5
     assert int(redis_client.hget(stats_key, "fills")) == 1
     cache.flush_stats()  # the pi fill, sent now
@@ -231,7 +236,7 @@ def test_local_tier_is_bounded_and_evicts_least_recently_used():
 def test_result_cache_local_tier_stays_within_its_budget():
     cache = PointedCache()
     for n in range(2_000, 2_200):  # about 2 kB each in the tier's accounting
-        services.result_get(query=fib_query(n), cache=cache)
+        services.result_get(caller=SETUP, query=fib_query(n), cache=cache)
     for n in range(2_000, 2_200):
         assert cache.get(fib_query(n)) is not MISSING
     assert 0 < cache.local.nbytes <= 200_000
@@ -242,7 +247,7 @@ def test_an_eviction_reaches_another_process_within_the_sync_interval(redis_clie
     clock = FakeClock()
     reader, writer = PointedCache(clock=clock), PointedCache(clock=clock)
     query = fib_query(345)
-    services.result_get(query=query, cache=writer)
+    services.result_get(caller=SETUP, query=query, cache=writer)
     assert reader.get(query) is not MISSING  # now held in the reader's own tier
     # Proof the reader serves from its tier: remove the Redis copy behind its back.
     redis_client.delete(result_cache.make_key(query.cache_key))
@@ -251,7 +256,7 @@ def test_an_eviction_reaches_another_process_within_the_sync_interval(redis_clie
     assert writer.get(query) is MISSING
     clock.advance(settings.LOCAL_CACHE_SYNC_SECONDS)
     assert reader.get(query) is MISSING
-    assert services.result_get(query=query, cache=reader).cached is False
+    assert services.result_get(caller=SETUP, query=query, cache=reader).cached is False
 
 
 def test_an_eviction_on_this_host_is_seen_at_once_even_by_a_new_process():
@@ -260,7 +265,7 @@ def test_an_eviction_on_this_host_is_seen_at_once_even_by_a_new_process():
     clock = FakeClock()  # never advanced: the Redis generation is not re-read
     reader, writer = PointedCache(clock=clock), PointedCache(clock=clock)
     query = fib_query(347)
-    services.result_get(query=query, cache=writer)
+    services.result_get(caller=SETUP, query=query, cache=writer)
     assert reader.get_shared(query) is not MISSING  # its first lookup fills its tier
     services.result_delete(query=query, cache=writer)
     assert reader.get(query) is MISSING
@@ -272,7 +277,7 @@ def test_a_namespace_clear_reaches_another_process_within_the_sync_interval(sett
     reader, operator = PointedCache(clock=clock), PointedCache(clock=clock)
     query = fib_query(346)
     operator.clear_namespace()  # e.g. yesterday's clear_cache
-    services.result_get(query=query, cache=reader)
+    services.result_get(caller=SETUP, query=query, cache=reader)
     assert reader.get(query) is not MISSING  # held locally at the current generation
     operator.clear_namespace()  # today's
     clock.advance(settings.LOCAL_CACHE_SYNC_SECONDS)
@@ -416,8 +421,8 @@ def test_only_a_real_round_trip_ends_an_outage(tmp_path, caplog, settings):
 def test_services_keep_answering_without_redis(tmp_path):
     cache = PointedCache(backend_at(f"unix://{tmp_path / 'gone.sock'}"))
     query = fib_query(250)
-    first = services.result_get(query=query, cache=cache)
-    again = services.result_get(query=query, cache=cache, compute=never_compute)
+    first = services.result_get(caller=SETUP, query=query, cache=cache)
+    again = services.result_get(caller=SETUP, query=query, cache=cache, compute=never_compute)
     assert (first.cached, again.cached) == (False, True)  # the second came from the log
     assert first.payload.text == again.payload.text == str(fib_reference(250))
 
@@ -441,7 +446,9 @@ def test_without_redis_concurrent_identical_requests_compute_once_per_process(tm
     def request() -> None:
         try:
             barrier.wait(timeout=5)
-            outcomes.append(services.result_get(query=query, cache=cache, compute=slow_compute))
+            outcomes.append(
+                services.result_get(caller=SETUP, query=query, cache=cache, compute=slow_compute)
+            )
         finally:
             connection.close()
 
@@ -481,7 +488,7 @@ def _fib_edges(n: int, width: int = 30) -> tuple[str, str]:
 
 def test_fib_million_entry_is_compact(redis_client, request):
     n = 1_000_000
-    outcome = services.result_get(query=fib_query(n))
+    outcome = services.result_get(caller=SETUP, query=fib_query(n))
     text = outcome.payload.text
     head, tail = _fib_edges(n)
     assert (len(text), text[:30], text[-30:]) == (208_988, head, tail)
@@ -497,12 +504,12 @@ def test_fib_million_entry_is_compact(redis_client, request):
 
 def test_a_flushed_namespace_is_refilled_from_the_log_without_recomputing(redis_client):
     queries = [fib_query(700), ResultQuery("pi", 10**9), ResultQuery("pi", 10**9, digits=40)]
-    first = [services.result_get(query=q) for q in queries]
+    first = [services.result_get(caller=SETUP, query=q) for q in queries]
     assert [o.cached for o in first] == [False] * 3
     result_cache.clear_namespace()  # this deployment's share of a FLUSHDB
     for query, before in zip(queries, first, strict=True):
         assert redis_client.exists(result_cache.make_key(query.cache_key)) == 0
-        again = services.result_get(query=query, compute=never_compute)
+        again = services.result_get(caller=SETUP, query=query, compute=never_compute)
         assert again.cached is True
         assert again.payload.literal == before.payload.literal
         assert redis_client.exists(result_cache.make_key(query.cache_key)) == 1

@@ -7,7 +7,9 @@ fib(1,000,000) (208,988 digits, SPEC).
 
 from __future__ import annotations
 
-from compute.domain.cost import DOUBLE_DIGITS, estimated_digits, fib_digits
+from compute.domain.cost import estimated_digits
+from compute.domain.kinds.fib import digit_count as fib_digits
+from compute.domain.kinds.pi import DOUBLE_DIGITS
 from compute.domain.maths import pi_double
 from compute.domain.query import ResultQuery
 from tests.support.reference import fib_reference, unlimited_int_digits

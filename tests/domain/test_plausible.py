@@ -13,7 +13,9 @@ import random
 import mpmath
 import pytest
 
-from compute.domain.plausible import check_literal, fib_digit_count, pi_bounds
+from compute.domain.kinds.fib import digit_count as fib_digit_count
+from compute.domain.kinds.pi import pi_bounds
+from compute.domain.plausible import check_literal
 from compute.domain.query import ResultQuery
 from tests.support.reference import fib_reference, unlimited_int_digits
 

@@ -22,6 +22,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from compute import services
 from compute.domain.query import ResultQuery
+from tests.support.callers import SETUP
 
 PASSWORD = "e2e-browser-pass"  # a throwaway test account
 
@@ -92,11 +93,11 @@ def listed_names(driver) -> list[str]:
 def logged_results(transactional_db) -> None:
     """Compute a spread of results through the service: log rows and Redis entries."""
     for n in FIB_NS:
-        services.result_get(query=ResultQuery("fib", n))
+        services.result_get(caller=SETUP, query=ResultQuery("fib", n))
     for n in PI_NS:
-        services.result_get(query=ResultQuery("pi", n))
+        services.result_get(caller=SETUP, query=ResultQuery("pi", n))
     for n, digits in PI_DIGITS:
-        services.result_get(query=ResultQuery("pi", n, digits=digits))
+        services.result_get(caller=SETUP, query=ResultQuery("pi", n, digits=digits))
 
 
 def test_staff_browses_filters_searches_evicts_and_reads_statistics(

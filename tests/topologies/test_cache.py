@@ -22,6 +22,7 @@ from compute.cache import MISSING, ResultCache
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 from tests.support.caches import FakeClock, PointedCache
+from tests.support.callers import SETUP
 from tests.support.entries import MAC_BYTES
 from tests.support.reference import fib_reference
 
@@ -46,13 +47,13 @@ def raw_keys(topology, namespace: str) -> dict[int, set[bytes]]:
 
 def test_get_set_round_trip_with_the_reference_value(on_topology):
     for n in (0, 1, 90, 5_000):
-        assert services.result_get(query=fib_query(n)).cached is False
+        assert services.result_get(caller=SETUP, query=fib_query(n)).cached is False
     other = ResultCache()  # another process: nothing in its tier
     for n in (0, 1, 90, 5_000):
         payload = other.get(fib_query(n))
         assert payload is not MISSING
         assert payload.text == str(fib_reference(n))
-        assert services.result_get(query=fib_query(n)).cached is True
+        assert services.result_get(caller=SETUP, query=fib_query(n)).cached is True
 
 
 def test_keys_land_on_every_master_of_a_cluster(on_topology, topology):
@@ -67,11 +68,11 @@ def test_keys_land_on_every_master_of_a_cluster(on_topology, topology):
 
 def test_delete_reaches_redis_and_the_next_get_computes(on_topology):
     query = fib_query(77)
-    services.result_get(query=query)
-    assert services.result_get(query=query).cached is True
+    services.result_get(caller=SETUP, query=query)
+    assert services.result_get(caller=SETUP, query=query).cached is True
     services.result_delete(query=query)
     assert on_topology.get(query) is MISSING
-    outcome = services.result_get(query=query)
+    outcome = services.result_get(caller=SETUP, query=query)
     assert outcome.cached is False and outcome.payload.text == str(fib_reference(77))
 
 
@@ -81,7 +82,7 @@ def test_an_eviction_reaches_another_host_within_the_sync_interval(on_topology, 
     reader = PointedCache(clock=clock)
     reader.evictions.host_name += "|another-host"  # not this host's shared counter
     query = fib_query(346)
-    services.result_get(query=query)
+    services.result_get(caller=SETUP, query=query)
     assert reader.get(query) is not MISSING
     assert reader.get(query) is not MISSING  # from its tier now
     services.result_delete(query=query)
@@ -96,7 +97,7 @@ def test_a_namespace_clear_reaches_another_host(on_topology, settings):
     reader = PointedCache(clock=clock)
     reader.evictions.host_name += "|another-host"
     query = fib_query(347)
-    services.result_get(query=query)
+    services.result_get(caller=SETUP, query=query)
     assert reader.get(query) is not MISSING
     call_command("clear_cache", stdout=StringIO())
     clock.advance(settings.LOCAL_CACHE_SYNC_SECONDS)
@@ -116,7 +117,7 @@ def test_the_stampede_lock_lets_one_computation_through(on_topology):
     results = []
 
     def request() -> None:
-        results.append(services.result_get(query=query, compute=slow_compute))
+        results.append(services.result_get(caller=SETUP, query=query, compute=slow_compute))
 
     threads = [threading.Thread(target=request) for _ in range(8)]
     for thread in threads:
@@ -143,9 +144,9 @@ def test_throttle_counters_count_per_key_with_an_expiry(on_topology):
 
 def test_stats_count_every_master(on_topology, topology):
     for n in range(40):
-        services.result_get(query=fib_query(n))
+        services.result_get(caller=SETUP, query=fib_query(n))
     for n in range(40):
-        services.result_get(query=fib_query(n))
+        services.result_get(caller=SETUP, query=fib_query(n))
     on_topology.flush_stats()
     stats = on_topology.stats()
     assert stats["entries_by_kind"] == {"fib": 40}
@@ -158,7 +159,7 @@ def test_stats_count_every_master(on_topology, topology):
 
 def test_clear_cache_empties_the_namespace_on_every_master_only(on_topology, topology):
     for n in range(30):
-        services.result_get(query=fib_query(n))
+        services.result_get(caller=SETUP, query=fib_query(n))
     neighbour = on_topology.redis()
     neighbour.set("neighbour:1:fib:3", b"r2")
     try:
@@ -183,7 +184,7 @@ def test_warm_cache_fills_every_shard(on_topology, topology):
 def test_readiness_and_the_stats_command(on_topology):
     assert on_topology.ping() == (True, "ok")
     for n in range(12):
-        services.result_get(query=fib_query(n))
+        services.result_get(caller=SETUP, query=fib_query(n))
     out = StringIO()
     call_command("cache_stats", "--json", stdout=out)
     figures = json.loads(out.getvalue())

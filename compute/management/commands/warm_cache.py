@@ -10,19 +10,27 @@ of SETs. A progress bar (tqdm, on stderr) shows how far it got: plain
 text, not Django's red error style, drawn with block characters on a
 UTF-8 stream and with "=" otherwise.
 
+Every computation goes through the service's entrance as the system caller
+``warm_cache`` (``compute.admission.System``): charged to no client's budget,
+waiting for a computation slot, large ones offloaded, counted in
+``/metrics`` under its name. The kinds and their options (``--digits`` for
+pi, ``--mod`` for fib) come from the kind registry, and each end of the
+range is validated by the API's own parser and limits.
+
 Before starting, the command estimates how many decimal digits the range
-holds (fib(n) has about n * log10(phi) = 0.209 n digits; a pi double about
-17; a pi with ``--digits D`` exactly D) and refuses above ``--max-digits``
-unless ``--force``: every digit is kept in the result log, so warming
+holds (each kind's ``stored_digits`` at both ends, averaged over the range:
+exact for pi's constant sizes, within a fraction of a percent for fib(n),
+whose size grows linearly with n) and refuses above ``--max-digits`` unless
+``--force``: every digit is kept in the result log, so warming
 fib(0..1,000,000) would store about 10**11 of them.
 
     python manage.py warm_cache fib 0 10000
     python manage.py warm_cache pi 1 5000 --digits 50
+    python manage.py warm_cache fib 1 1000 --mod 1000000007
 """
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -30,31 +38,32 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from compute import services
+from compute.admission import System
 from compute.cache import result_cache
 from compute.conf import app_settings
-from compute.domain.query import FIB, KINDS, PI, InvalidQuery, ResultQuery, parse_query
+from compute.domain.kinds import registry
+from compute.domain.kinds.base import SLOTS
+from compute.domain.query import InvalidQuery, ResultQuery, parse_query
 
-# log10 of the golden ratio: fib(n) has about n times this many digits.
-FIB_DIGITS_PER_N = math.log10((1 + math.sqrt(5)) / 2)
-# Digits of a pi double as the API writes it (repr of a float).
-PI_DOUBLE_DIGITS = 17
+# Who the service is told asks (the metrics' caller label).
+CALLER = System("warm_cache")
 # Refuse, unless forced, ranges estimated above this many stored digits
 # (about 100 MB of result log; fib(0..30,000) is just under it).
 DEFAULT_MAX_DIGITS = 100_000_000
 
 
-def estimated_digits(kind: str, start: int, end: int, step: int, digits: int | None) -> int:
-    """Return an estimate of the decimal digits stored by warming ``range(start, end + 1, step)``.
+def estimated_digits(first: ResultQuery, last: ResultQuery, step: int) -> int:
+    """Return an estimate of the decimal digits stored by warming ``first.n..last.n`` by ``step``.
 
-    Exact in the count of results; fib sizes follow n * log10(phi) summed
-    over the arithmetic progression, so even a range of 10**18 values is
-    estimated in constant time.
+    The kind's ``stored_digits`` at both ends, averaged over the count of
+    results (the trapezoid rule): exact where a result's size does not
+    depend on n (pi), within 1 % where it grows linearly (fib), and constant
+    time even for a range of 10**18 values.
     """
-    count = (end - start) // step + 1
-    if kind == FIB:
-        last = start + (count - 1) * step
-        return math.ceil(FIB_DIGITS_PER_N * (start + last) * count / 2) + count
-    return count * (digits if digits is not None else PI_DOUBLE_DIGITS)
+    count = (last.n - first.n) // step + 1
+    end = ResultQuery(last.kind, first.n + (count - 1) * step, digits=last.digits, mod=last.mod)
+    costs = registry.get(first.kind)
+    return (costs.stored_digits(first) + costs.stored_digits(end)) * count // 2
 
 
 # Results per batch: large enough that round trips stop mattering, small
@@ -93,11 +102,20 @@ class Command(BaseCommand):
     help = "Compute or refill the results of KIND for n in [START, END] (inclusive)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("kind", choices=KINDS)
+        parser.add_argument("kind", choices=registry.names())
         parser.add_argument("start", help="first n (inclusive)")
         parser.add_argument("end", help="last n (inclusive)")
         parser.add_argument("--step", type=int, default=1, help="n increment (default 1)")
-        parser.add_argument("--digits", default=None, help="pi only: significant digits")
+        for slot in SLOTS:
+            owners = [kind for kind in registry.kinds() if kind.option(slot) is not None]
+            if owners:
+                option = owners[0].option(slot)
+                assert option is not None
+                parser.add_argument(
+                    f"--{slot}",
+                    default=None,
+                    help=f"{', '.join(kind.name for kind in owners)} only: {option.help}",
+                )
         parser.add_argument(
             "--max-digits",
             type=int,
@@ -114,18 +132,19 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        kind, digits_text = options["kind"], options["digits"]
+        kind = options["kind"]
+        option_texts = {slot: options.get(slot) for slot in SLOTS}
         step = options["step"]
         if step < 1:
             raise CommandError("--step must be at least 1.")
         batch_size = options["batch"]
         if batch_size < 1:
             raise CommandError("--batch must be at least 1.")
-        first = self._query(kind, options["start"], digits_text)
-        last = self._query(kind, options["end"], digits_text)
+        first = self._query(kind, options["start"], option_texts)
+        last = self._query(kind, options["end"], option_texts)
         if last.n < first.n:
             raise CommandError(f"END ({last.n}) is below START ({first.n}).")
-        estimate = estimated_digits(kind, first.n, last.n, step, first.digits)
+        estimate = estimated_digits(first, last, step)
         count = (last.n - first.n) // step + 1
         if estimate > options["max_digits"] and not options["force"]:
             raise CommandError(
@@ -148,10 +167,10 @@ class Command(BaseCommand):
             numbers = range(first.n, last.n + 1, step)
             for start in range(0, len(numbers), batch_size):
                 batch = [
-                    ResultQuery(kind, n, digits=first.digits)
+                    ResultQuery(kind, n, digits=first.digits, mod=first.mod)
                     for n in numbers[start : start + batch_size]
                 ]
-                outcome = services.results_warm(queries=batch)
+                outcome = services.results_warm(queries=batch, caller=CALLER)
                 computed += outcome.computed
                 cached += outcome.cached
                 bar.update(len(batch))
@@ -163,13 +182,18 @@ class Command(BaseCommand):
                 f"{computed:,} computed, {cached:,} already cached or logged."
             )
 
-    def _query(self, kind: str, n_text: str, digits_text: str | None) -> ResultQuery:
+    def _query(self, kind: str, n_text: str, option_texts: dict[str, str | None]) -> ResultQuery:
         """Validate one end of the range with the API's own parser and limits."""
-        if kind == FIB and digits_text is not None:
-            raise CommandError("--digits applies to pi only.")
         try:
             return parse_query(
-                kind, n_text, digits_text if kind == PI else None, limits=app_settings.limits
+                kind,
+                n_text,
+                option_texts["digits"],
+                mod_text=option_texts["mod"],
+                limits=app_settings.limits,
             )
         except InvalidQuery as exc:
-            raise CommandError(f"{exc.field}: {exc.message}") from exc
+            message = exc.message
+            if exc.field in SLOTS:
+                message = message.replace(f"{exc.field} applies", f"--{exc.field} applies")
+            raise CommandError(f"{exc.field}: {message}") from exc

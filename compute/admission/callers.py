@@ -1,0 +1,68 @@
+"""Who asks the service for a result: a client, or a named system caller.
+
+Every entrance names its caller, and the service's admission
+(``compute.admission.gate``) treats them differently:
+
+- ``Client``: a request from outside, by its identity (``compute.clients``).
+  Its computations pass the request-rate throttle (``throttle``, DRF's,
+  called once it is known that the value must be computed), are charged to
+  its digit budget and take a computation slot within its share, or are
+  refused (429/503);
+- ``System``: an explicit system caller, such as ``warm_cache`` or staff in
+  the admin (``System("admin:alice")``). It is charged to no client's budget
+  or rate, waits for a computation slot instead of being refused, has its
+  large computations offloaded like anyone's, and its work is counted per
+  caller in ``/metrics`` (``mathsite_system_computations_total``).
+
+There is no anonymous caller: the service's entrances take one as a
+required argument, so no way in can skip admission by forgetting it.
+
+    >>> Client("203.0.113.7").charged, System("warm_cache").charged
+    (True, False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """A client of the service, by identity; throttled, charged and capped."""
+
+    identity: str
+    # DRF's request-rate throttle for computing requests: raises to refuse.
+    throttle: Callable[[], None] | None = field(default=None, compare=False)
+
+    charged = True
+
+    @property
+    def slot_owner(self) -> str:
+        """Return the key its computation slots are counted under."""
+        return self.identity
+
+    def before_computing(self) -> None:
+        """Run the request-rate throttle (may raise DRF's Throttled)."""
+        if self.throttle is not None:
+            self.throttle()
+
+
+@dataclass(frozen=True, slots=True)
+class System:
+    """A named system caller (a management command, the admin's staff user)."""
+
+    name: str
+
+    charged = False
+
+    @property
+    def slot_owner(self) -> str:
+        """Return the key its computation slots are counted under."""
+        return f"system:{self.name}"
+
+    def before_computing(self) -> None:
+        """Nothing: system callers have no request rate."""
+
+
+Caller = Client | System
