@@ -175,8 +175,8 @@ def parse_query(
         {"digits": digits_text, "mod": mod_text},
         format_text,
         limits=limits,
-        owners={slot: registry.owners(slot) for slot in ("digits", "mod")},
-        integer_kinds=registry.integer_kinds(),
+        owners=registry.owners,
+        integer_kinds=registry.integer_kinds,
     )
 
 

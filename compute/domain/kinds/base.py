@@ -21,7 +21,7 @@ and ``modulus`` columns); a kind may use either slot with its own bounds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from compute.domain.query import FORMATS, InvalidQuery, Limits, ResultQuery, parse_int
@@ -127,13 +127,14 @@ class Kind:
         format_text: str | None,
         *,
         limits: Limits,
-        owners: Mapping[str, str],
-        integer_kinds: str,
+        owners: Callable[[str], str],
+        integer_kinds: Callable[[], str],
     ) -> ResultQuery:
         """Return the validated query; raise InvalidQuery naming the field and the limit.
 
-        ``owners`` names, per slot, the kinds that have it and
-        ``integer_kinds`` the kinds that take ``format`` (for the messages).
+        ``owners(slot)`` names the kinds that have an option in that slot and
+        ``integer_kinds()`` those that take ``format``: called only to word an
+        error, so a valid request pays for neither.
         """
         values: dict[str, int] = {}
         n_limit = self.n_limit
@@ -142,7 +143,7 @@ class Kind:
             if self.option(slot) is None:
                 raise InvalidQuery(
                     slot,
-                    f"{slot} applies to {owners.get(slot, 'no kind')} only; "
+                    f"{slot} applies to {owners(slot) or 'no kind'} only; "
                     f"{self.name} results are {self.nature}.",
                 )
         early = [(slot, text) for slot, text in given if self.option(slot).n_limit]
@@ -162,7 +163,7 @@ class Kind:
                 as_string = FORMATS[format_text]
         elif format_text is not None and FORMATS.get(format_text, True):
             raise InvalidQuery(
-                "format", f"format applies to {integer_kinds} only; {self.string_hint()}"
+                "format", f"format applies to {integer_kinds()} only; {self.string_hint()}"
             )
         for slot, text in late:
             option = self.option(slot)
