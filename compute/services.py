@@ -22,11 +22,13 @@ when this call did not compute. A result's identity in the log is
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -43,6 +45,41 @@ from compute.domain.query import ResultQuery
 from compute.models import ComputedResult
 
 PREVIEW_EDGE = 20
+# Retry-After of a request refused because the result log could not be
+# reached: a restart or a failover of the database takes seconds.
+LOG_RETRY_SECONDS = 5
+
+
+class LogUnavailable(Exception):
+    """The result log (the database) could not be reached or was locked.
+
+    Raised by the service before anything is half-done: nothing computed
+    is cached without its row, and a client's charge for the computation
+    is refunded (``compute.admission.gate``). The API and the form answer
+    503 with ``Retry-After``; cached hits never reach the database.
+    """
+
+    retry_after = LOG_RETRY_SECONDS
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(
+            "The result log (database) is unavailable; cached results are still served. "
+            "Retry shortly."
+        )
+        self.cause = cause
+
+
+@contextlib.contextmanager
+def _database() -> Iterator[None]:
+    """Translate a connection-level database failure (down, paused, locked) to LogUnavailable.
+
+    Programming errors (a bad query, a broken constraint) still raise as
+    they are: they are bugs, not outages.
+    """
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise LogUnavailable(exc) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +131,8 @@ def _log_rows(query: ResultQuery) -> QuerySet[ComputedResult]:
 
 
 def _log_lookup(query: ResultQuery) -> str | None:
-    return ComputedResult.objects.value_of(**identity(query))
+    with _database():
+        return ComputedResult.objects.value_of(**identity(query))
 
 
 def _log_lookup_many(queries: list[ResultQuery]) -> dict[ResultQuery, str]:
@@ -104,12 +142,13 @@ def _log_lookup_many(queries: list[ResultQuery]) -> dict[ResultQuery, str]:
         rest = tuple((name, value) for name, value in identity(query).items() if name != "n")
         groups.setdefault(rest, {})[query.n] = query
     found: dict[ResultQuery, str] = {}
-    for rest, by_n in groups.items():
-        rows = ComputedResult.objects.filter(**dict(rest), n__in=list(by_n)).values_list(
-            "n", "value"
-        )
-        for n, value in rows:
-            found[by_n[n]] = value
+    with _database():
+        for rest, by_n in groups.items():
+            rows = ComputedResult.objects.filter(**dict(rest), n__in=list(by_n)).values_list(
+                "n", "value"
+            )
+            for n, value in rows:
+                found[by_n[n]] = value
     return found
 
 
@@ -135,20 +174,37 @@ def _log_row(query: ResultQuery, text: str, compute_ms: float) -> ComputedResult
 
 
 def _computed(
-    query: ResultQuery, caller: Caller, compute: Compute | None, gate: ComputeGate
+    query: ResultQuery,
+    caller: Caller,
+    compute: Compute | None,
+    gate: ComputeGate,
+    record: Callable[[str, float], None] | None = None,
 ) -> tuple[str, float]:
-    """Compute ``query``'s result as an admitted computation of ``caller``: (text, ms)."""
+    """Compute ``query``'s result as an admitted computation of ``caller``: (text, ms).
+
+    ``record`` (the log insert) runs inside the admission, so a failure to
+    record refunds the caller's charge: nothing is charged for a result
+    that was not kept.
+    """
     with gate.admit(caller, kind=query.kind, cost=estimated_digits(query)):
         started = time.perf_counter()
         text = (compute or result_text)(query)
         compute_ms = (time.perf_counter() - started) * 1000
-    metrics.computed(query.kind, compute_ms / 1000)
+        metrics.computed(query.kind, compute_ms / 1000)
+        if record is not None:
+            record(text, compute_ms)
     return text, compute_ms
 
 
 def result_record(*, query: ResultQuery, text: str, compute_ms: float) -> None:
-    """Insert the log row of a computed result; an existing row wins (unique, race-safe)."""
-    ComputedResult.objects.bulk_create([_log_row(query, text, compute_ms)], ignore_conflicts=True)
+    """Insert the log row of a computed result; an existing row wins (unique, race-safe).
+
+    Raise LogUnavailable if the database cannot be reached (or stays locked).
+    """
+    with _database():
+        ComputedResult.objects.bulk_create(
+            [_log_row(query, text, compute_ms)], ignore_conflicts=True
+        )
 
 
 def result_cached(
@@ -208,9 +264,15 @@ def result_get(
             payload = _from_log(query, cache)
             if payload is not None:
                 return Outcome(payload, cached=True)
-        text, compute_ms = _computed(query, caller, compute, gate)
+        # The row first, then the entry: no value is cached without its row.
+        text, _ms = _computed(
+            query,
+            caller,
+            compute,
+            gate,
+            record=lambda text, ms: result_record(query=query, text=text, compute_ms=ms),
+        )
         payload = Payload.from_text(query, text)
-        result_record(query=query, text=text, compute_ms=compute_ms)
         cache.set(query, payload, lease=lease)
     return Outcome(payload, cached=False)
 
@@ -263,7 +325,8 @@ def results_warm(
             rows.append(_log_row(query, text, compute_ms))
         fills.append((query, Payload.from_text(query, text)))
     if rows:
-        ComputedResult.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+        with _database():
+            ComputedResult.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
     cache.set_many(fills)
     return WarmOutcome(computed=len(rows), cached=len(queries) - len(rows))
 
@@ -283,9 +346,11 @@ def result_delete(
     if require_cache:
         if not cache.delete(query):
             return False
-        rows.delete()
+        with _database():
+            rows.delete()
         return cache.delete(query)
-    rows.delete()
+    with _database():
+        rows.delete()
     return cache.delete(query)
 
 

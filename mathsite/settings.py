@@ -168,6 +168,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A PostgreSQL that is failing over or unreachable costs a request that
+    # must compute at most this long before its 503 (cached hits never wait).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3)
+    )
 
 # --- Cache (Redis through django-redis) -----------------------------------------
 # https://github.com/jazzband/django-redis#configure-as-cache-backend

@@ -9,10 +9,12 @@ addresses and token configured by ``METRICS_ALLOWED_IPS`` and
 
 from __future__ import annotations
 
+import sys
 import time
 
+from django.conf import settings
 from django.db import connection
-from django.db.utils import DatabaseError
+from django.db.utils import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -166,6 +168,33 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> Compa
     return CompactJsonResponse({"detail": "Not found."}, status=404)
 
 
-def server_error(request: HttpRequest) -> CompactJsonResponse:
-    """Return a JSON 500 (never Django's HTML page)."""
+# Retry-After of a request that failed because the database is down or locked.
+DATABASE_RETRY_SECONDS = 5
+DATABASE_DOWN = "The database is unavailable; cached results are still served. Retry shortly."
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Return a JSON 500 (never Django's HTML page), or a 503 if the database is the cause.
+
+    Django calls this while the exception is being handled, so it is at hand:
+    a database that is down, paused or locked (an ``OperationalError`` or
+    ``InterfaceError`` anywhere, the session and auth middleware of the admin
+    included) is not a server error but an outage, answered 503 with
+    ``Retry-After``; the admin gets a page that says so.
+    """
+    failure = sys.exc_info()[1]
+    if isinstance(failure, OperationalError | InterfaceError):
+        if request.path.startswith(f"/{settings.ADMIN_URL}"):
+            response: HttpResponse = HttpResponse(
+                f"<!doctype html><title>Database unavailable</title><h1>Database unavailable"
+                f"</h1><p>{DATABASE_DOWN}</p>",
+                status=503,
+                content_type="text/html; charset=utf-8",
+            )
+        else:
+            response = CompactJsonResponse(
+                {"detail": DATABASE_DOWN, "retry_after": DATABASE_RETRY_SECONDS}, status=503
+            )
+        response["Retry-After"] = str(DATABASE_RETRY_SECONDS)
+        return response
     return CompactJsonResponse({"detail": "Internal server error."}, status=500)

@@ -16,7 +16,9 @@ requests that got another request's result are never charged. For a
 A ``System`` caller is charged nothing and waits for a slot instead of being
 refused; its computations are counted per caller in the metrics.
 
-The block then computes and stores; nothing is charged back once it ran.
+The block then computes and records; a block that raises (the computation
+failed, or the result log could not be written) is refunded, so a client is
+charged only for results it got.
 
     >>> with compute_gate.admit(Client("203.0.113.7"), kind="fib", cost=21):   # doctest: +SKIP
     ...     text = compute(query)
@@ -87,6 +89,12 @@ class ComputeGate:
             raise
         try:
             yield
+        except BaseException:
+            # The block did not complete (the computation failed, or its row
+            # could not be written): the client is charged for nothing.
+            if charge is not None:
+                self.cache.budget.refund(charge, cost)
+            raise
         finally:
             self.slots.release(caller.slot_owner)
 

@@ -12,6 +12,7 @@ from rest_framework.views import exception_handler
 
 from compute.admission import BudgetSpent, ClientBusy, Refused
 from compute.conf import app_settings
+from compute.services import LogUnavailable
 
 
 class ResultNotFound(exceptions.NotFound):
@@ -53,8 +54,20 @@ class ComputeBusy(exceptions.APIException):
         self.wait = math.ceil(wait)
 
 
-def api_error_of(refused: Refused) -> exceptions.APIException:
-    """Return the API error that answers an admission refusal (429 or 503, with its wait)."""
+class DatabaseUnavailable(ComputeBusy):
+    """The result log (database) is down or locked: 503 with Retry-After; hits still answer."""
+
+    default_detail = (
+        "The result log (database) is unavailable; cached results are still served. Retry shortly."
+    )
+    default_code = "database_unavailable"
+
+
+def api_error_of(refused: Refused | LogUnavailable) -> exceptions.APIException:
+    """Return the API error that answers an admission refusal (429 or 503, with its wait)
+    or an unavailable result log (503)."""
+    if isinstance(refused, LogUnavailable):
+        return DatabaseUnavailable(wait=refused.retry_after)
     if isinstance(refused, BudgetSpent):
         return BudgetExceeded(wait=refused.retry_after, detail=refused.message)
     if isinstance(refused, ClientBusy):
@@ -66,7 +79,7 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response 
     """Return DRF's JSON error response, including for errors DRF leaves to Django."""
     if isinstance(exc, Http404):
         exc = ResultNotFound()
-    elif isinstance(exc, Refused):
+    elif isinstance(exc, Refused | LogUnavailable):
         exc = api_error_of(exc)
     response = exception_handler(exc, context)
     if response is None:

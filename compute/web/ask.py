@@ -97,7 +97,7 @@ def ask(params: Mapping[str, str], request: HttpRequest) -> Answer:
     except Throttled as exc:
         wait = max(1, round(exc.wait or 1))
         return Answer(status=429, errors=(str(exc.detail),), retry_after=wait)
-    except Refused as refused:
+    except (Refused, services.LogUnavailable) as refused:
         error = api_error_of(refused)
         wait = max(1, round(refused.retry_after))
         return Answer(status=error.status_code, errors=(str(error.detail),), retry_after=wait)
