@@ -44,6 +44,8 @@ from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 from compute.models import ComputedResult
 
+# Digits kept at each end of a log row's stored preview (the front page shows
+# 60 of the value, the admin's list 10 of the preview: each its own choice).
 PREVIEW_EDGE = 20
 # Retry-After of a request refused because the result log could not be
 # reached: a restart or a failover of the database takes seconds.
