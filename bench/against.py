@@ -7,8 +7,9 @@ revisions are measured in one run, interleaved, and compared round by
 round instead of against a figure from another day.
 
 How: REV is exported with ``git archive`` into a temporary folder (removed
-afterwards, also on error, Ctrl-C or SIGTERM) and served from there with
-the same Python (``sys.executable``), so its own code runs, with its own
+afterwards, also on error, Ctrl-C or SIGTERM), byte-compiled like a
+checkout that has run before, and served from there with the same Python
+(``sys.executable``), so its own code runs, with its own
 ``mathsite.server`` granian settings and its own ``make run`` plain-HTTP
 defaults (``mathsite.serve.LOCAL_DEFAULTS``), asked of its checkout in a
 subprocess. Side A is this tree (its working files, uncommitted changes
@@ -149,6 +150,21 @@ def exported(commit: str, folder: Path) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def byte_compile(checkout: Path) -> list[str]:
+    """Byte-compile the top-level packages of ``checkout``; return their names.
+
+    A fresh export has no ``__pycache__``: its granian workers would compile
+    every module as they start and come up later than the other side's,
+    which changes how the first connections spread over the workers.
+    """
+    packages = sorted(p.parent.name for p in checkout.glob("*/__init__.py"))
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", *packages],
+        cwd=checkout, capture_output=True, timeout=300, check=False,
+    )  # fmt: skip
+    return packages
 
 
 class CheckoutLauncher:
@@ -363,6 +379,8 @@ def benchmark_against(
                 folder / "data-B", redis.url(REDIS_DB["B"]), local_defaults=probe["local_defaults"]
             )
             run.prepare_mathsite(env_a, folder / "prepare-A.log")
+            for where in (BASE_DIR, checkout):
+                byte_compile(where)
             try:
                 run.prepare_mathsite(env_b, folder / "prepare-B.log", base_dir=checkout)
             except RuntimeError as exc:

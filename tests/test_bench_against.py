@@ -64,6 +64,9 @@ def test_export_holds_the_revisions_files_and_is_removed_afterwards(tmp_path):
         )
         assert (checkout / "manage.py").exists()
         assert not (checkout / ".git").exists()
+        assert not (checkout / "mathsite" / "__pycache__").exists()
+        assert {"compute", "mathsite"} <= set(against.byte_compile(checkout))
+        assert list((checkout / "mathsite" / "__pycache__").glob("server.*.pyc"))
     assert not folder.exists()
     with pytest.raises(KeyboardInterrupt), against.exported("HEAD", folder):
         assert (folder / "manage.py").exists()
@@ -159,6 +162,13 @@ def test_report_names_both_revisions_and_gives_the_figures():
     assert "p99 **0.825x**" in text
     assert "| 2 | B A floor | 29,800 | 28,400 | 1.049x | 7.90 | 7.20 | 40,000 | up to 4% |" in text
     assert "granian settings, the same for A and B: `GRANIAN_WORKERS=2`." in text
+    assert "Django still answered" not in text
+    results = _results()
+    results["against"]["rounds"][1]["cells"]["B"]["check"] = {
+        "front_answered": False, "logged_by_django": 2
+    }  # fmt: skip
+    text = report.render_against_markdown(results)
+    assert "before the measured run): round 2 B (2)." in text
 
 
 def test_default_output_folders():
