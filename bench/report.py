@@ -846,7 +846,13 @@ def render_against_markdown(results: dict[str, Any]) -> str:
         "",
         f"Generated {meta['finished']} by `{meta['command']}` ({meta['mode']} mode) in "
         f"{meta.get('total_s', '?')} s. Machine: {meta['cpu_count']} CPUs ({meta['cpu_model']}), "
-        f"Python {meta['python']}, load generator: {meta['load_tool']}.",
+        f"Python {meta['python']}, load generator: {meta['load_tool']}."
+        + (
+            f" Before the first round other processes used {quiet:.0%} of the CPUs "
+            "(`--wait-quiet` waits for them to go below 15 %)."
+            if (quiet := meta.get("foreign_fraction_before_start")) is not None
+            else ""
+        ),
         "",
         f"## Side by side: {labels['A']} against {labels['B']}",
         "",

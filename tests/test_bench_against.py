@@ -153,6 +153,7 @@ def _results() -> dict:
 def test_report_names_both_revisions_and_gives_the_figures():
     text = report.render_against_markdown(_results())
     assert "## Side by side: abc1234+dirty against HEAD~1 (def5678)" in text
+    assert "Before the first round" not in text  # no --wait-quiet: nothing measured
     assert "+dirty: with uncommitted changes" in text
     assert "`wrk -t2 -c32 -d6s --latency`" in text
     assert "| A | abc1234+dirty | 30,500 | 0.50 | 6.60 | 0.744x | 3, 0 |" in text
@@ -167,8 +168,10 @@ def test_report_names_both_revisions_and_gives_the_figures():
     results["against"]["rounds"][1]["cells"]["B"]["check"] = {
         "front_answered": False, "logged_by_django": 2
     }  # fmt: skip
+    results["meta"]["foreign_fraction_before_start"] = 0.128
     text = report.render_against_markdown(results)
     assert "before the measured run): round 2 B (2)." in text
+    assert "Before the first round other processes used 13% of the CPUs" in text
 
 
 def test_default_output_folders():
