@@ -63,7 +63,10 @@ lint: install-dev
 # report and plots in bench/results/. Not part of `make test`. wrk is the load
 # generator (apt-get install -y wrk); without it a slower Python one is used.
 # BENCH_ARGS=--smoke runs every stage at tiny sizes; BENCH_ARGS="--only serving"
-# runs one stage (report in bench/results/only-serving/).
+# runs one stage (report in bench/results/only-serving/). BENCH_ARGS="--against REV"
+# serves this tree and git revision REV on granian in alternating rounds (--rounds N,
+# default 3) and compares cached-hit req/s and p99 (bench/against.py; report in
+# bench/results/against-<rev>/).
 .PHONY: bench install-bench
 $(VENV)/.bench: $(VENV)/.runtime requirements-bench.txt
 	$(BIN)/python -m pip install -q -r requirements-bench.txt

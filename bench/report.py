@@ -828,3 +828,107 @@ def notes_for(results: dict[str, Any]) -> list[str]:
         last = text.strip().splitlines()[-1] if text.strip() else text
         notes.append(f"stage {name} FAILED: {last}")
     return notes
+
+
+def _times(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f}x"
+
+
+def render_against_markdown(results: dict[str, Any]) -> str:
+    """Return the report of ``--against`` (``bench.against``): one side-by-side section."""
+    meta, against = results["meta"], results["against"]
+    summary, labels = against["summary"], against["labels"]
+    sides = summary["sides"]
+    rounds = against["rounds"]
+    dirty = "; +dirty: with uncommitted changes" if labels["A"].endswith("+dirty") else ""
+    out = [
+        "# mathsite benchmark report",
+        "",
+        f"Generated {meta['finished']} by `{meta['command']}` ({meta['mode']} mode) in "
+        f"{meta.get('total_s', '?')} s. Machine: {meta['cpu_count']} CPUs ({meta['cpu_model']}), "
+        f"Python {meta['python']}, load generator: {meta['load_tool']}."
+        + (
+            f" Before the first round other processes used {quiet:.0%} of the CPUs "
+            "(`--wait-quiet` waits for them to go below 15 %)."
+            if (quiet := meta.get("foreign_fraction_before_start")) is not None
+            else ""
+        ),
+        "",
+        f"## Side by side: {labels['A']} against {labels['B']}",
+        "",
+        f"A is this tree ({labels['A']}{dirty}); B is `{against['rev']}` = "
+        f"{against['commit'][:12]}, exported with `git archive` and served "
+        "from its own folder by the same Python, with its own granian settings "
+        "(`mathsite.server`) and `make run` defaults. Each side has its own data folder and "
+        "its own database on one dedicated Redis. "
+        f"`GET {against['path']}` answered from the cache on granian ({against['workers']} "
+        f"workers, unpinned), `wrk -t{against['threads']} -c{against['connections']} "
+        f"-d{against['seconds']:g}s --latency` once per side per round after a warm-up "
+        f"({against['warmup_seconds']:g} s of wrk and a few requests per worker); "
+        f"{len(rounds)} round(s), the order alternating (A B, then B A) to cancel drift, the "
+        "constant WSGI app on this tree's granian settings last in each round as the ceiling. "
+        "Figures are medians over the rounds.",
+        "",
+        "| side | revision | req/s | p50 ms | p99 ms | of the constant app | errors, non-2xx |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for key in ("A", "B", "floor"):
+        side = sides[key]
+        share = summary["of_floor"].get(key, 1.0)
+        out.append(
+            f"| {key} | {labels[key]} | {side['requests_per_second']:,.0f} | "
+            f"{_fmt(side['p50_ms'])} | {_fmt(side['p99_ms'])} | {_times(share)} | "
+            f"{side['errors']}, {side['non_2xx']} |"
+        )
+    per_round = ", ".join(_times(r) for r in summary["round_throughput_ratios"])
+    per_round_p99 = ", ".join(_times(r) for r in summary["round_p99_ratios"])
+    out += [
+        "",
+        f"A / B: throughput **{_times(summary['throughput_ratio'])}** (rounds: {per_round}), "
+        f"p99 **{_times(summary['p99_ratio'])}** (rounds: {per_round_p99}). Throughput above "
+        "1x and p99 below 1x mean A is the faster; the spread of the rounds' ratios is the "
+        "noise to read a difference against.",
+        "",
+        "| round | order | A req/s | B req/s | A/B | A p99 ms | B p99 ms | constant app req/s "
+        "| others' CPU |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for number, r in enumerate(rounds):
+        cells = r["cells"]
+        ratio = summary["round_throughput_ratios"][number]
+        foreign = max(c.get("foreign_fraction", 0.0) for c in cells.values())
+        out.append(
+            f"| {r['round']} | {' '.join(r['order'])} | "
+            f"{cells['A']['requests_per_second']:,.0f} | {cells['B']['requests_per_second']:,.0f} "
+            f"| {_times(ratio)} | {_fmt(cells['A']['p99_ms'])} | {_fmt(cells['B']['p99_ms'])} | "
+            f"{cells['floor']['requests_per_second']:,.0f} | up to {foreign:.0%} |"
+        )
+    out += [
+        "",
+        "Others' CPU: the largest share of the machine's CPU time that processes outside the "
+        "benchmark used during one of the round's measurements.",
+        "",
+    ]
+    settings = against.get("granian_settings", {})
+    if settings:
+        if settings.get("A") == settings.get("B"):
+            text = ", ".join(f"`{k}={v}`" for k, v in settings["A"].items())
+            out += [f"granian settings, the same for A and B: {text}.", ""]
+        else:
+            for key in ("A", "B"):
+                text = ", ".join(f"`{k}={v}`" for k, v in settings.get(key, {}).items())
+                out += [f"granian settings of {key}: {text}.", ""]
+    unlearned = [
+        f"round {r['round']} {key} ({c['check']['logged_by_django']})"
+        for r in rounds
+        for key, c in r["cells"].items()
+        if c.get("check", {}).get("front_answered") is False
+    ]
+    if unlearned:
+        out += [
+            "After the warm-up, Django still answered some of the check's requests (a worker "
+            "whose WSGI front had not yet seen two hits; those requests teach it, before the "
+            f"measured run): {', '.join(unlearned)}.",
+            "",
+        ]
+    return "\n".join(out)

@@ -15,6 +15,8 @@ everything (also on error or Ctrl-C), then writes ``results.json``,
     python -m bench.run --only fib_mod  # fib(10**18) mod 10**18, cold and cached (a minute)
     python -m bench.run --only serving  # one stage (or a comma-separated few), writes
                                         # bench/results/only-serving/ (about 7 minutes)
+    python -m bench.run --against HEAD~3  # this tree's serving figures beside another
+                                          # revision's, interleaved (bench.against)
 
 On a machine with two or more cores the servers are pinned to the upper
 half of the cores and the load generator, the runner and Redis to the lower
@@ -51,7 +53,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -98,8 +100,11 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def source_revision() -> str:
-    """Return the git commit of the code measured, marked "+changes" if the tree differs."""
+def source_revision(dirty_mark: str = " +uncommitted changes") -> str:
+    """Return the git commit of the code measured, with ``dirty_mark`` if the tree differs.
+
+    Uncommitted changes under ``bench/results`` (a run's own output) do not count.
+    """
     try:
         commit = subprocess.run(
             ["git", "-C", str(BASE_DIR), "rev-parse", "--short", "HEAD"],
@@ -112,7 +117,7 @@ def source_revision() -> str:
         ).stdout.strip()  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
-    return commit + (" +uncommitted changes" if status else "")
+    return commit + (dirty_mark if status else "")
 
 
 def base_env() -> dict[str, str]:
@@ -120,10 +125,16 @@ def base_env() -> dict[str, str]:
     return {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
 
 
-def mathsite_env(data: Path, redis_url: str) -> dict[str, str]:
-    """Return mathsite's environment: shipped defaults, local plain-HTTP settings, bench Redis."""
+def mathsite_env(
+    data: Path, redis_url: str, *, local_defaults: Mapping[str, str] = LOCAL_DEFAULTS
+) -> dict[str, str]:
+    """Return mathsite's environment: shipped defaults, local plain-HTTP settings, bench Redis.
+
+    ``local_defaults`` are ``make run``'s plain-HTTP settings (``mathsite.serve``);
+    another checkout passes its own.
+    """
     env = base_env()
-    env.update(LOCAL_DEFAULTS)
+    env.update(local_defaults)
     env.update(
         {
             "DEBUG": "false",
@@ -138,14 +149,17 @@ def mathsite_env(data: Path, redis_url: str) -> dict[str, str]:
     return env
 
 
-def prepare_mathsite(env: dict[str, str], log: Path) -> None:
-    """Apply migrations and collect static files, as ``make run`` does."""
+def prepare_mathsite(env: dict[str, str], log: Path, *, base_dir: Path = BASE_DIR) -> None:
+    """Apply migrations and collect static files, as ``make run`` does, with checkout ``base_dir``.
+
+    Raise RuntimeError (with the end of the log) if a command fails.
+    """
     Path(env["MATHSITE_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
-    manage = [sys.executable, str(BASE_DIR / "manage.py")]
+    manage = [sys.executable, str(base_dir / "manage.py")]
     for args in (["migrate", "--noinput"], ["collectstatic", "--noinput", "-v", "0"]):
         with log.open("ab") as handle:
             done = subprocess.run(
-                [*manage, *args], env=env, cwd=BASE_DIR, stdout=handle, stderr=subprocess.STDOUT,
+                [*manage, *args], env=env, cwd=base_dir, stdout=handle, stderr=subprocess.STDOUT,
                 check=False, timeout=300,
             )  # fmt: skip
         if done.returncode:
@@ -427,9 +441,39 @@ def main(argv: list[str] | None = None) -> int:
         help="blocking threads per granian worker in the serving stage "
         "(default: mathsite's own default)",
     )
+    parser.add_argument(
+        "--against",
+        default=None,
+        metavar="REV",
+        help="serve this tree and git revision REV on granian, interleaved, and compare their "
+        "cached-hit throughput and p99 (bench.against; writes bench/results/against-<rev>/)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="rounds of --against (default 3, 1 with --smoke)",
+    )
     args = parser.parse_args(argv)
+    if args.against is None and args.rounds is not None:
+        parser.error("--rounds goes with --against")
+    if args.against is not None and args.only:
+        parser.error("--against measures the serving figures only; it takes no --only")
+    if args.rounds is not None and args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     # SIGTERM unwinds like Ctrl-C, so every server started is stopped on the way out.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
+    given = sys.argv[1:] if argv is None else argv
+    wait_quiet = args.wait_quiet if args.wait_quiet is not None else (0 if args.smoke else 300)
+    if args.against is not None:
+        from . import against  # here, not at the top: bench.against builds on this module
+
+        return against.main(
+            rev=args.against, rounds=args.rounds, smoke=args.smoke, out=args.out,
+            wait_quiet=wait_quiet, keep=args.keep, blocking_threads=args.granian_blocking_threads,
+            command=" ".join(["python -m bench.run", *given]),
+        )  # fmt: skip
     config = stages.Config.smoke_config() if args.smoke else stages.Config()
     config.load_tool = args.load
     config.granian_blocking_threads = args.granian_blocking_threads
@@ -437,7 +481,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.only and not args.out:  # a partial run never replaces the full run's report
         out = out / ("only-" + "-".join(s for s in STAGES if s in args.only))
     started = time.monotonic()
-    wait_quiet = args.wait_quiet if args.wait_quiet is not None else (0 if args.smoke else 300)
     do_profile = args.profile if args.profile is not None else not args.smoke
     results = benchmark(
         config,
@@ -447,7 +490,6 @@ def main(argv: list[str] | None = None) -> int:
         wait_quiet=wait_quiet,
         only=args.only,
     )
-    given = sys.argv[1:] if argv is None else argv
     results["meta"].update(
         {
             "command": " ".join(["python -m bench.run", *given]),

@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 from mathsite import embedded_redis
 from mathsite import server as mathsite_server
@@ -233,6 +234,14 @@ class Gunicorn(_WebServer):
         self.stop(signal.SIGQUIT, wait=5)
 
 
+class Launcher(Protocol):
+    """How a checkout starts granian: the two functions of its ``mathsite.server``."""
+
+    def server_environment(self, env: dict[str, str]) -> dict[str, str]: ...
+
+    def command(self, application: str) -> list[str]: ...
+
+
 class Granian(_WebServer):
     """granian (WSGI interface) serving ``app`` on 127.0.0.1:port, as mathsite serves in production.
 
@@ -243,7 +252,8 @@ class Granian(_WebServer):
     comparison runs 2); ``blocking_threads`` overrides mathsite's default
     threads per worker when given. ``metrics_dir``, when given, is emptied
     and used as the Prometheus multi-process folder (as ``mathsite.server``
-    provides one).
+    provides one). ``launcher`` supplies those two functions: by default this
+    tree's ``mathsite.server``; ``bench.against`` passes another checkout's.
     """
 
     kind = "granian"
@@ -260,10 +270,12 @@ class Granian(_WebServer):
         cpus: Sequence[int] | None = None,
         base_dir: Path = BASE_DIR,
         metrics_dir: Path | None = None,
+        launcher: Launcher = mathsite_server,
     ) -> None:
         super().__init__(name, app, env=env, log=log, workers=workers, cpus=cpus, base_dir=base_dir)
         self.blocking_threads = blocking_threads
         self.metrics_dir = metrics_dir
+        self.launcher = launcher
 
     def environment(self) -> dict[str, str]:
         """Return ``env`` with mathsite's granian settings, this worker count and address."""
@@ -271,7 +283,7 @@ class Granian(_WebServer):
         env["GRANIAN_WORKERS"] = str(self.workers)
         if self.blocking_threads is not None:
             env["GRANIAN_BLOCKING_THREADS"] = str(self.blocking_threads)
-        env = mathsite_server.server_environment(env)
+        env = self.launcher.server_environment(env)
         env["GRANIAN_HOST"] = "127.0.0.1"
         env["GRANIAN_PORT"] = str(self.port)
         if self.metrics_dir is not None:
@@ -284,7 +296,7 @@ class Granian(_WebServer):
 
     def command(self) -> list[str]:
         """Return mathsite's granian command line for ``app``, pinned to ``cpus``."""
-        return pinned(mathsite_server.command(self.app), self.cpus)
+        return pinned(self.launcher.command(self.app), self.cpus)
 
     def start(self) -> None:
         if self.metrics_dir is not None:

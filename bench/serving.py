@@ -39,8 +39,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mathsite import server as mathsite_server
+
 from . import client, load, machine
-from .servers import Granian, Gunicorn, RedisServer, set_affinity
+from .servers import BASE_DIR, Granian, Gunicorn, Launcher, RedisServer, set_affinity
 from .stages import Config
 from .stats import median
 
@@ -92,13 +94,20 @@ def make_server(
     workers: int,
     cpus: Sequence[int] | None,
     blocking_threads: int | None,
+    base_dir: Path = BASE_DIR,
+    launcher: Launcher = mathsite_server,
 ) -> Granian | Gunicorn:
-    """Return the (not yet started) server of one combination, logging into ``folder``."""
+    """Return the (not yet started) server of one combination, logging into ``folder``.
+
+    ``base_dir`` and ``launcher`` name the checkout whose code granian serves
+    and whose ``mathsite.server`` settings it runs with (``bench.against``).
+    """
     log = folder / f"serving-{server}-{app}.log"
     if server == "granian":
         return Granian(
             f"{app} on granian", APPS[app], env=env, log=log, workers=workers,
             blocking_threads=blocking_threads, cpus=cpus, metrics_dir=folder / f"metrics-{app}",
+            base_dir=base_dir, launcher=launcher,
         )  # fmt: skip
     return Gunicorn(f"{app} on gunicorn", APPS[app], env=env, log=log, workers=workers, cpus=cpus)
 
@@ -157,7 +166,7 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _measure(
+def measure(
     cfg: Config,
     web: Granian | Gunicorn,
     app: str,
@@ -167,7 +176,10 @@ def _measure(
     label: str,
     log: Callable[[str], None],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Start ``web``, warm it, run wrk ``repeats`` times, stop it; return (check, summary)."""
+    """Start ``web``, warm it, run wrk ``repeats`` times, stop it; return (check, summary).
+
+    The summary holds medians of requests/s, p50 and p99 over the runs.
+    """
 
     def run(seconds: float) -> load.LoadResult:
         return load.run_wrk(
@@ -313,7 +325,7 @@ def stage_serving(
                     cpus=web_cpus, blocking_threads=cfg.granian_blocking_threads,
                 )  # fmt: skip
                 key = cell(server, app)
-                check, summary = _measure(
+                check, summary = measure(
                     cfg, web, app, path, load_cpus, headers, f"{name:10} {key:17}", log
                 )
                 result["checks"][f"{name} {key}"] = check
