@@ -10,8 +10,8 @@ Clients ask for the same URLs with the same headers again and again, so the
 front keeps each answer by everything in the request that decides it:
 ``RequestKey``. A kept answer is sent again only while
 
-- no setting changed: it was kept under the same ``app_settings.limits``
-  object, which the settings gateway builds anew after any change;
+- no setting changed: it was kept under the current settings generation
+  (``app_settings.generation``, bumped by every change);
 - the site headers trusted for its status and scheme are the very tuple it
   was sent with (``SiteHeaders`` replaces the tuple when they change);
 - this process's tier still holds the very payload it was built from and

@@ -128,7 +128,7 @@ class ResultFront:
     def answer(self, environ: dict) -> tuple[Route, hit.Reply, hit.Headers] | None:
         """Return (route, reply, site headers) for a hit or 304 this front may send, or None."""
         secure = self.is_secure(environ)
-        epoch = app_settings.limits
+        epoch = app_settings.generation
         key = kept.request_key(environ, secure) if environ["REQUEST_METHOD"] == "GET" else None
         if key is not None:
             found = self.kept.get(key, epoch)
@@ -174,14 +174,14 @@ class ResultFront:
     def resolve(self, environ: dict) -> tuple[Route, ResultQuery] | None:
         """Return the route and valid query a request names, or None (not a result, or invalid).
 
-        Remembered per (path, query string) while the limits stay the same:
+        Remembered per (path, query string) while no setting changes:
         clients ask for the same few URLs again and again, and matching plus
         validating them is a fifth of a hit's work. Only valid results are
         remembered, at most ``_MAX_RESOLVED`` of them.
         """
         key = (environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""))
-        limits = app_settings.limits  # the epoch: under other limits, validated again
-        found = self._resolved.get(key, limits)
+        epoch = app_settings.generation  # after any setting change, validated again
+        found = self._resolved.get(key, epoch)
         if found is None:
             matched = self.matcher.match(key[0])
             if matched is None:
@@ -190,7 +190,7 @@ class ResultFront:
             if query is None:
                 return None
             found = (matched[0], query)
-            self._resolved.put(key, limits, found)
+            self._resolved.put(key, epoch, found)
         return found
 
     def lookup(self, query: ResultQuery) -> services.Outcome | None:

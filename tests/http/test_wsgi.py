@@ -365,6 +365,17 @@ def test_remembered_urls_are_validated_again_when_a_limit_changes(apps, settings
     assert django.calls == calls + 1
 
 
+def test_kept_answers_are_decided_again_after_any_setting_change(apps, settings):
+    """Not only a limit: a changed ALLOWED_HOSTS is a new settings generation too."""
+    fast, django = apps
+    learn(fast, "/api/fib/89/")
+    assert call(fast, "/api/fib/89/")[0].startswith("200")  # kept now
+    calls = django.calls
+    settings.ALLOWED_HOSTS = ["elsewhere.example"]
+    assert call(fast, "/api/fib/89/")[0].startswith("400")  # Django refuses the host
+    assert django.calls == calls + 1
+
+
 def test_a_repeated_hit_is_sent_from_its_kept_answer(apps, monkeypatch):
     """Validated once: later identical requests skip matching and validating
     (``compute.http.kept``), and get the same bytes; what differs is decided again."""
