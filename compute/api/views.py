@@ -36,7 +36,8 @@ from compute.api.serializers import (
     ResultLogItemSerializer,
     ResultQuerySerializer,
 )
-from compute.api.throttling import ComputeRateThrottle, client_id
+from compute.api.throttling import ComputeRateThrottle
+from compute.clients import client_id
 from compute.domain.convergence import convergence_etag
 from compute.domain.query import FIB, PI
 from compute.http import hit
