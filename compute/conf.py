@@ -7,7 +7,10 @@ reads several settings per request) and forgets it all whenever Django's
 ``setting_changed`` signal says a setting changed. Objects that must be built from settings (the
 process's result cache) register a reset with ``on_change`` and are built
 again, lazily, after one of the settings they name changes, the way DRF's
-``api_settings`` reloads on Django's ``setting_changed`` signal.
+``api_settings`` reloads on Django's ``setting_changed`` signal. What is
+derived from settings and remembered elsewhere (the WSGI front's memo)
+records ``app_settings.generation``, a number that grows with every
+change, and is stale once the number moved on.
 
     >>> app_settings.limits.fib_max_n == settings.FIB_MAX_N
     True
@@ -34,6 +37,9 @@ class AppSettings:
     """Typed, read-at-use access to the settings of ``mathsite/settings.py`` that the app uses."""
 
     cache_alias = "default"
+    # Bumped by every setting change (``_setting_changed``), never reset: an
+    # integer to compare, not the identity of some object rebuilt on change.
+    generation: int = 0
 
     @property
     def limits(self) -> Limits:
@@ -103,8 +109,13 @@ class AppSettings:
         return value
 
     def forget(self) -> None:
-        """Drop every kept value: the next reads go to django.conf.settings again."""
-        self.__dict__.clear()
+        """Drop every kept value: the next reads go to django.conf.settings again.
+
+        ``generation`` is kept: only ``_setting_changed`` moves it on.
+        """
+        for name in list(self.__dict__):
+            if name != "generation":
+                self.__dict__.pop(name, None)
 
 
 app_settings = AppSettings()
@@ -118,7 +129,10 @@ def on_change(names: frozenset[str] | set[str], reset: Callable[[], None]) -> No
 
 
 def _setting_changed(*, setting: str, **kwargs: Any) -> None:
+    # Forget first, then bump: whoever reads the new generation reads the new
+    # values too; whoever read the old one stored under a generation now past.
     app_settings.forget()
+    app_settings.generation += 1
     for names, reset in _resets:
         if setting in names:
             reset()

@@ -118,12 +118,11 @@ class RequestMiddleware:
         from django.conf import settings
 
         from compute import metrics
-
-        from .security import client_ip
+        from compute.clients import client_address
 
         self.get_response = get_response
         self.metrics = metrics
-        self.client_ip = client_ip
+        self.client_ip = client_address
         self.log_requests = settings.REQUEST_LOG
         self.static_prefix = "/" + settings.STATIC_URL.lstrip("/")
 

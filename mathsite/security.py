@@ -1,10 +1,8 @@
-"""Who the client is, and the admin's login throttle (django-axes) built on it.
+"""The admin's login throttle (django-axes) and the guard of ``/metrics``.
 
-``client_ip`` is the one definition of a client's address: the socket's
-address, or, behind ``NUM_PROXIES`` trusted proxies, the address that many
-hops from the right of ``X-Forwarded-For`` (what DRF's throttles use too).
-Trusting the header without knowing how many proxies wrote it would let a
-client pick a fresh address on every request.
+Who a client is is defined once, in ``compute.clients`` (``client_id``:
+the address the proxies report, ``NUM_PROXIES``, counted per IPv6 /64 and
+IPv4-mapped as IPv4); axes locks out by it (``AXES_CLIENT_IP_CALLABLE``).
 
 ``metrics_access_allowed`` guards ``/metrics``: a direct connection from
 ``METRICS_ALLOWED_IPS`` (addresses or networks), or a request carrying
@@ -29,20 +27,9 @@ from axes.backends import AxesStandaloneBackend
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
-from rest_framework.settings import api_settings
 
-
-def client_ip(request: HttpRequest) -> str:
-    """Return the client's address, trusting ``X-Forwarded-For`` only as far as NUM_PROXIES."""
-    remote = request.META.get("REMOTE_ADDR", "")
-    proxies = api_settings.NUM_PROXIES or 0
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
-    if proxies <= 0 or not forwarded:
-        return remote
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    if not hops:
-        return remote
-    return hops[-min(proxies, len(hops))]
+from compute.clients import client_address
+from compute.domain.clients import parse_address
 
 
 @functools.cache
@@ -69,13 +56,12 @@ def metrics_access_allowed(request: HttpRequest) -> bool:
         ):
             return True
     if "HTTP_X_FORWARDED_FOR" in request.META:
+        return False  # relayed: whatever NUM_PROXIES says, judged by the token only
+    # The address itself, not the client it counts as (an IPv6 /64): an
+    # allowed ::1 must not let in the rest of ::/64. IPv4-mapped is IPv4.
+    address = parse_address(client_address(request))
+    if address is None:
         return False
-    try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # an IPv4 client of a dual-stack socket
     return any(address in network for network in _networks(tuple(settings.METRICS_ALLOWED_IPS)))
 
 

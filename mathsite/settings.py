@@ -358,6 +358,17 @@ REST_FRAMEWORK = {
     "URL_FORMAT_OVERRIDE": None,
 }
 
+# Who a client is (compute.clients) for the throttle, the digit budget, the
+# compute slots and the login lock-out: the address NUM_PROXIES picks, an
+# IPv4-mapped IPv6 address as IPv4, and an IPv6 address together with the rest
+# of its network of this many bits (one host may take any address of its /64).
+CLIENT_IPV6_PREFIX = env.int("CLIENT_IPV6_PREFIX", default=64)
+if not 1 <= CLIENT_IPV6_PREFIX <= 128:
+    raise ImproperlyConfigured(
+        f"CLIENT_IPV6_PREFIX={CLIENT_IPV6_PREFIX}: set it to the bits of an IPv6 network "
+        "that count as one client, from 1 to 128 (default 64: a host's /64)."
+    )
+
 # --- API schema (drf-spectacular) ----------------------------------------------------
 # https://drf-spectacular.readthedocs.io/en/latest/settings.html
 
@@ -440,9 +451,10 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
-# The same client address as DRF's throttle (NUM_PROXIES above): behind a
-# proxy, NUM_PROXIES must be set, or every client has the proxy's address.
-AXES_CLIENT_IP_CALLABLE = "mathsite.security.client_ip"
+# The same client as the compute throttle, budget and slots (compute.clients:
+# NUM_PROXIES above, CLIENT_IPV6_PREFIX below): behind a proxy, NUM_PROXIES
+# must be set, or every client has the proxy's address.
+AXES_CLIENT_IP_CALLABLE = "compute.clients.client_id"
 
 # --- Metrics (Prometheus) ------------------------------------------------------------
 

@@ -168,6 +168,18 @@ def test_metrics_are_not_public(settings):
     assert "METRICS_ALLOWED_IPS" in body["detail"]
 
 
+def test_metrics_addresses_are_addresses_not_clients(settings):
+    """A client is an IPv6 /64; an allowed address is one address, not its neighbours."""
+    settings.METRICS_ALLOWED_IPS = ["2001:db8::1"]
+    client = Client()
+    assert client.get("/metrics", REMOTE_ADDR="2001:db8::1").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="2001:db8::2").status_code == 403
+    # Behind a trusted proxy the header names the client, still never by address here.
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    relayed = {"REMOTE_ADDR": "2001:db8::1", "HTTP_X_FORWARDED_FOR": "2001:db8::1"}
+    assert client.get("/metrics", **relayed).status_code == 403
+
+
 def test_metrics_token(settings):
     settings.METRICS_ALLOWED_IPS = []
     settings.METRICS_TOKEN = "s3cret-scrape-token"

@@ -87,6 +87,7 @@ def test_bad_values_are_refused_with_what_to_set(tmp_path):
         ("CACHE_MAX_ENTRY_BYTES", "1MB", "CACHE_MAX_ENTRY_BYTES='1MB' is not a positive number"),
         ("FIB_MOD_MAX_N", str(2**63), "FIB_MOD_MAX_N=9223372036854775808: set it between 1"),
         ("FIB_MOD_MAX_M", "0", "FIB_MOD_MAX_M=0: set it between 1 and 9223372036854775807"),
+        ("CLIENT_IPV6_PREFIX", "129", "CLIENT_IPV6_PREFIX=129: set it to the bits of an IPv6"),
     ]:
         result = run_django(tmp_path, {**PRODUCTION, name: value}, "-c", SETUP)
         assert result.returncode != 0, name
@@ -222,6 +223,20 @@ def test_behind_a_proxy_num_proxies_keeps_clients_apart(client, settings, fast_h
     assert _fail(client, "alice", "127.0.0.1", limit, **attacker)[-1] == 429
     assert _log_in("alice", "127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9") == 302
     assert _log_in("alice", "127.0.0.1", **attacker) == 429
+
+
+@pytest.mark.django_db
+def test_the_lockout_knows_a_client_by_its_ipv4_address_or_its_ipv6_slash_64(
+    client, settings, fast_hashing
+):
+    """The client of the throttle and the budget (``compute.clients.client_id``)."""
+    User.objects.create_user("alice", password="right-horse-battery", is_staff=True)
+    limit = settings.AXES_FAILURE_LIMIT
+    assert _fail(client, "alice", "::ffff:198.51.100.7", limit)[-1] == 429
+    assert _log_in("alice", "198.51.100.7") == 429  # the same IPv4 client, unmapped
+    assert _fail(client, "alice", "2001:db8:1:2::1", limit)[-1] == 429
+    assert _log_in("alice", "2001:db8:1:2:aaaa:bbbb:cccc:dddd") == 429  # the same /64
+    assert _log_in("alice", "2001:db8:1:3::1") == 302  # another /64: another client
 
 
 @pytest.mark.django_db

@@ -15,14 +15,14 @@ The counter is a fixed window in Redis (one INCR with an expiry per
 computing request) rather than DRF's sliding history, whose stored list
 grows with the rate: at the default rate a history of thousands of
 timestamps would be read and written per request. The client is
-identified by DRF's ``get_ident`` (``REMOTE_ADDR``, or ``X-Forwarded-For``
-behind ``NUM_PROXIES`` trusted proxies). Over the rate the response is 429
+``compute.clients.client_id`` (``REMOTE_ADDR``, or ``X-Forwarded-For``
+behind ``NUM_PROXIES`` trusted proxies; an IPv6 /64 is one client), which
+is also this throttle's ``get_ident``. Over the rate the response is 429
 with ``Retry-After`` (whole seconds to the window's end) and
 ``retry_after`` in the body.
 
 Beside this request rate, ``compute.admission`` bounds the work itself
-(digits per hour, computations at once) for the same client identity
-(``client_id``).
+(digits per hour, computations at once) for the same client identity.
 
 With Redis down the counter cannot be kept, and requests are let through
 rather than refused: the service stays available, the cache's breaker has
@@ -41,14 +41,8 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from compute.cache import ResultCache, result_cache
+from compute.clients import client_id
 from compute.domain.rates import parse_rate
-
-
-def client_id(request: Request) -> str:
-    """Return the client's identity as the throttle sees it (``REMOTE_ADDR``, or
-    ``X-Forwarded-For`` behind ``NUM_PROXIES`` trusted proxies): the one definition,
-    shared by the request throttle and the digit budget."""
-    return BaseThrottle().get_ident(request)
 
 
 class ComputeRateThrottle(BaseThrottle):
@@ -63,13 +57,17 @@ class ComputeRateThrottle(BaseThrottle):
         self.num_requests, self.duration = parse_rate(rate) if rate else (None, 0)
         self._wait = 0.0
 
+    def get_ident(self, request: Request) -> str:
+        """Return who the client is: ``compute.clients.client_id``, not DRF's own reading."""
+        return client_id(request)
+
     def allow_request(self, request: Request, view: APIView) -> bool:
         """Count this request in the client's window; False once the window is full."""
         if self.num_requests is None:
             return True
         now = self.timer()
         window = int(now // self.duration)
-        key = f"throttle:{self.scope}:{client_id(request)}:{window}"
+        key = f"throttle:{self.scope}:{self.get_ident(request)}:{window}"
         count = self.cache.count_hit(key, self.duration)
         if count is None:  # Redis unreachable: let the request through
             return True

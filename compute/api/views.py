@@ -32,7 +32,8 @@ from compute.admission import Client
 from compute.api.exceptions import CacheUnavailable
 from compute.api.permissions import CanDeleteResults
 from compute.api.serializers import ResultQuerySerializer, log_item_serializer
-from compute.api.throttling import ComputeRateThrottle, client_id
+from compute.api.throttling import ComputeRateThrottle
+from compute.clients import client_id
 from compute.domain.convergence import convergence_etag
 from compute.domain.kinds.base import Kind
 from compute.domain.kinds.pi import KIND as PI_KIND

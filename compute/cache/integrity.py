@@ -2,8 +2,9 @@
 
 Whoever can write to the Redis (a neighbour deployment, another user of a
 shared server, a bug) could otherwise make mathsite serve a value it never
-computed. So every result entry ends in a keyed MAC over its full Redis
-key and its bytes, and an entry whose MAC does not verify is never served:
+computed. So every entry ends in a keyed MAC over its full Redis key and
+its bytes, and an entry whose MAC does not verify is never served (result
+entries here; derived pictures, ``compute.cache.pictures``, the same way):
 
     entry = data + MAC
     MAC   = BLAKE2b(key=K, digest_size=16, person=b"mathsite-entry",

@@ -9,10 +9,12 @@ understandable alone:
   eviction reaches every other process;
 - ``stats.StatsTally``: hit and fill counts, flushed on round trips made anyway;
 - ``locks.ComputeLocks``: the stampede lock;
-- ``integrity.EntrySeal``: the keyed MAC every entry carries, checked on
-  each read from Redis (``integrity.Rejections`` reports what fails);
+- ``integrity.EntrySeal``: the keyed MAC every entry carries (results and
+  pictures), checked on each read from Redis (``integrity.Rejections``
+  reports what fails);
 - ``counters``: the throttle's windowed counter;
-- ``pictures``: derived pictures (SVG), sealed with an HMAC and checked on read.
+- ``pictures``: derived pictures (SVG), compressed, sealed with the same MAC,
+  checked on read;
 - ``budget.BudgetLedger``: the per-client digit budget's ledger.
 
 Redis is reached through django-redis's public surface only: the backend
@@ -38,6 +40,7 @@ from django.core.cache import caches
 from django_redis.exceptions import ConnectionInterrupted
 
 from compute import metrics
+from compute.cache import pictures
 from compute.cache.breaker import Breaker
 from compute.cache.budget import BudgetLedger
 from compute.cache.counters import count_in_window
@@ -45,10 +48,9 @@ from compute.cache.integrity import EntrySeal, Rejections
 from compute.cache.invalidation import EvictionBroadcast
 from compute.cache.local import MISSING, LocalTier
 from compute.cache.locks import ComputeLocks, Lease, lock_name
-from compute.cache.pictures import seal, unseal
 from compute.cache.stats import StatsTally, delete_each, namespace_stats, scan_namespace
 from compute.conf import app_settings
-from compute.domain.payload import FORGED, Payload, UnfitEntry
+from compute.domain.payload import Payload, UnfitEntry
 from compute.domain.query import ResultQuery
 
 REDIS_ERRORS = (redis.RedisError, ConnectionInterrupted, OSError)
@@ -292,25 +294,28 @@ class ResultCache:
         self.evictions.bump_host()
         return dropped
 
-    # --- derived pictures (sealed, see ``pictures``) ---------------------------------
+    # --- derived pictures (sealed with ``self.seal``, see ``pictures``) -------------------
 
     def get_picture(self, key: str) -> bytes | None:
         """Return the picture stored under ``key`` (checked: see ``pictures``), or None.
 
-        An entry that fails the check is deleted and reported as a miss, so
-        the caller draws the picture again; Redis down is a miss too.
+        An entry that fails the check is reported, deleted and treated as a
+        miss, so the caller draws the picture again; Redis down is a miss too.
         """
         full = self.make_key(key)
         stored = self.breaker.call(lambda: self.redis().get(full), None)
         if stored is None:
             return None
-        content = unseal(full, stored)
-        if content is None:
-            self.rejections.report(
-                UnfitEntry(FORGED, "the picture's HMAC does not match its key and content"), key
-            )
+        return self._open_picture(key, full, stored)
+
+    def _open_picture(self, key: str, full: str, stored: bytes) -> bytes | None:
+        """Return the picture of a stored entry, or None (reported and deleted) if it fails."""
+        try:
+            return pictures.unseal(self.seal, full, stored)
+        except UnfitEntry as rejected:
+            self.rejections.report(rejected, key)
             self.breaker.call(lambda: self.redis().delete(full), None)
-        return content
+            return None
 
     def set_picture(self, key: str, content: bytes, *, lease: Lease | None = None) -> bool:
         """Store a sealed picture under ``key`` (the configured TTL); False if Redis is down.
@@ -319,7 +324,7 @@ class ResultCache:
         in one round trip, and the lock's waiters in this process get ``content``.
         """
         full = self.make_key(key)
-        sealed = seal(full, content)
+        sealed = pictures.seal(self.seal, full, content)
         ttl = app_settings.CACHE_TTL
         if lease is not None:
             stored = lease.release_with(lambda pipe: pipe.set(full, sealed, ex=ttl))
@@ -339,7 +344,7 @@ class ResultCache:
         full = self.make_key(key)
 
         def accept(data: bytes) -> bytes | None:
-            return unseal(full, data)
+            return self._open_picture(key, full, data)
 
         with self.locks.hold(lock_name(self.make_key, full), watch=full, accept=accept) as lease:
             yield lease

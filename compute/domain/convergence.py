@@ -33,6 +33,10 @@ WORKING_BITS = 96
 CURVE_POINTS = 240
 # Bump when the picture changes; it is part of the ETag and the cache key.
 PICTURE_VERSION = 1
+# Bump when the stored form of a picture changes (``compute.cache.pictures``),
+# so entries of an earlier form are never read: 1 was an HMAC-SHA256 under
+# SECRET_KEY before the zlib, 2 the entry MAC of result entries after it.
+PICTURE_FORMAT = 2
 
 CURVE_COLOR, ASYMPTOTE_COLOR, MARK_COLOR = "#0072B2", "#D55E00", "#009E73"
 K_AXIS = Axis("k (log scale)", tip=lambda k: f"k = {k:,.0f}")
@@ -74,8 +78,9 @@ def convergence_etag(n: int) -> str:
 
 
 def convergence_cache_key(n: int) -> str:
-    """Return the cache key of the picture for ``n`` (the result key layout, then the picture)."""
-    return f"pi:{n}:convergence-v{PICTURE_VERSION}"
+    """Return the cache key of the picture for ``n``: the result key layout, the picture,
+    its stored form."""
+    return f"pi:{n}:convergence-v{PICTURE_VERSION}:fmt{PICTURE_FORMAT}"
 
 
 def convergence_svg_bytes(n: int) -> bytes:

@@ -33,8 +33,10 @@ from http import HTTPStatus
 from django.http import HttpResponse, HttpResponseNotModified
 
 from compute import metrics
+from compute.conf import app_settings
 from compute.domain.payload import GZIP_MIN_BYTES, Payload
 from compute.domain.query import ResultQuery
+from compute.http.memo import MAX_BODY, FrontMemo, front_memo
 from compute.http.quality import quality
 from compute.services import Outcome
 
@@ -51,6 +53,8 @@ ALLOW = "GET, DELETE, HEAD, OPTIONS"
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 Headers = tuple[tuple[str, str], ...]
+# What one header costs besides its characters: its tuple and two str objects.
+_HEADER_BYTES = 160
 _STATUS_LINES = {200: "200 OK", 304: "304 Not Modified"}
 Lookup = Callable[[ResultQuery], Outcome | None]
 
@@ -63,6 +67,13 @@ class Reply:
     headers: Headers
     body: bytes
     cached: bool
+
+    @property
+    def nbytes(self) -> int:
+        """Return an estimate of the memory this reply holds: its body, its headers' objects."""
+        return len(self.body) + sum(
+            len(name) + len(value) + _HEADER_BYTES for name, value in self.headers
+        )
 
     @property
     def status_line(self) -> str:
@@ -137,37 +148,32 @@ def not_modified(query: ResultQuery) -> Reply:
 
 
 def result_reply(
-    query: ResultQuery, payload: Payload, *, cached: bool, accept_encoding: str
+    query: ResultQuery,
+    payload: Payload,
+    *,
+    cached: bool,
+    accept_encoding: str,
+    memo: FrontMemo = front_memo,
 ) -> Reply:
     """Return the 200 JSON reply carrying ``payload`` for ``query``.
 
-    Replies of cached results are kept (``_replies``) for as long as their
-    payload is the one the cache hands out, so a hit builds nothing.
+    Replies of cached results are remembered in ``memo`` (by query and
+    coding, with the payload they were built from) and reused only while
+    that very payload is the one served, so a hit builds nothing; a new
+    payload from Redis (after an eviction or a refill) builds a new reply.
     """
     gzip = sends_gzip(accept_encoding, query, payload)
     if not cached:
         return _build_reply(query, payload, cached=False, gzip=gzip)
-    key = (query, gzip)
-    kept = _replies.get(key)
-    if kept is not None and kept[0] is payload:
-        return kept[1]
+    key = ("reply", query, gzip)
+    generation = app_settings.generation
+    found = memo.get(key, generation)
+    if found is not None and found[0] is payload:
+        return found[1]
     reply = _build_reply(query, payload, cached=True, gzip=gzip)
-    if len(reply.body) > _MAX_KEPT_BODY:
-        return reply  # large bodies: building the headers is nothing beside sending them
-    if len(_replies) >= _MAX_KEPT_REPLIES:
-        _replies.clear()  # bounded: the replies are simply built again
-    _replies[key] = (payload, reply)
+    if len(reply.body) <= MAX_BODY:  # large bodies: building the headers is nothing beside them
+        memo.put(key, generation, (payload, reply), nbytes=reply.nbytes + payload.nbytes)
     return reply
-
-
-# Built replies of cached results by (query, gzip), with the payload they were
-# built from: a reply is reused only while that very payload is served (a new
-# payload from Redis, after an eviction or a refill, builds a new reply).
-# Bounded in count and body size (at most about 4 MiB of bodies, which the
-# payloads hold anyway), so it cannot outgrow the in-process tier's budget.
-_MAX_KEPT_REPLIES = 2048
-_MAX_KEPT_BODY = 2048
-_replies: dict[tuple[ResultQuery, bool], tuple[Payload, Reply]] = {}
 
 
 def _build_reply(query: ResultQuery, payload: Payload, *, cached: bool, gzip: bool) -> Reply:
@@ -180,9 +186,17 @@ def _build_reply(query: ResultQuery, payload: Payload, *, cached: bool, gzip: bo
 
 
 def answer(
-    query: ResultQuery, *, if_none_match: str | None, accept_encoding: str, lookup: Lookup
+    query: ResultQuery,
+    *,
+    if_none_match: str | None,
+    accept_encoding: str,
+    lookup: Lookup,
+    memo: FrontMemo = front_memo,
 ) -> Reply | None:
-    """Answer a request for ``query``: 304, or the looked-up result; None if ``lookup`` had none."""
+    """Answer a request for ``query``: 304, or the looked-up result; None if ``lookup`` had none.
+
+    ``memo`` remembers the replies of cached results (``result_reply``).
+    """
     if if_none_match and etag_matches(if_none_match, query.etag):
         metrics.not_modified(query.kind)
         return not_modified(query)
@@ -190,5 +204,5 @@ def answer(
     if outcome is None:
         return None
     return result_reply(
-        query, outcome.payload, cached=outcome.cached, accept_encoding=accept_encoding
+        query, outcome.payload, cached=outcome.cached, accept_encoding=accept_encoding, memo=memo
     )

@@ -8,10 +8,10 @@ again in hand-offs between the worker's threads (measured on granian: the
 front at 48-53k req/s, the same replies sent without any of it at 76-80k).
 Clients ask for the same URLs with the same headers again and again, so the
 front keeps each answer by everything in the request that decides it:
-``RequestKey``. A kept answer is sent again only while
+``request_key``. A kept answer is sent again only while
 
-- no setting changed: it was kept under the same ``app_settings.limits``
-  object, which the settings gateway builds anew after any change;
+- no setting changed: it was kept under the current settings generation
+  (``app_settings.generation``, bumped by every change);
 - the site headers trusted for its status and scheme are the very tuple it
   was sent with (``SiteHeaders`` replaces the tuple when they change);
 - this process's tier still holds the very payload it was built from and
@@ -21,25 +21,27 @@ front keeps each answer by everything in the request that decides it:
   and a sync that is due goes through the full path, which makes it.
 
 Only GETs without ``If-None-Match`` are kept, with bodies of at most
-``MAX_KEPT_BODY`` bytes (a large body costs its sending, not this; and a
-kept payload must not outlive the in-process tier's budget by much): at
-most ``MAX_KEPT`` answers, about 8 MiB (kept in a ``memo.EpochMemo``).
+``memo.MAX_BODY`` bytes (a large body costs its sending, not this; and a
+kept payload must not outlive the in-process tier's budget by much), in
+the front's one memo (``compute.http.memo``: bounded in bytes, and a
+request whose path, query string and headers together are too long is
+never kept). ``X-Forwarded-Host`` is part of the key only when Django
+reads it (``USE_X_FORWARDED_HOST``): otherwise it decides nothing, and a
+client varying it must not make answers to keep.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from compute.conf import app_settings
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 from compute.http import hit
 from compute.http.routes import Route
 
-MAX_KEPT = 4096
-MAX_KEPT_BODY = 2048
-
-# (PATH_INFO, QUERY_STRING, Host, X-Forwarded-Host, Accept-Encoding, secure)
-RequestKey = tuple[str, str, str, str | None, str | None, bool]
+# ("kept", PATH_INFO, QUERY_STRING, Host, X-Forwarded-Host, Accept-Encoding, secure)
+RequestKey = tuple[str, str, str, str, str | None, str | None, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,17 +54,26 @@ class Kept:
     reply: hit.Reply
     extra: hit.Headers
 
+    @property
+    def nbytes(self) -> int:
+        """Return an estimate of the memory this answer holds (the reply, the payload)."""
+        return self.reply.nbytes + self.payload.nbytes
+
 
 def request_key(environ: dict, secure: bool) -> RequestKey | None:
     """Return the key of a GET's answer, or None if the request cannot have a kept one."""
     host = environ.get("HTTP_HOST")
     if host is None or "HTTP_IF_NONE_MATCH" in environ:
         return None  # no Host: Django's fallback decides; a conditional GET may be a 304
+    forwarded_host = None
+    if app_settings.USE_X_FORWARDED_HOST:
+        forwarded_host = environ.get("HTTP_X_FORWARDED_HOST")
     return (
+        "kept",
         environ.get("PATH_INFO", ""),
         environ.get("QUERY_STRING", ""),
         host,
-        environ.get("HTTP_X_FORWARDED_HOST"),
+        forwarded_host,
         environ.get("HTTP_ACCEPT_ENCODING"),
         secure,
     )

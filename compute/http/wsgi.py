@@ -9,6 +9,9 @@ with valid inputs (``parse_query``, as the serializer) and an allowed
 lookup and sends the reply itself, with the site's headers added. A GET
 repeated with the same URL and deciding headers is answered from the reply
 kept for it while its payload is still the one cached (``compute.http.kept``).
+What the front remembers between requests (validated URLs, host verdicts,
+built replies, kept answers) is in one memo bounded in bytes, valid for
+one settings generation (``compute.http.memo``).
 
 The site's headers (what Django's middleware adds to every response:
 ``X-Frame-Options``, ``X-Content-Type-Options``, ...) are learned from the
@@ -43,13 +46,13 @@ from compute.conf import app_settings
 from compute.domain.payload import Payload
 from compute.domain.query import InvalidQuery, ResultQuery, parse_query
 from compute.http import hit, kept
-from compute.http.memo import EpochMemo
+from compute.http.memo import MAX_BODY, FrontMemo, front_memo
 from compute.http.routes import ResultMatcher, Route, result_routes
 
 logger = logging.getLogger(__name__)
 
-# Valid result URLs remembered by ``ResultFront.resolve``.
-_MAX_RESOLVED = 4096
+# What a remembered (route, query) holds besides its key: the pair and the query.
+_RESOLVED_BYTES = 256
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
@@ -89,6 +92,7 @@ class ResultFront:
     """WSGI application answering cached hits itself, else calling Django."""
 
     timer: Callable[[], float] = staticmethod(time.perf_counter)
+    memo: FrontMemo = front_memo  # the process's; a test may give a front its own
 
     def __init__(
         self,
@@ -101,11 +105,6 @@ class ResultFront:
         self.matcher = ResultMatcher(routes if routes is not None else result_routes())
         self.cache = cache
         self.site = SiteHeaders()
-        self.kept: EpochMemo[kept.RequestKey, kept.Kept] = EpochMemo(kept.MAX_KEPT)
-        self._hosts: tuple[object, dict[str, bool]] = (None, {})
-        self._resolved: EpochMemo[tuple[str, str], tuple[Route, ResultQuery]] = EpochMemo(
-            _MAX_RESOLVED
-        )
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD") or not app_settings.HIT_FAST_PATH:
@@ -128,10 +127,10 @@ class ResultFront:
     def answer(self, environ: dict) -> tuple[Route, hit.Reply, hit.Headers] | None:
         """Return (route, reply, site headers) for a hit or 304 this front may send, or None."""
         secure = self.is_secure(environ)
-        epoch = app_settings.limits
+        generation = app_settings.generation
         key = kept.request_key(environ, secure) if environ["REQUEST_METHOD"] == "GET" else None
         if key is not None:
-            found = self.kept.get(key, epoch)
+            found = self.memo.get(key, generation)
             if (
                 found is not None
                 and self.site.get(secure, 200) is found.extra
@@ -164,33 +163,36 @@ class ResultFront:
             if_none_match=if_none_match,
             accept_encoding=environ.get("HTTP_ACCEPT_ENCODING", ""),
             lookup=lookup,
+            memo=self.memo,
         )
         if reply is None:
             return None
-        if key is not None and payloads and len(reply.body) <= kept.MAX_KEPT_BODY:
-            self.kept.put(key, epoch, kept.Kept(route, query, payloads[0], reply, extra))
+        if key is not None and payloads and len(reply.body) <= MAX_BODY:
+            kept_answer = kept.Kept(route, query, payloads[0], reply, extra)
+            self.memo.put(key, generation, kept_answer, nbytes=kept_answer.nbytes)
         return route, reply, extra
 
     def resolve(self, environ: dict) -> tuple[Route, ResultQuery] | None:
         """Return the route and valid query a request names, or None (not a result, or invalid).
 
-        Remembered per (path, query string) while the limits stay the same:
-        clients ask for the same few URLs again and again, and matching plus
-        validating them is a fifth of a hit's work. Only valid results are
-        remembered, at most ``_MAX_RESOLVED`` of them.
+        Remembered in the memo per (this front's routes, path, query string)
+        while no setting changes: clients ask for the same few URLs again
+        and again, and matching plus validating them is a fifth of a hit's
+        work. Only valid results are remembered.
         """
-        key = (environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""))
-        limits = app_settings.limits  # the epoch: under other limits, validated again
-        found = self._resolved.get(key, limits)
+        path = environ.get("PATH_INFO", "")
+        key = ("url", self.matcher, path, environ.get("QUERY_STRING", ""))
+        generation = app_settings.generation  # after any setting change, validated again
+        found = self.memo.get(key, generation)
         if found is None:
-            matched = self.matcher.match(key[0])
+            matched = self.matcher.match(path)
             if matched is None:
                 return None
             query = self.query(environ, *matched)
             if query is None:
                 return None
             found = (matched[0], query)
-            self._resolved.put(key, limits, found)
+            self.memo.put(key, generation, found, nbytes=_RESOLVED_BYTES)
         return found
 
     def lookup(self, query: ResultQuery) -> services.Outcome | None:
@@ -235,17 +237,13 @@ class ResultFront:
             host = environ["HTTP_HOST"]
         else:
             host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
-        allowed = app_settings.ALLOWED_HOSTS
-        seen_for, seen = self._hosts
-        if seen_for is not allowed:  # the setting changed: forget what was decided
-            seen = {}
-            self._hosts = (allowed, seen)
-        verdict = seen.get(host)
+        key = ("host", host)
+        generation = app_settings.generation  # a changed ALLOWED_HOSTS is a new generation
+        verdict = self.memo.get(key, generation)
         if verdict is None:
             domain, _port = split_domain_port(host)
-            verdict = bool(domain) and validate_host(domain, allowed)
-            if len(seen) < 1024:
-                seen[host] = verdict
+            verdict = bool(domain) and validate_host(domain, app_settings.ALLOWED_HOSTS)
+            self.memo.put(key, generation, verdict)
         return verdict
 
     @staticmethod

@@ -24,7 +24,8 @@ from compute import services
 from compute.admission import Client, Refused
 from compute.api.exceptions import api_error_of
 from compute.api.serializers import ResultQuerySerializer
-from compute.api.throttling import ComputeRateThrottle, client_id
+from compute.api.throttling import ComputeRateThrottle
+from compute.clients import client_id
 from compute.domain.kinds import registry
 from compute.domain.kinds.base import SLOTS
 from compute.domain.query import ResultQuery

@@ -133,3 +133,12 @@ def test_a_client_over_its_concurrent_share_gets_429_and_a_full_process_503(sett
     # The slot is free again: the same request computes.
     response, body = get("/api/fib/321/", client="203.0.113.9")
     assert response.status_code == 200 and body["result"] == fib_reference(321)
+
+
+def test_one_slash_64_spends_one_budget(budget, redis_client):
+    """The gate's client is the throttle's: addresses of one IPv6 /64 share a budget."""
+    assert get("/api/fib/4000/", client="2001:db8:7:8::1")[0].status_code == 200  # 836 digits
+    assert spent(redis_client, "2001:db8:7:8::") == 836
+    refused, body = get("/api/fib/1000/", client="2001:db8:7:8:ffff::2")
+    assert refused.status_code == 429 and "budget" in body["detail"]
+    assert get("/api/fib/1000/", client="2001:db8:7:9::1")[0].status_code == 200  # another /64

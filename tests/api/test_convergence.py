@@ -53,7 +53,7 @@ def test_if_none_match_is_a_304_before_any_lookup(client, redis_client):
 
 def test_the_picture_is_cached_in_redis_and_not_logged(client, redis_client):
     first = client.get("/api/pi/5000/convergence/")
-    key = result_cache.make_key("pi:5000:convergence-v1")
+    key = result_cache.make_key("pi:5000:convergence-v1:fmt2")
     assert redis_client.exists(key)
     assert not ComputedResult.objects.exists()
     second = client.get("/api/pi/5000/convergence/")
@@ -62,7 +62,7 @@ def test_the_picture_is_cached_in_redis_and_not_logged(client, redis_client):
 
 def test_a_planted_entry_is_discarded_and_the_picture_drawn_again(client, redis_client):
     honest = client.get("/api/pi/64/convergence/").content
-    key = result_cache.make_key("pi:64:convergence-v1")
+    key = result_cache.make_key("pi:64:convergence-v1:fmt2")
     redis_client.set(key, b"<svg><script>alert(1)</script></svg>")
     again = client.get("/api/pi/64/convergence/")
     assert again.status_code == 200

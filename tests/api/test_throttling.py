@@ -102,6 +102,23 @@ def test_behind_a_proxy_each_forwarded_client_has_its_own_window(live_server, cl
     assert (first.status_code, second.status_code, repeat.status_code) == (200, 200, 429)
 
 
+def test_one_slash_64_and_an_ipv4_address_mapped_or_not_are_one_client_each(
+    live_server, clock, rate
+):
+    rate("1/minute", num_proxies=1)
+    statuses = [
+        get(live_server, f"/api/pi/{n}/", **{"X-Forwarded-For": address}).status_code
+        for n, address in [
+            (21, "2001:db8:1:2::1"),
+            (22, "2001:db8:1:2::2"),  # the same /64: the same window
+            (23, "2001:db8:1:3::1"),  # another /64
+            (24, "::ffff:203.0.113.5"),
+            (25, "203.0.113.5"),  # the same IPv4 client
+        ]
+    ]
+    assert statuses == [200, 429, 200, 200, 429]
+
+
 def test_rate_none_switches_the_throttle_off(live_server, clock, rate):
     rate(None)
     statuses = {get(live_server, f"/api/fib/{n}/").status_code for n in range(30, 36)}

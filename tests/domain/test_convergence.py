@@ -118,4 +118,4 @@ def test_picture_has_the_curve_the_asymptote_and_n():
 
 def test_etag_and_key_name_n_and_the_version():
     assert convergence.convergence_etag(1000) == 'W/"pi-convergence-1000-v1"'
-    assert convergence.convergence_cache_key(7) == "pi:7:convergence-v1"
+    assert convergence.convergence_cache_key(7) == "pi:7:convergence-v1:fmt2"

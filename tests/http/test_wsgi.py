@@ -17,9 +17,11 @@ from rest_framework.authtoken.models import Token
 
 from compute import metrics
 from compute.cache import MISSING
+from compute.conf import app_settings
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 from compute.http.hit import not_modified, result_reply
+from compute.http.memo import FrontMemo
 from compute.http.wsgi import ResultFront, SiteHeaders
 from tests.support.entries import ATTACKS, sign
 from tests.support.reference import fib_reference, unlimited_int_digits
@@ -365,6 +367,17 @@ def test_remembered_urls_are_validated_again_when_a_limit_changes(apps, settings
     assert django.calls == calls + 1
 
 
+def test_kept_answers_are_decided_again_after_any_setting_change(apps, settings):
+    """Not only a limit: a changed ALLOWED_HOSTS is a new settings generation too."""
+    fast, django = apps
+    learn(fast, "/api/fib/89/")
+    assert call(fast, "/api/fib/89/")[0].startswith("200")  # kept now
+    calls = django.calls
+    settings.ALLOWED_HOSTS = ["elsewhere.example"]
+    assert call(fast, "/api/fib/89/")[0].startswith("400")  # Django refuses the host
+    assert django.calls == calls + 1
+
+
 def test_a_repeated_hit_is_sent_from_its_kept_answer(apps, monkeypatch):
     """Validated once: later identical requests skip matching and validating
     (``compute.http.kept``), and get the same bytes; what differs is decided again."""
@@ -410,3 +423,70 @@ def test_kept_answers_are_dropped_when_the_site_headers_change(apps):
     fast.site._trusted[secure_200] = changed  # as if Django's middleware changed
     _status, headers, _body = call(fast, "/api/fib/99/")
     assert headers[-1] == ("X-Extra", "1")  # answered afresh with the headers of now
+
+
+@pytest.fixture
+def own_memo(apps):
+    """The front of ``apps`` with a memo of its own (64 KiB), to look at what it remembers."""
+    fast, _django = apps
+    fast.memo = FrontMemo(max_bytes=64 * 1024)
+    return fast.memo
+
+
+def test_the_front_remembers_urls_hosts_replies_and_kept_answers_in_its_one_memo(apps, own_memo):
+    fast, _django = apps
+    learn(fast, "/api/fib/88/")
+    assert call(fast, "/api/fib/88/")[0].startswith("200")  # answered by the front
+    generation = app_settings.generation
+    assert own_memo.get(("url", fast.matcher, "/api/fib/88/", ""), generation) is not None
+    assert own_memo.get(("host", "testserver"), generation) is True
+    assert own_memo.get(("reply", ResultQuery("fib", 88), False), generation) is not None
+    kept = ("kept", "/api/fib/88/", "", "testserver", None, None, False)
+    assert own_memo.get(kept, generation).reply.body == call(fast, "/api/fib/88/")[2]
+    assert len(own_memo) == 4  # nothing else, nowhere else
+
+
+def test_what_clients_choose_never_grows_the_memo_past_its_budget(apps, own_memo):
+    """Fresh query strings, Host values and Accept-Encoding values by the thousand."""
+    fast, _django = apps
+    learn(fast, "/api/fib/87/")
+    expected = call(fast, "/api/fib/87/")[2]
+    for i in range(1500):
+        pad = f"pad={i}-" + "x" * 200
+        status, _headers, body = call(fast, "/api/fib/87/", pad, accept_encoding=f"br;q=0.{i}")
+        assert status.startswith("200") and body == expected
+        call(fast, "/api/fib/87/", host=f"h{i}-" + "y" * 100 + ".example")  # 400 from Django
+        assert own_memo.nbytes <= own_memo.max_bytes
+    assert call(fast, "/api/fib/87/")[2] == expected
+
+
+def test_a_request_with_a_long_query_string_or_header_is_answered_and_not_remembered(
+    apps, own_memo
+):
+    fast, _django = apps
+    learn(fast, "/api/fib/86/")
+    expected = call(fast, "/api/fib/86/")[2]
+    remembered = len(own_memo)
+    junk = "pad=" + "z" * 8000
+    assert call(fast, "/api/fib/86/", junk)[2] == expected
+    assert call(fast, "/api/fib/86/", accept_encoding="q" * 8000)[2] == expected
+    assert len(own_memo) == remembered
+
+
+def test_x_forwarded_host_is_no_part_of_the_key_while_django_ignores_it(apps, own_memo):
+    fast, django = apps
+    learn(fast, "/api/fib/85/")
+    first = call(fast, "/api/fib/85/")
+    remembered, calls = len(own_memo), django.calls
+    for i in range(50):
+        assert call(fast, "/api/fib/85/", x_forwarded_host=f"junk-{i}.example") == first
+    assert len(own_memo) == remembered and django.calls == calls
+
+
+def test_x_forwarded_host_decides_the_answer_when_django_reads_it(apps, settings):
+    settings.USE_X_FORWARDED_HOST = True
+    fast, _django = apps
+    learn(fast, "/api/fib/84/")
+    assert call(fast, "/api/fib/84/", x_forwarded_host="localhost")[0].startswith("200")
+    assert call(fast, "/api/fib/84/", x_forwarded_host="evil.example")[0].startswith("400")
+    assert call(fast, "/api/fib/84/", x_forwarded_host="localhost")[0].startswith("200")
