@@ -85,6 +85,10 @@ def _page(request: HttpRequest) -> HttpResponse:
         "form": params,
         "kind": params["kind"] or asking.default_kind(),
         "kinds": registry.kinds(),
+        "kinds_about": [
+            {"label": kind.label, "text": kind.about(app_settings.limits)}
+            for kind in registry.kinds()
+        ],
         "options": _form_options(params),
         "answer": answer,
         "picture_n": picture_n,

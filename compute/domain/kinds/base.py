@@ -178,6 +178,11 @@ class Kind:
 
     # --- words and labels -------------------------------------------------------------------
 
+    def about(self, limits: Limits) -> str:
+        """Return what a result of this kind is, for people (the front page), with its bounds."""
+        high = limits.of(self.n_limit)
+        return f"— {self.summary.rstrip('.')}, for {self.n_minimum} ≤ n ≤ {high:,}."
+
     def describe(self, query: ResultQuery) -> str:
         """Return how people name ``query``'s result: ``fib(10) mod 7``, ``pi(100) (5 digits)``."""
         return f"{self.name}({query.n})"

@@ -149,6 +149,13 @@ class FibKind(Kind):
             # M a multiple of 10: the residue's last digit is fib(n)'s.
             raise ValueError(f"fib({n}) mod {mod} ends in {LAST_DIGIT[n % 60]}")
 
+    def about(self, limits: Limits) -> str:
+        """Return what fib(n) is and its bounds, for people."""
+        return (
+            "is the n-th Fibonacci number, exact, for 0 ≤ n ≤ "
+            f"{limits.of(self.n_limit):,}, or fib(n) mod M."
+        )
+
     def describe(self, query: ResultQuery) -> str:
         """Return ``fib(10)`` or ``fib(10) mod 7``."""
         if query.mod is not None:

@@ -103,6 +103,14 @@ class PiKind(Kind):
         """Return PI_MAX_DIGITS plus the point and the quotes."""
         return limits.of("PI_MAX_DIGITS") + 3
 
+    def about(self, limits: Limits) -> str:
+        """Return the series, the bounds of n and of D, for people."""
+        return (
+            "is the Basel-series approximation of pi with the terms i = 1 .. n-1, "
+            f"sqrt(6 · Σ 1/i²), for 1 ≤ n ≤ {limits.of(self.n_limit):,}: a correctly rounded "
+            f"double, or D significant digits (D ≤ {limits.of('PI_MAX_DIGITS'):,})."
+        )
+
     def string_hint(self) -> str:
         """Return the hint of a pi request with ?format=string."""
         return "use digits=D for pi as a string."
