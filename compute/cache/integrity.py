@@ -128,7 +128,8 @@ class Rejections:
                 return
             self._logged.add(rejected.reason)
         logger.warning(
-            "Discarding cache entry %s (%s: %s); it is refilled from the result log. "
+            "Discarding cache entry %s (%s: %s); it is made again (a result from the "
+            "result log, a picture drawn anew). "
             "Further %s entries are counted in mathsite_cache_rejected_total, not logged.",
             key,
             rejected.reason,
