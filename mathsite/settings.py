@@ -25,6 +25,7 @@ from django.core.exceptions import ImproperlyConfigured
 from compute.domain.rates import parse_rate
 from mathsite import paths
 from mathsite.redis_config import RedisTopology
+from mathsite.sqlite import PrivateConnection
 
 env = environ.Env()
 
@@ -154,12 +155,15 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers and one writer work at once; IMMEDIATE transactions and
     # a busy timeout make concurrent writers (several gunicorn workers) wait
-    # instead of failing with "database is locked".
+    # instead of failing with "database is locked". The connection factory
+    # keeps the file, its WAL and the data folder private (0600, 0700)
+    # whatever the umask (mathsite.sqlite says why it acts before connecting).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "transaction_mode": "IMMEDIATE",
             "timeout": env.float("SQLITE_BUSY_TIMEOUT", default=20.0),
+            "factory": PrivateConnection,
         }
     )
     # Keep the connection between requests: opening one and running the
