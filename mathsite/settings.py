@@ -53,13 +53,41 @@ def _rate(name: str, default: str) -> str | None:
 
 DEBUG = env.bool("DEBUG", default=False)
 
+# Production refuses a key that check --deploy would flag (security.W009: under
+# 50 characters, under 5 distinct ones, Django's "django-insecure-" prefix)
+# and the value .env.example once carried: it is public, and the key signs
+# sessions and keys the MAC of every cache entry (CACHE_SIGNING_KEY unset).
+_GENERATE_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(64))"'
+_PUBLIC_KEYS = {"change-me-to-a-long-random-string-of-at-least-fifty-characters-0123456789"}
+
+
+def _weak_key(key: str) -> str | None:
+    """Return why ``key`` is no secret key for production, or None if it will do."""
+    if key in _PUBLIC_KEYS:
+        return "is the example value once committed in .env.example (public)"
+    if len(key) < 50:
+        return f"is shorter than 50 characters ({len(key)})"
+    if len(set(key)) < 5:
+        return "has fewer than 5 distinct characters"
+    if key.startswith("django-insecure-"):
+        return "starts with django-insecure- (a development key)"
+    return None
+
+
 SECRET_KEY = env.str("SECRET_KEY", default="")
-if not SECRET_KEY:
-    if not DEBUG:
+if not DEBUG:
+    if not SECRET_KEY:
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set. Set the SECRET_KEY environment variable "
-            "(make run generates one under var/), or set DEBUG=true for development."
+            "SECRET_KEY is not set. Set the SECRET_KEY environment variable to a long "
+            f"random string, e.g. the output of {_GENERATE_KEY} (make run generates "
+            "one under var/), or set DEBUG=true for development."
         )
+    if (_why := _weak_key(SECRET_KEY)) is not None:
+        raise ImproperlyConfigured(
+            f"SECRET_KEY {_why}. Set it to a long random string of your own, the same on "
+            f"every host of the deployment, e.g. the output of {_GENERATE_KEY}."
+        )
+elif not SECRET_KEY:
     SECRET_KEY = "django-insecure-development-only-key"  # noqa: S105 - DEBUG only
 
 _hosts = env.list("ALLOWED_HOSTS", default=[])

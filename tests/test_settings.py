@@ -69,6 +69,42 @@ def test_production_refuses_to_start_without_secret_key(tmp_path):
     assert result.returncode != 0
     assert "ImproperlyConfigured: SECRET_KEY is not set." in result.stderr
     assert "Set the SECRET_KEY environment variable" in result.stderr
+    assert "secrets.token_urlsafe(64)" in result.stderr  # how to make one
+
+
+def test_production_refuses_a_weak_or_public_secret_key(tmp_path):
+    generate = 'python -c "import secrets; print(secrets.token_urlsafe(64))"'
+    for key, why in [
+        (
+            "change-me-to-a-long-random-string-of-at-least-fifty-characters-0123456789",
+            "is the example value once committed in .env.example (public)",
+        ),
+        ("change-me", "is shorter than 50 characters (9)"),
+        ("abcd" * 20, "has fewer than 5 distinct characters"),
+        ("django-insecure-" + secrets.token_urlsafe(50), "starts with django-insecure-"),
+    ]:
+        result = run_django(tmp_path, {**PRODUCTION, "SECRET_KEY": key}, "-c", SETUP)
+        assert result.returncode != 0, key
+        assert f"ImproperlyConfigured: SECRET_KEY {why}" in result.stderr, result.stderr[-500:]
+        assert generate in result.stderr
+        assert key not in result.stderr.replace(f"SECRET_KEY {why}", "")  # never echoed
+    # DEBUG is development: any key, or none, will do there.
+    result = run_django(
+        tmp_path, {**PRODUCTION, "SECRET_KEY": "change-me", "DEBUG": "true"}, "-c", SETUP
+    )
+    assert result.returncode == 0, result.stderr[-500:]
+
+
+def test_env_example_exported_unchanged_starts_no_production_process(tmp_path):
+    """The committed example carries no usable secret: exported as is, production refuses."""
+    example = (BASE_DIR / ".env.example").read_text()
+    exported = dict(
+        line.split("=", 1) for line in example.splitlines() if re.match(r"^[A-Z][A-Z0-9_]*=", line)
+    )
+    assert exported["SECRET_KEY"] == ""
+    result = run_django(tmp_path, {**exported, "REDIS_URL": PRODUCTION["REDIS_URL"]}, "-c", SETUP)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SECRET_KEY is not set." in result.stderr
 
 
 def test_production_refuses_to_start_without_allowed_hosts(tmp_path):
