@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
@@ -212,6 +214,37 @@ def test_admin_login_works_under_the_limit_and_test_client_login_is_unaffected(
     # authenticate() without a request (the test client's login, scripts) is
     # not an HTTP login attempt: nothing to throttle, nothing refused.
     assert client.login(username="boss", password="right-horse-battery")
+
+
+@pytest.mark.django_db
+def test_passwords_must_pass_the_four_standard_validators(client, fast_hashing):
+    boss = User.objects.create_user(
+        "bossman", email="bossman@example.com", password="right-horse-battery", is_staff=True
+    )
+    refused = {}
+    for weak in ("tiny7", "80492637155", "password123", "bossman@example"):
+        with pytest.raises(ValidationError) as caught:
+            validate_password(weak, user=boss)
+        refused[weak] = {error.code for error in caught.value.error_list}
+    assert refused == {
+        "tiny7": {"password_too_short"},
+        "80492637155": {"password_entirely_numeric"},
+        "password123": {"password_too_common"},
+        "bossman@example": {"password_too_similar"},
+    }
+    # Through the admin's own form: a weak one is refused, the old password kept.
+    client.force_login(boss)
+    change = reverse("admin:password_change")
+    form = {"old_password": "right-horse-battery"}
+    weak = client.post(
+        change, {**form, "new_password1": "password123", "new_password2": "password123"}
+    )
+    assert weak.status_code == 200 and "This password is too common." in weak.content.decode()
+    boss.refresh_from_db()
+    assert boss.check_password("right-horse-battery")
+    strong = "stapled-quartz-lantern-42"
+    done = client.post(change, {**form, "new_password1": strong, "new_password2": strong})
+    assert done.status_code == 302
 
 
 def _fail(client, username: str, address: str, times: int, **extra) -> list[int]:
