@@ -348,11 +348,11 @@ def test_a_redis_url_with_a_password_works(password_redis):
     port, password = password_redis
     query = ResultQuery("fib", 10)
     cache = PointedCache(backend_at(f"redis://:{password}@127.0.0.1:{port}/0"))
-    assert cache.ping() == (True, "ok")
+    assert cache.ping() == (True, "ok", "ok")
     assert cache.set(query, Payload.from_text(query, "55"))
     assert cache.get_shared(query).text == "55"
 
     wrong = PointedCache(backend_at(f"redis://:not-{password}@127.0.0.1:{port}/0"))
-    reachable, detail = wrong.ping()
-    assert not reachable and "AuthenticationError" in detail
+    reachable, reason, detail = wrong.ping()
+    assert not reachable and reason == "authentication" and "AuthenticationError" in detail
     assert wrong.set(query, Payload.from_text(query, "55")) is False  # breaker, not a crash
