@@ -215,9 +215,20 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if not (REDIS_URL or REDIS_CLUSTER_NODES or REDIS_SENTINELS):
     REDIS_URL = f"unix://{paths.redis_socket(paths.redis_dir(DATA_DIR))}"
 # Seconds a result stays in Redis; empty or "none" means never expire (as the
-# old service did). The result log keeps everything regardless.
-_ttl = env.str("CACHE_TTL", default="")
-CACHE_TTL: int | None = None if _ttl.lower() in ("", "none", "0") else int(_ttl)
+# old service did). The result log keeps everything regardless. Anything else
+# but a positive whole number is refused here: Redis would refuse every SET
+# with a zero or negative EX (each one an error, the cache never filled).
+_ttl = env.str("CACHE_TTL", default="").strip()
+if _ttl.lower() in ("", "none"):
+    CACHE_TTL: int | None = None
+elif _ttl.isascii() and _ttl.isdigit() and int(_ttl) > 0:
+    CACHE_TTL = int(_ttl)
+else:
+    raise ImproperlyConfigured(
+        f"CACHE_TTL={_ttl!r} is not a positive whole number of seconds. Set it to the "
+        "seconds a result stays in Redis (e.g. 86400 for a day), or leave it empty (or "
+        "none) for results that never expire."
+    )
 # Short timeouts and no retries: a dead or paused Redis costs a request at
 # most one timeout, then the breaker in compute.cache.breaker skips Redis for
 # REDIS_BACKOFF_SECONDS.

@@ -125,10 +125,22 @@ def test_bad_values_are_refused_with_what_to_set(tmp_path):
         ("CACHE_MAX_ENTRY_BYTES", "1MB", "CACHE_MAX_ENTRY_BYTES='1MB' is not a positive number"),
         ("FIB_MOD_MAX_N", str(2**63), "FIB_MOD_MAX_N=9223372036854775808: set it between 1"),
         ("FIB_MOD_MAX_M", "0", "FIB_MOD_MAX_M=0: set it between 1 and 9223372036854775807"),
+        ("CACHE_TTL", "abc", "CACHE_TTL='abc' is not a positive whole number of seconds. Set"),
+        ("CACHE_TTL", "-1", "CACHE_TTL='-1' is not a positive whole number of seconds."),
+        ("CACHE_TTL", "0", "or leave it empty (or none) for results that never expire"),
+        ("CACHE_TTL", "1.5", "CACHE_TTL='1.5' is not a positive whole number of seconds."),
     ]:
         result = run_django(tmp_path, {**PRODUCTION, name: value}, "-c", SETUP)
         assert result.returncode != 0, name
         assert message in result.stderr, result.stderr[-500:]
+
+
+def test_cache_ttl_is_a_positive_number_of_seconds_or_none(tmp_path):
+    code = SETUP + "from django.conf import settings; print(repr(settings.CACHE_TTL))"
+    for value, expected in [("", "None"), ("none", "None"), (" None ", "None"), ("86400", "86400")]:
+        result = run_django(tmp_path, {**PRODUCTION, "CACHE_TTL": value}, "-c", code)
+        assert result.returncode == 0, result.stderr[-500:]
+        assert result.stdout.strip() == expected, value
 
 
 def test_development_starts_without_secrets_and_admin_url_is_configurable(tmp_path):
