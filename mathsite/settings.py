@@ -476,10 +476,12 @@ if not ADMIN_URL.endswith("/") or ADMIN_URL.startswith("/"):
 # Admin login throttling (django-axes): after AXES_FAILURE_LIMIT failed
 # logins for one username from one client address, further attempts for that
 # username from that address get 429 for the cool-off time. Locking by the
-# pair, not by the address alone, means failures on other usernames (a
+# pair, not by the address alone, means a few failures on other usernames (a
 # colleague's typos, someone guessing "admin") or from other addresses never
-# lock the real staff out. Attempts are kept in the database (no pickle,
-# shared by every host).
+# lock the real staff out. An address whose failures over all usernames reach
+# AXES_ADDRESS_FAILURE_LIMIT is locked too (mathsite.security's handler):
+# each attempt costs a password hash, and the address lock is checked before
+# it. Attempts are kept in the database (no pickle, shared by every host).
 # https://django-axes.readthedocs.io/en/latest/4_configuration.html
 AUTHENTICATION_BACKENDS = [
     "mathsite.security.LoginThrottleBackend",
@@ -490,7 +492,9 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_HANDLER = "mathsite.security.LoginLockoutHandler"
+AXES_ADDRESS_FAILURE_LIMIT = env.int("AXES_ADDRESS_FAILURE_LIMIT", default=20)
+_at_least("AXES_ADDRESS_FAILURE_LIMIT", AXES_ADDRESS_FAILURE_LIMIT, 1)
 # The same client address as DRF's throttle (NUM_PROXIES above): behind a
 # proxy, NUM_PROXIES must be set, or every client has the proxy's address.
 AXES_CLIENT_IP_CALLABLE = "mathsite.security.client_ip"

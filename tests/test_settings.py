@@ -27,6 +27,7 @@ from compute.cache.serializer import TaggedSerializer
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 from tests.support.caches import PointedCache, backend_at
+from tests.support.hashers import CountingHasher
 from tests.support.servers import RedisServer
 
 BASE_DIR = Path(__file__).resolve().parents[1]
@@ -291,6 +292,49 @@ def test_lockout_is_per_username_and_address(client, settings, fast_hashing):
     assert _fail(client, "alice", "198.51.100.7", limit)[-1] == 429
     assert _log_in("alice", "203.0.113.9") == 302  # another address: not locked
     assert _log_in("alice", "198.51.100.7") == 429  # the failing address still is
+
+
+@pytest.fixture
+def counted_hashing(settings):
+    """Cheap hashing that counts each hash: what a login attempt costs, in hashes."""
+    settings.PASSWORD_HASHERS = ["tests.support.hashers.CountingHasher"]
+    CountingHasher.hashes.clear()
+    return CountingHasher.hashes
+
+
+@pytest.mark.django_db
+def test_an_address_trying_many_usernames_is_locked_before_any_hash(
+    client, settings, counted_hashing
+):
+    """Each attempt costs a hash (unknown usernames too) until the address lock: then none."""
+    settings.AXES_ADDRESS_FAILURE_LIMIT = limit = 8
+    User.objects.create_user("alice", password="right-horse-battery", is_staff=True)
+    attacker = "198.51.100.7"
+    costs, statuses = [], []
+    for i in range(limit + 4):  # a new username every time: no pair ever reaches 5
+        before = len(counted_hashing)
+        statuses += _fail(client, f"guess{i}", attacker, 1)
+        costs.append(len(counted_hashing) - before)
+    assert statuses == [200] * (limit - 1) + [429] * 5  # the limit-th failure locks it
+    assert costs == [1] * limit + [0] * 4  # locked: refused before the hash
+    before = len(counted_hashing)
+    assert _log_in("alice", attacker) == 429  # the address is locked, for everyone at it
+    assert len(counted_hashing) == before
+    assert _log_in("alice", "203.0.113.9") == 302  # other addresses are not
+
+
+@pytest.mark.django_db
+def test_a_locked_pair_costs_no_hash_and_a_few_failures_lock_no_address(
+    client, settings, counted_hashing
+):
+    User.objects.create_user("alice", password="right-horse-battery", is_staff=True)
+    limit = settings.AXES_FAILURE_LIMIT
+    assert limit < settings.AXES_ADDRESS_FAILURE_LIMIT
+    assert _fail(client, "mallory", "198.51.100.7", limit)[-1] == 429
+    before = len(counted_hashing)
+    assert _fail(client, "mallory", "198.51.100.7", 3) == [429] * 3
+    assert len(counted_hashing) == before
+    assert _log_in("alice", "198.51.100.7") == 302  # the address itself is not locked
 
 
 @pytest.mark.django_db
