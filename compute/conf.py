@@ -120,12 +120,16 @@ class AppSettings:
 
 app_settings = AppSettings()
 
-_resets: list[tuple[frozenset[str], Callable[[], None]]] = []
+_resets: list[tuple[frozenset[str] | None, Callable[[], None]]] = []
 
 
-def on_change(names: frozenset[str] | set[str], reset: Callable[[], None]) -> None:
-    """Call ``reset`` whenever one of the settings ``names`` changes (override_settings)."""
-    _resets.append((frozenset(names), reset))
+def on_change(names: frozenset[str] | set[str] | None, reset: Callable[[], None]) -> None:
+    """Call ``reset`` whenever one of the settings ``names`` changes (override_settings).
+
+    ``names`` None: whenever any setting changes, for what depends on too
+    many settings to name (the OpenAPI document).
+    """
+    _resets.append((None if names is None else frozenset(names), reset))
 
 
 def _setting_changed(*, setting: str, **kwargs: Any) -> None:
@@ -134,7 +138,7 @@ def _setting_changed(*, setting: str, **kwargs: Any) -> None:
     app_settings.forget()
     app_settings.generation += 1
     for names, reset in _resets:
-        if setting in names:
+        if names is None or setting in names:
             reset()
 
 

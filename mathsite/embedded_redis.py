@@ -228,8 +228,8 @@ class RedisServer:
         return [*lines, *self.extra_config]
 
     def write_config(self) -> Path:
-        """Write the configuration into the folder and return its path."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Write the configuration into the folder (made 0700: it holds the data) and return it."""
+        paths.private_folder(self.folder)
         self.config_file.write_text("\n".join([*self.config_lines(), ""]))
         return self.config_file
 

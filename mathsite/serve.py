@@ -1,7 +1,8 @@
 """``make run``: set up and serve mathsite locally the way it is meant to run.
 
 Generates a ``SECRET_KEY`` on first run and keeps it in the data folder
-(``var/secret_key``, never committed), limits hosts to localhost, turns the
+(``var/secret_key``, never committed; the folder is made 0700, the key
+0600), limits hosts to localhost, turns the
 TLS-only settings off for this plain-HTTP local server, starts the
 embedded Redis when no Redis is configured (``REDIS_URL``,
 ``REDIS_CLUSTER_NODES`` or ``REDIS_SENTINELS``), applies migrations, collects
@@ -52,16 +53,22 @@ def secret_key(folder: Path) -> str:
     """Return the secret key kept in data folder ``folder``; generate it (mode 600) on first use."""
     path = paths.secret_key_file(folder)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        paths.private_folder(path.parent)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, paths.PRIVATE_FILE_MODE)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(64))
     return path.read_text().strip()
 
 
 def local_environment() -> dict[str, str]:
-    """Return the environment for the local server: the caller's, plus local defaults."""
+    """Return the environment for the local server: the caller's, plus local defaults.
+
+    The data folder is created, or put right, mode 0700 first: everything
+    ``make run`` keeps there (the key, the database, Redis's files) is
+    private to the service's user.
+    """
     env = dict(os.environ)
+    paths.private_folder(paths.data_dir())
     env.setdefault("SECRET_KEY", secret_key(paths.data_dir()))
     for name, value in LOCAL_DEFAULTS.items():
         env.setdefault(name, value)

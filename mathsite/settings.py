@@ -25,6 +25,7 @@ from django.core.exceptions import ImproperlyConfigured
 from compute.domain.rates import parse_rate
 from mathsite import paths
 from mathsite.redis_config import RedisTopology
+from mathsite.sqlite import PrivateConnection
 
 env = environ.Env()
 
@@ -52,13 +53,41 @@ def _rate(name: str, default: str) -> str | None:
 
 DEBUG = env.bool("DEBUG", default=False)
 
+# Production refuses a key that check --deploy would flag (security.W009: under
+# 50 characters, under 5 distinct ones, Django's "django-insecure-" prefix)
+# and the value .env.example once carried: it is public, and the key signs
+# sessions and keys the MAC of every cache entry (CACHE_SIGNING_KEY unset).
+_GENERATE_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(64))"'
+_PUBLIC_KEYS = {"change-me-to-a-long-random-string-of-at-least-fifty-characters-0123456789"}
+
+
+def _weak_key(key: str) -> str | None:
+    """Return why ``key`` is no secret key for production, or None if it will do."""
+    if key in _PUBLIC_KEYS:
+        return "is the example value once committed in .env.example (public)"
+    if len(key) < 50:
+        return f"is shorter than 50 characters ({len(key)})"
+    if len(set(key)) < 5:
+        return "has fewer than 5 distinct characters"
+    if key.startswith("django-insecure-"):
+        return "starts with django-insecure- (a development key)"
+    return None
+
+
 SECRET_KEY = env.str("SECRET_KEY", default="")
-if not SECRET_KEY:
-    if not DEBUG:
+if not DEBUG:
+    if not SECRET_KEY:
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set. Set the SECRET_KEY environment variable "
-            "(make run generates one under var/), or set DEBUG=true for development."
+            "SECRET_KEY is not set. Set the SECRET_KEY environment variable to a long "
+            f"random string, e.g. the output of {_GENERATE_KEY} (make run generates "
+            "one under var/), or set DEBUG=true for development."
         )
+    if (_why := _weak_key(SECRET_KEY)) is not None:
+        raise ImproperlyConfigured(
+            f"SECRET_KEY {_why}. Set it to a long random string of your own, the same on "
+            f"every host of the deployment, e.g. the output of {_GENERATE_KEY}."
+        )
+elif not SECRET_KEY:
     SECRET_KEY = "django-insecure-development-only-key"  # noqa: S105 - DEBUG only
 
 _hosts = env.list("ALLOWED_HOSTS", default=[])
@@ -154,12 +183,15 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers and one writer work at once; IMMEDIATE transactions and
     # a busy timeout make concurrent writers (several gunicorn workers) wait
-    # instead of failing with "database is locked".
+    # instead of failing with "database is locked". The connection factory
+    # keeps the file, its WAL and the data folder private (0600, 0700)
+    # whatever the umask (mathsite.sqlite says why it acts before connecting).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "transaction_mode": "IMMEDIATE",
             "timeout": env.float("SQLITE_BUSY_TIMEOUT", default=20.0),
+            "factory": PrivateConnection,
         }
     )
     # Keep the connection between requests: opening one and running the
@@ -188,9 +220,20 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if not (REDIS_URL or REDIS_CLUSTER_NODES or REDIS_SENTINELS):
     REDIS_URL = f"unix://{paths.redis_socket(paths.redis_dir(DATA_DIR))}"
 # Seconds a result stays in Redis; empty or "none" means never expire (as the
-# old service did). The result log keeps everything regardless.
-_ttl = env.str("CACHE_TTL", default="")
-CACHE_TTL: int | None = None if _ttl.lower() in ("", "none", "0") else int(_ttl)
+# old service did). The result log keeps everything regardless. Anything else
+# but a positive whole number is refused here: Redis would refuse every SET
+# with a zero or negative EX (each one an error, the cache never filled).
+_ttl = env.str("CACHE_TTL", default="").strip()
+if _ttl.lower() in ("", "none"):
+    CACHE_TTL: int | None = None
+elif _ttl.isascii() and _ttl.isdigit() and int(_ttl) > 0:
+    CACHE_TTL = int(_ttl)
+else:
+    raise ImproperlyConfigured(
+        f"CACHE_TTL={_ttl!r} is not a positive whole number of seconds. Set it to the "
+        "seconds a result stays in Redis (e.g. 86400 for a day), or leave it empty (or "
+        "none) for results that never expire."
+    )
 # Short timeouts and no retries: a dead or paused Redis costs a request at
 # most one timeout, then the breaker in compute.cache.breaker skips Redis for
 # REDIS_BACKOFF_SECONDS.
@@ -427,6 +470,19 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = env.int("DATA_UPLOAD_MAX_NUMBER_FIELDS", default
 DATA_UPLOAD_MAX_NUMBER_FILES = 10
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 
+# Passwords chosen through Django (createsuperuser and changepassword when
+# interactive, the admin's password forms) must pass the four standard
+# validators: not like the user's name or e-mail, 8+ characters, not one of
+# the 20,000 most common, not all digits. (createsuperuser --noinput and
+# set_password in code are not validated: Django's behaviour.)
+# https://docs.djangoproject.com/en/5.2/topics/auth/passwords/#enabling-password-validation
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
 ADMIN_URL = env.str("ADMIN_URL", default="admin/")
 if not ADMIN_URL.endswith("/") or ADMIN_URL.startswith("/"):
     raise ImproperlyConfigured(
@@ -436,10 +492,12 @@ if not ADMIN_URL.endswith("/") or ADMIN_URL.startswith("/"):
 # Admin login throttling (django-axes): after AXES_FAILURE_LIMIT failed
 # logins for one username from one client address, further attempts for that
 # username from that address get 429 for the cool-off time. Locking by the
-# pair, not by the address alone, means failures on other usernames (a
+# pair, not by the address alone, means a few failures on other usernames (a
 # colleague's typos, someone guessing "admin") or from other addresses never
-# lock the real staff out. Attempts are kept in the database (no pickle,
-# shared by every host).
+# lock the real staff out. An address whose failures over all usernames reach
+# AXES_ADDRESS_FAILURE_LIMIT is locked too (mathsite.security's handler):
+# each attempt costs a password hash, and the address lock is checked before
+# it. Attempts are kept in the database (no pickle, shared by every host).
 # https://django-axes.readthedocs.io/en/latest/4_configuration.html
 AUTHENTICATION_BACKENDS = [
     "mathsite.security.LoginThrottleBackend",
@@ -450,7 +508,9 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_HANDLER = "mathsite.security.LoginLockoutHandler"
+AXES_ADDRESS_FAILURE_LIMIT = env.int("AXES_ADDRESS_FAILURE_LIMIT", default=20)
+_at_least("AXES_ADDRESS_FAILURE_LIMIT", AXES_ADDRESS_FAILURE_LIMIT, 1)
 # The same client as the compute throttle, budget and slots (compute.clients:
 # NUM_PROXIES above, CLIENT_IPV6_PREFIX below): behind a proxy, NUM_PROXIES
 # must be set, or every client has the proxy's address.

@@ -2,13 +2,17 @@
 
 ``/healthz`` and ``/readyz`` are DRF views (so the OpenAPI schema describes
 them) with no authentication, permission or throttle: probes must always
-get through. ``/metrics`` is a plain Django view answering only the
-addresses and token configured by ``METRICS_ALLOWED_IPS`` and
-``METRICS_TOKEN``.
+get through. Anyone may ask ``/readyz``, so it names the dependency that
+failed and a class of failure ("refused", "timeout", ...), never the
+error's text (host names, socket paths, database and user names): that
+goes to the server's log, once per outage (Redis's by the cache's breaker).
+``/metrics`` is a plain Django view answering only the addresses and token
+configured by ``METRICS_ALLOWED_IPS`` and ``METRICS_TOKEN``.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 
@@ -30,10 +34,31 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from compute import metrics as metrics_module
-from compute.cache import result_cache
+from compute.cache import FAILURE_REASONS, result_cache
 from compute.http.responses import CompactJsonResponse
 
 from .security import metrics_access_allowed
+
+logger = logging.getLogger(__name__)
+
+# Classes of database failure, by words of the drivers' messages (psycopg and
+# sqlite3 raise one OperationalError for everything; libpq's own socket
+# errors never reach Python as OSError). The first that matches wins.
+DATABASE_REASONS = {
+    "locked": ("database is locked", "database table is locked"),
+    "timeout": ("timeout", "timed out"),
+    "refused": ("connection refused",),
+    "authentication": ("authentication failed", "password"),
+    "unreachable": (
+        "could not translate host name",
+        "unable to open",
+        "no route to host",
+        "network is unreachable",
+        "server closed the connection",
+        "connection to server",
+        "could not connect",
+    ),
+}
 
 # --- probe bodies (for the OpenAPI schema) ------------------------------------------
 
@@ -48,7 +73,11 @@ class CheckSerializer(serializers.Serializer):
     """One dependency's state."""
 
     ok = serializers.BooleanField()
-    detail = serializers.CharField(help_text='"ok", or the error met.')
+    detail = serializers.ChoiceField(
+        choices=["ok", *dict.fromkeys([*DATABASE_REASONS, *FAILURE_REASONS, "error"])],
+        help_text='"ok", or the class of failure met (the error itself is in the server\'s '
+        'log); "backing off": Redis failed a moment ago and was not tried.',
+    )
     latency_ms = serializers.FloatField(help_text="Time the check took, in milliseconds.")
 
 
@@ -84,23 +113,60 @@ def healthz(request: Request) -> Response:
     return Response({"status": "ok"})
 
 
-def _timed_check(check) -> dict:  # noqa: ANN001 - a callable returning (ok, detail)
+def _timed_check(check) -> tuple[dict, str]:  # noqa: ANN001 - returns (ok, reason, detail)
+    """Run ``check``; return its public state (ok, reason as "detail", latency) and its detail."""
     started = time.perf_counter()
-    ok, detail = check()
-    return {
+    ok, reason, detail = check()
+    state = {
         "ok": ok,
-        "detail": detail,
+        "detail": reason,
         "latency_ms": round((time.perf_counter() - started) * 1e3, 3),
     }
+    return state, detail
 
 
-def _database_check() -> tuple[bool, str]:
+def database_reason(exc: BaseException) -> str:
+    """Return the class of a database failure (a key of ``DATABASE_REASONS``, or "error")."""
+    text = str(exc).lower()
+    for reason, words in DATABASE_REASONS.items():
+        if any(word in text for word in words):
+            return reason
+    return "error"
+
+
+def _database_check() -> tuple[bool, str, str]:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except DatabaseError as exc:
-        return False, f"{type(exc).__name__}: {exc}"
-    return True, "ok"
+        return False, database_reason(exc), f"{type(exc).__name__}: {exc}"
+    return True, "ok", "ok"
+
+
+class OutageLog:
+    """Log a check's failure, with the error's full text, once per outage; and its recovery.
+
+    Probes come every few seconds for as long as an outage lasts: one line
+    when it starts (and when its class of failure changes), one when it
+    ends, as the cache's breaker does for Redis.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.failing: str | None = None  # the class of the failure under way
+
+    def record(self, ok: bool, reason: str, detail: str) -> None:
+        """Note one check's outcome; log if the dependency went down, changed or came back."""
+        if ok:
+            if self.failing is not None:
+                logger.warning("readyz: the %s is reachable again", self.name)
+            self.failing = None
+        elif reason != self.failing:
+            logger.warning("readyz: the %s check failed (%s): %s", self.name, reason, detail)
+            self.failing = reason
+
+
+_database_outages = OutageLog("database")
 
 
 @extend_schema(
@@ -117,8 +183,10 @@ def _database_check() -> tuple[bool, str]:
 @_probe
 def readyz(request: Request) -> Response:
     """Return database and Redis state; 503 only when the database is unreachable."""
-    database = _timed_check(_database_check)
-    redis = _timed_check(result_cache.ping)
+    database, detail = _timed_check(_database_check)
+    _database_outages.record(database["ok"], database["detail"], detail)
+    # Redis's errors are logged by the cache's breaker (once per outage).
+    redis, _ = _timed_check(result_cache.ping)
     if not database["ok"]:
         status = "unavailable"
     elif not redis["ok"]:

@@ -17,7 +17,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
-os.environ.setdefault("SECRET_KEY", "test-only-" + uuid.uuid4().hex)
+# 50+ random characters: production settings refuse a shorter key.
+os.environ.setdefault("SECRET_KEY", "test-only-" + uuid.uuid4().hex + uuid.uuid4().hex)
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ["DEBUG"] = "false"
 for _name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):

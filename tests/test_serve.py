@@ -190,3 +190,34 @@ def test_a_second_serve_on_the_same_data_folder_is_refused(service):
     assert f"another make run (pid {service.process.pid})" in service.output.read_text()
     assert service.redis_pid() == redis_pid  # the first run's Redis was left alone
     assert http_get(service.port, "/healthz").status == 200
+
+
+def test_make_run_keeps_the_data_folder_private_whatever_the_umask(service):
+    """Started with umask 022 on a folder created 0755: 0700 folders, 0600 database and key."""
+    service.data.mkdir(parents=True)
+    service.data.chmod(0o755)
+    previous = os.umask(0o022)  # serve and everything it starts inherit it
+    try:
+        service.start()
+    finally:
+        os.umask(previous)
+    assert http_get(service.port, "/api/fib/500/").data["cached"] is False  # a write
+
+    def mode(path) -> str:
+        return oct(path.stat().st_mode & 0o777)
+
+    database = paths.sqlite_file(service.data)
+    seen = {
+        "data folder": mode(service.data),
+        "secret_key": mode(paths.secret_key_file(service.data)),
+        "redis folder": mode(service.redis_folder),
+        **{p.name: mode(p) for p in database.parent.glob(database.name + "*")},
+    }
+    assert seen == {
+        "data folder": "0o700",
+        "secret_key": "0o600",
+        "redis folder": "0o700",
+        "db.sqlite3": "0o600",
+        "db.sqlite3-wal": "0o600",
+        "db.sqlite3-shm": "0o600",
+    }

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
@@ -25,6 +27,7 @@ from compute.cache.serializer import TaggedSerializer
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 from tests.support.caches import PointedCache, backend_at
+from tests.support.hashers import CountingHasher
 from tests.support.servers import RedisServer
 
 BASE_DIR = Path(__file__).resolve().parents[1]
@@ -69,6 +72,42 @@ def test_production_refuses_to_start_without_secret_key(tmp_path):
     assert result.returncode != 0
     assert "ImproperlyConfigured: SECRET_KEY is not set." in result.stderr
     assert "Set the SECRET_KEY environment variable" in result.stderr
+    assert "secrets.token_urlsafe(64)" in result.stderr  # how to make one
+
+
+def test_production_refuses_a_weak_or_public_secret_key(tmp_path):
+    generate = 'python -c "import secrets; print(secrets.token_urlsafe(64))"'
+    for key, why in [
+        (
+            "change-me-to-a-long-random-string-of-at-least-fifty-characters-0123456789",
+            "is the example value once committed in .env.example (public)",
+        ),
+        ("change-me", "is shorter than 50 characters (9)"),
+        ("abcd" * 20, "has fewer than 5 distinct characters"),
+        ("django-insecure-" + secrets.token_urlsafe(50), "starts with django-insecure-"),
+    ]:
+        result = run_django(tmp_path, {**PRODUCTION, "SECRET_KEY": key}, "-c", SETUP)
+        assert result.returncode != 0, key
+        assert f"ImproperlyConfigured: SECRET_KEY {why}" in result.stderr, result.stderr[-500:]
+        assert generate in result.stderr
+        assert key not in result.stderr.replace(f"SECRET_KEY {why}", "")  # never echoed
+    # DEBUG is development: any key, or none, will do there.
+    result = run_django(
+        tmp_path, {**PRODUCTION, "SECRET_KEY": "change-me", "DEBUG": "true"}, "-c", SETUP
+    )
+    assert result.returncode == 0, result.stderr[-500:]
+
+
+def test_env_example_exported_unchanged_starts_no_production_process(tmp_path):
+    """The committed example carries no usable secret: exported as is, production refuses."""
+    example = (BASE_DIR / ".env.example").read_text()
+    exported = dict(
+        line.split("=", 1) for line in example.splitlines() if re.match(r"^[A-Z][A-Z0-9_]*=", line)
+    )
+    assert exported["SECRET_KEY"] == ""
+    result = run_django(tmp_path, {**exported, "REDIS_URL": PRODUCTION["REDIS_URL"]}, "-c", SETUP)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: SECRET_KEY is not set." in result.stderr
 
 
 def test_production_refuses_to_start_without_allowed_hosts(tmp_path):
@@ -88,10 +127,22 @@ def test_bad_values_are_refused_with_what_to_set(tmp_path):
         ("FIB_MOD_MAX_N", str(2**63), "FIB_MOD_MAX_N=9223372036854775808: set it between 1"),
         ("FIB_MOD_MAX_M", "0", "FIB_MOD_MAX_M=0: set it between 1 and 9223372036854775807"),
         ("CLIENT_IPV6_PREFIX", "129", "CLIENT_IPV6_PREFIX=129: set it to the bits of an IPv6"),
+        ("CACHE_TTL", "abc", "CACHE_TTL='abc' is not a positive whole number of seconds. Set"),
+        ("CACHE_TTL", "-1", "CACHE_TTL='-1' is not a positive whole number of seconds."),
+        ("CACHE_TTL", "0", "or leave it empty (or none) for results that never expire"),
+        ("CACHE_TTL", "1.5", "CACHE_TTL='1.5' is not a positive whole number of seconds."),
     ]:
         result = run_django(tmp_path, {**PRODUCTION, name: value}, "-c", SETUP)
         assert result.returncode != 0, name
         assert message in result.stderr, result.stderr[-500:]
+
+
+def test_cache_ttl_is_a_positive_number_of_seconds_or_none(tmp_path):
+    code = SETUP + "from django.conf import settings; print(repr(settings.CACHE_TTL))"
+    for value, expected in [("", "None"), ("none", "None"), (" None ", "None"), ("86400", "86400")]:
+        result = run_django(tmp_path, {**PRODUCTION, "CACHE_TTL": value}, "-c", code)
+        assert result.returncode == 0, result.stderr[-500:]
+        assert result.stdout.strip() == expected, value
 
 
 def test_development_starts_without_secrets_and_admin_url_is_configurable(tmp_path):
@@ -179,6 +230,37 @@ def test_admin_login_works_under_the_limit_and_test_client_login_is_unaffected(
     assert client.login(username="boss", password="right-horse-battery")
 
 
+@pytest.mark.django_db
+def test_passwords_must_pass_the_four_standard_validators(client, fast_hashing):
+    boss = User.objects.create_user(
+        "bossman", email="bossman@example.com", password="right-horse-battery", is_staff=True
+    )
+    refused = {}
+    for weak in ("tiny7", "80492637155", "password123", "bossman@example"):
+        with pytest.raises(ValidationError) as caught:
+            validate_password(weak, user=boss)
+        refused[weak] = {error.code for error in caught.value.error_list}
+    assert refused == {
+        "tiny7": {"password_too_short"},
+        "80492637155": {"password_entirely_numeric"},
+        "password123": {"password_too_common"},
+        "bossman@example": {"password_too_similar"},
+    }
+    # Through the admin's own form: a weak one is refused, the old password kept.
+    client.force_login(boss)
+    change = reverse("admin:password_change")
+    form = {"old_password": "right-horse-battery"}
+    weak = client.post(
+        change, {**form, "new_password1": "password123", "new_password2": "password123"}
+    )
+    assert weak.status_code == 200 and "This password is too common." in weak.content.decode()
+    boss.refresh_from_db()
+    assert boss.check_password("right-horse-battery")
+    strong = "stapled-quartz-lantern-42"
+    done = client.post(change, {**form, "new_password1": strong, "new_password2": strong})
+    assert done.status_code == 302
+
+
 def _fail(client, username: str, address: str, times: int, **extra) -> list[int]:
     """Post ``times`` wrong passwords for ``username`` from ``address``; return the statuses."""
     form = {"username": username, "password": "wrong", "next": "/x"}
@@ -211,6 +293,49 @@ def test_lockout_is_per_username_and_address(client, settings, fast_hashing):
     assert _fail(client, "alice", "198.51.100.7", limit)[-1] == 429
     assert _log_in("alice", "203.0.113.9") == 302  # another address: not locked
     assert _log_in("alice", "198.51.100.7") == 429  # the failing address still is
+
+
+@pytest.fixture
+def counted_hashing(settings):
+    """Cheap hashing that counts each hash: what a login attempt costs, in hashes."""
+    settings.PASSWORD_HASHERS = ["tests.support.hashers.CountingHasher"]
+    CountingHasher.hashes.clear()
+    return CountingHasher.hashes
+
+
+@pytest.mark.django_db
+def test_an_address_trying_many_usernames_is_locked_before_any_hash(
+    client, settings, counted_hashing
+):
+    """Each attempt costs a hash (unknown usernames too) until the address lock: then none."""
+    settings.AXES_ADDRESS_FAILURE_LIMIT = limit = 8
+    User.objects.create_user("alice", password="right-horse-battery", is_staff=True)
+    attacker = "198.51.100.7"
+    costs, statuses = [], []
+    for i in range(limit + 4):  # a new username every time: no pair ever reaches 5
+        before = len(counted_hashing)
+        statuses += _fail(client, f"guess{i}", attacker, 1)
+        costs.append(len(counted_hashing) - before)
+    assert statuses == [200] * (limit - 1) + [429] * 5  # the limit-th failure locks it
+    assert costs == [1] * limit + [0] * 4  # locked: refused before the hash
+    before = len(counted_hashing)
+    assert _log_in("alice", attacker) == 429  # the address is locked, for everyone at it
+    assert len(counted_hashing) == before
+    assert _log_in("alice", "203.0.113.9") == 302  # other addresses are not
+
+
+@pytest.mark.django_db
+def test_a_locked_pair_costs_no_hash_and_a_few_failures_lock_no_address(
+    client, settings, counted_hashing
+):
+    User.objects.create_user("alice", password="right-horse-battery", is_staff=True)
+    limit = settings.AXES_FAILURE_LIMIT
+    assert limit < settings.AXES_ADDRESS_FAILURE_LIMIT
+    assert _fail(client, "mallory", "198.51.100.7", limit)[-1] == 429
+    before = len(counted_hashing)
+    assert _fail(client, "mallory", "198.51.100.7", 3) == [429] * 3
+    assert len(counted_hashing) == before
+    assert _log_in("alice", "198.51.100.7") == 302  # the address itself is not locked
 
 
 @pytest.mark.django_db
@@ -294,11 +419,11 @@ def test_a_redis_url_with_a_password_works(password_redis):
     port, password = password_redis
     query = ResultQuery("fib", 10)
     cache = PointedCache(backend_at(f"redis://:{password}@127.0.0.1:{port}/0"))
-    assert cache.ping() == (True, "ok")
+    assert cache.ping() == (True, "ok", "ok")
     assert cache.set(query, Payload.from_text(query, "55"))
     assert cache.get_shared(query).text == "55"
 
     wrong = PointedCache(backend_at(f"redis://:not-{password}@127.0.0.1:{port}/0"))
-    reachable, detail = wrong.ping()
-    assert not reachable and "AuthenticationError" in detail
+    reachable, reason, detail = wrong.ping()
+    assert not reachable and reason == "authentication" and "AuthenticationError" in detail
     assert wrong.set(query, Payload.from_text(query, "55")) is False  # breaker, not a crash

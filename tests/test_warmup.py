@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ def test_importing_the_wsgi_application_loads_the_views(tmp_path):
         "print('compute.api.views' in sys.modules, 'rest_framework.views' in sys.modules)\n"
     )
     env = {
-        "SECRET_KEY": "x" * 50,
+        "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "localhost",
         "MATHSITE_DATA_DIR": str(tmp_path),
         "REDIS_URL": "redis://127.0.0.1:1/0",  # never contacted

@@ -26,7 +26,13 @@ view reads ``?version=`` from the client and writes it into the
 ``Content-Disposition`` filename (and the document's ``info.version``): a
 client could put quotes, control characters or a CR LF into a response
 header (the last is a 500). The API has one version, so the parameter is
-ignored and the filename is built from server values only.
+ignored and the filename is built from server values only. It also builds
+the document anew for every request (walking every endpoint: about 50 ms)
+inside the language ``?lang=`` names (each new name is one more catalogue
+Django keeps for the process's life). Here the document is built once per
+process, with no request and in the settings' language (nothing a client
+sends can reach the copy every client gets), and again after a setting
+changes (``SchemaDocument``), so it always follows the limits.
 
 Every operation lists its error bodies: 400 names the invalid field
 (``{"n": ["n must be at most 1000000 (FIB_MAX_N)."]}``), other errors are
@@ -36,8 +42,12 @@ Every operation lists its error bodies: 400 names the invalid field
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
+from django.utils import translation
 from drf_spectacular.settings import spectacular_settings
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -49,9 +59,10 @@ from drf_spectacular.utils import (
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
 from rest_framework.request import Request
+from rest_framework.response import Response
 
 from compute.api.serializers import log_item_serializer
-from compute.conf import app_settings
+from compute.conf import app_settings, on_change
 from compute.domain.convergence import convergence_etag
 from compute.domain.kinds import registry
 from compute.domain.kinds.base import Kind, Option
@@ -446,13 +457,64 @@ def postprocess_schema(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
 # --- the schema endpoint ------------------------------------------------------------------
 
 
+class SchemaDocument:
+    """The process's OpenAPI document: built on first use, built again after any setting changes.
+
+    What it says depends on settings only (the limits, the kinds,
+    ``SPECTACULAR_SETTINGS``, the URLconf), and on no request, so one copy
+    serves every client until a setting changes (``override_settings`` in
+    a test; never in production). Concurrent first requests build it once.
+    """
+
+    def __init__(self) -> None:
+        self._document: dict[str, Any] | None = None
+        self._guard = threading.Lock()
+        on_change(None, self.forget)  # too many settings shape it to name them
+
+    def get(self, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Return the document, calling ``build`` if there is none yet."""
+        document = self._document
+        if document is None:
+            with self._guard:
+                if self._document is None:
+                    self._document = build()
+                document = self._document
+        return document
+
+    def forget(self) -> None:
+        """Drop the document: the next request builds it from the settings of then."""
+        self._document = None
+
+
 class SchemaView(SpectacularAPIView):
-    """drf-spectacular's schema view, with nothing from the client in its headers.
+    """drf-spectacular's schema view, built once per process, with nothing from the client in it.
 
     The document always describes the one API this service has (its
-    ``info.version`` is ``SPECTACULAR_SETTINGS["VERSION"]``), whatever
-    ``?version=`` says.
+    ``info.version`` is ``SPECTACULAR_SETTINGS["VERSION"]``) in the
+    settings' language, whatever ``?version=`` or ``?lang=`` say.
     """
+
+    document = SchemaDocument()
+
+    @extend_schema(exclude=True)  # as SERVE_INCLUDE_SCHEMA = False says
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Return the process's document; ``?lang=`` is not read (the words are English)."""
+        return self._get_schema_response(request)
+
+    def _get_schema_response(self, request: Request) -> Response:
+        filename = self._get_filename(request, None)
+        return Response(
+            data=self.document.get(self.build),
+            headers={"Content-Disposition": f'inline; filename="{filename}"'},
+        )
+
+    def build(self) -> dict[str, Any]:
+        """Generate the document with no request, in the settings' language (LANGUAGE_CODE)."""
+        generator = self.generator_class(
+            urlconf=self.urlconf, api_version=self.api_version, patterns=self.patterns
+        )
+        with translation.override(settings.LANGUAGE_CODE):
+            return generator.get_schema(request=None, public=self.serve_public)
 
     def _get_version_parameter(self, request: Request) -> None:
         """Ignore ``?version=``: there is one API version, and the text is the client's."""

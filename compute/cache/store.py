@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 from django.core.cache import caches
@@ -60,7 +60,53 @@ REDIS_ERRORS = (redis.RedisError, ConnectionInterrupted, OSError)
 GENERATION_KEY = "{meta}:generation"
 STATS_KEY = "{meta}:stats"
 
-__all__ = ["MISSING", "REDIS_ERRORS", "ResultCache"]
+__all__ = ["FAILURE_REASONS", "MISSING", "REDIS_ERRORS", "Ping", "ResultCache", "failure_reason"]
+
+# What the readiness probe may tell anyone about a Redis failure: a class of
+# failure, never the error's text (it names hosts, socket paths, user names).
+FAILURE_REASONS = ("refused", "timeout", "unreachable", "authentication", "backing off", "error")
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Return the class of a Redis failure (one of ``FAILURE_REASONS``, not "backing off").
+
+    The exception and what it wraps (django-redis's ``ConnectionInterrupted``
+    chains redis-py's error, which chains the socket's ``OSError``) are
+    looked at by type: authentication, timeout, refused, else unreachable
+    for any connection failure and error for the rest (e.g. a refused command).
+    """
+    chain, seen = [], set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    kinds = {
+        "authentication": (
+            redis.AuthenticationError,
+            redis.exceptions.AuthorizationError,
+            redis.exceptions.NoPermissionError,
+        ),
+        "timeout": (redis.TimeoutError, TimeoutError),
+        "refused": (ConnectionRefusedError,),
+        "unreachable": (redis.ConnectionError, ConnectionInterrupted, OSError),
+    }
+    for reason, types in kinds.items():
+        if any(isinstance(error, types) for error in chain):
+            return reason
+    return "error"
+
+
+class Ping(NamedTuple):
+    """What ``ResultCache.ping`` learnt: ``reason`` may be shown to anyone, ``detail`` may not.
+
+    ``reason`` is "ok" or one of ``FAILURE_REASONS``; ``detail`` is "ok" or
+    the error's full text, for the server's log.
+    """
+
+    ok: bool
+    reason: str
+    detail: str
 
 
 class ResultCache:
@@ -407,18 +453,20 @@ class ResultCache:
 
         self.breaker.call(flush, None)
 
-    def ping(self) -> tuple[bool, str]:
-        """Return (reachable, detail) for the readiness check, through the breaker.
+    def ping(self) -> Ping:
+        """Return whether Redis answers PING, for the readiness check, through the breaker.
 
-        A probe while the breaker is open answers at once (a hung Redis
-        would otherwise cost every probe a whole socket timeout); a failed
-        PING opens it like any other round trip, and a successful one ends
-        the outage.
+        A probe while the breaker is open answers at once, "backing off" (a
+        hung Redis would otherwise cost every probe a whole socket timeout);
+        a failed PING opens it like any other round trip (the breaker logs
+        the outage's error once), and a successful one ends the outage.
         """
         if not self.breaker.available:
-            return False, (
+            return Ping(
+                False,
+                "backing off",
                 "not tried: Redis failed less than REDIS_BACKOFF_SECONDS ago "
-                f"({app_settings.REDIS_BACKOFF_SECONDS:g} s; the breaker is open)"
+                f"({app_settings.REDIS_BACKOFF_SECONDS:g} s; the breaker is open)",
             )
         failures: list[BaseException] = []
 
@@ -431,10 +479,11 @@ class ResultCache:
             return True
 
         if self.breaker.call(probe, False):
-            return True, "ok"
+            return Ping(True, "ok", "ok")
         if failures:
-            return False, f"{type(failures[0]).__name__}: {failures[0]}"
-        return False, "not tried: the breaker opened meanwhile"
+            error = failures[0]
+            return Ping(False, failure_reason(error), f"{type(error).__name__}: {error}")
+        return Ping(False, "backing off", "not tried: the breaker opened meanwhile")
 
     def clear_namespace(self) -> int:
         """Delete every key of this deployment's prefix and version (and nothing else).

@@ -18,6 +18,8 @@ from django.core.management import call_command
 from django.test import Client
 from drf_spectacular.generators import SchemaGenerator
 
+from compute.api.schema import SchemaView
+
 pytestmark = pytest.mark.django_db
 
 ROUTES = {
@@ -110,6 +112,40 @@ def test_schema_endpoint_serves_openapi():
     response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     assert response.json()["info"]["title"] == "mathsite API"
+
+
+def test_the_endpoint_builds_the_document_once_and_again_when_a_setting_changes(
+    settings, monkeypatch
+):
+    built = []
+    get_schema = SchemaGenerator.get_schema
+
+    def counted(generator: SchemaGenerator, *args, **kwargs) -> dict:
+        built.append(kwargs.get("request"))
+        return get_schema(generator, *args, **kwargs)
+
+    monkeypatch.setattr(SchemaGenerator, "get_schema", counted)
+    SchemaView.document.forget()  # whatever an earlier test left
+    client = Client()
+    as_json = {"HTTP_ACCEPT": "application/vnd.oai.openapi+json"}
+    first = client.get("/api/schema/", **as_json)
+    again = [
+        client.get("/api/schema/", **as_json),
+        client.get("/api/schema/?lang=de&version=2", **as_json),
+        client.get("/api/schema/"),  # YAML: the same document, rendered otherwise
+    ]
+    assert [r.status_code for r in (first, *again)] == [200] * 4
+    assert again[0].content == again[1].content == first.content
+    assert yaml.safe_load(again[2].content) == first.json()
+    assert built == [None]  # once, and with no request: nothing of a client's in it
+
+    settings.FIB_MAX_N = 5000  # override_settings: the next request builds anew
+    changed = client.get("/api/schema/", **as_json).json()
+    fib_n = parameter(changed["paths"]["/api/fib/{n}/"]["get"], "n")
+    assert fib_n["schema"]["maximum"] == 5000
+    assert built == [None, None]
+    client.get("/api/schema/", **as_json)
+    assert len(built) == 2
 
 
 def test_docs_page_loads_only_local_assets():

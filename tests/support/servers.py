@@ -148,7 +148,7 @@ def redis_binary() -> str:
 # One secret for every child server of a test run: servers that share a Redis
 # are instances of one deployment, and entries one writes carry a MAC keyed
 # by that secret that the others must verify (compute.cache.integrity).
-_DEPLOYMENT_SECRET = "live-test-" + uuid.uuid4().hex
+_DEPLOYMENT_SECRET = "live-test-" + uuid.uuid4().hex + uuid.uuid4().hex  # 50+ characters
 
 
 def base_environment() -> dict[str, str]:

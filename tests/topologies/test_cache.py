@@ -182,7 +182,7 @@ def test_warm_cache_fills_every_shard(on_topology, topology):
 
 
 def test_readiness_and_the_stats_command(on_topology):
-    assert on_topology.ping() == (True, "ok")
+    assert on_topology.ping() == (True, "ok", "ok")
     for n in range(12):
         services.result_get(caller=SETUP, query=fib_query(n))
     out = StringIO()
