@@ -18,7 +18,11 @@ What is measured (all names start with ``mathsite_``):
   opens the cache's breaker;
 - ``cache_rejected_total`` by reason (``malformed``, ``bad_mac``,
   ``oversized``, ``mismatch``): entries read from Redis and discarded, not
-  served (``compute.cache.integrity``).
+  served (``compute.cache.integrity``);
+- ``cache_malformed_total`` by key (``generation``, ``stats``, ``budget``,
+  ``lock``, ``throttle``, ``other``): bookkeeping values read back from
+  Redis that were malformed or of the wrong type, treated as absent or
+  reset (``compute.cache.values``).
 
 The hooks are called on the hot path, so each is an in-process counter
 update and a context-variable write: no I/O, no lock held across a call.
@@ -108,6 +112,12 @@ CACHE_REJECTED = Counter(
     "(malformed, bad_mac, oversized, mismatch).",
     ["reason"],
 )
+CACHE_MALFORMED = Counter(
+    "mathsite_cache_malformed",
+    "Bookkeeping values read back from Redis that were malformed or of the wrong type, "
+    "treated as absent or reset, by key (generation, stats, budget, lock, throttle, other).",
+    ["key"],
+)
 COMPUTE_REFUSALS = Counter(
     "mathsite_compute_refusals",
     "Computations refused before they ran (compute.admission), by kind and reason: "
@@ -181,6 +191,11 @@ def not_modified(kind: str) -> None:
 def cache_rejected(reason: str) -> None:
     """Count one entry read from Redis and discarded (rare: the label lookup is fine)."""
     CACHE_REJECTED.labels(reason).inc()
+
+
+def cache_malformed(key: str) -> None:
+    """Count one malformed bookkeeping value of the ``key`` kind (rare: a label lookup)."""
+    CACHE_MALFORMED.labels(key).inc()
 
 
 def compute_refused(kind: str, reason: str) -> None:

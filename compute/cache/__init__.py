@@ -4,7 +4,8 @@
 at import) and built again after a setting it depends on changes, so
 ``override_settings`` reaches it. Pieces: ``store`` (the front), ``local``,
 ``breaker``, ``invalidation`` (with ``host_counter``), ``locks``,
-``stats``, ``counters``, ``budget``, ``pictures`` (sealed picture entries) and
+``stats``, ``counters``, ``budget``, ``pictures`` (sealed picture entries),
+``values`` (bookkeeping values read with care) and
 ``serializer`` (django-redis's, never pickle).
 """
 

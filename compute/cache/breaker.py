@@ -9,6 +9,15 @@ is logged as the recovery. Whoever keeps state that an outage makes stale
 (the in-process tier, the eviction generation) subscribes with
 ``on_trip``.
 
+The breaker is for outages only. An error that ``data_error`` recognises
+(``compute.cache.values.is_data_error``: ``WRONGTYPE``, "value is not an
+integer") is Redis answering about one key's value, which whoever can
+write to the Redis controls: it must not stop this process from using
+Redis for everything else. Such an error returns the default without
+opening the breaker (and counts as an answer, so it may end an outage);
+the readers of those keys handle them before they get here, and
+``on_data_error`` listeners hear of any that still do.
+
     >>> breaker = Breaker(errors=(OSError,), backoff=lambda: 2.0)
     >>> breaker.call(lambda: 1 / 1, default=None)
     1.0
@@ -36,19 +45,26 @@ class Breaker:
         errors: tuple[type[BaseException], ...],
         backoff: Callable[[], float],
         clock: Callable[[], float] = time.monotonic,
+        data_error: Callable[[BaseException], bool] = lambda exc: False,
     ) -> None:
         self.errors = errors
         self.backoff = backoff
         self.clock = clock
+        self.data_error = data_error
         self._down_until = float("-inf")
         self._tripped_at = float("-inf")
         self._in_outage = False
         self._guard = threading.Lock()
         self._listeners: list[Callable[[BaseException], None]] = []
+        self._data_listeners: list[Callable[[BaseException], None]] = []
 
     def on_trip(self, listener: Callable[[BaseException], None]) -> None:
         """Call ``listener(exc)`` each time a failure opens the breaker."""
         self._listeners.append(listener)
+
+    def on_data_error(self, listener: Callable[[BaseException], None]) -> None:
+        """Call ``listener(exc)`` for each data error that reaches the breaker (not an outage)."""
+        self._data_listeners.append(listener)
 
     @property
     def available(self) -> bool:
@@ -58,7 +74,9 @@ class Breaker:
     def call(self, operation: Callable[[], T], default: T) -> T:
         """Run ``operation`` unless the breaker is open; return ``default`` on failure.
 
-        ``operation`` must make a round trip: its success ends an outage.
+        ``operation`` must make a round trip: its success ends an outage. A
+        data error (``data_error``) returns ``default`` without opening the
+        breaker.
         """
         started = self.clock()
         if started < self._down_until:
@@ -66,8 +84,12 @@ class Breaker:
         try:
             result = operation()
         except self.errors as exc:
-            self.trip(exc)
-            return default
+            if not self.data_error(exc):
+                self.trip(exc)
+                return default
+            for listener in self._data_listeners:
+                listener(exc)
+            result = default  # Redis answered: what follows treats it as a round trip
         # Only a round trip that began after the last failure proves Redis is
         # back: one that another thread's failure overtook proves nothing (it
         # would end the outage and the next failure would be logged again).

@@ -10,6 +10,14 @@ so concurrent requests of one client in several processes cannot all slip
 under the limit together, and a refused charge adds nothing. A charge for
 work that then did not run (refused by the concurrency cap) is refunded.
 
+The key is shared with whoever else can write to the Redis, so both
+scripts read it with care (``compute.cache.values``): junk or another type
+there is deleted in the same script and the window's count starts afresh
+(reported once, counted), so it neither fails the charge nor opens the
+breaker. A well-formed count cannot be told from an honest one: set to the
+limit, it refuses that client until the window ends, the most such a value
+can do (the next window's key is another key).
+
 While Redis is unreachable (the breaker open, or the script failing) the
 charge goes to a ledger in this process instead of being waived: the
 budget then holds per process (a client may spend it once in each process
@@ -30,19 +38,38 @@ from typing import Any
 import redis
 
 from compute.cache.breaker import Breaker
+from compute.cache.values import BUDGET, LUA_COUNTERS, MalformedValues
 
 # KEYS[1]: the client's key of this window. ARGV: cost, limit, seconds to live.
-# Returns {1, spent} when charged, {0, spent} when the cost does not fit.
-_CHARGE = """
-local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
+# Returns {1, spent, reset} when charged, {0, spent, reset} when the cost does not
+# fit; reset is 1 if the key held junk, deleted first (the count starts afresh).
+_CHARGE = (
+    LUA_COUNTERS
+    + """
+local found, reset = read_counter(KEYS[1])
+local spent = found or 0
 local cost = tonumber(ARGV[1])
 if spent > 0 and spent + cost > tonumber(ARGV[2]) then
-  return {0, spent}
+  return {0, spent, reset}
 end
 spent = redis.call('INCRBY', KEYS[1], cost)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-return {1, spent}
+return {1, spent, reset}
 """
+)
+# KEYS[1]: the client's key of the charge's window. ARGV[1]: the digits to give back.
+# Never below 0 and never creates the key (its window may have ended meanwhile).
+# Returns 1 if the key held junk (deleted: nothing left to give back).
+_REFUND = (
+    LUA_COUNTERS
+    + """
+local spent, reset = read_counter(KEYS[1])
+if spent and spent > 0 then
+  redis.call('DECRBY', KEYS[1], math.min(spent, tonumber(ARGV[1])))
+end
+return reset
+"""
+)
 LOCAL_CLIENTS = 65_536
 
 
@@ -66,13 +93,15 @@ class BudgetLedger:
         client: Callable[[], redis.Redis],
         breaker: Breaker,
         make_key: Callable[[str], str],
+        malformed: MalformedValues,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.breaker = breaker
         self.make_key = make_key
+        self.malformed = malformed
         self.clock = clock
-        self._script: Any = None
+        self._scripts: dict[str, Any] = {}
         self._local: dict[tuple[str, int], int] = {}
         self._local_window = -1
         self._guard = threading.Lock()
@@ -86,7 +115,8 @@ class BudgetLedger:
         sentinel = (-1, -1)
 
         def run() -> tuple[int, int]:
-            found = self._charge_script()(keys=[key], args=[cost, limit, window_seconds + 1])
+            found = self._script(_CHARGE)(keys=[key], args=[cost, limit, window_seconds + 1])
+            self.malformed.repaired(BUDGET, key, found[2])
             return int(found[0]), int(found[1])
 
         allowed, spent = self.breaker.call(run, sentinel)
@@ -103,12 +133,18 @@ class BudgetLedger:
             if local_key in self._local:
                 self._local[local_key] = max(0, self._local[local_key] - cost)
                 return
-        self.breaker.call(lambda: self.client().decrby(charge.key, cost), None)
 
-    def _charge_script(self) -> Any:
-        if self._script is None:
-            self._script = self.client().register_script(_CHARGE)
-        return self._script
+        def run() -> None:
+            reset = self._script(_REFUND)(keys=[charge.key], args=[cost])
+            self.malformed.repaired(BUDGET, charge.key, reset)
+
+        self.breaker.call(run, None)
+
+    def _script(self, source: str) -> Any:
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self.client().register_script(source)
+        return script
 
     def _charge_locally(
         self, key: str, cost: int, limit: int, window: int, retry_after: float

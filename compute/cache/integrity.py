@@ -41,14 +41,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
-import threading
 from collections.abc import Callable
 
 from compute import metrics
+from compute.cache.values import ReportedOnce
 from compute.domain.payload import FORGED, MALFORMED, OVERSIZED, UnfitEntry
-
-logger = logging.getLogger("compute.cache")
 
 MAC_BYTES = 16
 PURPOSE = b"mathsite cache entries"
@@ -117,17 +114,12 @@ class Rejections:
     """Report discarded entries: a warning once per reason per process, a metric every time."""
 
     def __init__(self) -> None:
-        self._logged: set[str] = set()
-        self._guard = threading.Lock()
+        self._report = ReportedOnce(metrics.cache_rejected)
 
     def report(self, rejected: UnfitEntry, key: str) -> None:
         """Count ``rejected`` (read from ``key``) and log it if its reason is new here."""
-        metrics.cache_rejected(rejected.reason)
-        with self._guard:
-            if rejected.reason in self._logged:
-                return
-            self._logged.add(rejected.reason)
-        logger.warning(
+        self._report(
+            rejected.reason,
             "Discarding cache entry %s (%s: %s); it is made again (a result from the "
             "result log, a picture drawn anew). "
             "Further %s entries are counted in mathsite_cache_rejected_total, not logged.",
@@ -139,5 +131,4 @@ class Rejections:
 
     def reset(self) -> None:
         """Forget which reasons were logged (a fresh start logs them again)."""
-        with self._guard:
-            self._logged.clear()
+        self._report.reset()

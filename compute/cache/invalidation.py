@@ -21,6 +21,18 @@ thread per process; RESP3 client-side tracking has the same gap when a
 connection drops and needs RESP3 on every connection. The periodic read
 alone is one mechanism, the same on a single server, a cluster and
 Sentinel, with the same bound.
+
+The generation is read back from a Redis that others may write to, so it
+is parsed with care (``compute.cache.values``): junk or another type
+under its key reads as no generation at all (reported once, counted; the
+tier is emptied if it held anything, as for any change), and the next
+eviction's bump replaces it with a fresh counter. It only ever tells a
+process to forget: whatever it holds, nothing wrong is served. A
+well-formed value is another matter: written back to the value the other
+hosts last read, right after a bump, it hides that eviction from their
+tiers (this host's shared counter still tells its own processes), which
+then keep serving the evicted result, a value this deployment computed,
+until their LRU drops it or the next eviction's bump reaches them.
 """
 
 from __future__ import annotations
@@ -32,6 +44,19 @@ from pathlib import Path
 from typing import Any
 
 from compute.cache.host_counter import HostCounter
+from compute.cache.values import GENERATION, LUA_COUNTERS, MalformedValues
+
+# KEYS[1]: the generation. ARGV[1]: a random base for a missing (or reset) counter.
+# Returns {the new generation, 1 if the key held junk and was reset}. One script,
+# so junk left there cannot make evictions stop reaching other hosts.
+_BUMP = (
+    LUA_COUNTERS
+    + """
+local current, reset = read_counter(KEYS[1])
+if not current then redis.call('SET', KEYS[1], ARGV[1]) end
+return {redis.call('INCR', KEYS[1]), reset}
+"""
+)
 
 
 class EvictionBroadcast:
@@ -44,12 +69,14 @@ class EvictionBroadcast:
         host_name: str,
         sync_seconds: Callable[[], float],
         forget: Callable[[], None],
+        malformed: MalformedValues,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.generation_key = generation_key
         self.host_name = host_name
         self.sync_seconds = sync_seconds
         self.forget = forget  # empties the in-process tier
+        self.malformed = malformed
         self.clock = clock
         self._host: HostCounter | None = None
         self._host_seen = 0
@@ -101,8 +128,13 @@ class EvictionBroadcast:
         pipe.get(self.generation_key)
 
     def adopt(self, value: Any) -> None:
-        """Adopt the generation read from Redis; a change empties the tier."""
-        generation = int(value or 0)
+        """Adopt the generation read from Redis (the ``GET`` reply); a change empties the tier.
+
+        A missing generation is 0 (no eviction yet); so is a malformed one
+        (reported), or a data error in its place (the key held another
+        type): it cannot tell of an eviction, so it must not fail a request.
+        """
+        generation = self.malformed.counter(GENERATION, self.generation_key, value) or 0
         if generation != self._generation:
             self.forget()
             self._generation = generation
@@ -113,13 +145,12 @@ class EvictionBroadcast:
 
         A missing counter (first eviction, or a Redis that lost its data)
         restarts from a random 48-bit base rather than from 1, so it cannot
-        come back equal to the value an idle process last saw. Both commands
-        are on the one key, so the pipeline is slot-safe on a cluster.
+        come back equal to the value an idle process last saw; so does a
+        malformed one, which is reported. One script on the one key, so it
+        is slot-safe on a cluster.
         """
-        pipe = client.pipeline(transaction=False)
-        pipe.set(self.generation_key, secrets.randbits(48), nx=True)
-        pipe.incr(self.generation_key)
-        pipe.execute()
+        _, reset = client.eval(_BUMP, 1, self.generation_key, secrets.randbits(48))
+        self.malformed.repaired(GENERATION, self.generation_key, reset)
 
     def bump_host(self) -> None:
         """Tell every process of this host to empty its tier now."""

@@ -33,12 +33,26 @@ Both need the two keys on one server, in order: always true on a single
 Redis or a Sentinel master; on a cluster the lock's name carries the
 value's key as its hash tag (``lock_name``), and where that cannot put
 them in one slot the steps are taken one after the other instead.
+
+Whoever can write to the Redis can put anything under a lock's name, and
+a waiter must never wait on junk. A lock is *sound* when it is what a
+holder writes: a string of ``TOKEN_CHARS`` lowercase hex digits with a
+time to live of at most this process's ``COMPUTE_LOCK_TIMEOUT`` (a
+holder never sets more; so every instance must be configured with the
+same). Each attempt reads the lock's value and time to live in its round
+trip; an unsound lock (junk, another type, no expiry, a longer one) is
+reported (``compute.cache.values``, once per process, counted) and taken
+over at once by a script that checks it again. A sound hostile lock holds
+a value back no longer than a killed holder's would. The watched key is
+read with the same care: another type there reads as a missing value
+(``unfit`` hears of it) and the holder's store overwrites it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import threading
 import time
@@ -52,20 +66,60 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
 from compute.cache.breaker import Breaker
+from compute.cache.values import LOCK, MalformedValues, execute, returning_data_errors
 
 POLL_SECONDS = 0.002  # a waiter sees the result within 2 ms
+TOKEN_BYTES = 16
+TOKEN_CHARS = 2 * TOKEN_BYTES  # a token is written as lowercase hex
+_TOKEN = re.compile(rb"[0-9a-f]{%d}" % TOKEN_CHARS)
 
-# KEYS[1]: the lock. ARGV[1]: the holder's token. Deletes the lock only if still ours.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+# KEYS[1]: the lock. ARGV[1]: the holder's token. Deletes the lock only if still ours
+# (TYPE first: GET of another type would be an error, and it is not ours anyway).
+_OURS = "redis.call('TYPE', KEYS[1])['ok'] == 'string' and redis.call('GET', KEYS[1]) == ARGV[1]"
+_RELEASE = f"""
+if {_OURS} then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 # ARGV[2]: the time to live in ms. Extends the lock only if still ours.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+_RENEW = f"""
+if {_OURS} then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
+# ARGV[1]: the taker's token, ARGV[2]: the time to live in ms. Takes the lock unless
+# it is (now) sound: the same judgement as ``sound_lock``, made again atomically.
+# Returns 1 if taken.
+_TAKE_OVER = f"""
+if redis.call('TYPE', KEYS[1])['ok'] == 'string' then
+  local token = redis.call('GET', KEYS[1])
+  local ttl = redis.call('PTTL', KEYS[1])
+  if #token == {TOKEN_CHARS} and not string.find(token, '[^0-9a-f]')
+      and ttl > 0 and ttl <= tonumber(ARGV[2]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
 _FAILED = object()
+
+
+def new_token() -> bytes:
+    """Return a fresh holder's token (what a sound lock holds)."""
+    return secrets.token_hex(TOKEN_BYTES).encode()
+
+
+def sound_lock(value: Any, ttl_ms: int, timeout_ms: int) -> bool:
+    """Return True unless the lock read as ``value`` (its ``GET`` reply) with ``ttl_ms``
+    (its ``PTTL``) is one no holder writes: junk, another type, no expiry or a longer one.
+
+    A lock that vanished (``None``) is not unsound: the next attempt takes it.
+    """
+    if value is None:
+        return True
+    if isinstance(value, BaseException) or not _TOKEN.fullmatch(value):
+        return False
+    # PTTL -2: gone since the GET (sound: free now); -1: no expiry.
+    return ttl_ms == -2 or 0 < ttl_ms <= timeout_ms
 
 
 def lock_name(make_key: Callable[[str], str], watched_key: str) -> str:
@@ -121,11 +175,13 @@ class ComputeLocks:
         breaker: Breaker,
         timeout: Callable[[], float],
         wait: Callable[[], float],
+        malformed: MalformedValues,
     ) -> None:
         self.client = client
         self.breaker = breaker
         self.timeout = timeout
         self.wait = wait
+        self.malformed = malformed
         self._process_locks: weakref.WeakValueDictionary[str, threading.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -139,13 +195,16 @@ class ComputeLocks:
         *,
         watch: str | None = None,
         accept: Callable[[bytes], Any] = lambda data: data,
+        unfit: Callable[[BaseException], None] = lambda exc: None,
     ) -> Iterator[Lease]:
         """Hold the lock ``name`` while the block runs.
 
         With ``watch``, each attempt also reads that key; a value that
         ``accept`` turns into something other than None ends the wait as
-        ``found`` (and the lock, if taken, is given back at once). The lease
-        is not ``held`` if the lock could not be had within the wait.
+        ``found`` (and the lock, if taken, is given back at once); a data
+        error in its place (another type) goes to ``unfit`` and reads as
+        missing. The lease is not ``held`` if the lock could not be had
+        within the wait.
         """
         deadline = time.monotonic() + self.wait()
         flight, found = self._board(name, deadline)
@@ -153,7 +212,7 @@ class ComputeLocks:
             yield Lease(False, found)
             return
         try:
-            with self._hold(name, watch, accept, deadline, flight) as lease:
+            with self._hold(name, watch, accept, unfit, deadline, flight) as lease:
                 yield lease
         finally:
             if flight is not None:
@@ -192,10 +251,13 @@ class ComputeLocks:
         name: str,
         watch: str | None,
         accept: Callable[[bytes], Any],
+        unfit: Callable[[BaseException], None],
         deadline: float,
         flight: _Flight | None,
     ) -> Iterator[Lease]:
-        attempt = self._attempt(name, watch, accept, deadline) if self.breaker.available else None
+        attempt = (
+            self._attempt(name, watch, accept, unfit, deadline) if self.breaker.available else None
+        )
         if attempt is None:
             with self._process_lock(name) as held:
                 yield Lease(held)
@@ -215,34 +277,52 @@ class ComputeLocks:
                 hold.release(None)
 
     def _attempt(
-        self, name: str, watch: str | None, accept: Callable[[bytes], Any], deadline: float
+        self,
+        name: str,
+        watch: str | None,
+        accept: Callable[[bytes], Any],
+        unfit: Callable[[BaseException], None],
+        deadline: float,
     ) -> tuple[_RedisHold | None, Any] | None:
         """Poll for the lock until it is had, the value appears or ``deadline`` passes.
 
         Return (the hold or None, what was found or None); None if Redis failed.
         """
         ttl_ms = max(1, int(self.timeout() * 1000))
-        token = secrets.token_hex(16).encode()
+        token = new_token()
         client = self.client()
         together = watch is not None and same_server(client, name, watch)
 
-        def once() -> tuple[bool, bytes | None]:
+        def once() -> tuple[bool, Any]:
+            # The lock's own value and time to live come in the same round trip,
+            # so a waiter can tell a holder from junk without asking again.
+            pipe = client.pipeline(transaction=False)
+            pipe.set(name, token, nx=True, px=ttl_ms)
+            pipe.get(name)
+            pipe.pttl(name)
             if together:
-                pipe = client.pipeline(transaction=False)
-                pipe.set(name, token, nx=True, px=ttl_ms)
                 pipe.get(watch)
-                taken, data = pipe.execute()
-                return bool(taken), data
-            taken = bool(client.set(name, token, nx=True, px=ttl_ms))
+            taken, value, ttl, *data = execute(pipe)
+            if not taken and not sound_lock(value, ttl, ttl_ms):
+                self.malformed.report(LOCK, name, _described(value, ttl))
+                taken = bool(client.eval(_TAKE_OVER, 1, name, token, ttl_ms))
             if watch is None:
-                return taken, None
-            return taken, client.get(watch)
+                return bool(taken), None
+            if not together:
+                data = [returning_data_errors(lambda: client.get(watch))]
+            return bool(taken), data[0]
 
+        unfit_told = False
         while True:
             outcome = self.breaker.call(once, _FAILED)
             if outcome is _FAILED:
                 return None
             taken, data = outcome
+            if isinstance(data, BaseException):  # the watched key holds another type
+                if not unfit_told:  # once per wait, not once per poll
+                    unfit(data)
+                    unfit_told = True
+                data = None
             hold = _RedisHold(self, name, token, ttl_ms, together=together) if taken else None
             found = accept(data) if data is not None else None
             if taken or found is not None or time.monotonic() >= deadline:
@@ -262,6 +342,14 @@ class ComputeLocks:
         finally:
             if held:
                 lock.release()
+
+
+def _described(value: Any, ttl_ms: int) -> str:
+    if isinstance(value, BaseException):
+        return f"not a string: {value}"
+    if ttl_ms < 0:
+        return f"{value[:40]!r} with no expiry"
+    return f"{value[:40]!r} expiring in {ttl_ms} ms"
 
 
 class _Flight:
@@ -302,7 +390,7 @@ class _RedisHold:
             client = self.locks.client()
             return bool(client.eval(_RENEW, 1, self.name, self.token, self.ttl_ms))
         except (redis.RedisError, OSError):
-            return False  # Redis failed or the lock was lost: it expires by itself
+            return False  # Redis failed: the lock expires by itself
 
     def release(self, write: Callable[[Any], None] | None) -> bool:
         """Run ``write`` (if any) and release, in one round trip where the keys allow it.

@@ -12,6 +12,15 @@ not grow with it: exact by a scan while the database is small, estimated
 from a bounded random sample (and labelled so) once it is large. Counters
 maintained on set and delete would drift anyway: LRU eviction and TTLs
 remove keys behind the application's back.
+
+The hash is shared with whoever else can write to the Redis, so it is
+read with care (``compute.cache.values``): another type under its key,
+or a field that is not a well-formed count, reads as no figure (reported
+once, counted) rather than failing the page or the command. The flush
+stays plain ``HSETNX`` and ``HINCRBY`` on a pipeline (a cluster's pipeline
+runs no scripts); when Redis refuses them because of junk, or a reader
+finds some, one script (``repair_tally``) removes it and adds the counts
+that were refused.
 """
 
 from __future__ import annotations
@@ -25,11 +34,56 @@ from typing import Any
 
 import redis
 
+from compute.cache.values import (
+    LUA_COUNTERS,
+    STATS,
+    MalformedValue,
+    MalformedValues,
+    execute,
+    parse_counter,
+    returning_data_errors,
+)
 from compute.domain.kinds import registry
 
 # How often a process adds its tallied hits and fills to the shared hash.
 STATS_FLUSH_SECONDS = 1.0
 FIELDS = ("hits", "fills")
+# The latest "since" a reader accepts: 9999-12-31 23:59:59 UTC, where datetime ends.
+LATEST_SINCE = 253_402_300_799
+
+# KEYS[1]: the statistics hash. ARGV: now (the "since" of a new hash), LATEST_SINCE,
+# then a field and its count (possibly 0) for each of FIELDS. Removes junk first
+# (another type under the key, a field that is not a well-formed count), so HINCRBY
+# never meets a value it refuses; returns 1 if there was any.
+_REPAIR = (
+    LUA_COUNTERS
+    + """
+local reset = 0
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind == 'hash' then
+  local since = redis.call('HGET', KEYS[1], 'since')
+  if since and not (is_counter(since) and tonumber(since) <= tonumber(ARGV[2])) then
+    redis.call('HDEL', KEYS[1], 'since')
+    reset = 1
+  end
+  for i = 3, #ARGV, 2 do
+    local count = redis.call('HGET', KEYS[1], ARGV[i])
+    if count and not is_counter(count) then
+      redis.call('HDEL', KEYS[1], ARGV[i])
+      reset = 1
+    end
+  end
+elseif kind ~= 'none' then
+  redis.call('DEL', KEYS[1])
+  reset = 1
+end
+redis.call('HSETNX', KEYS[1], 'since', ARGV[1])
+for i = 3, #ARGV, 2 do
+  if ARGV[i + 1] ~= '0' then redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+return reset
+"""
+)
 
 
 class StatsTally:
@@ -39,10 +93,12 @@ class StatsTally:
         self,
         *,
         key: str,
+        malformed: MalformedValues,
         clock: Callable[[], float] = time.monotonic,
         flush_seconds: float = STATS_FLUSH_SECONDS,
     ) -> None:
         self.key = key
+        self.malformed = malformed
         self.clock = clock
         self.flush_seconds = flush_seconds
         self._counts = dict.fromkeys(FIELDS, 0)
@@ -60,29 +116,63 @@ class StatsTally:
         with self._guard:
             return any(self._counts.values())
 
-    def queue(self, pipe: Any, *, force: bool = False) -> None:
+    def queue(self, pipe: Any, *, force: bool = False) -> dict[str, int] | None:
         """Queue the pending counts on ``pipe`` if a flush is due (or ``force``).
 
-        Counts handed to a pipeline that then fails are lost: statistics are
-        best effort.
+        Return the counts queued (the pipeline's last commands: ``HSETNX``
+        of "since", then one ``HINCRBY`` per count), to hand to ``settle``
+        with the pipeline's replies; None if nothing was queued. Counts
+        handed to a pipeline that then fails are lost: statistics are best
+        effort.
         """
         now = self.clock()
         if not force and now - self._flushed_at < self.flush_seconds:
-            return
+            return None
         with self._guard:
             pending = {k: v for k, v in self._counts.items() if v}
             self._counts = dict.fromkeys(FIELDS, 0)
         self._flushed_at = now
         if not pending:
-            return
+            return None
         pipe.hsetnx(self.key, "since", int(time.time()))
         for field, count in pending.items():
             pipe.hincrby(self.key, field, count)
+        return pending
+
+    def settle(self, queued: dict[str, int] | None, replies: list[Any], client: Any) -> None:
+        """Check the replies (``values.execute``'s) to what ``queue`` queued.
+
+        Redis refused them only if the hash held junk: report it, then
+        remove it and add the refused counts in one script.
+        """
+        if queued is None:
+            return
+        since, *added = replies[-1 - len(queued) :]
+        errors = [reply for reply in (since, *added) if isinstance(reply, BaseException)]
+        if not errors:
+            return
+        self.malformed.report(STATS, self.key, errors[0])
+        refused = {
+            field: count
+            for (field, count), reply in zip(queued.items(), added, strict=True)
+            if isinstance(reply, BaseException)
+        }
+        repair_tally(client, self.key, refused)
 
     def discard(self) -> None:
         """Forget the pending counts (the namespace was cleared)."""
         with self._guard:
             self._counts = dict.fromkeys(FIELDS, 0)
+
+
+def repair_tally(client: redis.Redis, key: str, counts: dict[str, int] | None = None) -> bool:
+    """Remove junk from the statistics hash ``key`` and add ``counts``; True if there was junk.
+
+    One script on one key (slot-safe), run outside any pipeline: the rare path.
+    """
+    counts = counts or {}
+    pairs = [item for field in FIELDS for item in (field, counts.get(field, 0))]
+    return bool(client.eval(_REPAIR, 1, key, int(time.time()), LATEST_SINCE, *pairs))
 
 
 def scan_namespace(client: redis.Redis, namespace: str) -> Iterator[bytes]:
@@ -146,6 +236,7 @@ def namespace_stats(
     stats_key: str,
     exact_max_keys: int,
     sample_keys: int,
+    malformed: MalformedValues,
 ) -> dict[str, Any]:
     """Return the namespace's entries (by kind), their size, hit ratio and Redis memory.
 
@@ -156,7 +247,8 @@ def namespace_stats(
     estimates (``entries_margin``: half the width of a 95% interval of
     ``entries``). Keys of other prefixes in the same database are counted
     only as the database's size, never as ours. ``hits`` and ``fills`` are
-    exact: the tallies every process has flushed since ``since``. Raise a
+    exact: the tallies every process has flushed since ``since``; junk in
+    their hash reads as no figure (reported to ``malformed``). Raise a
     Redis error if Redis is unreachable.
     """
     dbsize = client.dbsize()
@@ -188,8 +280,12 @@ def namespace_stats(
                 f"(RANDOMKEY x DBSIZE), {len(ours):,} of them in this namespace"
             ),
         )
-    tally = {k.decode(): int(v) for k, v in client.hgetall(stats_key).items()}
-    hits, fills = tally.get("hits", 0), tally.get("fills", 0)
+    tally, junk = read_tally(
+        returning_data_errors(lambda: client.hgetall(stats_key)), stats_key, malformed
+    )
+    if junk:  # removed now rather than met by the next flush
+        repair_tally(client, stats_key)
+    hits, fills = tally["hits"] or 0, tally["fills"] or 0
     memory = server_info(client, "memory")
     server = server_info(client, "stats")
     if isinstance(client, redis.RedisCluster):
@@ -212,6 +308,29 @@ def namespace_stats(
         }
     )
     return figures
+
+
+def read_tally(
+    raw: Any, key: str, malformed: MalformedValues
+) -> tuple[dict[str, int | None], bool]:
+    """Return ``hits``, ``fills`` and ``since`` of the statistics hash (``HGETALL`` reply),
+    and whether any of it was junk.
+
+    Each is None when absent or malformed (reported); a data error in
+    place of the reply (the key is not a hash) makes them all None.
+    """
+    if isinstance(raw, BaseException):
+        malformed.report(STATS, key, raw)
+        return dict.fromkeys((*FIELDS, "since")), True
+    tally: dict[str, int | None] = {}
+    junk = False
+    for field, maximum in (*((f, None) for f in FIELDS), ("since", LATEST_SINCE)):
+        try:
+            tally[field] = parse_counter(raw.get(field.encode()), maximum=maximum)
+        except MalformedValue as bad:
+            malformed.report(STATS, key, f"{field}: {bad}")
+            tally[field], junk = None, True
+    return tally, junk
 
 
 def _measure(client: redis.Redis, keys: list[bytes], *, namespace: str, scale: float) -> dict:
@@ -239,7 +358,8 @@ def _measure(client: redis.Redis, keys: list[bytes], *, namespace: str, scale: f
         pipe = client.pipeline(transaction=False)
         for key in results[start : start + 1000]:
             pipe.strlen(key)
-        stored += sum(pipe.execute())
+        # A result key of another type (junk) has no length here; its read discards it.
+        stored += sum(size for size in execute(pipe) if isinstance(size, int))
     if memory_sample:
         pipe = client.pipeline(transaction=False)
         for key in memory_sample:

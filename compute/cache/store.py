@@ -15,13 +15,22 @@ understandable alone:
 - ``counters``: the throttle's windowed counter;
 - ``pictures``: derived pictures (SVG), compressed, sealed with the same MAC,
   checked on read;
-- ``budget.BudgetLedger``: the per-client digit budget's ledger.
+- ``budget.BudgetLedger``: the per-client digit budget's ledger;
+- ``values``: how bookkeeping values are read with care (``MalformedValues``
+  reports what is not), and which Redis errors are about data, not outages.
 
 Redis is reached through django-redis's public surface only: the backend
 from ``django.core.cache.caches`` (its ``make_key`` builds every key, so
 the key prefix and version of ``CACHES`` apply) and the raw client its
 documented client class hands out. Misses are the ``MISSING`` sentinel,
 never a falsy value, so 0 and 0.0 are cached like anything else.
+
+Whoever can write to the Redis can make mathsite slower, never wrong and
+never failing: result entries and pictures are checked (``integrity``,
+``pictures``), and so is every bookkeeping value (``values``). A key of
+the wrong type is a problem of that key, never an outage: the breaker
+opens on connection failures only (``values.is_data_error`` tells them
+apart).
 
 Nothing is built from settings at import: ``compute.cache.result_cache``
 makes the process's cache on first use and again after ``CACHES`` or a
@@ -49,8 +58,16 @@ from compute.cache.invalidation import EvictionBroadcast
 from compute.cache.local import MISSING, LocalTier
 from compute.cache.locks import ComputeLocks, Lease, lock_name
 from compute.cache.stats import StatsTally, delete_each, namespace_stats, scan_namespace
+from compute.cache.values import (
+    OTHER,
+    THROTTLE,
+    MalformedValues,
+    execute,
+    is_data_error,
+    returning_data_errors,
+)
 from compute.conf import app_settings
-from compute.domain.payload import Payload, UnfitEntry
+from compute.domain.payload import MALFORMED, Payload, UnfitEntry
 from compute.domain.query import ResultQuery
 
 REDIS_ERRORS = (redis.RedisError, ConnectionInterrupted, OSError)
@@ -122,8 +139,12 @@ class ResultCache:
         self.backend = backend if backend is not None else caches[alias]
         self.clock = clock
         self.local = LocalTier(app_settings.LOCAL_CACHE_MAX_BYTES)
+        self.malformed = MalformedValues()
         self.breaker = Breaker(
-            errors=REDIS_ERRORS, backoff=lambda: app_settings.REDIS_BACKOFF_SECONDS, clock=clock
+            errors=REDIS_ERRORS,
+            backoff=lambda: app_settings.REDIS_BACKOFF_SECONDS,
+            clock=clock,
+            data_error=is_data_error,
         )
         self.evictions = EvictionBroadcast(
             generation_key=self.make_key(GENERATION_KEY),
@@ -132,20 +153,30 @@ class ResultCache:
             host_name=f"{self.backend._server}|{self.namespace}",
             sync_seconds=lambda: app_settings.LOCAL_CACHE_SYNC_SECONDS,
             forget=self.local.clear,
+            malformed=self.malformed,
             clock=clock,
         )
-        self.tally = StatsTally(key=self.make_key(STATS_KEY), clock=clock)
+        self.tally = StatsTally(key=self.make_key(STATS_KEY), malformed=self.malformed, clock=clock)
         self.locks = ComputeLocks(
             client=self.redis,
             breaker=self.breaker,
             timeout=lambda: app_settings.COMPUTE_LOCK_TIMEOUT,
             wait=lambda: app_settings.COMPUTE_LOCK_WAIT,
+            malformed=self.malformed,
         )
         self.seal = EntrySeal(secret=lambda: app_settings.cache_signing_secret)
         self.rejections = Rejections()
-        self.budget = BudgetLedger(client=self.redis, breaker=self.breaker, make_key=self.make_key)
+        self.budget = BudgetLedger(
+            client=self.redis,
+            breaker=self.breaker,
+            make_key=self.make_key,
+            malformed=self.malformed,
+        )
         self.breaker.on_trip(metrics.redis_error)
         self.breaker.on_trip(lambda exc: self.evictions.lose_track())
+        # Every reader handles its own keys' data errors; one that still reaches
+        # the breaker is counted rather than lost (and never opens it).
+        self.breaker.on_data_error(lambda exc: self.malformed.report(OTHER, "?", exc))
 
     # --- plumbing -------------------------------------------------------------
 
@@ -175,6 +206,7 @@ class ResultCache:
         self.breaker.reset()
         self.evictions.lose_track()
         self.rejections.reset()
+        self.malformed.reset()
 
     # --- results ----------------------------------------------------------------
 
@@ -213,14 +245,18 @@ class ResultCache:
     def _sync(self) -> None:
         """Re-read the eviction generation (one small GET, with the due statistics).
 
-        A failure opens the breaker, which empties the tier.
+        A failure opens the breaker, which empties the tier. Whatever the
+        generation's key holds, ``adopt`` parses it: junk or another type
+        there (a data error in its reply) is no failure of Redis.
         """
 
         def fetch() -> Any:
             pipe = self._pipeline()
             self.evictions.queue_read(pipe)
-            self.tally.queue(pipe)
-            return pipe.execute()[0]
+            flushing = self.tally.queue(pipe)
+            replies = execute(pipe)
+            self.tally.settle(flushing, replies, self.redis())
+            return replies[0]
 
         generation = self.breaker.call(fetch, MISSING)
         if generation is not MISSING:
@@ -232,10 +268,24 @@ class ResultCache:
         full_key = self.make_key(key)
         self.evictions.host.read()  # mapped before anything can enter the tier
 
-        data = self.breaker.call(lambda: self.redis().get(full_key), None)
+        data = self.breaker.call(
+            lambda: returning_data_errors(lambda: self.redis().get(full_key)), None
+        )
         if data is None:
             return MISSING
+        if isinstance(data, BaseException):  # the key holds another type: junk
+            self._discard(key, full_key, data)
+            return MISSING
         return self._accept(query, full_key, data)
+
+    def _wrong_type(self, key: str, error: BaseException) -> None:
+        """Report the entry under ``key`` as malformed: Redis holds another type than a string."""
+        self.rejections.report(UnfitEntry(MALFORMED, f"not a string: {error}"), key)
+
+    def _discard(self, key: str, full_key: str, error: BaseException) -> None:
+        """Report and delete the entry under ``full_key``: it holds another type than a string."""
+        self._wrong_type(key, error)
+        self.breaker.call(lambda: self.redis().delete(full_key), None)
 
     def _accept(self, query: ResultQuery, full_key: str, data: bytes) -> Payload | Any:
         """Return the payload of ``data`` read from Redis, or ``MISSING`` if it fails its checks.
@@ -299,8 +349,8 @@ class ResultCache:
             for query, payload in items:
                 full_key = self.make_key(query.cache_key)
                 pipe.set(full_key, self.seal.seal(full_key, payload.to_redis()), ex=ttl)
-            self.tally.queue(pipe)
-            pipe.execute()
+            flushing = self.tally.queue(pipe)
+            self.tally.settle(flushing, execute(pipe), self.redis())
             return True
 
         return self.breaker.call(store, False)
@@ -349,8 +399,13 @@ class ResultCache:
         miss, so the caller draws the picture again; Redis down is a miss too.
         """
         full = self.make_key(key)
-        stored = self.breaker.call(lambda: self.redis().get(full), None)
+        stored = self.breaker.call(
+            lambda: returning_data_errors(lambda: self.redis().get(full)), None
+        )
         if stored is None:
+            return None
+        if isinstance(stored, BaseException):  # the key holds another type: junk
+            self._discard(key, full, stored)
             return None
         return self._open_picture(key, full, stored)
 
@@ -392,7 +447,11 @@ class ResultCache:
         def accept(data: bytes) -> bytes | None:
             return self._open_picture(key, full, data)
 
-        with self.locks.hold(lock_name(self.make_key, full), watch=full, accept=accept) as lease:
+        def unfit(error: BaseException) -> None:
+            self._wrong_type(key, error)  # the drawing's store overwrites it
+
+        name = lock_name(self.make_key, full)
+        with self.locks.hold(name, watch=full, accept=accept, unfit=unfit) as lease:
             yield lease
 
     def exists_many(self, queries: list[ResultQuery]) -> list[bool] | None:
@@ -409,9 +468,20 @@ class ResultCache:
         return self.breaker.call(check, None)
 
     def count_hit(self, key: str, window_seconds: int) -> int | None:
-        """Increment a windowed counter and return it; None if Redis is down."""
+        """Increment a windowed counter and return it; None if Redis is down.
+
+        Junk under the counter's key is reset by the count itself (see
+        ``counters``) and reported; it neither fails the count nor opens
+        the breaker.
+        """
         full = self.make_key(key)
-        return self.breaker.call(lambda: count_in_window(self.redis(), full, window_seconds), None)
+
+        def count() -> int:
+            value, reset = count_in_window(self.redis(), full, window_seconds)
+            self.malformed.repaired(THROTTLE, full, reset)
+            return value
+
+        return self.breaker.call(count, None)
 
     def lock_key(self, query: ResultQuery) -> str:
         """Return the full Redis key of the stampede lock for computing ``query``."""
@@ -432,7 +502,12 @@ class ResultCache:
             payload = self._accept(query, full_key, data)
             return None if payload is MISSING else payload
 
-        with self.locks.hold(self.lock_key(query), watch=full_key, accept=accept) as lease:
+        def unfit(error: BaseException) -> None:
+            self._wrong_type(query.cache_key, error)  # the holder's store overwrites it
+
+        with self.locks.hold(
+            self.lock_key(query), watch=full_key, accept=accept, unfit=unfit
+        ) as lease:
             yield lease
 
     # --- operations ---------------------------------------------------------------
@@ -448,8 +523,9 @@ class ResultCache:
 
         def flush() -> None:
             pipe = self._pipeline()
-            self.tally.queue(pipe, force=True)
-            pipe.execute()
+            flushing = self.tally.queue(pipe, force=True)
+            if flushing is not None:
+                self.tally.settle(flushing, execute(pipe), self.redis())
 
         self.breaker.call(flush, None)
 
@@ -524,4 +600,5 @@ class ResultCache:
             stats_key=self.tally.key,
             exact_max_keys=app_settings.CACHE_STATS_EXACT_MAX_KEYS,
             sample_keys=app_settings.CACHE_STATS_SAMPLE_KEYS,
+            malformed=self.malformed,
         )

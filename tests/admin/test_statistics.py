@@ -7,7 +7,9 @@ import re
 import pytest
 
 from compute.admin.statistics import chart_series
+from compute.cache import result_cache
 from tests.admin.pages import CHANGELIST, INDEX, QUERIES, STATISTICS
+from tests.support.junk import plant
 
 pytestmark = pytest.mark.django_db
 
@@ -52,6 +54,20 @@ def test_redis_down_statistics_even_with_the_breaker_closed(
     assert unreachable_redis.available
     response = admin_client.get(STATISTICS)
     assert re.search(rb'id="hit-ratio">unknown<', response.content)
+
+
+@pytest.mark.parametrize("junk", ["list", "hash"])
+def test_junk_in_the_statistics_hash_is_no_figure_not_an_error(
+    admin_client, results, redis_client, junk
+):
+    """A list where the hash should be (WRONGTYPE), or a hash whose hits are "x": the
+    page used to say Redis was unreachable, or answer 500; now the tally reads as none."""
+    plant(redis_client, result_cache.make_key("{meta}:stats"), junk)
+    response = admin_client.get(STATISTICS)
+    assert response.status_code == 200
+    assert re.search(rb'id="hit-ratio">no lookups yet<', response.content)
+    assert re.search(rb'id="cache-entries">\d+<', response.content)  # the rest is there
+    assert result_cache.available
 
 
 def test_chart_series_split_by_kind_and_precision():

@@ -20,6 +20,7 @@ from compute.admission import process_slots
 from compute.cache import result_cache
 from compute.domain.query import ResultQuery
 from compute.models import ComputedResult
+from tests.support.junk import junk_id, malformed_count, plant
 from tests.support.reference import fib_reference
 
 pytestmark = pytest.mark.django_db
@@ -142,3 +143,34 @@ def test_one_slash_64_spends_one_budget(budget, redis_client):
     refused, body = get("/api/fib/1000/", client="2001:db8:7:8:ffff::2")
     assert refused.status_code == 429 and "budget" in body["detail"]
     assert get("/api/fib/1000/", client="2001:db8:7:9::1")[0].status_code == 200  # another /64
+
+
+@pytest.mark.parametrize("junk", [b"x", b"-836", "hash"], ids=junk_id)
+def test_junk_in_a_clients_budget_is_reset_not_an_error(budget, redis_client, junk):
+    """Through the API: the charge resets the junk and counts; no 500, no breaker."""
+    key = result_cache.make_key(f"budget:203.0.113.1:{int(T0 // HOUR)}")
+    plant(redis_client, key, junk)
+    before = malformed_count("budget")
+    response, body = get("/api/fib/4000/")
+    assert response.status_code == 200
+    assert body == {"cached": False, "result": fib_reference(4000), "n": 4000}
+    assert spent(redis_client) == 836  # counted from nothing, in Redis
+    assert malformed_count("budget") - before == 1
+    assert result_cache.available
+    assert get("/api/fib/1000/")[0].status_code == 429  # and the budget holds again
+
+
+def test_a_budget_set_to_its_limit_refuses_that_client_for_the_rest_of_the_hour(
+    budget, redis_client
+):
+    """The most a well-formed hostile value can do (README, "No client can exhaust the
+    service"): cached results stay available and other clients are untouched."""
+    assert get("/api/fib/30/")[0].status_code == 200
+    redis_client.set(result_cache.make_key(f"budget:203.0.113.1:{int(T0 // HOUR)}"), BUDGET)
+    refused, body = get("/api/fib/31/")
+    assert refused.status_code == 429 and refused["Retry-After"] == "3000"
+    assert f"budget of {BUDGET} digits per hour is spent ({BUDGET} charged" in body["detail"]
+    assert get("/api/fib/30/")[1]["cached"] is True  # hits are never charged
+    assert get("/api/fib/31/", client="203.0.113.2")[0].status_code == 200
+    budget.now = T0 + 3000.0
+    assert get("/api/fib/32/")[0].status_code == 200

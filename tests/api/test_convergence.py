@@ -9,7 +9,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from compute.cache import result_cache
+from compute.domain.convergence import convergence_cache_key
 from compute.models import ComputedResult
+from tests.support.junk import WRONG_TYPES, plant
 
 pytestmark = pytest.mark.django_db
 
@@ -68,6 +70,19 @@ def test_a_planted_entry_is_discarded_and_the_picture_drawn_again(client, redis_
     assert again.status_code == 200
     assert again.content == honest
     assert b"<script" not in again.content
+
+
+@pytest.mark.parametrize("junk", WRONG_TYPES)
+def test_a_picture_key_of_another_type_is_discarded_and_the_picture_drawn_again(
+    client, redis_client, junk
+):
+    honest = client.get("/api/pi/65/convergence/").content
+    key = result_cache.make_key(convergence_cache_key(65))
+    plant(redis_client, key, junk)
+    again = client.get("/api/pi/65/convergence/")
+    assert again.status_code == 200 and again.content == honest
+    assert result_cache.available  # GET of a list is no outage
+    assert redis_client.type(key) == b"string"  # replaced by the picture drawn again
 
 
 def test_n_1_is_a_single_point(client):

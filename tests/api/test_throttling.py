@@ -17,6 +17,7 @@ import requests
 from compute.api.throttling import ComputeRateThrottle
 from compute.cache import result_cache
 from compute.domain.rates import parse_rate
+from tests.support.junk import junk_id, malformed_count, plant
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -134,3 +135,24 @@ def test_with_redis_down_requests_are_let_through(live_server, clock, rate, sett
     assert [body["cached"] for body in bodies] == [False] * 4
     assert bodies[-1]["result"] == 433494437
     assert not result_cache.available  # the breaker is open: Redis really was down
+
+
+@pytest.mark.parametrize("junk", [b"x", "list"], ids=junk_id)
+def test_junk_in_a_clients_counter_is_reset_not_an_outage(
+    live_server, clock, rate, redis_client, junk
+):
+    """``INCR`` on junk is refused by Redis; that refusal counted as an outage and opened
+    the breaker for every request of the process (and the throttle then let all through)."""
+    rate("2/minute")
+    key = result_cache.make_key(f"throttle:compute:127.0.0.1:{int(T0 // 60)}")
+    plant(redis_client, key, junk)
+    before = malformed_count("throttle")
+    first = get(live_server, "/api/fib/50/")
+    assert first.status_code == 200
+    assert first.json() == {"cached": False, "result": 12586269025, "n": 50}
+    assert result_cache.available
+    assert malformed_count("throttle") - before == 1
+    assert get(live_server, "/api/fib/51/").status_code == 200
+    assert get(live_server, "/api/fib/52/").status_code == 429  # the count holds again
+    ready = get(live_server, "/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ok"

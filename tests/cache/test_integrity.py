@@ -29,6 +29,7 @@ from tests.support.caches import PointedCache
 from tests.support.callers import SETUP
 from tests.support.entries import ATTACKS, mac_of, sign, unsigned, zeros_gzip
 from tests.support.figures import record
+from tests.support.junk import WRONG_TYPES, plant
 from tests.support.reference import fib_reference
 
 pytestmark = pytest.mark.django_db
@@ -120,6 +121,25 @@ def test_planted_values_are_discarded_and_refilled_from_the_log(
     outcome = services.result_get(caller=SETUP, query=query, cache=fresh, compute=never_compute)
     assert outcome.cached is True
     assert outcome.payload.literal == computed.payload.literal
+    assert unsigned(key, redis_client.get(key)) == computed.payload.to_redis()  # refilled
+
+
+@pytest.mark.parametrize("junk", WRONG_TYPES)
+def test_an_entry_of_another_type_is_discarded_not_an_outage(redis_client, junk):
+    """GET of a hash (or a list...) is refused by Redis with WRONGTYPE: a malformed
+    entry, discarded and refilled like any other, never a reason to open the breaker."""
+    query = ResultQuery("fib", 60)
+    computed = services.result_get(caller=SETUP, query=query)
+    key = full_key(query)
+    plant(redis_client, key, junk)
+    before = rejected(MALFORMED)
+    fresh = PointedCache()
+    assert fresh.get(query) is MISSING
+    assert fresh.available
+    assert rejected(MALFORMED) - before == 1
+    assert redis_client.exists(key) == 0  # discarded
+    outcome = services.result_get(caller=SETUP, query=query, cache=fresh, compute=never_compute)
+    assert outcome.cached is True and outcome.payload.text == computed.payload.text
     assert unsigned(key, redis_client.get(key)) == computed.payload.to_redis()  # refilled
 
 

@@ -1,16 +1,21 @@
-"""The per-host eviction counter: shared by processes, instant for the local tier."""
+"""The eviction broadcast: the per-host counter (instant for the local tier) and the Redis
+generation (within the sync interval elsewhere), whatever a writer to the Redis left there."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 
 import pytest
+from django.test import Client
 
-from compute.cache import MISSING, ResultCache
+from compute.cache import MISSING, ResultCache, result_cache
 from compute.cache.host_counter import HostCounter, private_folder
+from compute.cache.values import parse_counter
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
-from tests.support.caches import PointedCache, backend_at
+from tests.support.caches import FakeClock, PointedCache, backend_at
+from tests.support.junk import JUNK, junk_id, malformed_count, plant
 from tests.support.reference import fib_reference
 from tests.support.servers import RedisServer
 
@@ -114,3 +119,81 @@ def test_still_holds_is_true_exactly_while_get_would_serve_that_payload_from_the
     sync_due = cache.evictions.clock() + cache.evictions.sync_seconds() + 1
     cache.evictions.clock = lambda: sync_due  # the periodic sync is due: ask Redis first
     assert cache.still_holds(query, again) is False
+
+
+# --- a generation that is not one ------------------------------------------------------
+# (``compute.services`` is imported in the tests: the processes that the first test
+# spawns import this module before Django is set up, and the service needs its models.)
+
+
+@pytest.mark.django_db
+def test_issue_20_one_set_of_the_generation_no_longer_stops_the_service(
+    redis_client, monkeypatch, settings, caplog
+):
+    """``SET <prefix>:{meta}:generation x``: half a second later every result request,
+    hits included, answered 500 (``int(b'x')`` in ``adopt``, outside the breaker), on
+    every worker, until someone deleted the key, while /readyz said ok."""
+    from compute import services
+
+    caplog.set_level(logging.WARNING, logger="compute.cache")
+    clock = FakeClock()  # the process's cache syncs when this clock says it is due
+    monkeypatch.setattr(result_cache.evictions, "clock", clock)
+    client = Client()
+    assert client.get("/api/fib/30/").json() == {"cached": False, "result": 832040, "n": 30}
+    key = result_cache.make_key("{meta}:generation")
+    redis_client.execute_command("SET", key, "x")
+    before = malformed_count("generation")
+    for _ in range(3):
+        clock.advance(settings.LOCAL_CACHE_SYNC_SECONDS)  # the sync is due: it reads the junk
+        response = client.get("/api/fib/30/")
+        assert response.status_code == 200
+        assert response.json() == {"cached": True, "result": 832040, "n": 30}
+    assert malformed_count("generation") - before == 3  # every read counted
+    warnings = [r.getMessage() for r in caplog.records if "malformed generation" in r.message]
+    assert len(warnings) == 1  # logged once in this process
+    assert result_cache.available  # not an outage: the breaker stayed closed
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ok"
+    metrics = client.get("/metrics").content.decode()
+    assert 'mathsite_cache_malformed_total{key="generation"}' in metrics
+
+    # Recovery: the next eviction replaces the junk with a counter, read from then on.
+    services.result_delete(query=ResultQuery("fib", 30))
+    assert parse_counter(redis_client.get(key)) > 1_000  # a fresh random base, not 1
+    counted = malformed_count("generation")
+    clock.advance(settings.LOCAL_CACHE_SYNC_SECONDS)
+    assert client.get("/api/fib/30/").json() == {"cached": False, "result": 832040, "n": 30}
+    assert client.get("/api/fib/30/").json()["cached"] is True
+    assert malformed_count("generation") == counted
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("junk", JUNK, ids=junk_id)
+def test_an_eviction_still_reaches_another_host_through_a_junk_generation(
+    redis_client, settings, junk
+):
+    """The reader stands for a process on another host: no shared-memory counter in
+    common with the writer, so only the Redis generation can tell it of the eviction."""
+    from compute import services
+    from tests.support.callers import SETUP
+
+    clock = FakeClock()
+    writer, reader = PointedCache(clock=clock), PointedCache(clock=clock)
+    reader.evictions.host_name += "|another host"  # before its first use maps the counter
+    query = ResultQuery("fib", 348)
+    services.result_get(caller=SETUP, query=query, cache=writer)
+    writer.delete(ResultQuery("fib", 349))  # a real generation to begin with
+    assert reader.get(query) is not MISSING  # now in the reader's tier
+    plant(redis_client, writer.evictions.generation_key, junk)
+    clock.advance(settings.LOCAL_CACHE_SYNC_SECONDS)
+    before = malformed_count("generation")
+    assert reader.get(query).text == str(fib_reference(348))  # junk reads as "no generation"
+    assert malformed_count("generation") - before == 1
+    assert reader.get(query) is not MISSING  # served from its tier again
+    services.result_delete(query=query, cache=writer)  # the bump resets the junk
+    assert parse_counter(redis_client.get(writer.evictions.generation_key)) is not None
+    assert malformed_count("generation") - before == 2
+    assert reader.get(query) is not MISSING  # not synced yet: the bound, not at once
+    clock.advance(settings.LOCAL_CACHE_SYNC_SECONDS)
+    assert reader.get(query) is MISSING  # the eviction arrived
+    assert reader.available and writer.available

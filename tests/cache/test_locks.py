@@ -2,7 +2,8 @@
 
 The lock's time to live is short and renewed while its holder computes: a
 long computation keeps it, a holder that stops renewing (a killed worker)
-loses it within the time to live.
+loses it within the time to live. A lock no holder would set (junk, another
+type, no expiry, a longer one) is taken over at once, never waited for.
 """
 
 from __future__ import annotations
@@ -13,15 +14,22 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.connection import AbstractConnection
 
 from compute import services
 from compute.cache import result_cache
-from compute.domain.payload import Payload
+from compute.cache.locks import new_token
+from compute.domain.payload import MALFORMED, Payload
 from compute.domain.query import ResultQuery
 from tests.support.callers import SETUP
+from tests.support.junk import WRONG_TYPES, malformed_count, plant
 from tests.support.reference import fib_reference
 from tests.support.servers import wait_until
+
+
+def rejected(reason: str) -> float:
+    return REGISTRY.get_sample_value("mathsite_cache_rejected_total", {"reason": reason}) or 0.0
 
 
 def test_a_computation_longer_than_the_ttl_keeps_its_lock(settings, redis_client):
@@ -50,7 +58,7 @@ def test_a_holder_that_stops_renewing_loses_the_lock_within_the_ttl(settings, re
     query = ResultQuery("fib", 4243)
     key = result_cache.lock_key(query)
     # A dead holder: the lock as a killed process leaves it, nobody renewing it.
-    redis_client.set(key, b"dead-holder-token", px=400)
+    redis_client.set(key, new_token(), px=400)
     started = time.monotonic()
     with result_cache.compute_lock(query) as lease:
         waited = time.monotonic() - started
@@ -86,7 +94,7 @@ def test_a_waiter_gets_the_value_another_process_stores_without_taking_the_lock(
     settings.COMPUTE_LOCK_WAIT = 5
     query = ResultQuery("fib", 4244)
     key = result_cache.lock_key(query)
-    redis_client.set(key, b"another-process-token", px=5000)
+    redis_client.set(key, new_token(), px=2000)  # as its holder set it (COMPUTE_LOCK_TIMEOUT)
     leases: list = []
     waiter = threading.Thread(
         target=lambda: leases.append(
@@ -243,3 +251,86 @@ def test_a_cold_computation_makes_three_round_trips_to_redis():
         outcome = services.result_get(caller=SETUP, query=ResultQuery("fib", 4261))
     assert outcome.cached is False and outcome.payload.text == str(fib_reference(4261))
     assert sent == [3]
+
+
+# --- junk under a lock's name ------------------------------------------------------------
+
+TOKEN = new_token()
+UNSOUND = [
+    ("junk, no expiry", b"x", None),
+    ("junk with a holder's expiry", b"x", 1000),
+    ("a token with no expiry", TOKEN, None),
+    ("a token expiring later than any holder's", TOKEN, 60_000),
+    ("a token in capitals", TOKEN.upper(), 1000),
+    *[(f"a {kind}", kind, None) for kind in WRONG_TYPES],
+]
+
+
+@pytest.mark.parametrize(("what", "value", "px"), UNSOUND, ids=[u[0] for u in UNSOUND])
+def test_an_unsound_lock_is_taken_over_at_once(settings, redis_client, what, value, px):
+    """Junk, another type or a lock no holder would set (one that would outlive
+    COMPUTE_LOCK_TIMEOUT): each used to hold the value back until COMPUTE_LOCK_WAIT."""
+    settings.COMPUTE_LOCK_WAIT = 5
+    query = ResultQuery("fib", 4270)
+    key = result_cache.lock_key(query)
+    plant(redis_client, key, value)
+    if px is not None:
+        redis_client.pexpire(key, px)
+    before = malformed_count("lock")
+    started = time.monotonic()
+    with result_cache.compute_lock(query) as lease:
+        waited = time.monotonic() - started
+        assert lease.held and lease.found is None
+        assert redis_client.type(key) == b"string" and 0 < redis_client.pttl(key) <= 2000
+    assert waited < 0.1
+    assert malformed_count("lock") - before == 1
+    assert result_cache.available
+    assert redis_client.exists(key) == 0  # released: it was ours
+
+
+def test_a_sound_lock_is_waited_for_not_taken_over(settings, redis_client):
+    """What a holder elsewhere writes: a token and at most COMPUTE_LOCK_TIMEOUT to live."""
+    settings.COMPUTE_LOCK_WAIT = 0.2
+    query = ResultQuery("fib", 4273)
+    key = result_cache.lock_key(query)
+    redis_client.set(key, TOKEN, px=2000)
+    before = malformed_count("lock")
+    with result_cache.compute_lock(query) as lease:
+        assert lease.held is False  # waited out COMPUTE_LOCK_WAIT: the holder's lock stands
+    assert redis_client.get(key) == TOKEN
+    assert malformed_count("lock") == before
+
+
+@pytest.mark.parametrize("junk", WRONG_TYPES)
+def test_a_watched_entry_of_another_type_reads_as_missing(redis_client, junk):
+    query = ResultQuery("fib", 4271)
+    plant(redis_client, result_cache.make_key(query.cache_key), junk)
+    before = rejected(MALFORMED)
+    value = str(fib_reference(4271))
+    with result_cache.compute_lock(query) as lease:
+        assert lease.held and lease.found is None
+        assert result_cache.set(query, Payload.from_text(query, value), lease=lease) is True
+    assert rejected(MALFORMED) - before == 1
+    assert result_cache.available
+    result_cache.local.clear()
+    assert result_cache.get_shared(query).text == value  # the store overwrote the junk
+
+
+def test_a_lock_replaced_by_another_type_while_held_is_left_alone_without_an_error(
+    settings, redis_client
+):
+    settings.COMPUTE_LOCK_WAIT = 5
+    query = ResultQuery("fib", 4272)
+    key = result_cache.lock_key(query)
+    value = str(fib_reference(4272))
+    with result_cache.compute_lock(query) as lease:
+        plant(redis_client, key, "hash")
+        assert result_cache.set(query, Payload.from_text(query, value), lease=lease) is True
+    assert result_cache.available  # the release's script checked the type first
+    assert redis_client.type(key) == b"hash"  # not ours: not deleted
+    result_cache.local.clear()
+    started = time.monotonic()
+    with result_cache.compute_lock(query) as again:  # the next taker takes the junk over
+        assert again.held is False and again.found.text == value  # and finds the value
+    assert time.monotonic() - started < 0.1
+    assert redis_client.exists(key) == 0

@@ -5,15 +5,28 @@ known: ``ResultCache.stats()`` on a database of 120,000 keys (half of them
 another deployment's) sends no SCAN and a bounded number of commands, and
 its labelled estimates fall within a few standard errors of the truth the
 test planted. On a small database every figure is exact and keys of other
-prefixes are never counted as ours.
+prefixes are never counted as ours. The tally's hash, which anyone who can
+write to the Redis can fill with junk, is read as no figure and repaired by
+the next flush, without failing a request, the command or opening the breaker.
 """
 
 from __future__ import annotations
 
+import json
+import time
+from io import StringIO
+
 import pytest
+from django.core.management import call_command
 from django.test import override_settings
 
+from compute import services
+from compute.cache import result_cache
+from compute.cache.stats import LATEST_SINCE, STATS_FLUSH_SECONDS
+from compute.domain.query import ResultQuery
 from tests.support.caches import PointedCache, backend_at
+from tests.support.callers import SETUP
+from tests.support.junk import MALFORMED, junk_id, malformed_count, plant
 from tests.support.servers import RedisServer
 
 FIB, PI, FOREIGN = 40_000, 20_000, 60_000
@@ -111,3 +124,101 @@ def test_the_margin_covers_a_namespace_that_is_all_of_the_database(tmp_path):
         server.stop()
     assert stats["estimated"] and stats["entries_margin"] > 0
     assert abs(stats["entries"] - 5_000) <= stats["entries_margin"]
+
+
+# --- junk in the tally's hash ----------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("junk", [b"x", b"", "list", "set", "zset"], ids=junk_id)
+def test_a_flush_that_meets_another_type_replaces_it_and_loses_no_count(redis_client, junk):
+    """HSETNX and HINCRBY on a string or a list: WRONGTYPE, which used to open the breaker
+    (each sync's pipeline carries the flush, so every half second)."""
+    cache = PointedCache()
+    key = cache.make_key("{meta}:stats")
+    query = ResultQuery("fib", 33)
+    services.result_get(caller=SETUP, query=query, cache=cache)  # a fill, pending
+    for _ in range(3):
+        services.result_get(caller=SETUP, query=query, cache=cache)  # hits
+    plant(redis_client, key, junk)
+    before = malformed_count("stats")
+    cache.fake_clock.advance(STATS_FLUSH_SECONDS)
+    services.result_get(caller=SETUP, query=ResultQuery("fib", 34), cache=cache)  # a sync: flush
+    assert cache.available  # Redis refused the flush because of one key: not an outage
+    assert malformed_count("stats") - before == 1
+    assert redis_client.type(key) == b"hash"
+    figures = cache.stats()
+    assert (figures["hits"], figures["fills"]) == (3, 1)  # the refused counts were added
+    assert abs(figures["since"] - time.time()) < 60
+    assert malformed_count("stats") - before == 1  # well formed from then on
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("junk", ["list", "zset"])
+def test_statistics_read_another_type_as_no_figure_and_remove_it(redis_client, junk):
+    cache = PointedCache()
+    key = cache.make_key("{meta}:stats")
+    plant(redis_client, key, junk)
+    before = malformed_count("stats")
+    figures = cache.stats()  # HGETALL of a list: WRONGTYPE
+    assert (figures["hits"], figures["fills"], figures["since"]) == (0, 0, None)
+    assert figures["hit_ratio"] is None
+    assert malformed_count("stats") - before == 1
+    assert redis_client.type(key) == b"hash"  # removed: counting starts again from now
+    assert cache.stats()["hits"] == 0 and malformed_count("stats") - before == 1
+    assert cache.available
+
+
+@pytest.mark.django_db
+def test_junk_fields_read_as_no_figure_in_the_command_and_are_removed(
+    redis_client,
+):
+    key = result_cache.make_key("{meta}:stats")
+    redis_client.hset(
+        key, mapping={"hits": "x", "fills": "12", "since": str(LATEST_SINCE + 1), "other": "?"}
+    )
+    before = malformed_count("stats")
+    out = StringIO()
+    call_command("cache_stats", "--json", stdout=out)
+    figures = json.loads(out.getvalue())
+    assert (figures["hits"], figures["fills"], figures["since"]) == (0, 12, None)
+    assert malformed_count("stats") - before == 2  # hits and since; an unknown field is ignored
+    text = StringIO()
+    call_command("cache_stats", stdout=text)  # the junk went with the first reading
+    assert "Hit ratio:  0.0% (0 hits, 12 fills, since " in text.getvalue()
+    assert malformed_count("stats") - before == 2
+
+    result_cache.tally.add("hits", 5)
+    result_cache.flush_stats()
+    assert redis_client.hget(key, "hits") == b"5"
+    assert redis_client.hget(key, "fills") == b"12"  # a well-formed count is kept
+    assert abs(int(redis_client.hget(key, "since")) - time.time()) < 60
+    assert result_cache.available
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("junk", [j for j in MALFORMED if j != b"-5"], ids=junk_id)
+def test_a_flush_that_meets_a_malformed_count_resets_it(redis_client, junk):
+    """HINCRBY refuses a field that is not an integer ("hash value is not an integer")."""
+    key = result_cache.make_key("{meta}:stats")
+    redis_client.hset(key, mapping={"hits": junk, "fills": junk, "since": junk})
+    result_cache.tally.add("fills", 2)
+    result_cache.flush_stats()
+    assert result_cache.available
+    assert redis_client.hget(key, "fills") == b"2"  # removed, and the refused count added
+    assert redis_client.hget(key, "hits") is None  # removed: no hits to add
+    assert abs(int(redis_client.hget(key, "since")) - time.time()) < 60
+
+
+@pytest.mark.django_db
+def test_a_count_that_redis_accepts_but_mathsite_never_writes_is_removed_by_the_reader(
+    redis_client,
+):
+    key = result_cache.make_key("{meta}:stats")
+    redis_client.hset(key, mapping={"hits": "-5", "fills": "3", "since": "-5"})
+    before = malformed_count("stats")
+    figures = result_cache.stats()
+    assert (figures["hits"], figures["fills"], figures["since"]) == (0, 3, None)
+    assert malformed_count("stats") - before == 2
+    assert redis_client.hget(key, "hits") is None and redis_client.hget(key, "fills") == b"3"
+    assert abs(result_cache.stats()["since"] - time.time()) < 60

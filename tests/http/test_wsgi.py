@@ -16,14 +16,16 @@ from prometheus_client.utils import floatToGoString
 from rest_framework.authtoken.models import Token
 
 from compute import metrics
-from compute.cache import MISSING
+from compute.cache import MISSING, result_cache
 from compute.conf import app_settings
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 from compute.http.hit import not_modified, result_reply
 from compute.http.memo import FrontMemo
 from compute.http.wsgi import ResultFront, SiteHeaders
+from tests.support.caches import FakeClock
 from tests.support.entries import ATTACKS, sign
+from tests.support.junk import plant
 from tests.support.reference import fib_reference, unlimited_int_digits
 
 pytestmark = pytest.mark.django_db
@@ -138,6 +140,26 @@ def test_a_deleted_result_is_computed_again_at_once(apps):
     status, _, _ = call(fast, "/api/fib/91/", method="DELETE", authorization=f"Token {token}")
     assert status.startswith("204")
     assert json.loads(call(fast, "/api/fib/91/")[2])["cached"] is False
+
+
+@pytest.mark.parametrize("junk", [b"x", "hash"])
+def test_front_hits_survive_a_junk_eviction_generation(apps, redis_client, monkeypatch, junk):
+    """Issue 20: with junk under the generation, every hit the front answered was a 500
+    once the eviction sync came due."""
+    fast, django = apps
+    clock = FakeClock()
+    monkeypatch.setattr(result_cache.evictions, "clock", clock)
+    for _ in range(4):  # computed, then learned by the front
+        call(fast, "/api/fib/93/")
+    plant(redis_client, result_cache.make_key("{meta}:generation"), junk)
+    before = django.calls
+    for _ in range(3):
+        clock.advance(result_cache.evictions.sync_seconds())  # the sync is due
+        status, _, body = call(fast, "/api/fib/93/")
+        assert status == "200 OK"
+        assert json.loads(body) == {"cached": True, "result": fib_reference(93), "n": 93}
+    assert django.calls == before  # the front answered them all itself
+    assert result_cache.available
 
 
 def test_plain_http_is_left_to_django_when_ssl_redirect_is_on(settings):

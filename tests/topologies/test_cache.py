@@ -19,11 +19,13 @@ from django.core.management import call_command
 
 from compute import services
 from compute.cache import MISSING, ResultCache
+from compute.cache.stats import STATS_FLUSH_SECONDS
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
 from tests.support.caches import FakeClock, PointedCache
 from tests.support.callers import SETUP
 from tests.support.entries import MAC_BYTES
+from tests.support.junk import junk_id, malformed_count, plant
 from tests.support.reference import fib_reference
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.topologies]
@@ -189,3 +191,41 @@ def test_readiness_and_the_stats_command(on_topology):
     call_command("cache_stats", "--json", stdout=out)
     figures = json.loads(out.getvalue())
     assert figures["entries_by_kind"]["fib"] == 12
+
+
+@pytest.mark.parametrize("junk", [b"x", "list"], ids=junk_id)
+def test_junk_under_every_bookkeeping_key_is_read_with_care(on_topology, settings, junk):
+    """The scripts that read those keys with care (``compute.cache.values``) run on
+    every topology: each kind is reset or ignored, counted, and the breaker stays closed."""
+    clock = FakeClock()
+    cache = PointedCache(clock=clock)  # the same topology and namespace, a clock of its own
+    query = fib_query(4330)
+    services.result_get(caller=SETUP, query=query, cache=cache)
+    client = cache.redis()
+    keys = {
+        "generation": cache.make_key("{meta}:generation"),
+        "stats": cache.make_key("{meta}:stats"),
+        "budget": cache.make_key(f"budget:203.0.113.5:{int(time.time() // 3600)}"),
+        "throttle": cache.make_key("throttle:compute:203.0.113.5:1"),
+        "lock": cache.lock_key(fib_query(4331)),
+    }
+    for key in keys.values():
+        plant(client, key, junk)
+    before = {kind: malformed_count(kind) for kind in keys}
+    cache.tally.add("hits")
+    clock.advance(max(settings.LOCAL_CACHE_SYNC_SECONDS, STATS_FLUSH_SECONDS))
+    assert cache.get(query).text == str(fib_reference(4330))  # the sync: generation, stats
+    budget = cache.budget.charge("203.0.113.5", 10, limit=100, window_seconds=3600)
+    assert budget.allowed and budget.spent == 10  # counted afresh in Redis
+    assert cache.count_hit("throttle:compute:203.0.113.5:1", 60) == 1
+    started = time.monotonic()
+    outcome = services.result_get(caller=SETUP, query=fib_query(4331), cache=cache)
+    assert time.monotonic() - started < 1 and outcome.cached is False
+    cache.delete(fib_query(4332))  # the bump resets the generation
+    assert cache.available
+    assert client.type(keys["stats"]) == b"hash"
+    assert client.get(keys["generation"]).isdigit()
+    assert client.get(keys["throttle"]) == b"1"
+    for kind in keys:
+        assert malformed_count(kind) > before[kind], kind
+    cache.evictions.host.path.unlink(missing_ok=True)
