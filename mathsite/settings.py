@@ -287,7 +287,7 @@ CACHE_MAX_ENTRY_BYTES: int | None = int(_max_entry) if _max_entry else None
 
 # In-process tier in front of Redis: bounded in bytes; every process checks
 # the shared eviction generation at most every LOCAL_CACHE_SYNC_SECONDS, so
-# a DELETE reaches all processes within that time (README: at most 1 s).
+# a DELETE reaches all processes within that time (docs/design.md: at most 1 s).
 LOCAL_CACHE_MAX_BYTES = env.int("LOCAL_CACHE_MAX_BYTES", default=64 * 1024 * 1024)
 LOCAL_CACHE_SYNC_SECONDS = env.float("LOCAL_CACHE_SYNC_SECONDS", default=0.5)
 
@@ -310,7 +310,7 @@ COMPUTE_LOCK_WAIT = env.float("COMPUTE_LOCK_WAIT", default=20.0)
 # the default is twice what warming fib 1..10,000 and pi 1..10,000 costs, and
 # stops 200 fib(n) near 10**6 after about 95), and computations at once per
 # process, in all and per client, with a short queue (so cached hits always
-# find a free server thread). README "No client can exhaust the service".
+# find a free server thread). docs/operations.md, "No client can exhaust the service".
 
 
 def _at_least(name: str, value: float, minimum: float) -> None:

@@ -163,7 +163,7 @@ def test_junk_in_a_clients_budget_is_reset_not_an_error(budget, redis_client, ju
 def test_a_budget_set_to_its_limit_refuses_that_client_for_the_rest_of_the_hour(
     budget, redis_client
 ):
-    """The most a well-formed hostile value can do (README, "No client can exhaust the
+    """The most a well-formed hostile value can do (docs/operations.md, "No client can exhaust the
     service"): cached results stay available and other clients are untouched."""
     assert get("/api/fib/30/")[0].status_code == 200
     redis_client.set(result_cache.make_key(f"budget:203.0.113.1:{int(T0 // HOUR)}"), BUDGET)

@@ -1,6 +1,6 @@
-"""Redis entries as the README documents them, built without mathsite's own code.
+"""Redis entries as docs/design.md documents them, built without mathsite's own code.
 
-``sign`` implements the documented format from its description (README,
+``sign`` implements the documented format from its description (docs/design.md,
 "How the cache works"; ``compute/cache/integrity.py``), so the tests check
 the code against the documentation, and an attacker who knows the
 deployment's secret can be played by a test: ``sign(secret, key, data)``.

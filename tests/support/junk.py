@@ -1,7 +1,7 @@
 """Junk a writer to the Redis can leave under bookkeeping keys, and the metric that counts it.
 
 Values that are not what mathsite writes (``MALFORMED``: not a counter as
-``INCR`` and the README define it) and values of the wrong Redis type
+``INCR`` and docs/design.md define it) and values of the wrong Redis type
 (``WRONG_TYPES``), written with a raw client as an outsider would, plus
 ``malformed_count`` to read ``mathsite_cache_malformed_total{key}``.
 """
