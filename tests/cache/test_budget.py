@@ -130,7 +130,8 @@ def test_a_refund_after_the_window_ended_leaves_no_key_behind(redis_client):
 
 
 def test_a_well_formed_hostile_count_refuses_its_client_until_the_window_ends(redis_client):
-    """The most a well-formed value can do (docs/operations.md, "No client can exhaust the service")."""
+    """The most a well-formed value can do (docs/operations.md, "No client can exhaust
+    the service")."""
     clock = Clock(T0)
     book = ledger(clock)
     key = result_cache.make_key(f"budget:198.51.100.8:{int(T0 // HOUR)}")
