@@ -166,6 +166,9 @@ def parse_query(
     kind, is an InvalidQuery. ``None`` means the parameter was absent; an
     empty value is malformed.
     """
+    # Imported here: the kinds' declarations import this module's names.
+    from compute.domain.kinds import registry
+
     try:
         spec = registry.get(kind)
     except registry.UnknownKind:
@@ -179,6 +182,3 @@ def parse_query(
         integer_kinds=registry.integer_kinds,
     )
 
-
-# At the end: the kinds' declarations use the names above (a cycle Python resolves).
-from compute.domain.kinds import registry  # noqa: E402

@@ -106,3 +106,22 @@ def test_loading_refuses_two_kinds_of_one_name_and_keeps_the_registry():
 
 
 TWICE = _Twice()
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["kinds.fib", "kinds.pi", "kinds.base", "kinds.registry", "query", "payload", "results"],
+)
+def test_each_domain_module_imports_first_in_a_fresh_interpreter(module):
+    """No import cycle between the kinds and the query grammar, whichever is imported first
+    (a benchmark script imports ``compute.domain.kinds.fib`` before anything else)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", f"import compute.domain.{module}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
