@@ -28,12 +28,12 @@ install-dev: $(VENV)/.dev
 install-e2e: $(VENV)/.e2e
 
 run: install
-	$(BIN)/python -m mathsite.serve
+	$(BIN)/python -m launcher.serve
 
 # A management command with make run's environment, e.g.
 #   make manage CMD=createsuperuser      make manage CMD="drf_create_token alice"
 manage: install
-	$(BIN)/python -m mathsite.serve manage $(CMD)
+	$(BIN)/python -m launcher.serve manage $(CMD)
 
 test: install-dev
 	$(BIN)/python -m pytest

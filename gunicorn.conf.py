@@ -56,7 +56,7 @@ limit_request_field_size = 8190
 # route and cache outcome); gunicorn's own access log is off unless asked.
 accesslog = _env.get("GUNICORN_ACCESS_LOG") or None
 # ... and with it off, gunicorn does not even build the access-log line.
-logger_class = "mathsite.gunicorn_logger.Logger"
+logger_class = "launcher.gunicorn_logger.Logger"
 errorlog = "-"
 loglevel = _env.get("LOG_LEVEL", "info").lower()
 _debug = _env.get("DEBUG", "false").lower() in ("1", "true", "yes", "on")

@@ -10,8 +10,8 @@ How: REV is exported with ``git archive`` into a temporary folder (removed
 afterwards, also on error, Ctrl-C or SIGTERM), byte-compiled like a
 checkout that has run before, and served from there with the same Python
 (``sys.executable``), so its own code runs, with its own
-``mathsite.server`` granian settings and its own ``make run`` plain-HTTP
-defaults (``mathsite.serve.LOCAL_DEFAULTS``), asked of its checkout in a
+``launcher.server`` granian settings and its own ``make run`` plain-HTTP
+defaults (``launcher.serve.LOCAL_DEFAULTS``), asked of its checkout in a
 subprocess. Side A is this tree (its working files, uncommitted changes
 included), side B is REV; each has its own data folder (migrated and with
 static files collected, as ``make run`` does) and its own database index
@@ -28,7 +28,7 @@ round.
     python -m bench.run --against main --rounds 5
     python -m bench.run --against HEAD --smoke      # 1 round of 1 s runs, bench/results/tmp/
 
-A revision that cannot be served this way (no ``mathsite.server``, a
+A revision that cannot be served this way (no ``launcher.server``, a
 failing migration, no cached hit at ``/fib/90``) stops the run with a
 message that says which.
 """
@@ -51,7 +51,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mathsite import server as mathsite_server
+from launcher import server as mathsite_server
 
 from . import load, machine, report, run, serving
 from .servers import BASE_DIR, Granian, Gunicorn, Launcher, RedisServer
@@ -68,14 +68,17 @@ APP = "mathsite"
 
 # Run in the other checkout (cwd), so ``import mathsite`` is its own: answers
 # with where mathsite came from, make run's local defaults and, for the
-# environment and application given on stdin, mathsite.server's settings and
+# environment and application given on stdin, its launcher's server settings and
 # command. Any failure is reported as text, never raised.
 _PROBE = """
 import importlib.util, json, sys
 request = json.load(sys.stdin)
 try:
     import mathsite
-    from mathsite import serve, server
+    try:  # the launcher's package since issue 19; mathsite's own before
+        from launcher import serve, server
+    except ImportError:
+        from mathsite import serve, server
     answer = {
         "mathsite": mathsite.__file__,
         "wsgi": importlib.util.find_spec("mathsite.wsgi") is not None,
@@ -168,7 +171,7 @@ def byte_compile(checkout: Path) -> list[str]:
 
 
 class CheckoutLauncher:
-    """Another checkout's ``mathsite.server`` (a ``servers.Launcher``), asked in a subprocess.
+    """Another checkout's ``launcher.server`` (a ``servers.Launcher``), asked in a subprocess.
 
     Every answer comes from a fresh ``python -c`` (the same interpreter as
     the run) whose working folder is the checkout, so the code that answers
@@ -198,7 +201,7 @@ class CheckoutLauncher:
         if "error" in answer:
             raise AgainstError(
                 f"{self.label} cannot be served the way this bench serves (granian through "
-                f"mathsite.server, make run's mathsite.serve defaults): {answer['error']}"
+                f"launcher.server, make run's launcher.serve defaults): {answer['error']}"
             )
         if not answer["wsgi"]:
             raise AgainstError(f"{self.label} has no mathsite.wsgi to serve")

@@ -44,8 +44,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mathsite import embedded_redis
-from mathsite.serve import LOCAL_DEFAULTS
+from launcher import embedded_redis
+from launcher.serve import LOCAL_DEFAULTS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = BASE_DIR / "bench" / "results" / "cold_parts.json"

@@ -32,7 +32,7 @@ from compute.cache.integrity import EntrySeal
 from compute.domain import maths
 from compute.domain.payload import Payload, max_entry_bytes
 from compute.domain.query import Limits, ResultQuery
-from mathsite import embedded_redis
+from launcher import embedded_redis
 
 QUERIES = {
     "fib(90)": ResultQuery("fib", 90),

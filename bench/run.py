@@ -58,8 +58,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from launcher.serve import LOCAL_DEFAULTS
 from mathsite import paths
-from mathsite.serve import LOCAL_DEFAULTS
 
 from . import attack, fib_mod, load, machine, million, profile, report, rss, serving, stages
 from .servers import BASE_DIR, Granian, Gunicorn, RedisServer
@@ -130,7 +130,7 @@ def mathsite_env(
 ) -> dict[str, str]:
     """Return mathsite's environment: shipped defaults, local plain-HTTP settings, bench Redis.
 
-    ``local_defaults`` are ``make run``'s plain-HTTP settings (``mathsite.serve``);
+    ``local_defaults`` are ``make run``'s plain-HTTP settings (``launcher.serve``);
     another checkout passes its own.
     """
     env = base_env()

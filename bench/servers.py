@@ -26,8 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-from mathsite import embedded_redis
-from mathsite import server as mathsite_server
+from launcher import embedded_redis
+from launcher import server as mathsite_server
 from mathsite.paths import BASE_DIR
 
 
@@ -235,7 +235,7 @@ class Gunicorn(_WebServer):
 
 
 class Launcher(Protocol):
-    """How a checkout starts granian: the two functions of its ``mathsite.server``."""
+    """How a checkout starts granian: the two functions of its ``launcher.server``."""
 
     def server_environment(self, env: dict[str, str]) -> dict[str, str]: ...
 
@@ -245,15 +245,15 @@ class Launcher(Protocol):
 class Granian(_WebServer):
     """granian (WSGI interface) serving ``app`` on 127.0.0.1:port, as mathsite serves in production.
 
-    The command and settings are mathsite's own (``mathsite.server``:
+    The command and settings are mathsite's own (``launcher.server``:
     ``server_environment`` fills the GRANIAN_* defaults, ``command`` gives
     ``python -m granian APP``), for every application served, so services
     differ only in the application. ``workers`` is fixed here (the
     comparison runs 2); ``blocking_threads`` overrides mathsite's default
     threads per worker when given. ``metrics_dir``, when given, is emptied
-    and used as the Prometheus multi-process folder (as ``mathsite.server``
+    and used as the Prometheus multi-process folder (as ``launcher.server``
     provides one). ``launcher`` supplies those two functions: by default this
-    tree's ``mathsite.server``; ``bench.against`` passes another checkout's.
+    tree's ``launcher.server``; ``bench.against`` passes another checkout's.
     """
 
     kind = "granian"

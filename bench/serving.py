@@ -4,7 +4,7 @@ Six (server, application) combinations, started one at a time and stopped
 before the next: mathsite (``mathsite.wsgi:application``), the old Flask
 service (``bench.seed_service.app:app``) and the constant WSGI app
 (``bench.seed_service.floor:app``), each under granian with mathsite's
-production settings (``mathsite.server``; ``servers.Granian``) and under
+production settings (``launcher.server``; ``servers.Granian``) and under
 gunicorn with the sync workers of the other stages (``servers.Gunicorn``),
 2 workers each. Every one answers ``GET /fib/90`` from its cache (the
 constant app answers everything alike).
@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mathsite import server as mathsite_server
+from launcher import server as mathsite_server
 
 from . import client, load, machine
 from .servers import BASE_DIR, Granian, Gunicorn, Launcher, RedisServer, set_affinity
@@ -100,7 +100,7 @@ def make_server(
     """Return the (not yet started) server of one combination, logging into ``folder``.
 
     ``base_dir`` and ``launcher`` name the checkout whose code granian serves
-    and whose ``mathsite.server`` settings it runs with (``bench.against``).
+    and whose ``launcher.server`` settings it runs with (``bench.against``).
     """
     log = folder / f"serving-{server}-{app}.log"
     if server == "granian":

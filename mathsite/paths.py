@@ -6,7 +6,7 @@ generated secret key, collected static files, the embedded Redis (its
 socket, data and log) and ``run/``, what lives only while a server runs
 (the pid file of ``make run``, each server's Prometheus multi-process
 folder ``run/metrics-<pid>``; a killed run's are swept at the next start).
-Settings, the local launcher (``mathsite.serve``), the embedded Redis, the
+Settings, the local launcher (``launcher.serve``), the embedded Redis, the
 tests and the benchmarks all derive these paths from here, so a folder or
 file name is spelled once. Pure Python with no
 Django import: ``serve.py`` and the embedded Redis need the paths before

@@ -3,7 +3,7 @@
 An example is a ``console`` block of a Markdown page: lines starting with
 ``$ curl`` are commands, the lines after each (up to the next ``$``) its
 expected output. ``check_page`` runs a page's commands in order against a
-server that ``make run`` starts (``python -m mathsite.serve``, a fresh data
+server that ``make run`` starts (``python -m launcher.serve``, a fresh data
 folder: its examples start from an empty cache, so ``cached`` reads as on
 a first run) and compares each output with the page, allowing for what
 must differ from run to run:

@@ -30,7 +30,7 @@ os.environ["CACHE_KEY_PREFIX"] = "mathsite-test-{}-{}".format(
 )
 
 if not os.environ.get("REDIS_URL"):
-    from mathsite import embedded_redis
+    from launcher import embedded_redis
 
     _folder = Path(tempfile.mkdtemp(prefix="mathsite-redis-"))
     _process = embedded_redis.start(_folder)

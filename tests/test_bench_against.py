@@ -24,7 +24,7 @@ import pytest
 
 from bench import against, load, report, run
 from bench.servers import BASE_DIR
-from mathsite import server as mathsite_server
+from launcher import server as mathsite_server
 
 needs_git = pytest.mark.skipif(
     shutil.which("git") is None or not (BASE_DIR / ".git").exists(), reason="not a git checkout"
@@ -58,15 +58,15 @@ def test_export_holds_the_revisions_files_and_is_removed_afterwards(tmp_path):
     folder = tmp_path / "checkout"
     with against.exported(_git("rev-parse", "HEAD"), folder) as checkout:
         assert checkout == folder
-        exported_file = checkout / "mathsite" / "server.py"
+        exported_file = checkout / "mathsite" / "settings.py"
         assert _git("hash-object", str(exported_file)) == _git(
-            "rev-parse", "HEAD:mathsite/server.py"
+            "rev-parse", "HEAD:mathsite/settings.py"
         )
         assert (checkout / "manage.py").exists()
         assert not (checkout / ".git").exists()
         assert not (checkout / "mathsite" / "__pycache__").exists()
         assert {"compute", "mathsite"} <= set(against.byte_compile(checkout))
-        assert list((checkout / "mathsite" / "__pycache__").glob("server.*.pyc"))
+        assert list((checkout / "mathsite" / "__pycache__").glob("settings.*.pyc"))
     assert not folder.exists()
     with pytest.raises(KeyboardInterrupt), against.exported("HEAD", folder):
         assert (folder / "manage.py").exists()

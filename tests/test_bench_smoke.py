@@ -19,7 +19,7 @@ from fractions import Fraction
 import pytest
 
 from bench import client, load, profile, report, run, servers, serving, stages
-from mathsite import server as mathsite_server
+from launcher import server as mathsite_server
 
 
 def test_parse_wrk_reads_throughput_percentiles_and_errors():
@@ -223,7 +223,7 @@ def test_granian_runs_mathsites_settings_for_any_app(tmp_path):
     assert env["GRANIAN_WORKERS"] == "2"
     assert env["GRANIAN_BLOCKING_THREADS"] == str(mathsite_server.BLOCKING_THREADS)
     assert (env["GRANIAN_HOST"], env["GRANIAN_PORT"]) == ("127.0.0.1", "12345")
-    assert env["GRANIAN_WORKERS_KILL_TIMEOUT"] == "10"  # filled by mathsite.server
+    assert env["GRANIAN_WORKERS_KILL_TIMEOUT"] == "10"  # filled by launcher.server
     assert web.command()[-3:] == ["-m", "granian", "bench.seed_service.floor:app"]
     more = servers.Granian(
         "floor", "bench.seed_service.floor:app", env={"GRANIAN_WORKERS": "7"},

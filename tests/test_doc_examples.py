@@ -2,7 +2,7 @@
 
 The parser and the comparison (``tests.docs_examples``) are checked on a
 page written here; then every page with examples is run against a fresh
-``python -m mathsite.serve`` (what ``make run`` starts) of its own.
+``python -m launcher.serve`` (what ``make run`` starts) of its own.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The embedded Redis: start, stop, start again keeps the data (and a crash keeps what was written).
 
-Mirrors ``mathsite/embedded_redis.py``. Each test runs its own server in a
+Mirrors ``launcher/embedded_redis.py``. Each test runs its own server in a
 temporary folder (unix socket only, no port), never the run's shared one.
 """
 
@@ -17,7 +17,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from mathsite import embedded_redis
+from launcher import embedded_redis
 from tests.support.servers import BASE_DIR, wait_until
 
 pytestmark = pytest.mark.slow
@@ -130,7 +130,7 @@ def test_exec_runs_a_command_with_its_url_and_stops_the_server(tmp_path):
         [
             sys.executable,
             "-m",
-            "mathsite.embedded_redis",
+            "launcher.embedded_redis",
             "exec",
             "--",
             sys.executable,

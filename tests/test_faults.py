@@ -16,7 +16,7 @@ clean ``SHUTDOWN``. For each outage kind it asserts
   by every worker land in Redis within ``REDIS_BACKOFF_SECONDS`` + 1.5 s and
   are then served ``cached: true``.
 
-The last test restarts ``python -m mathsite.serve`` (embedded Redis,
+The last test restarts ``python -m launcher.serve`` (embedded Redis,
 SQLite, a temporary data folder) and checks results computed before the
 restart come back ``cached: true`` from Redis's own persistence.
 """
@@ -34,7 +34,7 @@ import pytest
 import redis
 
 from compute.domain.query import ResultQuery
-from mathsite import embedded_redis
+from launcher import embedded_redis
 from tests.support.figures import record
 from tests.support.reference import fib_reference
 from tests.support.servers import (

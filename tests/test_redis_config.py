@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from launcher.serve import redis_configured
 from mathsite.redis_config import RedisTopology, parse_nodes
-from mathsite.serve import redis_configured
 from tests.test_settings import PRODUCTION, run_django
 
 

@@ -1,7 +1,7 @@
 """``make run`` looks after its embedded Redis and leaves nothing behind.
 
-Mirrors ``mathsite/serve.py``, ``mathsite/redis_supervisor.py`` and
-``mathsite/lifetime.py``. Each live test runs ``python -m mathsite.serve``
+Mirrors ``launcher/serve.py``, ``launcher/redis_supervisor.py`` and
+``launcher/lifetime.py``. Each live test runs ``python -m launcher.serve``
 on a free port with a temporary data folder (``ServeRun``), and checks:
 
 - a ``kill -9`` of the embedded valkey is followed by a restart (logged,
@@ -24,8 +24,9 @@ import time
 
 import pytest
 
-from mathsite import embedded_redis, lifetime, paths
-from mathsite import server as mathsite_server
+from launcher import embedded_redis, lifetime
+from launcher import server as mathsite_server
+from mathsite import paths
 from tests.support.figures import record
 from tests.support.reference import fib_reference
 from tests.support.servers import BASE_DIR, ServeRun, descendants, http_get, wait_until
@@ -59,7 +60,7 @@ def cached_soon(service: ServeRun, n: int, timeout: float) -> bool:
 def test_a_child_spawned_with_die_with_parent_gets_sigterm_when_its_parent_is_killed():
     """A middle process spawns ``sleep`` with the hook; SIGKILL of the middle ends ``sleep``."""
     script = (
-        "import subprocess, sys, time; from mathsite import lifetime; "
+        "import subprocess, sys, time; from launcher import lifetime; "
         "child = subprocess.Popen(['sleep', '60'], preexec_fn=lifetime.die_with_parent()); "
         "print(child.pid, flush=True); time.sleep(60)"
     )
@@ -134,7 +135,7 @@ def test_sigkill_of_the_whole_process_group_leaves_nothing_running(service, requ
     redis_pid = service.redis_pid()
     commands = {pid: " ".join(lifetime.command_line(pid)) for pid in tree}
     assert redis_pid in tree
-    assert any("mathsite.redis_supervisor" in c for c in commands.values())
+    assert any("launcher.redis_supervisor" in c for c in commands.values())
     assert sum("granian" in c for c in commands.values()) >= 3  # the main process, 2 workers
     metrics = paths.metrics_dir(serve_pid, service.data)
     assert metrics.is_dir()

@@ -181,4 +181,3 @@ def parse_query(
         owners=registry.owners,
         integer_kinds=registry.integer_kinds,
     )
-

@@ -42,8 +42,9 @@ from typing import Any
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from mathsite import embedded_redis, paths
-from mathsite import server as mathsite_server
+from launcher import embedded_redis
+from launcher import server as mathsite_server
+from mathsite import paths
 from mathsite.paths import BASE_DIR
 
 PYTHON = sys.executable
@@ -197,7 +198,7 @@ class RedisServer(embedded_redis.RedisServer):
     processes and break the server under them (``kill``, ``pause``,
     ``shutdown``, ``start`` again); ``redis-server`` from PATH when there is
     one. Other options (``persistence=True``, ``password``, ...) as for
-    ``mathsite.embedded_redis.RedisServer``.
+    ``launcher.embedded_redis.RedisServer``.
     """
 
     def __init__(self, folder: Path, *, port: int | None = None, **options: Any) -> None:
@@ -299,7 +300,7 @@ class LiveServer:
     """mathsite (through ``tests.support.live_wsgi``) served on a free port.
 
     ``server="granian"`` (the default) starts the project's own server
-    command (``mathsite.server.command`` with ``server_environment``'s
+    command (``launcher.server.command`` with ``server_environment``'s
     defaults, ``workers`` processes, ``threads`` blocking threads each if
     given, else the project's default); ``server="gunicorn"`` starts
     gunicorn with the repository's ``gunicorn.conf.py`` (through
@@ -378,7 +379,7 @@ class LiveServer:
                 "--graceful-timeout", "3",
             ]  # fmt: skip
             return command, env
-        # What mathsite.server.run sets up, minus its supervision: the metrics
+        # What launcher.server.run sets up, minus its supervision: the metrics
         # folder is this server's own (inside its folder, removed with it).
         metrics = Path(env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(self.folder / "metrics")))
         metrics.mkdir(parents=True, exist_ok=True)
@@ -562,7 +563,7 @@ def descendants(pid: int) -> set[int]:
 
 
 class ServeRun:
-    """``python -m mathsite.serve`` as ``make run`` starts it, in a data folder of its own.
+    """``python -m launcher.serve`` as ``make run`` starts it, in a data folder of its own.
 
     Its own session and process group (``kill_group`` kills all of it, as
     a terminal closing or an OOM kill of the group would); output in
@@ -588,7 +589,7 @@ class ServeRun:
         self.data.mkdir(parents=True, exist_ok=True)
         with open(self.output, "ab") as output:
             return subprocess.Popen(
-                [PYTHON, "-m", "mathsite.serve"],
+                [PYTHON, "-m", "launcher.serve"],
                 env=self.environment(),
                 cwd=BASE_DIR,
                 stdin=subprocess.DEVNULL,

@@ -29,7 +29,7 @@ import redis
 import redis.cluster
 from redis.cluster import key_slot
 
-from mathsite import embedded_redis
+from launcher import embedded_redis
 from mathsite.redis_config import RedisTopology
 from tests.support.servers import RedisServer, wait_until
 

@@ -7,15 +7,15 @@ TLS-only settings off for this plain-HTTP local server, starts the
 embedded Redis when no Redis is configured (``REDIS_URL``,
 ``REDIS_CLUSTER_NODES`` or ``REDIS_SENTINELS``), applies migrations, collects
 static files and serves with granian on 127.0.0.1:$PORT (default 8000;
-``mathsite.server`` has the server's settings). Ctrl-C (or SIGTERM) stops
+``launcher.server`` has the server's settings). Ctrl-C (or SIGTERM) stops
 granian gracefully, then the embedded Redis, which persists its
-data for the next run. ``python -m mathsite.serve manage ARGS`` runs a
+data for the next run. ``python -m launcher.serve manage ARGS`` runs a
 management command in the same environment (``make manage CMD=...``).
 
-The embedded Redis runs under ``mathsite.redis_supervisor`` (restarted with
+The embedded Redis runs under ``launcher.redis_supervisor`` (restarted with
 back-off if it dies; a server left by a killed run is stopped and replaced,
 not adopted). The supervisor and granian get a parent-death signal
-(``mathsite.lifetime``), so even a SIGKILL of this process, or of its whole
+(``launcher.lifetime``), so even a SIGKILL of this process, or of its whole
 process group, leaves nothing running. ``run/serve.pid`` in the data folder
 names the running ``make run``: a second one on the same data folder is
 refused (it would take the first one's Redis away), and a pid file of a
@@ -33,8 +33,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import embedded_redis, lifetime, paths, server
-from .paths import BASE_DIR
+from launcher import embedded_redis, lifetime, server
+from mathsite import paths
+from mathsite.paths import BASE_DIR
 
 # How long make run waits for its embedded Redis to answer the first time.
 REDIS_START_SECONDS = 15.0
@@ -92,7 +93,7 @@ def claimed(data: Path) -> Iterator[None]:
         holder is not None
         and holder != os.getpid()
         and lifetime.alive(holder)
-        and "mathsite.serve" in lifetime.command_line(holder)
+        and "launcher.serve" in lifetime.command_line(holder)
     ):
         raise SystemExit(
             f"mathsite: another make run (pid {holder}) is serving from {data}; "
@@ -108,14 +109,14 @@ def claimed(data: Path) -> Iterator[None]:
 
 
 def start_supervised_redis(folder: Path, env: dict[str, str]) -> subprocess.Popen:
-    """Start ``mathsite.redis_supervisor`` on ``folder``; return it once its server answers.
+    """Start ``launcher.redis_supervisor`` on ``folder``; return it once its server answers.
 
     Its own session keeps the terminal's Ctrl-C away from it (granian stops
     first, then the supervisor is told to stop Redis); its parent-death
     signal stops it when this process dies in any way.
     """
     supervisor = subprocess.Popen(  # noqa: S603 - our own module
-        [sys.executable, "-m", "mathsite.redis_supervisor", "--dir", str(folder)],
+        [sys.executable, "-m", "launcher.redis_supervisor", "--dir", str(folder)],
         env=env,
         cwd=BASE_DIR,
         stdin=subprocess.DEVNULL,

@@ -19,13 +19,13 @@ with persistence on or off::
     server.stop()       # SHUTDOWN, then SIGTERM, then SIGKILL, each wait bounded
     server.stop_leftover()   # stop a server an earlier (killed) run left in the folder
 
-``make run`` does not start its server directly: ``mathsite.redis_supervisor``
+``make run`` does not start its server directly: ``launcher.redis_supervisor``
 runs it, restarts it when it dies and stops it when ``make run`` ends.
 
 Command line::
 
-    python -m mathsite.embedded_redis exec -- CMD...   # run CMD with REDIS_URL set
-    python -m mathsite.embedded_redis start|stop|status
+    python -m launcher.embedded_redis exec -- CMD...   # run CMD with REDIS_URL set
+    python -m launcher.embedded_redis start|stop|status
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from mathsite import lifetime, paths
+from launcher import lifetime
+from mathsite import paths
 
 # redis-py retries a failed command 3 times with up to seconds of backoff by
 # default: a PING to a dead socket, or the SHUTDOWN whose connection the
@@ -212,7 +213,7 @@ class RedisServer:
         else:
             persist = ["appendonly no", 'save ""']
         lines = [
-            "# Written by mathsite.embedded_redis; edits are overwritten on start.",
+            "# Written by launcher.embedded_redis; edits are overwritten on start.",
             *listen,
             f"dir {_quoted(self.folder)}",
             f"pidfile {_quoted(self.pid_file)}",
@@ -477,7 +478,7 @@ def running(folder: Path | None = None) -> Iterator[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m mathsite.embedded_redis")
+    parser = argparse.ArgumentParser(prog="python -m launcher.embedded_redis")
     parser.add_argument("action", choices=["start", "stop", "status", "exec"])
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("command", nargs=argparse.REMAINDER)

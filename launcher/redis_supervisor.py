@@ -1,8 +1,8 @@
 """Look after ``make run``'s embedded Redis: replace leftovers, restart it when it dies.
 
-``make run`` (``mathsite.serve``) starts this as a child process of its own::
+``make run`` (``launcher.serve``) starts this as a child process of its own::
 
-    python -m mathsite.redis_supervisor --dir var/redis
+    python -m launcher.redis_supervisor --dir var/redis
 
 It stops a server that an earlier, killed run left in the folder (it is not
 adopted), starts the server, and then watches it: when it exits without
@@ -13,7 +13,7 @@ restart is logged. SIGTERM or SIGINT stops the server cleanly (SHUTDOWN:
 with persistence it saves) and ends the supervisor.
 
 Why a process and not a thread of ``make run``: the server is spawned with
-a parent-death signal (``mathsite.lifetime``), which the kernel ties to the
+a parent-death signal (``launcher.lifetime``), which the kernel ties to the
 spawning *thread*; this process is single-threaded, and ``make run`` gives
 it a parent-death signal too. So however ``make run`` ends, including
 SIGKILL of its whole process group, the supervisor gets SIGTERM and stops
@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from mathsite import embedded_redis, lifetime
-from mathsite.embedded_redis import RedisServer
+from launcher import embedded_redis, lifetime
+from launcher.embedded_redis import RedisServer
 
-logger = logging.getLogger("mathsite.redis_supervisor")
+logger = logging.getLogger("launcher.redis_supervisor")
 
 
 class Supervisor:
@@ -109,7 +109,7 @@ class Supervisor:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: supervise the embedded server kept in ``--dir``."""
-    parser = argparse.ArgumentParser(prog="python -m mathsite.redis_supervisor")
+    parser = argparse.ArgumentParser(prog="python -m launcher.redis_supervisor")
     parser.add_argument("--dir", type=Path, default=None, help="the server's folder")
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -1,8 +1,8 @@
 """The production server: granian (WSGI interface) serving mathsite.
 
-    python -m mathsite.server        # serve on $GRANIAN_HOST:$PORT (default 127.0.0.1:8000)
+    python -m launcher.server        # serve on $GRANIAN_HOST:$PORT (default 127.0.0.1:8000)
 
-``make run`` serves through ``run`` too (``mathsite.serve``), with the local
+``make run`` serves through ``run`` too (``launcher.serve``), with the local
 defaults on top. Every granian option is a ``GRANIAN_*`` environment
 variable that granian reads itself; this module only sets defaults for the
 ones mathsite cares about (an explicitly set variable always wins):
@@ -35,7 +35,7 @@ backwards when a worker is replaced) and deletes the folder when the server
 stops. A launcher killed with SIGKILL cannot delete its folder: the next
 start sweeps every ``run/metrics-<pid>`` whose launcher no longer runs.
 
-granian is spawned with a parent-death signal (``mathsite.lifetime``):
+granian is spawned with a parent-death signal (``launcher.lifetime``):
 if this launcher is killed, granian gets SIGTERM and shuts down gracefully
 instead of serving on, unsupervised.
 """
@@ -53,8 +53,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import lifetime, paths
-from .paths import BASE_DIR
+from launcher import lifetime
+from mathsite import paths
+from mathsite.paths import BASE_DIR
 
 APPLICATION = "mathsite.wsgi:application"
 BLOCKING_THREADS = 4
