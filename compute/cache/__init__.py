@@ -14,10 +14,10 @@ import threading
 from typing import Any
 
 from compute.cache.local import MISSING
-from compute.cache.store import REDIS_ERRORS, ResultCache
+from compute.cache.store import REDIS_ERRORS, ResultCache, Tier
 from compute.conf import on_change
 
-__all__ = ["MISSING", "REDIS_ERRORS", "ResultCache", "result_cache"]
+__all__ = ["MISSING", "REDIS_ERRORS", "ResultCache", "Tier", "result_cache"]
 
 _REBUILD_ON = {"CACHES", "LOCAL_CACHE_MAX_BYTES"}
 

@@ -23,6 +23,7 @@ from compute.domain.query import ResultQuery
 from compute.http.hit import not_modified, result_reply
 from compute.http.memo import FrontMemo
 from compute.http.wsgi import ResultFront, SiteHeaders
+from compute.services import Source
 from tests.support.entries import ATTACKS, sign
 from tests.support.reference import fib_reference, unlimited_int_digits
 
@@ -172,7 +173,9 @@ def test_invalid_inputs_and_other_methods_go_to_django(apps):
 
 def test_site_headers_are_trusted_only_when_repeated_identically():
     query = ResultQuery("fib", 1)
-    reply = result_reply(query, Payload.from_text(query, "1"), cached=True, accept_encoding="")
+    reply = result_reply(
+        query, Payload.from_text(query, "1"), source=Source.LOCAL, accept_encoding=""
+    )
     own = list(reply.headers)
     book = SiteHeaders()
     book.learn(False, reply, "200 OK", [*own, ("A", "1")])
@@ -403,6 +406,27 @@ def test_a_repeated_hit_is_sent_from_its_kept_answer(apps, monkeypatch):
     assert len(resolved) == 4
 
 
+def test_the_front_says_which_tier_answered_and_a_kept_answer_says_in_process(apps):
+    """RFC 9211 Cache-Status: a kept answer is served only while this process's tier holds
+    its payload, so it says so, whatever the request that kept it found."""
+    fast, django = apps
+    learn(fast, "/api/fib/96/")
+    calls = django.calls
+    fast.cache.local.clear()  # the process's tier forgets it: the front finds it in Redis
+    _status, headers, _body = call(fast, "/api/fib/96/")
+    assert dict(headers)["Cache-Status"] == "mathsite; hit; detail=redis"
+    for _ in range(2):  # kept now
+        _status, headers, _body = call(fast, "/api/fib/96/")
+        assert dict(headers)["Cache-Status"] == "mathsite; hit; detail=in-process"
+    assert django.calls == calls
+    fast.cache.delete(ResultQuery("fib", 96))
+    _status, headers, _body = call(fast, "/api/fib/96/")  # Django: from the log
+    assert dict(headers)["Cache-Status"] == "mathsite; hit; detail=log"
+    assert django.calls == calls + 1
+    status, headers, _body = call(fast, "/api/fib/96/", if_none_match='W/"fib-96-v1"')
+    assert status.startswith("304") and "Cache-Status" not in dict(headers)
+
+
 def test_a_kept_answer_is_not_sent_once_its_result_is_evicted(apps):
     fast, _django = apps
     learn(fast, "/api/fib/98/")
@@ -440,7 +464,7 @@ def test_the_front_remembers_urls_hosts_replies_and_kept_answers_in_its_one_memo
     generation = app_settings.generation
     assert own_memo.get(("url", fast.matcher, "/api/fib/88/", ""), generation) is not None
     assert own_memo.get(("host", "testserver"), generation) is True
-    assert own_memo.get(("reply", ResultQuery("fib", 88), False), generation) is not None
+    assert own_memo.get(("reply", ResultQuery("fib", 88), False, Source.LOCAL), generation)
     kept = ("kept", "/api/fib/88/", "", "testserver", None, None, False)
     assert own_memo.get(kept, generation).reply.body == call(fast, "/api/fib/88/")[2]
     assert len(own_memo) == 4  # nothing else, nowhere else
