@@ -88,6 +88,8 @@ def test_bad_values_are_refused_with_what_to_set(tmp_path):
         ("FIB_MOD_MAX_N", str(2**63), "FIB_MOD_MAX_N=9223372036854775808: set it between 1"),
         ("FIB_MOD_MAX_M", "0", "FIB_MOD_MAX_M=0: set it between 1 and 9223372036854775807"),
         ("CLIENT_IPV6_PREFIX", "129", "CLIENT_IPV6_PREFIX=129: set it to the bits of an IPv6"),
+        ("CORS_DELETE_ORIGINS", "https://a.example/", "'https://a.example/' is not an origin"),
+        ("CORS_DELETE_ORIGINS", "a.example", "'a.example' is not an origin. Set it to"),
     ]:
         result = run_django(tmp_path, {**PRODUCTION, name: value}, "-c", SETUP)
         assert result.returncode != 0, name

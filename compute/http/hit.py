@@ -27,7 +27,8 @@ prebuilt header tuple, and a reply is built once per payload, coding and
 source, so a hit pays nothing for it.
 
 The headers every response of the site gets on top (security headers added
-by Django's middleware) are not the protocol's business: the front learns
+by Django's middleware, the CORS headers of ``compute.http.cors``) are not
+the protocol's business: the front learns
 them from the view's replies by the contract of ``REPLY_KEY``.
 
     >>> from compute.domain.query import ResultQuery

@@ -14,7 +14,9 @@ built replies, kept answers) is in one memo bounded in bytes, valid for
 one settings generation (``compute.http.memo``).
 
 The site's headers (what Django's middleware adds to every response:
-``X-Frame-Options``, ``X-Content-Type-Options``, ...) are learned from the
+``X-Frame-Options``, ``X-Content-Type-Options``, ..., and the reads' CORS
+headers, the same with or without ``Origin``: ``compute.http.cors``) are
+learned from the
 view, by the contract of ``hit.REPLY_KEY``: the view leaves the reply it
 answered without computing in the environ; once two such replies came back
 from Django with their own headers first, unchanged, and the same extra

@@ -427,6 +427,31 @@ def test_the_front_says_which_tier_answered_and_a_kept_answer_says_in_process(ap
     assert status.startswith("304") and "Cache-Status" not in dict(headers)
 
 
+@pytest.mark.parametrize("path", ["/api/fib/94/", "/pi", "/api/pi/94/?digits=300"])
+def test_a_hit_from_the_front_carries_the_cors_headers_django_sends(apps, path):
+    """No header depends on Origin, so the front learns the CORS headers among the site's
+    and sends what Django sends, with or without an Origin, 304s included."""
+    fast, django = apps
+    path, _, query = path.partition("?")
+    origin = {"origin": "https://elsewhere.example"}
+    call(fast, path, query)  # computed by Django
+    by_django = [call(fast, path, query, **origin), call(fast, path, query)]
+    calls = django.calls
+    by_front = [call(fast, path, query), call(fast, path, query, **origin)]
+    by_front.append(call(fast, path, query, **origin))  # a kept answer
+    assert django.calls == calls  # the front answered
+    assert by_django[0] == by_django[1] == by_front[0] == by_front[1] == by_front[2]
+    headers = dict(by_front[0][1])
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert headers["Access-Control-Expose-Headers"] == "Cache-Status, ETag, Retry-After"
+    assert "origin" not in headers["Vary"].lower()
+    etag = headers["ETag"]
+    not_modified = [call(fast, path, query, if_none_match=etag, **o) for o in (origin, {}) * 2]
+    assert django.calls == calls + 2  # two 304s teach the front, two it sends itself
+    assert len(set(map(str, not_modified))) == 1
+    assert dict(not_modified[0][1])["Access-Control-Allow-Origin"] == "*"
+
+
 def test_a_kept_answer_is_not_sent_once_its_result_is_evicted(apps):
     fast, _django = apps
     learn(fast, "/api/fib/98/")
