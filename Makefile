@@ -45,7 +45,8 @@ test: install-dev
 test-topologies: install-dev
 	env -u REDIS_URL -u REDIS_CLUSTER_NODES -u REDIS_SENTINELS -u DATABASE_URL $(BIN)/python -m pytest tests/topologies
 
-# The front page and the admin in a real headless Chromium (Debian's chromium + chromium-driver);
+# The front page, the admin and a page on another origin in a real headless Chromium
+# (Debian's chromium + chromium-driver);
 # not part of `make test`. Screenshots land in test-artifacts/.
 CHROMIUM ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver

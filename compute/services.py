@@ -11,18 +11,22 @@ a guarantee: it never holds one.
 
 Lookup order (SPEC "Cache behaviour"): the cache (in-process tier, then
 Redis), then the result log (refilling Redis), then compute under a
-stampede lock (storing in both). ``cached`` in the outcome is True exactly
-when this call did not compute. A result's identity in the log is
-``identity(query)``, the one definition every lookup and write uses.
+stampede lock (storing in both). The outcome says where the value came
+from (``Source``: a tier, the log, this call's computation, stored in
+Redis or not, or another request's that this one waited for); ``cached``
+is True exactly when this call did not compute. A result's identity in
+the log is ``identity(query)``, the one definition every lookup and write
+uses.
 
     >>> outcome = result_get(query=ResultQuery("fib", 10), caller=System("docs"))  # doctest: +SKIP
-    >>> outcome.payload.text, outcome.cached
-    ('55', False)
+    >>> outcome.payload.text, outcome.source, outcome.cached
+    ('55', <Source.COMPUTED: 'computed'>, False)
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -35,7 +39,7 @@ from django.utils import timezone
 from compute import metrics
 from compute.admission import Caller, ComputeGate, compute_gate
 from compute.admission.offload import compute_pool
-from compute.cache import MISSING, ResultCache, result_cache
+from compute.cache import MISSING, ResultCache, Tier, result_cache
 from compute.domain import convergence, results
 from compute.domain import maths as algorithms
 from compute.domain.cost import estimated_digits, estimated_work
@@ -84,12 +88,45 @@ def _database() -> Iterator[None]:
         raise LogUnavailable(exc) from exc
 
 
+class Source(enum.Enum):
+    """Where a result (or a picture) given to a caller came from.
+
+    The service is the one place that knows; the HTTP layer says it in the
+    response's ``Cache-Status`` (``compute.http.hit``).
+    """
+
+    LOCAL = "in-process"  # this process's tier of the cache
+    REDIS = "redis"
+    LOG = "log"  # the result log, after Redis had lost it (Redis refilled)
+    COLLAPSED = "collapsed"  # another request's computation, waited for under the lock
+    COMPUTED = "computed"  # computed by this call, then stored in Redis
+    COMPUTED_UNSTORED = "computed-unstored"  # computed by this call; Redis could not store it
+
+    @property
+    def cached(self) -> bool:
+        """Return True if the value came without this call computing it (the body's flag)."""
+        return self not in _COMPUTING
+
+
+_COMPUTING = frozenset({Source.COMPUTED, Source.COMPUTED_UNSTORED})
+_TIER_SOURCE = {Tier.LOCAL: Source.LOCAL, Tier.REDIS: Source.REDIS}
+
+
+def _computed_source(stored: bool) -> Source:
+    return Source.COMPUTED if stored else Source.COMPUTED_UNSTORED
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """A result payload and whether it came without computing."""
+    """A result payload and where it came from."""
 
     payload: Payload
-    cached: bool
+    source: Source
+
+    @property
+    def cached(self) -> bool:
+        """Return True if this call did not compute the value (``Source.cached``)."""
+        return self.source.cached
 
 
 Compute = Callable[[ResultQuery], str]
@@ -219,12 +256,12 @@ def result_cached(
     ``counted=False`` leaves counting the hit to the caller (the front counts
     its hits in batches: ``metrics.front_request``).
     """
-    payload = cache.get(query)
-    if payload is MISSING:
+    found = cache.find(query)
+    if found is MISSING:
         return None
     if counted:
         metrics.cache_lookup(query.kind, hit=True)
-    return Outcome(payload, cached=True)
+    return Outcome(found[0], _TIER_SOURCE[found[1]])
 
 
 def result_get(
@@ -247,25 +284,25 @@ def result_get(
     to refuse, and then nothing is computed, logged or cached. ``compute``
     replaces the kind's computation (tests).
     """
-    payload = cache.get(query)
-    metrics.cache_lookup(query.kind, hit=payload is not MISSING)
-    if payload is not MISSING:
-        return Outcome(payload, cached=True)
+    found = cache.find(query)
+    metrics.cache_lookup(query.kind, hit=found is not MISSING)
+    if found is not MISSING:
+        return Outcome(found[0], _TIER_SOURCE[found[1]])
     payload = _from_log(query, cache)
     if payload is not None:
-        return Outcome(payload, cached=True)
+        return Outcome(payload, Source.LOG)
     caller.before_computing()
     with cache.compute_lock(query) as lease:
         if lease.found is not None:  # another request computed it while we waited
             metrics.cache_lookup(query.kind, hit=True)
-            return Outcome(lease.found, cached=True)
+            return Outcome(lease.found, Source.COLLAPSED)
         # With Redis up, a finished computation is in Redis (the winner stores
         # it before releasing the lock, and taking the lock read the entry);
         # only without Redis is the log the place to look again.
         if lease.held and not cache.available:
             payload = _from_log(query, cache)
             if payload is not None:
-                return Outcome(payload, cached=True)
+                return Outcome(payload, Source.LOG)
         # The row first, then the entry: no value is cached without its row.
         text, _ms = _computed(
             query,
@@ -275,8 +312,8 @@ def result_get(
             record=lambda text, ms: result_record(query=query, text=text, compute_ms=ms),
         )
         payload = Payload.from_text(query, text)
-        cache.set(query, payload, lease=lease)
-    return Outcome(payload, cached=False)
+        stored = cache.set(query, payload, lease=lease)
+    return Outcome(payload, _computed_source(bool(stored)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,6 +438,8 @@ def results_recompute(
 PICTURE_WORK = 250_000
 PICTURE_DIGITS = 20_000
 PICTURE_KIND = "pi-convergence"
+# Where a picture can come from: Redis only (no in-process tier, no log).
+PICTURE_SOURCES = (Source.REDIS, Source.COLLAPSED, Source.COMPUTED, Source.COMPUTED_UNSTORED)
 
 
 def convergence_picture(
@@ -409,8 +448,12 @@ def convergence_picture(
     caller: Caller,
     cache: ResultCache = result_cache,
     gate: ComputeGate = compute_gate,
-) -> tuple[bytes, bool]:
-    """Return (the SVG of pi - pi(k) for k = 1..n, whether it came without drawing).
+) -> tuple[bytes, Source]:
+    """Return (the SVG of pi - pi(k) for k = 1..n, where it came from).
+
+    The source is ``Source.REDIS`` (found), ``COLLAPSED`` (another request
+    drew it while this one waited), or ``COMPUTED`` / ``COMPUTED_UNSTORED``
+    (drawn by this call; stored in Redis or not).
 
     The picture is a derived result: cached (sealed, see
     ``compute.cache.pictures``) and never logged, otherwise admitted like
@@ -423,14 +466,14 @@ def convergence_picture(
     key = convergence.convergence_cache_key(n)
     found = cache.get_picture(key)
     if found is not None:
-        return found, True
+        return found, Source.REDIS
     caller.before_computing()
     with cache.picture_lock(key) as lease:
         if lease.found is not None:
-            return lease.found, True
+            return lease.found, Source.COLLAPSED
         with gate.admit(caller, kind=PICTURE_KIND, cost=PICTURE_DIGITS):
             started = time.perf_counter()
             svg = compute_pool.run(convergence.convergence_svg_bytes, n, work=PICTURE_WORK)
             metrics.computed(PICTURE_KIND, time.perf_counter() - started)
-        cache.set_picture(key, svg, lease=lease)
-    return svg, False
+        stored = cache.set_picture(key, svg, lease=lease)
+    return svg, _computed_source(stored)

@@ -111,6 +111,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "corsheaders",
     "axes",
     "compute",
 ]
@@ -118,10 +119,14 @@ INSTALLED_APPS = [
 # The request middleware is outermost so its timing, metrics and access log
 # cover every response, redirects and hits included.
 #
+# CORS comes next, before anything that may answer (django-cors-headers asks
+# to be as high as possible), so every response of a read carries its headers.
+#
 # Axes comes last, as its documentation asks: it turns a locked-out login
 # attempt into its 429 response.
 MIDDLEWARE = [
     "mathsite.logging.RequestMiddleware",
+    "compute.http.cors.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "compute.http.gzip.GZipMiddleware",
@@ -440,6 +445,32 @@ SPECTACULAR_SETTINGS = {
         "compute.api.schema.postprocess_schema",
     ],
 }
+
+# --- Browsers on other origins (django-cors-headers) ----------------------------------
+# https://github.com/adamchainz/django-cors-headers#configuration
+# The reads (results, pictures, lists, the JSON index, the schema; chosen by URL
+# name in compute.http.cors, not by CORS_URLS_REGEX) carry
+# Access-Control-Allow-Origin: * and expose these headers on every response,
+# with or without an Origin; no cookies cross origins. A preflight allows the
+# methods and request headers below to any origin, and DELETE with an
+# Authorization header (the token) on a result URL only to the origins of
+# CORS_DELETE_ORIGINS (scheme://host[:port], comma-separated; default none).
+
+CORS_ALLOW_ALL_ORIGINS = True
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_METHODS = ["GET", "HEAD", "OPTIONS"]
+CORS_ALLOW_HEADERS = ["accept", "if-none-match"]
+CORS_EXPOSE_HEADERS = ["Cache-Status", "ETag", "Retry-After"]
+CORS_PREFLIGHT_MAX_AGE = 86400  # seconds a browser may reuse a preflight's answer
+CORS_DELETE_ORIGINS = env.list("CORS_DELETE_ORIGINS", default=[])
+for _origin in CORS_DELETE_ORIGINS:
+    _scheme, _sep, _host = _origin.partition("://")
+    if _scheme not in ("http", "https") or not _host or any(c in _host for c in "/?#* "):
+        raise ImproperlyConfigured(
+            f"CORS_DELETE_ORIGINS: {_origin!r} is not an origin. Set it to a comma-separated "
+            "list of origins as browsers send them, scheme://host[:port] with no path or "
+            "trailing slash (e.g. https://tools.example.com), or leave it empty."
+        )
 
 # --- Security -----------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/

@@ -131,6 +131,8 @@ def test_bad_values_are_refused_with_what_to_set(tmp_path):
         ("CACHE_TTL", "-1", "CACHE_TTL='-1' is not a positive whole number of seconds."),
         ("CACHE_TTL", "0", "or leave it empty (or none) for results that never expire"),
         ("CACHE_TTL", "1.5", "CACHE_TTL='1.5' is not a positive whole number of seconds."),
+        ("CORS_DELETE_ORIGINS", "https://a.example/", "'https://a.example/' is not an origin"),
+        ("CORS_DELETE_ORIGINS", "a.example", "'a.example' is not an origin. Set it to"),
     ]:
         result = run_django(tmp_path, {**PRODUCTION, name: value}, "-c", SETUP)
         assert result.returncode != 0, name

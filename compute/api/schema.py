@@ -70,7 +70,9 @@ from compute.domain.kinds.fib import JAVASCRIPT_NOTE
 from compute.domain.kinds.pi import KIND as PI_KIND
 from compute.domain.payload import GZIP_MIN_BYTES
 from compute.domain.query import FORMATS, ResultQuery
+from compute.http import hit
 from compute.http.routes import ResultMatcher, Route, result_routes
+from compute.services import PICTURE_SOURCES, Source
 
 PATH, QUERY, HEADER = OpenApiParameter.PATH, OpenApiParameter.QUERY, OpenApiParameter.HEADER
 
@@ -217,6 +219,21 @@ def example_etag(kind: str) -> str:
     return ResultQuery(kind, 1000).etag
 
 
+def _cache_status(sources: tuple[Source, ...]) -> OpenApiParameter:
+    """Return the ``Cache-Status`` response header, naming the values ``sources`` give."""
+    values = ", ".join(f"`{hit.cache_status(source)[1]}`" for source in sources)
+    return OpenApiParameter(
+        hit.CACHE_STATUS,
+        str,
+        HEADER,
+        response=[200],
+        description="Where the value came from (RFC 9211), one of: "
+        f"{values}. `hit` names the tier that held it (`detail`); `fwd=miss` means it "
+        "was computed, `stored` that it was then stored in Redis, `collapsed` that "
+        "this request waited for another request's computation. Absent on a 304.",
+    )
+
+
 def _result_headers(kind: str) -> list[OpenApiParameter]:  # a kind's name
     return [
         OpenApiParameter(
@@ -227,6 +244,7 @@ def _result_headers(kind: str) -> list[OpenApiParameter]:  # a kind's name
             description="Weak tag of the inputs and the stored format version, e.g. "
             f"{example_etag(kind)}; send it back in If-None-Match for a 304.",
         ),
+        _cache_status(tuple(Source)),
         OpenApiParameter(
             "Retry-After",
             int,
@@ -367,6 +385,7 @@ def _convergence(view_class: type) -> type:
             OpenApiParameter(
                 "ETag", str, HEADER, response=[200, 304], description="Weak tag of n."
             ),
+            _cache_status(PICTURE_SOURCES),
         ],
         responses={
             (200, "image/svg+xml"): OpenApiResponse(

@@ -8,7 +8,8 @@ still learning), and leaves each reply it gave without computing in the
 environ for the front to learn from (``hit.REPLY_KEY``).
 
 ``ConvergenceView`` answers the picture of pi's convergence (SVG), with n
-validated exactly as for pi(n) and the same 304 before any lookup.
+validated exactly as for pi(n), the same 304 before any lookup and the
+hit protocol's ``Cache-Status`` (``hit.cache_status``).
 """
 
 from __future__ import annotations
@@ -206,9 +207,11 @@ class ConvergenceView(APIView):
             response: HttpResponse = HttpResponseNotModified()
         else:
             caller = Client(client_id(request), throttle=self.admit)
-            svg, _cached = services.convergence_picture(n=query.n, caller=caller)
+            svg, source = services.convergence_picture(n=query.n, caller=caller)
             response = HttpResponse(svg, content_type="image/svg+xml")
             response["Content-Security-Policy"] = PICTURE_CSP
+            name, value = hit.cache_status(source)
+            response[name] = value
         response["ETag"] = etag
         response["Cache-Control"] = hit.CACHE_CONTROL
         return response

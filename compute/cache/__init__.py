@@ -15,10 +15,10 @@ import threading
 from typing import Any
 
 from compute.cache.local import MISSING
-from compute.cache.store import FAILURE_REASONS, REDIS_ERRORS, ResultCache
+from compute.cache.store import FAILURE_REASONS, REDIS_ERRORS, ResultCache, Tier
 from compute.conf import on_change
 
-__all__ = ["FAILURE_REASONS", "MISSING", "REDIS_ERRORS", "ResultCache", "result_cache"]
+__all__ = ["FAILURE_REASONS", "MISSING", "REDIS_ERRORS", "ResultCache", "Tier", "result_cache"]
 
 _REBUILD_ON = {"CACHES", "LOCAL_CACHE_MAX_BYTES"}
 

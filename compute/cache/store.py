@@ -40,6 +40,7 @@ cache setting changes (``compute.conf.on_change``).
 from __future__ import annotations
 
 import contextlib
+import enum
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
@@ -77,7 +78,15 @@ REDIS_ERRORS = (redis.RedisError, ConnectionInterrupted, OSError)
 GENERATION_KEY = "{meta}:generation"
 STATS_KEY = "{meta}:stats"
 
-__all__ = ["FAILURE_REASONS", "MISSING", "REDIS_ERRORS", "Ping", "ResultCache", "failure_reason"]
+__all__ = [
+    "FAILURE_REASONS",
+    "MISSING",
+    "REDIS_ERRORS",
+    "Ping",
+    "ResultCache",
+    "Tier",
+    "failure_reason",
+]
 
 # What the readiness probe may tell anyone about a Redis failure: a class of
 # failure, never the error's text (it names hosts, socket paths, user names).
@@ -124,6 +133,13 @@ class Ping(NamedTuple):
     ok: bool
     reason: str
     detail: str
+
+
+class Tier(enum.Enum):
+    """The tier of the cache that held a result (``ResultCache.find``)."""
+
+    LOCAL = "in-process"  # this process's ``LocalTier``
+    REDIS = "redis"
 
 
 class ResultCache:
@@ -210,12 +226,14 @@ class ResultCache:
 
     # --- results ----------------------------------------------------------------
 
-    def get(self, query: ResultQuery) -> Payload | Any:
-        """Return the cached payload of ``query`` (local tier, then Redis) or ``MISSING``.
+    def find(self, query: ResultQuery) -> tuple[Payload, Tier] | Any:
+        """Return (payload, the tier that held it) for ``query``, or ``MISSING``.
 
-        The eviction generation is read by the periodic sync only (at most
-        once per ``LOCAL_CACHE_SYNC_SECONDS`` per process), never alongside a
-        lookup: on a cluster a lookup reads only the shard owning its key.
+        The local tier first, then Redis (a payload read from Redis enters
+        the local tier, so the next lookup finds it there). The eviction
+        generation is read by the periodic sync only (at most once per
+        ``LOCAL_CACHE_SYNC_SECONDS`` per process), never alongside a lookup:
+        on a cluster a lookup reads only the shard owning its key.
         """
         if self.evictions.check() == "sync":
             self._sync()
@@ -223,17 +241,27 @@ class ResultCache:
             found = self.local.get(query.cache_key)
             if found is not MISSING and self.evictions.trusted:
                 self.tally.add("hits")
-                return found
-        return self.get_shared(query)
+                return found, Tier.LOCAL
+        found = self.get_shared(query)
+        return MISSING if found is MISSING else (found, Tier.REDIS)
+
+    def get(self, query: ResultQuery) -> Payload | Any:
+        """Return the cached payload of ``query`` (local tier, then Redis) or ``MISSING``.
+
+        ``find`` without the tier.
+        """
+        found = self.find(query)
+        return MISSING if found is MISSING else found[0]
 
     def still_holds(self, query: ResultQuery, payload: Payload) -> bool:
         """Count a hit and return True if this process's tier may serve ``payload`` for ``query``.
 
-        True only when ``get`` would return this very payload from the
-        in-process tier without asking Redis (no sync due, the tier in
-        step, the entry unchanged); else False, nothing counted, and the
-        caller looks up as usual. For answers built from a payload and kept
-        (``compute.http.kept``): they stay right exactly as long as this.
+        True only when ``find`` would return this very payload from the
+        in-process tier (``Tier.LOCAL``) without asking Redis (no sync due,
+        the tier in step, the entry unchanged); else False, nothing counted,
+        and the caller looks up as usual. For answers built from a payload
+        and kept (``compute.http.kept``): they stay right exactly as long as
+        this, and are answers of the local tier.
         """
         if self.evictions.check() != "fresh" or not self.evictions.trusted:
             return False

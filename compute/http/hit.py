@@ -7,15 +7,28 @@ DRF view (everything else). The protocol, in order:
 1. the query has been parsed and validated by the caller (the front with
    ``parse_query``, the view with its serializer, which calls the same);
 2. ``If-None-Match`` naming the result's ETag is a 304, before any lookup;
-3. the caller's ``lookup`` gives the payload and whether it was cached
-   (the front: cache tiers only; the view: the service, which may compute);
+3. the caller's ``lookup`` gives the payload and where it came from
+   (``services.Source``; the front: cache tiers only; the view: the
+   service, which may compute);
 4. the body is the payload's, gzip-compressed when the client accepts gzip
    and the body is at least ``GZIP_MIN_BYTES``;
 5. the headers are the result's own: type, encoding, ``Content-Length``
-   (always the length of this body), ETag, caching, ``Vary``, ``Allow``.
+   (always the length of this body), ETag, caching, ``Vary``, ``Allow``,
+   and ``Cache-Status`` (RFC 9211: ``cache_status``) saying where the
+   value came from; a 304 has none (nothing was looked up).
+
+``Cache-Status`` names one cache, ``mathsite`` (every tier of the service
+together), with one of: ``hit; detail=in-process`` (this process's tier),
+``hit; detail=redis``, ``hit; detail=log`` (the result log, refilling
+Redis), ``fwd=miss; stored`` (computed, then stored in Redis),
+``fwd=miss`` (computed, Redis could not store it) and ``fwd=miss;
+collapsed`` (another request's computation, waited for). Each value is a
+prebuilt header tuple, and a reply is built once per payload, coding and
+source, so a hit pays nothing for it.
 
 The headers every response of the site gets on top (security headers added
-by Django's middleware) are not the protocol's business: the front learns
+by Django's middleware, the CORS headers of ``compute.http.cors``) are not
+the protocol's business: the front learns
 them from the view's replies by the contract of ``REPLY_KEY``.
 
     >>> from compute.domain.query import ResultQuery
@@ -38,7 +51,7 @@ from compute.domain.payload import GZIP_MIN_BYTES, Payload
 from compute.domain.query import ResultQuery
 from compute.http.memo import MAX_BODY, FrontMemo, front_memo
 from compute.http.quality import quality
-from compute.services import Outcome
+from compute.services import Outcome, Source
 
 # The contract between the DRF view and the WSGI front: the view stores the
 # ``Reply`` it answered without computing (a hit or a 304) in the request's
@@ -53,6 +66,22 @@ ALLOW = "GET, DELETE, HEAD, OPTIONS"
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 Headers = tuple[tuple[str, str], ...]
+
+# RFC 9211: the cache's name, then what it did; one prebuilt header per source.
+CACHE_NAME = "mathsite"
+CACHE_STATUS = "Cache-Status"
+_CACHE_STATUS_PARAMS = {
+    Source.LOCAL: "hit; detail=in-process",
+    Source.REDIS: "hit; detail=redis",
+    Source.LOG: "hit; detail=log",
+    Source.COLLAPSED: "fwd=miss; collapsed",
+    Source.COMPUTED: "fwd=miss; stored",
+    Source.COMPUTED_UNSTORED: "fwd=miss",
+}
+_CACHE_STATUS_HEADERS = {
+    source: (CACHE_STATUS, f"{CACHE_NAME}; {params}")
+    for source, params in _CACHE_STATUS_PARAMS.items()
+}
 # What one header costs besides its characters: its tuple and two str objects.
 _HEADER_BYTES = 160
 _STATUS_LINES = {200: "200 OK", 304: "304 Not Modified"}
@@ -133,6 +162,12 @@ def sends_gzip(accept_encoding: str, query: ResultQuery, payload: Payload) -> bo
     )
 
 
+def cache_status(source: Source) -> tuple[str, str]:
+    """Return the ``Cache-Status`` header of a value from ``source``, e.g.
+    ``("Cache-Status", "mathsite; hit; detail=redis")`` (prebuilt: no work per call)."""
+    return _CACHE_STATUS_HEADERS[source]
+
+
 def _result_headers(query: ResultQuery) -> Headers:
     return (
         ("ETag", query.etag),
@@ -151,38 +186,41 @@ def result_reply(
     query: ResultQuery,
     payload: Payload,
     *,
-    cached: bool,
+    source: Source,
     accept_encoding: str,
     memo: FrontMemo = front_memo,
 ) -> Reply:
-    """Return the 200 JSON reply carrying ``payload`` for ``query``.
+    """Return the 200 JSON reply carrying ``payload`` for ``query``, which came from ``source``.
 
-    Replies of cached results are remembered in ``memo`` (by query and
-    coding, with the payload they were built from) and reused only while
-    that very payload is the one served, so a hit builds nothing; a new
-    payload from Redis (after an eviction or a refill) builds a new reply.
+    Replies of cached results are remembered in ``memo`` (by query, coding
+    and source, with the payload they were built from) and reused only
+    while that very payload is the one served, so a hit builds nothing; a
+    new payload from Redis (after an eviction or a refill) builds a new reply.
     """
     gzip = sends_gzip(accept_encoding, query, payload)
-    if not cached:
-        return _build_reply(query, payload, cached=False, gzip=gzip)
-    key = ("reply", query, gzip)
+    if not source.cached:
+        return _build_reply(query, payload, source=source, gzip=gzip)
+    key = ("reply", query, gzip, source)
     generation = app_settings.generation
     found = memo.get(key, generation)
     if found is not None and found[0] is payload:
         return found[1]
-    reply = _build_reply(query, payload, cached=True, gzip=gzip)
+    reply = _build_reply(query, payload, source=source, gzip=gzip)
     if len(reply.body) <= MAX_BODY:  # large bodies: building the headers is nothing beside them
         memo.put(key, generation, (payload, reply), nbytes=reply.nbytes + payload.nbytes)
     return reply
 
 
-def _build_reply(query: ResultQuery, payload: Payload, *, cached: bool, gzip: bool) -> Reply:
+def _build_reply(query: ResultQuery, payload: Payload, *, source: Source, gzip: bool) -> Reply:
+    cached = source.cached
     body = payload.body(cached=cached, as_string=query.as_string, gzip=gzip)
     headers: list[tuple[str, str]] = [("Content-Type", "application/json")]
     if gzip:
         headers.append(("Content-Encoding", "gzip"))
     headers.append(("Content-Length", str(len(body))))
-    return Reply(200, (*headers, *_result_headers(query)), body, cached=cached)
+    return Reply(
+        200, (*headers, *_result_headers(query), cache_status(source)), body, cached=cached
+    )
 
 
 def answer(
@@ -204,5 +242,5 @@ def answer(
     if outcome is None:
         return None
     return result_reply(
-        query, outcome.payload, cached=outcome.cached, accept_encoding=accept_encoding, memo=memo
+        query, outcome.payload, source=outcome.source, accept_encoding=accept_encoding, memo=memo
     )

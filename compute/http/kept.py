@@ -20,6 +20,10 @@ front keeps each answer by everything in the request that decides it:
   counted as a lookup's), so an evicted result is never answered from here
   and a sync that is due goes through the full path, which makes it.
 
+A kept answer is thus always the in-process tier's: its ``Cache-Status``
+says ``detail=in-process`` even when the request that kept it found its
+payload in Redis (``ResultFront.keep``).
+
 Only GETs without ``If-None-Match`` are kept, with bodies of at most
 ``memo.MAX_BODY`` bytes (a large body costs its sending, not this; and a
 kept payload must not outlive the in-process tier's budget by much), in

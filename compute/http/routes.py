@@ -9,7 +9,9 @@ Everything else about these URLs is derived from ``result_routes()``:
   URL before Django resolves it;
 - metric and access-log route names (``Route.name`` is the URL name);
 - list-item and admin links (``result_path``, which reverses the URL name);
-- the schema's grouping (``Route.canonical``).
+- the schema's grouping (``Route.canonical``);
+- which URLs other origins may read and delete (``read_names``,
+  ``delete_names``: ``compute.http.cors``).
 
 Pictures derived from a result's inputs (``picture_routes()``: the
 convergence picture of pi) live in the same table but are not results:
@@ -82,6 +84,30 @@ def picture_routes(api_prefix: str = API_PREFIX) -> tuple[Route, ...]:
         for kind in registry.kinds()
         if kind.picture is not None
     )
+
+
+# URL names of the site's reads that are not in the table (SPEC "Browsers on
+# other origins"): the site root (the JSON index for programs) and the schema.
+# A kind's log list is the DRF router's "<kind>-list" (``list_name``).
+SITE_READ_NAMES = ("front", "schema")
+
+
+def list_name(kind: str) -> str:
+    """Return the URL name of ``kind``'s log list (the router's ``<basename>-list``)."""
+    return f"{kind}-list"
+
+
+def read_names(api_prefix: str = API_PREFIX) -> frozenset[str]:
+    """Return the URL names of every read other origins may make: results, pictures,
+    lists, the site root and the schema."""
+    table = (*result_routes(api_prefix), *picture_routes(api_prefix))
+    lists = (list_name(kind) for kind in registry.names())
+    return frozenset((*(route.name for route in table), *lists, *SITE_READ_NAMES))
+
+
+def delete_names(api_prefix: str = API_PREFIX) -> frozenset[str]:
+    """Return the URL names that take a DELETE: every result route."""
+    return frozenset(route.name for route in result_routes(api_prefix))
 
 
 class ResultMatcher:

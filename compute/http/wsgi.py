@@ -14,7 +14,9 @@ built replies, kept answers) is in one memo bounded in bytes, valid for
 one settings generation (``compute.http.memo``).
 
 The site's headers (what Django's middleware adds to every response:
-``X-Frame-Options``, ``X-Content-Type-Options``, ...) are learned from the
+``X-Frame-Options``, ``X-Content-Type-Options``, ..., and the reads' CORS
+headers, the same with or without ``Origin``: ``compute.http.cors``) are
+learned from the
 view, by the contract of ``hit.REPLY_KEY``: the view leaves the reply it
 answered without computing in the environ; once two such replies came back
 from Django with their own headers first, unchanged, and the same extra
@@ -43,7 +45,6 @@ from django.http.request import split_domain_port, validate_host
 from compute import metrics, services
 from compute.cache import result_cache
 from compute.conf import app_settings
-from compute.domain.payload import Payload
 from compute.domain.query import InvalidQuery, ResultQuery, parse_query
 from compute.http import hit, kept
 from compute.http.memo import MAX_BODY, FrontMemo, front_memo
@@ -150,27 +151,56 @@ class ResultFront:
         extra = self.site.get(secure, status)
         if extra is None:
             return None  # not learned yet: Django answers (and teaches)
-        payloads: list[Payload] = []
+        outcomes: list[services.Outcome] = []
 
         def lookup(query: ResultQuery) -> services.Outcome | None:
             outcome = self.lookup(query)
             if outcome is not None:
-                payloads.append(outcome.payload)
+                outcomes.append(outcome)
             return outcome
 
+        accept_encoding = environ.get("HTTP_ACCEPT_ENCODING", "")
         reply = hit.answer(
             query,
             if_none_match=if_none_match,
-            accept_encoding=environ.get("HTTP_ACCEPT_ENCODING", ""),
+            accept_encoding=accept_encoding,
             lookup=lookup,
             memo=self.memo,
         )
         if reply is None:
             return None
-        if key is not None and payloads and len(reply.body) <= MAX_BODY:
-            kept_answer = kept.Kept(route, query, payloads[0], reply, extra)
-            self.memo.put(key, generation, kept_answer, nbytes=kept_answer.nbytes)
+        if key is not None and outcomes and len(reply.body) <= MAX_BODY:
+            self.keep(key, generation, route, query, outcomes[0], reply, extra, accept_encoding)
         return route, reply, extra
+
+    def keep(
+        self,
+        key: kept.RequestKey,
+        generation: int,
+        route: Route,
+        query: ResultQuery,
+        outcome: services.Outcome,
+        reply: hit.Reply,
+        extra: hit.Headers,
+        accept_encoding: str,
+    ) -> None:
+        """Keep the answer to a repeated GET: the in-process tier's reply to it.
+
+        A kept answer is sent again only while this process's tier holds its
+        payload (``kept``), so it is that tier's answer whatever this
+        request's lookup found: after a hit in Redis its ``Cache-Status``
+        says so, the kept one says ``in-process``.
+        """
+        if outcome.source is not services.Source.LOCAL:
+            reply = hit.result_reply(
+                query,
+                outcome.payload,
+                source=services.Source.LOCAL,
+                accept_encoding=accept_encoding,
+                memo=self.memo,
+            )
+        kept_answer = kept.Kept(route, query, outcome.payload, reply, extra)
+        self.memo.put(key, generation, kept_answer, nbytes=kept_answer.nbytes)
 
     def resolve(self, environ: dict) -> tuple[Route, ResultQuery] | None:
         """Return the route and valid query a request names, or None (not a result, or invalid).

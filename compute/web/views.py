@@ -21,7 +21,7 @@ from django.utils.cache import patch_vary_headers
 from compute.conf import app_settings
 from compute.domain.kinds import registry
 from compute.http.responses import CompactJsonResponse
-from compute.http.routes import convergence_path
+from compute.http.routes import convergence_path, list_name
 from compute.web import ask as asking
 from compute.web.negotiation import wants_html
 
@@ -39,7 +39,7 @@ def api_index(request: HttpRequest) -> dict[str, str]:
     """Return the API's URLs by name (absolute): lists, result templates, docs, schema."""
     kinds = registry.kinds()
     paths = {
-        **{kind.name: reverse(f"{kind.name}-list") for kind in kinds},
+        **{kind.name: reverse(list_name(kind.name)) for kind in kinds},
         **{f"{kind.name}_result": _template(f"{kind.name}-detail") for kind in kinds},
         **{
             kind.picture.replace("-", "_"): _template(kind.picture)

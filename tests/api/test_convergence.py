@@ -50,6 +50,7 @@ def test_if_none_match_is_a_304_before_any_lookup(client, redis_client):
     assert response.status_code == 304
     assert response.content == b""
     assert response["ETag"] == 'W/"pi-convergence-1000-v1"'
+    assert "Cache-Status" not in response  # nothing was looked up
     assert not list(redis_client.scan_iter(match=result_cache.make_key("pi:1000:*")))
 
 
@@ -60,6 +61,8 @@ def test_the_picture_is_cached_in_redis_and_not_logged(client, redis_client):
     assert not ComputedResult.objects.exists()
     second = client.get("/api/pi/5000/convergence/")
     assert second.content == first.content
+    assert first["Cache-Status"] == "mathsite; fwd=miss; stored"  # RFC 9211
+    assert second["Cache-Status"] == "mathsite; hit; detail=redis"  # pictures: Redis only
 
 
 def test_a_planted_entry_is_discarded_and_the_picture_drawn_again(client, redis_client):

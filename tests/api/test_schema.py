@@ -96,6 +96,8 @@ def test_every_error_body_is_documented():
         assert "Retry-After" in get["responses"]["503"]["headers"]
         assert "COMPUTE_DIGITS_PER_HOUR" in get["responses"]["429"]["description"]
         assert "ETag" in get["responses"]["200"]["headers"]
+        assert "Cache-Status" in get["responses"]["200"]["headers"]
+        assert "Cache-Status" not in get["responses"]["304"].get("headers", {})
         assert set(delete["responses"]) == {"204", "400", "401", "403", "404"}
         assert body(delete, "401").endswith("/Error")
         assert {"tokenAuth": []} in delete["security"] and {} not in delete["security"]
@@ -283,3 +285,19 @@ def test_the_convergence_picture_is_described_as_svg():
     assert "image/svg+xml" in get["responses"]["200"]["content"]
     assert 'W/"pi-convergence-1000-v1"' in get["description"]
     assert get["security"] == []
+
+
+def test_cache_status_is_described_with_the_values_the_code_sends():
+    from compute.http.hit import cache_status
+    from compute.services import PICTURE_SOURCES, Source
+
+    paths = generate()["paths"]
+    result = paths["/api/fib/{n}/"]["get"]["responses"]["200"]["headers"]["Cache-Status"]
+    picture = paths["/api/pi/{n}/convergence/"]["get"]["responses"]["200"]["headers"]
+    for source in Source:
+        value = cache_status(source)[1]
+        assert f"`{value}`" in result["description"]
+        assert (f"`{value}`" in picture["Cache-Status"]["description"]) is (
+            source in PICTURE_SOURCES
+        )
+    assert "`mathsite; hit; detail=log`" in result["description"]

@@ -288,10 +288,43 @@ def test_hot_and_cold_responses_carry_the_same_headers(client):
             cold = client.get(url, HTTP_ACCEPT_ENCODING=encoding)
             hot = client.get(url, HTTP_ACCEPT_ENCODING=encoding)
             assert cold.status_code == hot.status_code == 200
-            skip = {"Content-Length"}
+            skip = {"Content-Length", "Cache-Status"}  # Cache-Status says which one computed
             cold_headers = {k: v for k, v in cold.headers.items() if k not in skip}
             hot_headers = {k: v for k, v in hot.headers.items() if k not in skip}
             assert cold_headers == hot_headers, url
+            assert cold["Cache-Status"] == "mathsite; fwd=miss; stored"
+            assert hot["Cache-Status"] == "mathsite; hit; detail=in-process"
+
+
+def test_cache_status_names_the_tier_that_answered(client, redis_client):
+    """RFC 9211: computed and stored, then this process's tier, Redis, the result log."""
+    url = "/api/fib/321/"
+    seen = []
+    for forget in (None, None, result_cache.local.clear, result_cache.clear_namespace, None):
+        if forget is not None:
+            forget()
+        response, body = get_json(client, url)
+        seen.append((response["Cache-Status"], body["cached"]))
+    assert seen == [
+        ("mathsite; fwd=miss; stored", False),
+        ("mathsite; hit; detail=in-process", True),
+        ("mathsite; hit; detail=redis", True),  # the process's tier forgot it
+        ("mathsite; hit; detail=log", True),  # Redis lost it: the log refills Redis
+        ("mathsite; hit; detail=in-process", True),
+    ]
+    assert redis_client.exists(result_cache.make_key(ResultQuery("fib", 321).cache_key)) == 1
+    not_modified = client.get(url, HTTP_IF_NONE_MATCH='W/"fib-321-v1"')
+    assert not_modified.status_code == 304 and "Cache-Status" not in not_modified
+
+
+def test_a_result_computed_while_redis_is_down_is_not_said_to_be_stored(client, settings):
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    response, body = get_json(client, "/api/fib/322/")
+    assert (response["Cache-Status"], body["cached"]) == ("mathsite; fwd=miss", False)
+    response, body = get_json(client, "/api/fib/322/")  # Redis still down: from the log
+    assert (response["Cache-Status"], body["cached"]) == ("mathsite; hit; detail=log", True)
 
 
 def test_strict_accept_header_still_gets_json(client):

@@ -334,3 +334,31 @@ def test_a_lock_replaced_by_another_type_while_held_is_left_alone_without_an_err
         assert again.held is False and again.found.text == value  # and finds the value
     assert time.monotonic() - started < 0.1
     assert redis_client.exists(key) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_that_waited_for_another_computation_says_it_collapsed(settings):
+    """The service's outcome says where the value came from: here, the lock's holder."""
+    settings.COMPUTE_LOCK_WAIT = 5
+    query = ResultQuery("fib", 4262)
+    value = str(fib_reference(4262))
+    outcomes: list[services.Outcome] = []
+
+    def never_compute(q: ResultQuery) -> str:
+        raise AssertionError("the waiter must take the holder's value")
+
+    waiter = threading.Thread(
+        target=lambda: outcomes.append(
+            services.result_get(caller=SETUP, query=query, compute=never_compute)
+        )
+    )
+    with result_cache.compute_lock(query) as lease:
+        assert lease.held
+        waiter.start()
+        time.sleep(0.2)  # it looked in the cache and the log, and waits for the lock
+        assert outcomes == []
+        assert result_cache.set(query, Payload.from_text(query, value), lease=lease) is True
+    waiter.join(timeout=5)
+    ((outcome,),) = [outcomes]
+    assert outcome.source is services.Source.COLLAPSED
+    assert outcome.cached is True and outcome.payload.text == value

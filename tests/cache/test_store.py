@@ -460,6 +460,8 @@ def test_without_redis_concurrent_identical_requests_compute_once_per_process(tm
     assert len(outcomes) == 6
     assert len(calls) == 1
     assert sorted(o.cached for o in outcomes) == [False] + [True] * 5
+    # Not stored (no Redis); the others read the log once the process's lock was theirs.
+    assert sorted(o.source.value for o in outcomes) == ["computed-unstored"] + ["log"] * 5
     assert {o.payload.text for o in outcomes} == {str(fib_reference(4_321))}
     assert ComputedResult.objects.filter(kind="fib", n=4_321).count() == 1
 

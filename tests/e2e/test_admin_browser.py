@@ -251,3 +251,72 @@ def test_staff_browses_filters_searches_evicts_and_reads_statistics(
     assert message.startswith("Recomputed 1 result")
     assert redis_client.exists(pi_key)
     shoot(driver, artifacts, "10-pi-detail-recomputed.png")
+
+
+# Rows as wide as the data allows: 18-19-digit n and moduli (with thousands
+# separators), 1,000-digit pi previews with their "(N digits)" suffix, the
+# longest value of all (fib(1,000,000): "(208,988 digits)").
+BIG = 10**18
+
+
+def wide_queries() -> list[ResultQuery]:
+    queries = [ResultQuery("fib", 1_000_000)]
+    for k in range(1, 17):
+        queries.append(ResultQuery("fib", BIG - k, mod=BIG - 2 * k))
+        queries.append(ResultQuery("pi", BIG - k, digits=1000))
+        queries.append(ResultQuery("pi", BIG - 100 - k))
+    queries.append(ResultQuery("fib", BIG, mod=BIG))
+    return queries
+
+
+def log_in(driver, live_server, django_user_model) -> None:
+    django_user_model.objects.create_superuser("staff", "staff@example.invalid", PASSWORD)
+    driver.get(f"{live_server.url}/admin/login/")
+    wait_for(driver, "#login-form")
+    driver.find_element(By.NAME, "username").send_keys("staff")
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    click_to_load(driver, driver.find_element(By.CSS_SELECTOR, "#login-form [type=submit]"))
+    wait_for(driver, "#content-main")
+
+
+def test_the_changelist_fits_1400_px_whatever_the_data(
+    browser, artifacts, live_server, django_user_model, transactional_db
+):
+    driver = browser
+    queries = wide_queries()
+    for query in queries:
+        services.result_get(caller=SETUP, query=query)
+    log_in(driver, live_server, django_user_model)
+    driver.set_window_size(1400, HEIGHT)
+    try:
+        driver.get(f"{live_server.url}/admin/compute/computedresult/")
+        wait_for(driver, "#result_list")
+        assert len(listed_names(driver)) == min(len(queries), 50)  # a full page
+        fits = driver.execute_script(
+            """
+            const table = document.getElementById('result_list');
+            const box = document.querySelector('#changelist .results');
+            const view = document.documentElement.clientWidth;
+            const cells = [...table.querySelectorAll('td, th')];
+            return {
+              table: table.getBoundingClientRect().width,
+              box: box.clientWidth,
+              scrolls: box.scrollWidth > box.clientWidth
+                || document.documentElement.scrollWidth > view,
+              outside: cells.filter(c => c.getBoundingClientRect().right > view + 0.5).length,
+              spills: cells.filter(c => c.scrollWidth > c.clientWidth + 1
+                && getComputedStyle(c).textOverflow !== 'ellipsis').length,
+            };
+            """
+        )
+        driver.save_screenshot(str(artifacts / "03c-changelist-1400px-wide-data.png"))
+        assert fits["table"] <= fits["box"], fits
+        assert (fits["scrolls"], fits["outside"], fits["spills"]) == (False, 0, 0), fits
+        # Nothing a staff member needs is cut: n, the modulus and the suffix read in full.
+        text = driver.find_element(By.ID, "result_list").text
+        assert "999,999,999,999,999,999" in text
+        assert "mod 999,999,999,999,999,998" in text
+        assert "1,000,000,000,000,000,000" in text
+        assert "(208,988 digits)" in text and "(1,000 digits)" in text
+    finally:
+        driver.set_window_size(WIDTH, HEIGHT)

@@ -23,6 +23,7 @@ from compute.domain.query import ResultQuery
 from compute.http.hit import not_modified, result_reply
 from compute.http.memo import FrontMemo
 from compute.http.wsgi import ResultFront, SiteHeaders
+from compute.services import Source
 from tests.support.caches import FakeClock
 from tests.support.entries import ATTACKS, sign
 from tests.support.junk import plant
@@ -194,7 +195,9 @@ def test_invalid_inputs_and_other_methods_go_to_django(apps):
 
 def test_site_headers_are_trusted_only_when_repeated_identically():
     query = ResultQuery("fib", 1)
-    reply = result_reply(query, Payload.from_text(query, "1"), cached=True, accept_encoding="")
+    reply = result_reply(
+        query, Payload.from_text(query, "1"), source=Source.LOCAL, accept_encoding=""
+    )
     own = list(reply.headers)
     book = SiteHeaders()
     book.learn(False, reply, "200 OK", [*own, ("A", "1")])
@@ -425,6 +428,52 @@ def test_a_repeated_hit_is_sent_from_its_kept_answer(apps, monkeypatch):
     assert len(resolved) == 4
 
 
+def test_the_front_says_which_tier_answered_and_a_kept_answer_says_in_process(apps):
+    """RFC 9211 Cache-Status: a kept answer is served only while this process's tier holds
+    its payload, so it says so, whatever the request that kept it found."""
+    fast, django = apps
+    learn(fast, "/api/fib/96/")
+    calls = django.calls
+    fast.cache.local.clear()  # the process's tier forgets it: the front finds it in Redis
+    _status, headers, _body = call(fast, "/api/fib/96/")
+    assert dict(headers)["Cache-Status"] == "mathsite; hit; detail=redis"
+    for _ in range(2):  # kept now
+        _status, headers, _body = call(fast, "/api/fib/96/")
+        assert dict(headers)["Cache-Status"] == "mathsite; hit; detail=in-process"
+    assert django.calls == calls
+    fast.cache.delete(ResultQuery("fib", 96))
+    _status, headers, _body = call(fast, "/api/fib/96/")  # Django: from the log
+    assert dict(headers)["Cache-Status"] == "mathsite; hit; detail=log"
+    assert django.calls == calls + 1
+    status, headers, _body = call(fast, "/api/fib/96/", if_none_match='W/"fib-96-v1"')
+    assert status.startswith("304") and "Cache-Status" not in dict(headers)
+
+
+@pytest.mark.parametrize("path", ["/api/fib/94/", "/pi", "/api/pi/94/?digits=300"])
+def test_a_hit_from_the_front_carries_the_cors_headers_django_sends(apps, path):
+    """No header depends on Origin, so the front learns the CORS headers among the site's
+    and sends what Django sends, with or without an Origin, 304s included."""
+    fast, django = apps
+    path, _, query = path.partition("?")
+    origin = {"origin": "https://elsewhere.example"}
+    call(fast, path, query)  # computed by Django
+    by_django = [call(fast, path, query, **origin), call(fast, path, query)]
+    calls = django.calls
+    by_front = [call(fast, path, query), call(fast, path, query, **origin)]
+    by_front.append(call(fast, path, query, **origin))  # a kept answer
+    assert django.calls == calls  # the front answered
+    assert by_django[0] == by_django[1] == by_front[0] == by_front[1] == by_front[2]
+    headers = dict(by_front[0][1])
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert headers["Access-Control-Expose-Headers"] == "Cache-Status, ETag, Retry-After"
+    assert "origin" not in headers["Vary"].lower()
+    etag = headers["ETag"]
+    not_modified = [call(fast, path, query, if_none_match=etag, **o) for o in (origin, {}) * 2]
+    assert django.calls == calls + 2  # two 304s teach the front, two it sends itself
+    assert len(set(map(str, not_modified))) == 1
+    assert dict(not_modified[0][1])["Access-Control-Allow-Origin"] == "*"
+
+
 def test_a_kept_answer_is_not_sent_once_its_result_is_evicted(apps):
     fast, _django = apps
     learn(fast, "/api/fib/98/")
@@ -462,7 +511,7 @@ def test_the_front_remembers_urls_hosts_replies_and_kept_answers_in_its_one_memo
     generation = app_settings.generation
     assert own_memo.get(("url", fast.matcher, "/api/fib/88/", ""), generation) is not None
     assert own_memo.get(("host", "testserver"), generation) is True
-    assert own_memo.get(("reply", ResultQuery("fib", 88), False), generation) is not None
+    assert own_memo.get(("reply", ResultQuery("fib", 88), False, Source.LOCAL), generation)
     kept = ("kept", "/api/fib/88/", "", "testserver", None, None, False)
     assert own_memo.get(kept, generation).reply.body == call(fast, "/api/fib/88/")[2]
     assert len(own_memo) == 4  # nothing else, nowhere else
