@@ -6,9 +6,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin
 from django.urls import path
-from drf_spectacular.views import SpectacularSwaggerView
 
-from compute.api.schema import SchemaView
+from compute.api.schema import DocsView, SchemaView
 from compute.api.urls import api_urlpatterns, seed_urlpatterns
 from compute.http.routes import API_PREFIX
 from compute.web import views as web
@@ -20,7 +19,7 @@ urlpatterns = [
     path("favicon.ico", web.favicon, name="favicon"),
     path(settings.ADMIN_URL, admin.site.urls),
     path(f"{API_PREFIX}schema/", SchemaView.as_view(), name="schema"),
-    path(f"{API_PREFIX}docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path(f"{API_PREFIX}docs/", DocsView.as_view(url_name="schema"), name="api-docs"),
     *api_urlpatterns(),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PAGE_ADDRESS = "http://127.0.0.1:8000"
 SKIP_MARK = re.compile(r"<!--\s*examples:\s*not run")
-_FENCE = re.compile(r"^```(\w*)\s*$")
+_FENCE = re.compile(r"^(\s*)```(\w*)\s*$")  # a block may be indented (in a list)
 _COMMENT = re.compile(r"\s{2,}#.*$")
 # What differs from run to run, and the token each becomes before comparing.
 _VARIABLE = [
@@ -69,16 +69,19 @@ def examples(page: Path) -> list[Example]:
             found.append(Example(page, command[0], command[1], "\n".join(output)))
         command, output = None, []
 
-    for number, line in enumerate(lines, 1):
-        fence = _FENCE.match(line)
+    indent = ""
+    for number, raw in enumerate(lines, 1):
+        fence = _FENCE.match(raw)
         if fence is not None:
             if in_console:
                 close()
                 in_console = False
             else:
-                in_console = fence.group(1) == "console" and not skipped
+                in_console = fence.group(2) == "console" and not skipped
+                indent = fence.group(1)
                 skipped = False
             continue
+        line = raw.removeprefix(indent) if in_console else raw
         if not in_console:
             if SKIP_MARK.search(line):
                 skipped = True

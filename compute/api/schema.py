@@ -56,7 +56,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -71,6 +71,7 @@ from compute.domain.kinds.pi import KIND as PI_KIND
 from compute.domain.payload import GZIP_MIN_BYTES
 from compute.domain.query import FORMATS, ResultQuery
 from compute.http import hit
+from compute.http.responses import CompactJsonResponse
 from compute.http.routes import ResultMatcher, Route, result_routes
 from compute.services import PICTURE_SOURCES, Source
 
@@ -543,3 +544,22 @@ class SchemaView(SpectacularAPIView):
         """Return ``<TITLE>.<format>``: the settings' title and the renderer this view chose."""
         renderer_format = self.perform_content_negotiation(request, force=True)[0].format
         return f"{spectacular_settings.TITLE or 'schema'}.{renderer_format}"
+
+
+class DocsView(SpectacularSwaggerView):
+    """Swagger UI (assets served locally), for GET and HEAD only.
+
+    drf-spectacular's view renders HTML with a template renderer, which has
+    no template for DRF's OPTIONS metadata or for an error body: an OPTIONS
+    or another method was a 500. Here they are a JSON 405.
+    """
+
+    http_method_names = ["get", "head"]
+
+    def http_method_not_allowed(self, request: Request, *args: object, **kwargs: object) -> Any:
+        """Answer a method other than GET or HEAD with the site's JSON 405."""
+        response = CompactJsonResponse(
+            {"detail": f'Method "{request.method}" not allowed.'}, status=405
+        )
+        response["Allow"] = "GET, HEAD"
+        return response

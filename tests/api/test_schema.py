@@ -301,3 +301,11 @@ def test_cache_status_is_described_with_the_values_the_code_sends():
             source in PICTURE_SOURCES
         )
     assert "`mathsite; hit; detail=log`" in result["description"]
+
+
+@pytest.mark.parametrize("method", ["options", "post", "delete"])
+def test_the_docs_page_answers_other_methods_with_a_json_405(method):
+    response = getattr(Client(), method)("/api/docs/")
+    assert response.status_code == 405
+    assert response.json() == {"detail": f'Method "{method.upper()}" not allowed.'}
+    assert response["Allow"] == "GET, HEAD"
