@@ -89,3 +89,35 @@ def test_a_locked_database_is_a_503_for_work_and_hits_keep_answering(live):
     recovered = get(server, "/api/fib/301/")
     assert (recovered.status, recovered.data["cached"]) == (200, False)
     assert recovered.data["result"] == fib_reference(301)
+
+
+def test_postgresql_down_is_a_503_at_once_and_hits_keep_answering(tmp_path_factory):
+    """A PostgreSQL that refuses connections (stopped; here a port where nothing listens,
+    the machine's own PostgreSQL is shared and never stopped): the results another
+    instance of the deployment cached are still served, the rest is a fast 503."""
+    store = RedisServer(tmp_path_factory.mktemp("pg-down-redis")).start()
+    healthy = LiveServer(tmp_path_factory.mktemp("pg-down-a"), redis_url=store.url(), workers=1)
+    down = LiveServer(
+        tmp_path_factory.mktemp("pg-down-b"),
+        redis_url=store.url(),
+        workers=1,
+        prefix=healthy.prefix,  # the same deployment: one key prefix, one secret
+        env={"DATABASE_URL": "postgres://mathsite@127.0.0.1:9/mathsite"},
+    )
+    try:
+        healthy.start()
+        assert http_get(healthy.port, "/api/fib/400/").status == 200
+        healthy.stop()
+        down.start()
+        hit = http_get(down.port, "/api/fib/400/")
+        assert (hit.status, hit.data["cached"]) == (200, True)
+        assert hit.data["result"] == fib_reference(400)
+        started = time.monotonic()
+        refused = http_get(down.port, "/api/fib/401/")
+        assert refused.status == 503 and refused.headers["retry-after"] == "5"
+        assert time.monotonic() - started < 3.0
+        assert http_get(down.port, "/admin/login/").status == 503
+    finally:
+        healthy.stop()
+        down.stop()
+        store.stop()

@@ -14,6 +14,8 @@ along (``computation``) so that a child process without Django finds it.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable
 
 from compute.domain import maths
@@ -35,13 +37,36 @@ def computation(query: ResultQuery) -> Callable[[ResultQuery], str]:
     return registry.get(query.kind).compute
 
 
-def prepare_process(niceness: int) -> None:
-    """Set up a computation process: lower its priority and load what computing needs.
+# How often a computation process looks whether the process that started it is gone.
+PARENT_CHECK_SECONDS = 0.5
 
-    The initializer of ``compute.admission.offload``'s children: one small
-    computation imports the maths (gmpy2) and warms it while the worker
-    starts, so the first large request a child takes pays for neither.
+
+def prepare_process(niceness: int) -> None:
+    """Set up a computation process: lower its priority, tie it to its parent, load the maths.
+
+    The initializer of ``compute.admission.offload``'s children. A child
+    whose parent (a server worker) is killed would otherwise wait forever
+    for work that never comes, about 26 MB each, every time a worker is
+    killed or restarted: a watch thread ends it within
+    ``PARENT_CHECK_SECONDS`` once it has been handed to another parent.
+    (Linux's parent-death signal is tied to the thread that spawned the
+    child, which may be a server thread that ends long before the worker.)
+    One small computation then imports the maths (gmpy2) and warms it while
+    the worker starts, so the first large request a child takes pays for
+    neither.
     """
     os.nice(niceness)
+    _end_with(os.getppid())
     maths.fib_decimal(1_000)
     maths.prepare()
+
+
+def _end_with(parent: int) -> None:
+    """End this process soon after ``parent`` is no longer its parent (it died)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="mathsite-parent-watch", daemon=True).start()

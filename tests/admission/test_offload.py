@@ -95,3 +95,42 @@ def test_start_spawns_every_computation_process_before_any_computation():
 
 def test_start_spawns_nothing_when_nothing_is_offloaded():
     assert pool(threshold=None).start() == []
+
+
+def test_computation_processes_end_soon_after_their_worker_is_killed():
+    """A server worker killed with SIGKILL (or restarted) must not leave its computation
+    processes behind: each would wait for work forever, holding its memory."""
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import os, sys\n"
+        "from compute.admission.offload import ComputePool\n"
+        "pool = ComputePool(processes=lambda: 2, threshold=lambda: 1)\n"
+        "pids = [f.result() for f in pool.start()]\n"
+        "print(' '.join(map(str, pids)), flush=True)\n"
+        "import time; time.sleep(60)\n"
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=os.getcwd()
+    )
+    try:
+        children = [int(pid) for pid in worker.stdout.readline().split()]
+        assert len(children) == 2 and all(_alive(pid) for pid in children)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in children)
+
+
+def _alive(pid: int) -> bool:
+    """Return True if ``pid`` runs and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
