@@ -178,10 +178,10 @@ def test_env_example_lists_every_variable_the_code_reads():
     readers = [
         BASE_DIR / "mathsite" / "settings.py",
         BASE_DIR / "gunicorn.conf.py",
-        BASE_DIR / "mathsite" / "embedded_redis.py",
-        BASE_DIR / "mathsite" / "serve.py",
+        BASE_DIR / "launcher" / "embedded_redis.py",
+        BASE_DIR / "launcher" / "serve.py",
         BASE_DIR / "mathsite" / "paths.py",
-        BASE_DIR / "mathsite" / "server.py",
+        BASE_DIR / "launcher" / "server.py",
     ]
     pattern = re.compile(
         r"""(?:env\.(?:str|bool|int|float|list|db_url|setdefault)|_rate|_env\.get|environ\.get|env\.get)"""
