@@ -247,7 +247,8 @@ class Granian(_WebServer):
 
     The command and settings are mathsite's own (``launcher.server``:
     ``server_environment`` fills the GRANIAN_* defaults, ``command`` gives
-    ``python -m granian APP``), for every application served, so services
+    ``python -m launcher.shared_listener APP``: granian's CLI with one
+    listening socket held by its main process), for every application served, so services
     differ only in the application. ``workers`` is fixed here (the
     comparison runs 2); ``blocking_threads`` overrides mathsite's default
     threads per worker when given. ``metrics_dir``, when given, is emptied

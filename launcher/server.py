@@ -3,9 +3,12 @@
     python -m launcher.server        # serve on $GRANIAN_HOST:$PORT (default 127.0.0.1:8000)
 
 ``make run`` serves through ``run`` too (``launcher.serve``), with the local
-defaults on top. Every granian option is a ``GRANIAN_*`` environment
-variable that granian reads itself; this module only sets defaults for the
-ones mathsite cares about (an explicitly set variable always wins):
+defaults on top. granian runs through ``launcher.shared_listener`` (its own
+command line; its main process holds the one listening socket, so
+connections wait while workers die, respawn or restart). Every granian
+option is a ``GRANIAN_*`` environment variable that granian reads itself;
+this module only sets defaults for the ones mathsite cares about (an
+explicitly set variable always wins):
 
 - ``GRANIAN_INTERFACE=wsgi`` (Django is a WSGI application);
 - ``GRANIAN_WORKERS``: ``WEB_CONCURRENCY`` if set, else the number of cores;
@@ -13,7 +16,10 @@ ones mathsite cares about (an explicitly set variable always wins):
   ORM is synchronous). A request waiting for another worker's computation
   holds one; four per worker keep cached hits flowing beside a few such
   waiters (the stampede lock bounds how long any of them waits);
-- ``GRANIAN_RESPAWN_FAILED_WORKERS=true``: a worker that dies is replaced;
+- ``GRANIAN_RESPAWN_FAILED_WORKERS=true``: a worker that dies is replaced
+  at once; ``GRANIAN_RESPAWN_INTERVAL=0.5``: on a restart on purpose
+  (``GRANIAN_WORKERS_LIFETIME``, SIGHUP) the old worker is stopped 0.5 s
+  after its replacement was started;
 - ``GRANIAN_WORKERS_KILL_TIMEOUT=10``: on SIGTERM/SIGINT, workers finish
   their requests for up to 10 s (graceful shutdown), then are killed;
 - ``GRANIAN_HTTP=1``, ``GRANIAN_WEBSOCKETS=false``: plain HTTP/1.1 with
@@ -86,8 +92,11 @@ def server_environment(env: dict[str, str]) -> dict[str, str]:
 
 
 def command(application: str = APPLICATION) -> list[str]:
-    """Return the command line that starts granian on ``application`` (options: environment)."""
-    return [sys.executable, "-m", "granian", application]
+    """Return the command line that starts granian on ``application`` (options: environment).
+
+    granian's own command line, run by ``launcher.shared_listener``.
+    """
+    return [sys.executable, "-m", "launcher.shared_listener", application]
 
 
 def sweep_dead_workers(folder: Path) -> int:

@@ -224,7 +224,7 @@ def test_granian_runs_mathsites_settings_for_any_app(tmp_path):
     assert env["GRANIAN_BLOCKING_THREADS"] == str(mathsite_server.BLOCKING_THREADS)
     assert (env["GRANIAN_HOST"], env["GRANIAN_PORT"]) == ("127.0.0.1", "12345")
     assert env["GRANIAN_WORKERS_KILL_TIMEOUT"] == "10"  # filled by launcher.server
-    assert web.command()[-3:] == ["-m", "granian", "bench.seed_service.floor:app"]
+    assert web.command()[-3:] == ["-m", "launcher.shared_listener", "bench.seed_service.floor:app"]
     more = servers.Granian(
         "floor", "bench.seed_service.floor:app", env={"GRANIAN_WORKERS": "7"},
         log=tmp_path / "log", workers=3, blocking_threads=9, cpus=[0],

@@ -29,7 +29,14 @@ from launcher import server as mathsite_server
 from mathsite import paths
 from tests.support.figures import record
 from tests.support.reference import fib_reference
-from tests.support.servers import BASE_DIR, ServeRun, descendants, http_get, wait_until
+from tests.support.servers import (
+    BASE_DIR,
+    ServeRun,
+    descendants,
+    http_get,
+    listening_sockets,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -136,7 +143,10 @@ def test_sigkill_of_the_whole_process_group_leaves_nothing_running(service, requ
     commands = {pid: " ".join(lifetime.command_line(pid)) for pid in tree}
     assert redis_pid in tree
     assert any("launcher.redis_supervisor" in c for c in commands.values())
-    assert sum("granian" in c for c in commands.values()) >= 3  # the main process, 2 workers
+    granian = {pid for pid, c in commands.items() if "launcher.shared_listener" in c}
+    assert len(granian) >= 3  # the main process, 2 workers
+    (holders,) = listening_sockets(service.port).values()  # one backlog for them all
+    assert holders <= granian and len(holders) >= 3
     metrics = paths.metrics_dir(serve_pid, service.data)
     assert metrics.is_dir()
 

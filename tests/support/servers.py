@@ -101,9 +101,8 @@ def _stat_fields(stat: str) -> list[str]:
 def exited(pid: int) -> bool:
     """Return whether every thread of ``pid`` has finished exiting (its sockets are closed).
 
-    A SIGKILLed granian worker closes its listening socket (one per worker,
-    ``SO_REUSEPORT``) only as its last thread exits; a connection the kernel
-    queued there meanwhile is reset. A test that kills a worker waits for
+    A SIGKILLed worker's sockets (the connections it had accepted) close
+    only as its last thread exits. A test that kills a worker waits for
     this before its next request so that it measures what it means to, not
     that race. The thread-group leader turns zombie first, so each thread
     is looked at.
@@ -120,6 +119,44 @@ def exited(pid: int) -> bool:
             continue  # that thread is gone
         states.append(_stat_fields(stat)[0])
     return all(state in {"Z", "X"} for state in states)
+
+
+def frozen(pid: int) -> bool:
+    """Return whether every thread of ``pid`` is stopped (SIGSTOP took effect: none runs)."""
+    states = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            states.append(_stat_fields(Path(f"/proc/{pid}/task/{task}/stat").read_text())[0])
+    return bool(states) and all(state in {"T", "t"} for state in states)
+
+
+def listening_sockets(port: int) -> dict[int, set[int]]:
+    """Return the TCP sockets listening on ``port`` (inode -> pids holding it), from /proc.
+
+    One listening socket held by several processes is one kernel backlog
+    (granian's main process and its workers); ``SO_REUSEPORT`` sockets are
+    one entry each, every one with a backlog of its own.
+    """
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == port and fields[3] == "0A":  # TCP_LISTEN
+                    inodes.add(int(fields[9]))
+    holders: dict[int, set[int]] = {inode: set() for inode in inodes}
+    wanted = {f"socket:[{inode}]": inode for inode in inodes}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (entry / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    inode = wanted.get(os.readlink(fd))
+                    if inode is not None:
+                        holders[inode].add(int(entry.name))
+    return holders
 
 
 def spawned_children(parent: int) -> set[int]:
