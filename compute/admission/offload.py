@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import multiprocessing.util
 import os
 import threading
 from collections.abc import Callable
@@ -102,6 +103,17 @@ class ComputePool:
                     initargs=(NICE,),
                 )
                 self._owner = os.getpid()
+                # At the process's exit multiprocessing runs its finalizers,
+                # then joins its children, which wait for work. The pool's
+                # queues close in finalizers of priority 10, after which its
+                # shutdown can no longer reach the children: a worker told to
+                # stop hung until killed. Shut the pool down before them.
+                multiprocessing.util.Finalize(
+                    self._executor,
+                    self._executor.shutdown,
+                    kwargs={"wait": True, "cancel_futures": True},
+                    exitpriority=100,
+                )
             return self._executor
 
     def close(self) -> None:
