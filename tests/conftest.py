@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 
 from compute.cache import REDIS_ERRORS, result_cache
 from tests.support.caches import remove_host_counters
@@ -45,3 +47,18 @@ def remove_namespace_at_exit():
 def redis_client():
     """A raw client on the test Redis (to inspect what the service stored)."""
     return result_cache.redis()
+
+
+@pytest.fixture
+def keep_test_connection():
+    """Do what Django's test client does when a test calls a WSGI app itself.
+
+    A real request's end closes database connections that are in an odd
+    state; inside a test's transaction that would close the test's own
+    connection (PostgreSQL).
+    """
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)

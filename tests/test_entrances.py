@@ -32,10 +32,10 @@ from compute.admission import Client, System, process_slots
 from compute.cache import result_cache
 from compute.domain import convergence
 from compute.models import ComputedResult
-from tests.http.test_wsgi import CountingApp, call, keep_test_connection  # noqa: F401
+from tests.http.test_wsgi import CountingApp, call
 from tests.support.reference import fib_reference
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("keep_test_connection")]
 
 HOUR = 3600
 T0 = HOUR * 500_000 + 600.0

@@ -98,7 +98,8 @@ def test_readyz_tells_a_failing_database_s_class_and_logs_its_error_once(monkeyp
 
 def test_readyz_on_a_sqlite_file_it_cannot_open_says_unreachable(tmp_path, monkeypatch):
     missing = tmp_path / "no-such-folder" / "db.sqlite3"
-    unreachable = DatabaseWrapper({**connection.settings_dict, "NAME": str(missing)}, "readyz")
+    settings_dict = {**connection.settings_dict, "NAME": str(missing), "OPTIONS": {}}
+    unreachable = DatabaseWrapper(settings_dict, "readyz")
     monkeypatch.setattr(views, "_database_outages", views.OutageLog("database"))
     monkeypatch.setattr(views, "connection", unreachable)
     response = Client().get("/readyz")

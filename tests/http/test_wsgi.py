@@ -29,8 +29,6 @@ from tests.support.entries import ATTACKS, sign
 from tests.support.junk import plant
 from tests.support.reference import fib_reference, unlimited_int_digits
 
-pytestmark = pytest.mark.django_db
-
 
 class CountingApp:
     """Django's WSGI application, counting how often it is called."""
@@ -65,26 +63,22 @@ def call(app, path, query="", method="GET", scheme="http", **headers):
     def start_response(status, response_headers, exc_info=None):
         sent["status"], sent["headers"] = status, list(response_headers)
 
-    result = app(environ, start_response)
-    body = b"".join(result)
-    if hasattr(result, "close"):
-        result.close()
+    # As Django's test client does: the request's end must not close the
+    # test's own database connection (PostgreSQL, inside its transaction).
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        result = app(environ, start_response)
+        body = b"".join(result)
+        if hasattr(result, "close"):
+            result.close()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
     return sent["status"], sent["headers"], body
 
 
-@pytest.fixture(autouse=True)
-def keep_test_connection():
-    """Do what Django's test client does: keep the test's transaction open.
-
-    A real request's end closes database connections that are in an odd
-    state; inside a test's transaction that would close the test's own
-    connection (PostgreSQL).
-    """
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("keep_test_connection")]
 
 
 @pytest.fixture

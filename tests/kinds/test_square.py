@@ -29,10 +29,11 @@ from compute.domain.kinds import registry
 from compute.domain.query import ResultQuery
 from compute.http.wsgi import ResultFront
 from compute.models import ComputedResult
-from tests.http.test_wsgi import CountingApp, call, keep_test_connection  # noqa: F401
+from tests.http.test_wsgi import CountingApp, call
 
 pytestmark = [
     pytest.mark.django_db,
+    pytest.mark.usefixtures("keep_test_connection"),
     pytest.mark.skipif(
         "tests.kinds.square.KIND" not in settings.RESULT_KINDS,
         reason="runs under tests.settings_square (tests/test_kinds_process.py starts it)",
