@@ -40,6 +40,7 @@ from compute import metrics
 from compute.admission import Caller, ComputeGate, compute_gate
 from compute.admission.offload import compute_pool
 from compute.cache import MISSING, ResultCache, Tier, result_cache
+from compute.cache.budget import Charge
 from compute.domain import convergence, results
 from compute.domain import maths as algorithms
 from compute.domain.cost import estimated_digits, estimated_work
@@ -218,14 +219,15 @@ def _computed(
     compute: Compute | None,
     gate: ComputeGate,
     record: Callable[[str, float], None] | None = None,
+    charged: Charge | None = None,
 ) -> tuple[str, float]:
     """Compute ``query``'s result as an admitted computation of ``caller``: (text, ms).
 
     ``record`` (the log insert) runs inside the admission, so a failure to
     record refunds the caller's charge: nothing is charged for a result
-    that was not kept.
+    that was not kept. ``charged``: the budget charge the lock's attempt made.
     """
-    with gate.admit(caller, kind=query.kind, cost=estimated_digits(query)):
+    with gate.admit(caller, kind=query.kind, cost=estimated_digits(query), charged=charged):
         started = time.perf_counter()
         text = (compute or result_text)(query)
         compute_ms = (time.perf_counter() - started) * 1000
@@ -271,6 +273,7 @@ def result_get(
     cache: ResultCache = result_cache,
     compute: Compute | None = None,
     gate: ComputeGate = compute_gate,
+    missed: bool = False,
 ) -> Outcome:
     """Return the result of ``query`` for ``caller``, computing it only if no tier has it.
 
@@ -282,9 +285,12 @@ def result_get(
     so only the request that computes is charged (a client's digit budget)
     and holds a computation slot; it raises ``compute.admission.Refused``
     to refuse, and then nothing is computed, logged or cached. ``compute``
-    replaces the kind's computation (tests).
+    replaces the kind's computation (tests). ``missed``: the caller has just
+    looked ``query`` up in the cache tiers and found nothing (the WSGI front,
+    ``hit.MISS_KEY``), so the lookup starts at the log; the lock's attempt
+    reads the entry again before anything is computed.
     """
-    found = cache.find(query)
+    found = MISSING if missed else cache.find(query)
     metrics.cache_lookup(query.kind, hit=found is not MISSING)
     if found is not MISSING:
         return Outcome(found[0], _TIER_SOURCE[found[1]])
@@ -292,7 +298,9 @@ def result_get(
     if payload is not None:
         return Outcome(payload, Source.LOG)
     caller.before_computing()
-    with cache.compute_lock(query) as lease:
+    # The budget is charged by the attempt that takes the lock, in its round trip.
+    charge = gate.charge_request(caller, cost=estimated_digits(query))
+    with cache.compute_lock(query, charge=charge) as lease:
         if lease.found is not None:  # another request computed it while we waited
             metrics.cache_lookup(query.kind, hit=True)
             return Outcome(lease.found, Source.COLLAPSED)
@@ -302,6 +310,8 @@ def result_get(
         if lease.held and not cache.available:
             payload = _from_log(query, cache)
             if payload is not None:
+                if lease.charge is not None:  # charged for a computation that is not made
+                    cache.budget.refund(lease.charge, estimated_digits(query))
                 return Outcome(payload, Source.LOG)
         # The row first, then the entry: no value is cached without its row.
         text, _ms = _computed(
@@ -310,6 +320,7 @@ def result_get(
             compute,
             gate,
             record=lambda text, ms: result_record(query=query, text=text, compute_ms=ms),
+            charged=lease.charge,
         )
         payload = Payload.from_text(query, text)
         stored = cache.set(query, payload, lease=lease)

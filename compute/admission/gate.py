@@ -35,6 +35,7 @@ from compute.admission.callers import Caller, System
 from compute.admission.refusals import BudgetSpent, Refused
 from compute.admission.slots import ComputeSlots
 from compute.cache import result_cache
+from compute.cache.budget import Charge, ChargeRequest
 from compute.conf import app_settings
 
 # The budget's window: COMPUTE_DIGITS_PER_HOUR is per (fixed, wall-clock) hour.
@@ -55,10 +56,31 @@ class ComputeGate:
         self.cache = cache
         self.slots = slots
 
+    def charge_request(self, caller: Caller, *, cost: int) -> ChargeRequest | None:
+        """Return the budget charge ``admit`` would make for ``caller``, unmade; None if none.
+
+        For the stampede lock (``ResultCache.compute_lock(charge=...)``),
+        which makes it in the round trip that takes the lock; its outcome
+        is then handed to ``admit`` as ``charged``.
+        """
+        limit = app_settings.COMPUTE_DIGITS_PER_HOUR
+        if isinstance(caller, System) or limit is None:
+            return None
+        return self.cache.budget.request(
+            caller.identity, cost, limit=limit, window_seconds=BUDGET_WINDOW_SECONDS
+        )
+
     @contextlib.contextmanager
-    def admit(self, caller: Caller, *, kind: str, cost: int) -> Iterator[None]:
+    def admit(
+        self, caller: Caller, *, kind: str, cost: int, charged: Charge | None = None
+    ) -> Iterator[None]:
         """Run the block as an admitted computation (of ``kind``, costing ``cost`` digits)
-        for ``caller``; raise a Refused otherwise."""
+        for ``caller``; raise a Refused otherwise.
+
+        ``charged``: the budget charge already made for this computation (by
+        the lock's attempt, from ``charge_request``), used instead of making
+        one; refunded like one if the block fails.
+        """
         if isinstance(caller, System):
             self.slots.acquire(caller.slot_owner, patient=True)
             try:
@@ -68,12 +90,13 @@ class ComputeGate:
                 metrics.system_computation(caller.name, kind)
             return
         limit = app_settings.COMPUTE_DIGITS_PER_HOUR
-        charge = None
+        charge = charged
         try:
             if limit is not None:
-                charge = self.cache.budget.charge(
-                    caller.identity, cost, limit=limit, window_seconds=BUDGET_WINDOW_SECONDS
-                )
+                if charge is None:
+                    charge = self.cache.budget.charge(
+                        caller.identity, cost, limit=limit, window_seconds=BUDGET_WINDOW_SECONDS
+                    )
                 if not charge.allowed:
                     raise BudgetSpent(
                         limit=limit, spent=charge.spent, cost=cost, retry_after=charge.retry_after

@@ -149,11 +149,15 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def retrieve(self, request: Request, n: str | None = None) -> HttpResponse:
         query = self._query(request, n)
+        # The WSGI front just found this query in no cache tier (hit.MISS_KEY).
+        missed = request.META.get(hit.MISS_KEY) == query
         reply = hit.answer(
             query,
             if_none_match=request.META.get("HTTP_IF_NONE_MATCH"),
             accept_encoding=request.META.get("HTTP_ACCEPT_ENCODING", ""),
-            lookup=lambda q: services.result_get(query=q, caller=self.caller(request)),
+            lookup=lambda q: services.result_get(
+                query=q, caller=self.caller(request), missed=missed
+            ),
         )
         assert reply is not None  # the service always has an outcome
         if reply.cached:

@@ -40,21 +40,32 @@ import redis
 from compute.cache.breaker import Breaker
 from compute.cache.values import BUDGET, LUA_COUNTERS, MalformedValues
 
-# KEYS[1]: the client's key of this window. ARGV: cost, limit, seconds to live.
-# Returns {1, spent, reset} when charged, {0, spent, reset} when the cost does not
-# fit; reset is 1 if the key held junk, deleted first (the count starts afresh).
-_CHARGE = (
+# The one rule of a charge, shared by the ledger's script and the stampede lock's
+# (``compute.cache.locks``): add ``cost`` to the counter ``key`` only if it fits
+# (``spent + cost <= limit``, or nothing spent yet). Returns allowed (1 or 0), the
+# digits spent, and 1 if the key held junk (deleted first: the count starts afresh).
+LUA_CHARGE = (
     LUA_COUNTERS
     + """
-local found, reset = read_counter(KEYS[1])
-local spent = found or 0
-local cost = tonumber(ARGV[1])
-if spent > 0 and spent + cost > tonumber(ARGV[2]) then
-  return {0, spent, reset}
+local function charge(key, cost, limit, ttl)
+  local found, reset = read_counter(key)
+  local spent = found or 0
+  if spent > 0 and spent + cost > limit then
+    return 0, spent, reset
+  end
+  spent = redis.call('INCRBY', key, cost)
+  redis.call('EXPIRE', key, ttl)
+  return 1, spent, reset
 end
-spent = redis.call('INCRBY', KEYS[1], cost)
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return {1, spent, reset}
+"""
+)
+# KEYS[1]: the client's key of this window. ARGV: cost, limit, seconds to live.
+# Returns {allowed, spent, reset} (``LUA_CHARGE``).
+_CHARGE = (
+    LUA_CHARGE
+    + """
+local allowed, spent, reset = charge(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])
+return {allowed, spent, reset}
 """
 )
 # KEYS[1]: the client's key of the charge's window. ARGV[1]: the digits to give back.
@@ -84,6 +95,28 @@ class Charge:
     window: int
 
 
+@dataclass(frozen=True, slots=True)
+class ChargeRequest:
+    """A charge to make: ``cost`` digits to ``key`` (one client's window) if it fits ``limit``.
+
+    Made by ``BudgetLedger.request``; charged by ``BudgetLedger.charge_request``,
+    or by the stampede lock's attempt in the round trip that takes the lock
+    (``compute.cache.locks``: the same rule, in the same script), so a cold
+    request pays no round trip of its own for its budget.
+    """
+
+    key: str
+    cost: int
+    limit: int
+    ttl: int  # seconds the window's key lives: the window, and one more
+    window: int
+    retry_after: float
+
+    def outcome(self, allowed: bool, spent: int) -> Charge:
+        """Return the ``Charge`` of this request, given what Redis (or the local ledger) said."""
+        return Charge(allowed, spent, self.retry_after, self.key, self.window)
+
+
 class BudgetLedger:
     """Charge digits to per-client windowed budgets; in this process while Redis is away."""
 
@@ -106,23 +139,39 @@ class BudgetLedger:
         self._local_window = -1
         self._guard = threading.Lock()
 
-    def charge(self, client_id: str, cost: int, *, limit: int, window_seconds: int) -> Charge:
-        """Charge ``cost`` digits to ``client_id`` unless it would pass ``limit`` this window."""
+    def request(
+        self, client_id: str, cost: int, *, limit: int, window_seconds: int
+    ) -> ChargeRequest:
+        """Return the charge of ``cost`` digits to ``client_id`` in the current window, unmade."""
         now = self.clock()
         window = int(now // window_seconds)
         retry_after = (window + 1) * window_seconds - now
         key = self.make_key(f"budget:{client_id}:{window}")
+        return ChargeRequest(key, cost, limit, window_seconds + 1, window, retry_after)
+
+    def charge(self, client_id: str, cost: int, *, limit: int, window_seconds: int) -> Charge:
+        """Charge ``cost`` digits to ``client_id`` unless it would pass ``limit`` this window."""
+        return self.charge_request(
+            self.request(client_id, cost, limit=limit, window_seconds=window_seconds)
+        )
+
+    def charge_request(self, request: ChargeRequest) -> Charge:
+        """Make ``request`` (one script run in Redis; in this process while Redis is away)."""
         sentinel = (-1, -1)
 
         def run() -> tuple[int, int]:
-            found = self._script(_CHARGE)(keys=[key], args=[cost, limit, window_seconds + 1])
-            self.malformed.repaired(BUDGET, key, found[2])
+            found = self._script(_CHARGE)(
+                keys=[request.key], args=[request.cost, request.limit, request.ttl]
+            )
+            self.malformed.repaired(BUDGET, request.key, found[2])
             return int(found[0]), int(found[1])
 
         allowed, spent = self.breaker.call(run, sentinel)
         if (allowed, spent) == sentinel:
-            return self._charge_locally(key, cost, limit, window, retry_after)
-        return Charge(bool(allowed), spent, retry_after, key, window)
+            return self._charge_locally(
+                request.key, request.cost, request.limit, request.window, request.retry_after
+            )
+        return request.outcome(bool(allowed), spent)
 
     def refund(self, charge: Charge, cost: int) -> None:
         """Give back ``cost`` digits of an allowed ``charge`` (the work did not run)."""

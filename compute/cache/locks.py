@@ -63,10 +63,12 @@ from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
+from redis.commands.core import Script
 from redis.crc import key_slot
 
 from compute.cache.breaker import Breaker
-from compute.cache.values import LOCK, MalformedValues, execute, returning_data_errors
+from compute.cache.budget import LUA_CHARGE, Charge, ChargeRequest
+from compute.cache.values import BUDGET, LOCK, MalformedValues, execute, returning_data_errors
 
 POLL_SECONDS = 0.002  # a waiter sees the result within 2 ms
 TOKEN_BYTES = 16
@@ -100,6 +102,47 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
+# The attempt of a request that is charged for computing (a client's digit
+# budget): one script reads the watched key, takes the lock if no sound holder
+# has it (taking over junk, as ``_TAKE_OVER``) and, having taken it, makes the
+# charge (``budget.LUA_CHARGE``); a charge that does not fit gives the lock back.
+# So a cold request's lock and budget cost one round trip, and nothing is charged
+# unless this request is the one that computes.
+# KEYS[1]: the lock, KEYS[2]: the watched key, KEYS[3]: the budget's counter.
+# ARGV: the token, the lock's time to live in ms, the cost, the limit, the
+# counter's seconds to live. Returns {0, the watched value} if it is a string
+# (nothing taken or charged), {2} if a sound holder has the lock, else
+# {1, allowed, spent, junk counter reset, the watched key's type, the lock's
+# state before ('free', 'unsound' or 'wrongtype'), an unsound lock's value or
+# type, its PTTL}.
+_TAKE_CHARGING = (
+    LUA_CHARGE
+    + f"""
+local function lock_state(key, timeout)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind == 'none' then return 'free', false, 0 end
+  if kind ~= 'string' then return 'wrongtype', kind, -1 end
+  local token = redis.call('GET', key)
+  local ttl = redis.call('PTTL', key)
+  if #token == {TOKEN_CHARS} and not string.find(token, '[^0-9a-f]')
+      and ttl > 0 and ttl <= timeout then
+    return 'sound', false, 0
+  end
+  return 'unsound', token, ttl
+end
+local entry = redis.call('TYPE', KEYS[2])['ok']
+if entry == 'string' then return {{0, redis.call('GET', KEYS[2])}} end
+local timeout = tonumber(ARGV[2])
+local state, junk, junk_ttl = lock_state(KEYS[1], timeout)
+if state == 'sound' then return {{2}} end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', timeout)
+local allowed, spent, reset = charge(KEYS[3], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5])
+if allowed == 0 then redis.call('DEL', KEYS[1]) end
+return {{1, allowed, spent, reset, entry, state, junk, junk_ttl}}
+"""
+)
+# Bound to no client: each call names its own.
+_TAKE_CHARGING_SCRIPT: Any = Script(None, _TAKE_CHARGING.encode())  # type: ignore[arg-type]
 _FAILED = object()
 
 
@@ -141,10 +184,15 @@ class Lease:
     ``held``: this request may compute (it holds the lock, or the per-process
     one). ``found``: what ``accept`` made of the watched key's value when it
     was read while taking the lock, or None (then the value was missing).
+    ``charge``: the charge made in the round trip that took the lock (asked
+    for with ``hold(charge=...)``), or None if none was made (the caller
+    charges on its own); a charge that did not fit leaves the lease not
+    ``held`` and nothing charged.
     """
 
     held: bool
     found: Any = None
+    charge: Charge | None = None
     _redis: _RedisHold | None = field(default=None, repr=False)
     _flight: _Flight | None = field(default=None, repr=False)
 
@@ -196,6 +244,7 @@ class ComputeLocks:
         watch: str | None = None,
         accept: Callable[[bytes], Any] = lambda data: data,
         unfit: Callable[[BaseException], None] = lambda exc: None,
+        charge: ChargeRequest | None = None,
     ) -> Iterator[Lease]:
         """Hold the lock ``name`` while the block runs.
 
@@ -204,7 +253,9 @@ class ComputeLocks:
         ``found`` (and the lock, if taken, is given back at once); a data
         error in its place (another type) goes to ``unfit`` and reads as
         missing. The lease is not ``held`` if the lock could not be had
-        within the wait.
+        within the wait. With ``charge`` (and ``watch``, off a cluster) the
+        attempt that takes the lock makes the charge in the same round trip
+        (``Lease.charge``); if it does not fit, the lock is given back.
         """
         deadline = time.monotonic() + self.wait()
         flight, found = self._board(name, deadline)
@@ -212,7 +263,7 @@ class ComputeLocks:
             yield Lease(False, found)
             return
         try:
-            with self._hold(name, watch, accept, unfit, deadline, flight) as lease:
+            with self._hold(name, watch, accept, unfit, deadline, flight, charge) as lease:
                 yield lease
         finally:
             if flight is not None:
@@ -254,24 +305,27 @@ class ComputeLocks:
         unfit: Callable[[BaseException], None],
         deadline: float,
         flight: _Flight | None,
+        charge: ChargeRequest | None,
     ) -> Iterator[Lease]:
         attempt = (
-            self._attempt(name, watch, accept, unfit, deadline) if self.breaker.available else None
+            self._attempt(name, watch, accept, unfit, deadline, charge)
+            if self.breaker.available
+            else None
         )
         if attempt is None:
             with self._process_lock(name) as held:
                 yield Lease(held)
             return
-        hold, found = attempt
+        hold, found, charged = attempt
         if hold is not None and found is not None:
             hold.release(None)  # the value is there: nothing to compute
         if hold is None or found is not None:
             if flight is not None:
                 flight.found = found
-            yield Lease(False, found)
+            yield Lease(False, found, charged)
             return
         try:
-            yield Lease(True, None, hold, flight)
+            yield Lease(True, None, charged, hold, flight)
         finally:
             if not hold.released:
                 hold.release(None)
@@ -283,17 +337,44 @@ class ComputeLocks:
         accept: Callable[[bytes], Any],
         unfit: Callable[[BaseException], None],
         deadline: float,
-    ) -> tuple[_RedisHold | None, Any] | None:
+        charge: ChargeRequest | None = None,
+    ) -> tuple[_RedisHold | None, Any, Charge | None] | None:
         """Poll for the lock until it is had, the value appears or ``deadline`` passes.
 
-        Return (the hold or None, what was found or None); None if Redis failed.
+        Return (the hold or None, what was found or None, the charge made
+        or None); None if Redis failed.
         """
         ttl_ms = max(1, int(self.timeout() * 1000))
         token = new_token()
         client = self.client()
         together = watch is not None and same_server(client, name, watch)
+        charging = charge is not None and watch is not None and not isinstance(client, RedisCluster)
 
-        def once() -> tuple[bool, Any]:
+        def once_charging() -> tuple[bool, Any, Charge | None]:
+            assert charge is not None and watch is not None
+            reply = _TAKE_CHARGING_SCRIPT(
+                keys=[name, watch, charge.key],
+                args=[token, ttl_ms, charge.cost, charge.limit, charge.ttl],
+                client=client,
+            )
+            if int(reply[0]) == 0:
+                return False, reply[1], None  # the value (or what stands for it) is there
+            if int(reply[0]) == 2:
+                return False, None, None  # a sound holder computes it
+            _, allowed, spent, reset, entry, state, junk, junk_ttl = reply
+            if state == b"wrongtype":
+                self.malformed.report(LOCK, name, f"not a string: a {junk.decode()}")
+            elif state == b"unsound":
+                self.malformed.report(LOCK, name, _described(junk, int(junk_ttl)))
+            self.malformed.repaired(BUDGET, charge.key, reset)
+            data = None
+            if entry != b"none":  # another type than a string: unfit, overwritten by the store
+                data = redis.ResponseError(f"WRONGTYPE the entry holds a {entry.decode()}")
+            return bool(allowed), data, charge.outcome(bool(allowed), int(spent))
+
+        def once() -> tuple[bool, Any, Charge | None]:
+            if charging:
+                return once_charging()
             # The lock's own value and time to live come in the same round trip,
             # so a waiter can tell a holder from junk without asking again.
             pipe = client.pipeline(transaction=False)
@@ -307,17 +388,19 @@ class ComputeLocks:
                 self.malformed.report(LOCK, name, _described(value, ttl))
                 taken = bool(client.eval(_TAKE_OVER, 1, name, token, ttl_ms))
             if watch is None:
-                return bool(taken), None
+                return bool(taken), None, None
             if not together:
                 data = [returning_data_errors(lambda: client.get(watch))]
-            return bool(taken), data[0]
+            return bool(taken), data[0], None
 
         unfit_told = False
         while True:
             outcome = self.breaker.call(once, _FAILED)
             if outcome is _FAILED:
                 return None
-            taken, data = outcome
+            taken, data, charged = outcome
+            if charged is not None and not charged.allowed:
+                return None, None, charged  # refused: the script gave the lock back
             if isinstance(data, BaseException):  # the watched key holds another type
                 if not unfit_told:  # once per wait, not once per poll
                     unfit(data)
@@ -326,7 +409,7 @@ class ComputeLocks:
             hold = _RedisHold(self, name, token, ttl_ms, together=together) if taken else None
             found = accept(data) if data is not None else None
             if taken or found is not None or time.monotonic() >= deadline:
-                return hold, found
+                return hold, found, charged
             time.sleep(POLL_SECONDS)
 
     @contextlib.contextmanager

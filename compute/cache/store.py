@@ -52,7 +52,7 @@ from django_redis.exceptions import ConnectionInterrupted
 from compute import metrics
 from compute.cache import pictures
 from compute.cache.breaker import Breaker
-from compute.cache.budget import BudgetLedger
+from compute.cache.budget import BudgetLedger, ChargeRequest
 from compute.cache.counters import count_in_window
 from compute.cache.integrity import EntrySeal, Rejections
 from compute.cache.invalidation import EvictionBroadcast
@@ -516,12 +516,17 @@ class ResultCache:
         return lock_name(self.make_key, self.make_key(query.cache_key))
 
     @contextlib.contextmanager
-    def compute_lock(self, query: ResultQuery) -> Iterator[Lease]:
+    def compute_lock(
+        self, query: ResultQuery, *, charge: ChargeRequest | None = None
+    ) -> Iterator[Lease]:
         """Hold the lock for computing ``query``, watching its entry (``locks.ComputeLocks``).
 
         The lease is ``held`` if this request may compute; its ``found`` is
         the payload if the entry appeared in Redis meanwhile (another
-        request computed it), checked as every read from Redis is.
+        request computed it), checked as every read from Redis is. A
+        ``charge`` (a client's digit budget) is made by the attempt that
+        takes the lock, in its round trip (``Lease.charge``; None when it
+        could not be: Redis away, or a cluster, and the caller charges).
         """
         full_key = self.make_key(query.cache_key)
         self.evictions.host.read()  # as in get_shared: mapped before anything enters the tier
@@ -534,7 +539,7 @@ class ResultCache:
             self._wrong_type(query.cache_key, error)  # the holder's store overwrites it
 
         with self.locks.hold(
-            self.lock_key(query), watch=full_key, accept=accept, unfit=unfit
+            self.lock_key(query), watch=full_key, accept=accept, unfit=unfit, charge=charge
         ) as lease:
             yield lease
 

@@ -59,6 +59,11 @@ from compute.services import Outcome, Source
 # finally sent with the reply's own and learns the rest (the site's
 # headers) from them; see ``compute.http.wsgi.SiteHeaders``.
 REPLY_KEY = "mathsite.reply"
+# The other direction: the front leaves the query it looked up and found in no
+# cache tier under this key, so the view does not ask the same tiers again
+# (a Redis round trip) microseconds later; it goes on to the log and the lock,
+# whose attempt reads the entry anyway.
+MISS_KEY = "mathsite.missed"
 
 # What DRF's viewset reports in ``Allow`` for a result URL.
 ALLOW = "GET, DELETE, HEAD, OPTIONS"

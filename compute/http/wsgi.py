@@ -157,6 +157,8 @@ class ResultFront:
             outcome = self.lookup(query)
             if outcome is not None:
                 outcomes.append(outcome)
+            else:
+                environ[hit.MISS_KEY] = query  # the view need not look again (hit.MISS_KEY)
             return outcome
 
         accept_encoding = environ.get("HTTP_ACCEPT_ENCODING", "")
