@@ -11,17 +11,17 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from prometheus_client import REGISTRY
-from redis.connection import AbstractConnection
 
 from compute import services
 from compute.cache import result_cache
+from compute.cache.budget import ChargeRequest
 from compute.cache.locks import new_token
 from compute.domain.payload import MALFORMED, Payload
 from compute.domain.query import ResultQuery
+from tests.support.caches import counted_round_trips
 from tests.support.callers import SETUP
 from tests.support.junk import WRONG_TYPES, malformed_count, plant
 from tests.support.reference import fib_reference
@@ -64,27 +64,6 @@ def test_a_holder_that_stops_renewing_loses_the_lock_within_the_ttl(settings, re
         waited = time.monotonic() - started
         assert lease.held
     assert waited <= 0.4 + 0.1
-
-
-@contextlib.contextmanager
-def counted_round_trips() -> Iterator[list[int]]:
-    """Count the round trips this process makes to Redis meanwhile (one per command or pipeline).
-
-    A spy on redis-py's real connection: every request, single command or
-    pipeline, is sent by one call of ``send_packed_command``.
-    """
-    sent = [0]
-    real = AbstractConnection.send_packed_command
-
-    def counting(self, command, check_health=True):
-        sent[0] += 1
-        return real(self, command, check_health)
-
-    AbstractConnection.send_packed_command = counting
-    try:
-        yield sent
-    finally:
-        AbstractConnection.send_packed_command = real
 
 
 def test_a_waiter_gets_the_value_another_process_stores_without_taking_the_lock(
@@ -266,10 +245,20 @@ UNSOUND = [
 ]
 
 
+def charge_of(cost: int = 100, limit: int = 1_000) -> ChargeRequest:
+    """A client's budget charge, for the lock's attempt to make."""
+    return result_cache.budget.request(CLIENT, cost, limit=limit, window_seconds=3600)
+
+
+CLIENT = "203.0.113.41"
+
+
+@pytest.mark.parametrize("charging", [False, True], ids=["plain", "charging"])
 @pytest.mark.parametrize(("what", "value", "px"), UNSOUND, ids=[u[0] for u in UNSOUND])
-def test_an_unsound_lock_is_taken_over_at_once(settings, redis_client, what, value, px):
+def test_an_unsound_lock_is_taken_over_at_once(settings, redis_client, what, value, px, charging):
     """Junk, another type or a lock no holder would set (one that would outlive
-    COMPUTE_LOCK_TIMEOUT): each used to hold the value back until COMPUTE_LOCK_WAIT."""
+    COMPUTE_LOCK_TIMEOUT): each used to hold the value back until COMPUTE_LOCK_WAIT.
+    The charging attempt (one script) judges it as the plain one does."""
     settings.COMPUTE_LOCK_WAIT = 5
     query = ResultQuery("fib", 4270)
     key = result_cache.lock_key(query)
@@ -278,9 +267,11 @@ def test_an_unsound_lock_is_taken_over_at_once(settings, redis_client, what, val
         redis_client.pexpire(key, px)
     before = malformed_count("lock")
     started = time.monotonic()
-    with result_cache.compute_lock(query) as lease:
+    charge = charge_of() if charging else None
+    with result_cache.compute_lock(query, charge=charge) as lease:
         waited = time.monotonic() - started
         assert lease.held and lease.found is None
+        assert (lease.charge is not None) is charging
         assert redis_client.type(key) == b"string" and 0 < redis_client.pttl(key) <= 2000
     assert waited < 0.1
     assert malformed_count("lock") - before == 1
@@ -301,13 +292,15 @@ def test_a_sound_lock_is_waited_for_not_taken_over(settings, redis_client):
     assert malformed_count("lock") == before
 
 
+@pytest.mark.parametrize("charging", [False, True], ids=["plain", "charging"])
 @pytest.mark.parametrize("junk", WRONG_TYPES)
-def test_a_watched_entry_of_another_type_reads_as_missing(redis_client, junk):
+def test_a_watched_entry_of_another_type_reads_as_missing(redis_client, junk, charging):
     query = ResultQuery("fib", 4271)
     plant(redis_client, result_cache.make_key(query.cache_key), junk)
     before = rejected(MALFORMED)
     value = str(fib_reference(4271))
-    with result_cache.compute_lock(query) as lease:
+    charge = charge_of() if charging else None
+    with result_cache.compute_lock(query, charge=charge) as lease:
         assert lease.held and lease.found is None
         assert result_cache.set(query, Payload.from_text(query, value), lease=lease) is True
     assert rejected(MALFORMED) - before == 1
@@ -362,3 +355,74 @@ def test_a_request_that_waited_for_another_computation_says_it_collapsed(setting
     ((outcome,),) = [outcomes]
     assert outcome.source is services.Source.COLLAPSED
     assert outcome.cached is True and outcome.payload.text == value
+
+
+# --- the charging attempt: the lock and a client's digit budget in one round trip ---------
+
+
+def test_the_attempt_that_takes_the_lock_makes_the_charge_in_its_round_trip(redis_client):
+    query = ResultQuery("fib", 4280)
+    charge = charge_of(cost=120)
+    with counted_round_trips() as sent, result_cache.compute_lock(query, charge=charge) as lease:
+        assert sent == [1]  # the entry read, the lock and the charge: one script
+        assert lease.held and lease.found is None
+        assert lease.charge is not None and lease.charge.allowed and lease.charge.spent == 120
+        assert redis_client.get(charge.key) == b"120"
+        assert 0 < redis_client.ttl(charge.key) <= 3601
+        assert redis_client.exists(result_cache.lock_key(query)) == 1
+
+
+def test_a_charge_that_does_not_fit_gives_the_lock_back_and_charges_nothing(redis_client):
+    query = ResultQuery("fib", 4281)
+    charge = charge_of(cost=100, limit=1_000)
+    redis_client.set(charge.key, 950, ex=3600)
+    with result_cache.compute_lock(query, charge=charge) as lease:
+        assert not lease.held and lease.found is None
+        assert lease.charge is not None and not lease.charge.allowed
+        assert lease.charge.spent == 950
+        assert redis_client.exists(result_cache.lock_key(query)) == 0  # given back at once
+    assert redis_client.get(charge.key) == b"950"
+
+
+def test_the_first_charge_of_a_window_fits_whatever_the_limit(redis_client):
+    """As the ledger's own script: a limit below one result must not make it unreachable."""
+    charge = charge_of(cost=5_000, limit=1_000)
+    with result_cache.compute_lock(ResultQuery("fib", 4282), charge=charge) as lease:
+        assert lease.held and lease.charge is not None and lease.charge.allowed
+    assert redis_client.get(charge.key) == b"5000"
+
+
+def test_a_request_that_finds_the_value_is_not_charged(redis_client):
+    query = ResultQuery("fib", 4283)
+    value = str(fib_reference(4283))
+    assert result_cache.set(query, Payload.from_text(query, value)) is True
+    result_cache.local.clear()
+    charge = charge_of()
+    with result_cache.compute_lock(query, charge=charge) as lease:
+        assert not lease.held and lease.found is not None and lease.found.text == value
+        assert lease.charge is None
+    assert redis_client.exists(charge.key) == 0
+
+
+def test_a_waiter_is_charged_only_when_it_takes_the_lock_over(settings, redis_client):
+    """A holder elsewhere that dies: its waiter computes, and only then is charged."""
+    settings.COMPUTE_LOCK_WAIT = 5
+    query = ResultQuery("fib", 4284)
+    key = result_cache.lock_key(query)
+    redis_client.set(key, new_token(), px=300)  # a killed holder's lock, expiring
+    charge = charge_of(cost=70)
+    with result_cache.compute_lock(query, charge=charge) as lease:
+        assert lease.held and lease.charge is not None and lease.charge.spent == 70
+    assert redis_client.get(charge.key) == b"70"  # once, however often it polled
+
+
+@pytest.mark.parametrize("junk", [b"x", "hash"])
+def test_junk_under_the_budget_counter_is_reset_by_the_charging_attempt(redis_client, junk):
+    charge = charge_of(cost=30)
+    plant(redis_client, charge.key, junk)
+    before = malformed_count("budget")
+    with result_cache.compute_lock(ResultQuery("fib", 4285), charge=charge) as lease:
+        assert lease.held and lease.charge is not None and lease.charge.spent == 30
+    assert redis_client.get(charge.key) == b"30"
+    assert malformed_count("budget") - before == 1
+    assert result_cache.available

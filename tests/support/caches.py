@@ -9,13 +9,16 @@ time, without touching the process's ``result_cache``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 from django.conf import settings
 from django_redis.cache import RedisCache
+from redis.connection import AbstractConnection
 
 from compute.cache import ResultCache
 
@@ -81,3 +84,24 @@ def remove_host_counter(redis_url: str, prefix: str) -> None:
     """Delete the host counter file of the deployment at ``redis_url`` with key ``prefix``."""
     path = ResultCache(backend_at(redis_url, prefix=prefix)).evictions.host_path
     path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def counted_round_trips() -> Iterator[list[int]]:
+    """Count the round trips this process makes to Redis meanwhile (one per command or pipeline).
+
+    A spy on redis-py's real connection: every request, single command,
+    script or pipeline, is sent by one call of ``send_packed_command``.
+    """
+    sent = [0]
+    real = AbstractConnection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> Any:
+        sent[0] += 1
+        return real(self, command, check_health)
+
+    AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
+    try:
+        yield sent
+    finally:
+        AbstractConnection.send_packed_command = real  # type: ignore[method-assign]

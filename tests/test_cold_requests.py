@@ -1,0 +1,116 @@
+"""A cold request end to end (the WSGI front, Django, the view, the service) on the test Redis.
+
+Each round trip to Redis is a large part of what a small computation
+costs, so their number is pinned here: a cold request through a front that
+has learnt the site's headers makes four (the front's lookup, the compute
+rate's counter, the lock's attempt with the digit budget's charge, the
+store with the lock's release). A change that adds one fails here, not in
+a benchmark months later. The guarantees that must survive the merging are
+checked on the same request: computed once, logged, cached (sealed),
+charged.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.wsgi import get_wsgi_application
+
+from compute import services
+from compute.admission import Client
+from compute.admission.gate import BUDGET_WINDOW_SECONDS
+from compute.cache import MISSING, result_cache
+from compute.domain.query import ResultQuery
+from compute.http import hit
+from compute.http.wsgi import ResultFront
+from compute.models import ComputedResult
+from tests.http.test_wsgi import call, learn
+from tests.support.caches import counted_round_trips
+from tests.support.callers import SETUP
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("keep_test_connection")]
+
+PI_CHARGE = 17  # a double's digits (compute.domain.kinds.pi)
+
+
+@pytest.fixture
+def no_sync(settings):
+    """No eviction sync (one GET every 0.5 s, carried by whichever request finds it due)
+    inside the counted request: the count is the request's own."""
+    settings.LOCAL_CACHE_SYNC_SECONDS = 3600
+
+
+def spent(client: str = "127.0.0.1") -> int:
+    """Return the digits charged to ``client`` in this budget window."""
+    key = result_cache.budget.request(client, 0, limit=1, window_seconds=BUDGET_WINDOW_SECONDS).key
+    value = result_cache.redis().get(key)
+    return int(value) if value is not None else 0
+
+
+def test_a_cold_request_makes_four_round_trips_and_keeps_every_guarantee(no_sync, redis_client):
+    front = ResultFront(get_wsgi_application())
+    learn(front)  # the front now looks every result request up itself
+    result_cache.find(ResultQuery("fib", 93))  # any sync due happens now
+    before = spent()
+    with counted_round_trips() as sent:
+        status, headers, body = call(front, "/api/pi/123457/")
+    assert status == "200 OK"
+    assert json.loads(body)["cached"] is False
+    assert dict(headers)["Cache-Status"] == "mathsite; fwd=miss; stored"
+    # The front's lookup, the rate throttle, the lock + the budget, the store + the release.
+    assert sent == [4]
+    query = ResultQuery("pi", 123457)
+    assert ComputedResult.objects.filter(**services.identity(query)).count() == 1  # logged
+    result_cache.local.clear()
+    stored = result_cache.get_shared(query)  # sealed: a read checks the MAC
+    assert stored is not MISSING and stored.text == repr(json.loads(body)["result"])
+    assert spent() - before == PI_CHARGE  # charged once
+    assert redis_client.exists(result_cache.lock_key(query)) == 0  # released
+
+
+def test_without_the_fronts_verdict_the_view_looks_the_tiers_up_itself(no_sync):
+    """Django alone (the front switched off, or not in front): the view's own lookup
+    takes the place of the front's, and the count is the same."""
+    django = get_wsgi_application()
+    result_cache.find(ResultQuery("fib", 93))
+    with counted_round_trips() as sent:
+        status, _, body = call(django, "/api/pi/123458/")
+    assert status == "200 OK" and json.loads(body)["cached"] is False
+    assert sent == [4]
+
+
+def test_a_verdict_about_another_query_is_ignored(no_sync):
+    """The view trusts the front's miss only for the very query it validated."""
+    django = get_wsgi_application()
+    assert services.result_get(query=ResultQuery("pi", 123459), caller=SETUP).cached is False
+    environ_extra = {hit.MISS_KEY: ResultQuery("pi", 1)}
+    status, _, body = call_with_environ(django, "/api/pi/123459/", environ_extra)
+    assert status == "200 OK" and json.loads(body)["cached"] is True
+
+
+def test_a_stale_miss_verdict_still_computes_nothing_twice(redis_client):
+    """The lock's attempt reads the entry: a value stored after the front looked is
+    found there, not computed again (and not charged)."""
+    query = ResultQuery("pi", 123460)
+    first = services.result_get(query=query, caller=SETUP)
+    assert first.cached is False
+    # In Redis only (as when another request stores it while this one looks at the log).
+    ComputedResult.objects.filter(**services.identity(query)).delete()
+    result_cache.local.clear()
+    before = spent("203.0.113.77")
+    again = services.result_get(query=query, caller=Client("203.0.113.77"), missed=True)
+    assert again.cached is True and again.source is services.Source.COLLAPSED
+    assert again.payload.text == first.payload.text
+    assert spent("203.0.113.77") == before
+    assert not ComputedResult.objects.filter(**services.identity(query)).exists()  # not recomputed
+
+
+def call_with_environ(app, path: str, extra: dict):
+    """``call`` with entries added to the WSGI environ (what a layer in front leaves there)."""
+
+    def wrapped(environ, start_response):
+        environ.update(extra)
+        return app(environ, start_response)
+
+    return call(wrapped, path)
