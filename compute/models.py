@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connections, models, router
+from django.db.models.constants import OnConflict
 
 from compute.domain.kinds import registry
 
@@ -31,6 +32,7 @@ class ResultLogManager(models.Manager["ComputedResult"]):
     def __init__(self) -> None:
         super().__init__()
         self._value_sql: dict[str, str] = {}  # the lookup's statement, per database alias
+        self._insert_sql: dict[str, tuple[str, list[Any]]] = {}  # the insert's, and its fields
 
     def value_of(self, *, kind: str, n: int, precision: int, modulus: int) -> str | None:
         """Return the logged value of the result with this identity, or None if none is logged.
@@ -51,6 +53,46 @@ class ResultLogManager(models.Manager["ComputedResult"]):
             cursor.execute(sql, [kind, n, precision, modulus])
             row = cursor.fetchone()
         return None if row is None else row[0]
+
+    def insert_new(self, row: ComputedResult) -> None:
+        """Insert ``row`` unless its result is logged already (the existing row wins).
+
+        The one write of every computation, as one statement in autocommit:
+        ``bulk_create(ignore_conflicts=True)`` compiles the same INSERT each
+        time and wraps it in a transaction of its own (on SQLite a ``BEGIN
+        IMMEDIATE``, the INSERT, then a ``COMMIT``: three calls; on
+        PostgreSQL two round trips), where a single statement commits by
+        itself, atomically, with its triggers (``ResultCount``). Written
+        once per table from the model's fields, quoted by the database's
+        own backend (``INSERT OR IGNORE`` on SQLite, ``ON CONFLICT DO
+        NOTHING`` on PostgreSQL); every value goes through its field's
+        ``get_db_prep_save``, as the ORM's insert does.
+        """
+        alias = router.db_for_write(self.model)
+        connection = connections[alias]
+        found = self._insert_sql.get(alias)
+        if found is None:
+            found = self._insert_sql[alias] = self._insert_statement(connection)
+        sql, fields = found
+        params = [
+            field.get_db_prep_save(field.value_from_object(row), connection) for field in fields
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+    def _insert_statement(self, connection: Any) -> tuple[str, list[Any]]:
+        opts = self.model._meta
+        quote = connection.ops.quote_name
+        fields = [field for field in opts.concrete_fields if not field.primary_key]
+        columns = ", ".join(quote(field.column) for field in fields)
+        marks = ", ".join(["%s"] * len(fields))
+        suffix = connection.ops.on_conflict_suffix_sql(fields, OnConflict.IGNORE, None, None)
+        # Only identifiers, from the model and quoted by the backend; every value is a parameter.
+        sql = (
+            f"{connection.ops.insert_statement(on_conflict=OnConflict.IGNORE)} "
+            f"{quote(opts.db_table)} ({columns}) VALUES ({marks}) {suffix}"
+        ).rstrip()
+        return sql, fields
 
     def _value_statement(self, connection: Any) -> str:
         opts = self.model._meta

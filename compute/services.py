@@ -243,9 +243,7 @@ def result_record(*, query: ResultQuery, text: str, compute_ms: float) -> None:
     Raise LogUnavailable if the database cannot be reached (or stays locked).
     """
     with _database():
-        ComputedResult.objects.bulk_create(
-            [_log_row(query, text, compute_ms)], ignore_conflicts=True
-        )
+        ComputedResult.objects.insert_new(_log_row(query, text, compute_ms))
 
 
 def result_cached(
