@@ -38,6 +38,7 @@ from django.utils import timezone
 
 from compute import metrics
 from compute.admission import Caller, ComputeGate, compute_gate
+from compute.admission.gate import Charges
 from compute.admission.offload import compute_pool
 from compute.cache import MISSING, ResultCache, Tier, result_cache
 from compute.cache.budget import Charge
@@ -219,15 +220,18 @@ def _computed(
     compute: Compute | None,
     gate: ComputeGate,
     record: Callable[[str, float], None] | None = None,
-    charged: Charge | None = None,
+    charges: Charges | None = None,
+    made: tuple[Charge, ...] | None = None,
 ) -> tuple[str, float]:
     """Compute ``query``'s result as an admitted computation of ``caller``: (text, ms).
 
     ``record`` (the log insert) runs inside the admission, so a failure to
     record refunds the caller's charge: nothing is charged for a result
-    that was not kept. ``charged``: the budget charge the lock's attempt made.
+    that was not kept. ``charges`` and ``made``: what the lock's attempt was
+    to charge and charged (``ComputeGate.admit``).
     """
-    with gate.admit(caller, kind=query.kind, cost=estimated_digits(query), charged=charged):
+    cost = estimated_digits(query)
+    with gate.admit(caller, kind=query.kind, cost=cost, charges=charges, made=made):
         started = time.perf_counter()
         text = (compute or result_text)(query)
         compute_ms = (time.perf_counter() - started) * 1000
@@ -275,14 +279,16 @@ def result_get(
 ) -> Outcome:
     """Return the result of ``query`` for ``caller``, computing it only if no tier has it.
 
-    Once it is known that the value must be computed, before the stampede
-    lock, the caller's request-rate throttle runs (``Client.throttle``; it
-    may raise to refuse the work), so hits and log reads never count
-    against a client. The gate (``compute.admission``) is entered just
-    before computing, inside the lock and after the last look at the cache,
-    so only the request that computes is charged (a client's digit budget)
-    and holds a computation slot; it raises ``compute.admission.Refused``
-    to refuse, and then nothing is computed, logged or cached. ``compute``
+    Only the request that computes is charged: the attempt that takes the
+    stampede lock counts the caller's request rate (``Client.throttle``)
+    and charges its digit budget in the same round trip (where the lock
+    cannot, the gate does, inside the lock), so hits, log reads and
+    requests that get another request's result never count against a
+    client. The gate (``compute.admission``) is entered just before
+    computing, after the last look at the cache; it refuses (the rate:
+    DRF's ``Throttled``; the budget or a computation slot:
+    ``compute.admission.Refused``), and then nothing is computed, logged
+    or cached. ``compute``
     replaces the kind's computation (tests). ``missed``: the caller has just
     looked ``query`` up in the cache tiers and found nothing (the WSGI front,
     ``hit.MISS_KEY``), so the lookup starts at the log; the lock's attempt
@@ -295,10 +301,10 @@ def result_get(
     payload = _from_log(query, cache)
     if payload is not None:
         return Outcome(payload, Source.LOG)
-    caller.before_computing()
-    # The budget is charged by the attempt that takes the lock, in its round trip.
-    charge = gate.charge_request(caller, cost=estimated_digits(query))
-    with cache.compute_lock(query, charge=charge) as lease:
+    # The rate and the budget are charged by the attempt that takes the lock, in
+    # its round trip (or by the gate, where the lock could not).
+    charges = gate.charges(caller, cost=estimated_digits(query))
+    with cache.compute_lock(query, charges=charges.requests if charges else ()) as lease:
         if lease.found is not None:  # another request computed it while we waited
             metrics.cache_lookup(query.kind, hit=True)
             return Outcome(lease.found, Source.COLLAPSED)
@@ -308,8 +314,7 @@ def result_get(
         if lease.held and not cache.available:
             payload = _from_log(query, cache)
             if payload is not None:
-                if lease.charge is not None:  # charged for a computation that is not made
-                    cache.budget.refund(lease.charge, estimated_digits(query))
+                gate.unused(charges, lease.charges)  # charged for a computation not made
                 return Outcome(payload, Source.LOG)
         # The row first, then the entry: no value is cached without its row.
         text, _ms = _computed(
@@ -318,7 +323,8 @@ def result_get(
             compute,
             gate,
             record=lambda text, ms: result_record(query=query, text=text, compute_ms=ms),
-            charged=lease.charge,
+            charges=charges,
+            made=lease.charges,
         )
         payload = Payload.from_text(query, text)
         stored = cache.set(query, payload, lease=lease)

@@ -25,6 +25,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NoReturn, Protocol, runtime_checkable
+
+from compute.cache.budget import Charge, ChargeRequest
+
+
+@runtime_checkable
+class CountedRate(Protocol):
+    """A request-rate throttle that the stampede lock's attempt can count (DRF's, bound to
+    the request: ``compute.api.throttling.RequestRate``); called, it counts on its own."""
+
+    def __call__(self) -> None: ...
+
+    def charge_request(self) -> ChargeRequest | None: ...
+
+    def refuse(self, charge: Charge) -> NoReturn: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +61,18 @@ class Client:
         """Run the request-rate throttle (may raise DRF's Throttled)."""
         if self.throttle is not None:
             self.throttle()
+
+    def rate_charge(self) -> ChargeRequest | None:
+        """Return the rate's count for the lock's attempt to make, or None (a plain throttle
+        counts on its own, through ``before_computing``); may raise to refuse at once."""
+        if isinstance(self.throttle, CountedRate):
+            return self.throttle.charge_request()
+        return None
+
+    def refuse_rate(self, charge: Charge) -> NoReturn:
+        """Raise the throttle's refusal of a count that did not fit."""
+        assert isinstance(self.throttle, CountedRate)
+        self.throttle.refuse(charge)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from compute import metrics
@@ -49,6 +50,24 @@ process_slots = ComputeSlots(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Charges:
+    """What one computation of a client is charged: its compute rate's count, its digits.
+
+    Either may be None (the rate or the budget switched off, or a throttle
+    that counts on its own). ``requests`` is the order the lock's attempt
+    makes them in: the rate first, as the throttle ran before the budget.
+    """
+
+    rate: ChargeRequest | None
+    budget: ChargeRequest | None
+
+    @property
+    def requests(self) -> tuple[ChargeRequest, ...]:
+        """Return the charges to make, in order."""
+        return tuple(request for request in (self.rate, self.budget) if request is not None)
+
+
 class ComputeGate:
     """Admit computations: charge a client's budget, then hold a slot."""
 
@@ -56,30 +75,51 @@ class ComputeGate:
         self.cache = cache
         self.slots = slots
 
-    def charge_request(self, caller: Caller, *, cost: int) -> ChargeRequest | None:
-        """Return the budget charge ``admit`` would make for ``caller``, unmade; None if none.
+    def charges(self, caller: Caller, *, cost: int) -> Charges | None:
+        """Return what a computation of ``caller`` is to be charged, unmade; None for a system
+        caller (charged nothing).
 
-        For the stampede lock (``ResultCache.compute_lock(charge=...)``),
-        which makes it in the round trip that takes the lock; its outcome
-        is then handed to ``admit`` as ``charged``.
+        For the stampede lock (``ResultCache.compute_lock(charges=...)``),
+        which makes them in the round trip that takes the lock; what it made
+        is then handed to ``admit`` (``made``). May raise the rate's refusal
+        at once (a rate of 0).
         """
-        limit = app_settings.COMPUTE_DIGITS_PER_HOUR
-        if isinstance(caller, System) or limit is None:
+        if isinstance(caller, System):
             return None
-        return self.cache.budget.request(
-            caller.identity, cost, limit=limit, window_seconds=BUDGET_WINDOW_SECONDS
-        )
+        limit = app_settings.COMPUTE_DIGITS_PER_HOUR
+        budget = None
+        if limit is not None:
+            budget = self.cache.budget.request(
+                caller.identity, cost, limit=limit, window_seconds=BUDGET_WINDOW_SECONDS
+            )
+        return Charges(rate=caller.rate_charge(), budget=budget)
+
+    def unused(self, charges: Charges | None, made: tuple[Charge, ...] | None) -> None:
+        """Give back the digits of charges made for a computation that is not made after all."""
+        if charges is not None and charges.budget is not None and made:
+            budget = dict(zip(charges.requests, made, strict=False)).get(charges.budget)
+            if budget is not None:
+                self.cache.budget.refund(budget, charges.budget.cost)
 
     @contextlib.contextmanager
     def admit(
-        self, caller: Caller, *, kind: str, cost: int, charged: Charge | None = None
+        self,
+        caller: Caller,
+        *,
+        kind: str,
+        cost: int,
+        charges: Charges | None = None,
+        made: tuple[Charge, ...] | None = None,
     ) -> Iterator[None]:
         """Run the block as an admitted computation (of ``kind``, costing ``cost`` digits)
         for ``caller``; raise a Refused otherwise.
 
-        ``charged``: the budget charge already made for this computation (by
-        the lock's attempt, from ``charge_request``), used instead of making
-        one; refunded like one if the block fails.
+        ``charges`` (from ``charges``) and ``made`` (what the lock's attempt
+        made of them, or None if it could not): the rate's count and the
+        budget's charge already made are used instead of being made here (a
+        count that did not fit is refused as the throttle refuses); what the
+        attempt could not make is made here, the rate first. Without
+        ``charges`` the caller has run its throttle itself (``before_computing``).
         """
         if isinstance(caller, System):
             self.slots.acquire(caller.slot_owner, patient=True)
@@ -90,7 +130,16 @@ class ComputeGate:
                 metrics.system_computation(caller.name, kind)
             return
         limit = app_settings.COMPUTE_DIGITS_PER_HOUR
-        charge = charged
+        charge = None
+        if charges is not None:
+            by_request = dict(zip(charges.requests, made or (), strict=False))
+            counted = by_request.get(charges.rate) if charges.rate is not None else None
+            if counted is None:
+                caller.before_computing()  # the rate, counted in a round trip of its own
+            elif not counted.allowed:
+                caller.refuse_rate(counted)
+            if charges.budget is not None:
+                charge = by_request.get(charges.budget)
         try:
             if limit is not None:
                 if charge is None:

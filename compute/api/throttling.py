@@ -34,13 +34,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any, NoReturn
 
+from django.http import HttpRequest
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from compute.cache import ResultCache, result_cache
+from compute.cache.budget import Charge, ChargeRequest
+from compute.cache.values import THROTTLE
 from compute.clients import client_id
 from compute.domain.rates import parse_rate
 
@@ -79,3 +83,61 @@ class ComputeRateThrottle(BaseThrottle):
     def wait(self) -> float:
         """Return the seconds until the client's window ends (at least 1)."""
         return max(self._wait, 1.0)
+
+    def charge_request(self, request: Request | HttpRequest) -> ChargeRequest | None:
+        """Return this request's count in its client's window, unmade; None if the rate is off.
+
+        The count ``allow_request`` makes, for the stampede lock's attempt to
+        make in the round trip that takes the lock (``compute.cache.locks``):
+        one more request fits while the window holds fewer than the rate.
+        """
+        if self.num_requests is None:
+            return None
+        now = self.timer()
+        window = int(now // self.duration)
+        self._wait = (window + 1) * self.duration - now
+        key = self.cache.make_key(f"throttle:{self.scope}:{self.get_ident(request)}:{window}")
+        return ChargeRequest(
+            key, 1, self.num_requests, self.duration + 1, window, self._wait, counter=THROTTLE
+        )
+
+
+class RequestRate:
+    """The compute rate of one request, as the service asks for it (``Client.throttle``).
+
+    The service has the stampede lock's attempt count the request
+    (``charge_request``) and calls ``refuse`` if it did not fit; where the
+    lock cannot carry the count (Redis away, a cluster), it calls the object,
+    which counts in a round trip of its own. ``refuse`` raises what the
+    entrance answers with (DRF's ``Throttled``, through the view's
+    ``throttled``): a 429 with ``Retry-After``.
+    """
+
+    def __init__(self, request: Request | HttpRequest, refuse: Callable[[float], Any]) -> None:
+        self.request = request
+        self._refuse = refuse
+
+    def __call__(self) -> None:
+        """Count the request in a round trip of its own; refuse it if the window is full."""
+        throttle = ComputeRateThrottle()
+        if not throttle.allow_request(self.request, None):  # type: ignore[arg-type]
+            self._raise(throttle.wait())
+
+    def charge_request(self) -> ChargeRequest | None:
+        """Return the count for the lock's attempt to make; None if the rate is off.
+
+        A rate of 0 refuses at once: no count could ever fit.
+        """
+        throttle = ComputeRateThrottle()
+        charge = throttle.charge_request(self.request)  # type: ignore[arg-type]
+        if charge is not None and charge.limit < 1:
+            self._raise(throttle.wait())
+        return charge
+
+    def refuse(self, charge: Charge) -> NoReturn:
+        """Refuse the request whose count did not fit (``charge``)."""
+        self._raise(max(charge.retry_after, 1.0))
+
+    def _raise(self, wait: float) -> NoReturn:
+        self._refuse(wait)
+        raise AssertionError("refuse must raise")  # pragma: no cover

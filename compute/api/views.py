@@ -33,7 +33,7 @@ from compute.admission import Client
 from compute.api.exceptions import CacheUnavailable
 from compute.api.permissions import CanDeleteResults
 from compute.api.serializers import ResultQuerySerializer, log_item_serializer
-from compute.api.throttling import ComputeRateThrottle
+from compute.api.throttling import ComputeRateThrottle, RequestRate
 from compute.clients import client_id
 from compute.domain.convergence import convergence_etag
 from compute.domain.kinds.base import Kind
@@ -122,15 +122,11 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         # requests itself (``admit``), once it knows that no tier has the value.
         return []
 
-    def admit(self, request: Request) -> None:
-        """Count a request that must compute against the client's rate; raise Throttled if over."""
-        throttle = ComputeRateThrottle()
-        if not throttle.allow_request(request, self):
-            self.throttled(request, throttle.wait())
-
     def caller(self, request: Request) -> Client:
-        """Return who asks: the client, with this view's rate throttle for computing."""
-        return Client(client_id(request), throttle=lambda: self.admit(request))
+        """Return who asks: the client, with this view's rate throttle for computing
+        (counted by the service where it counts the budget: ``RequestRate``)."""
+        rate = RequestRate(request, refuse=lambda wait: self.throttled(request, wait))
+        return Client(client_id(request), throttle=rate)
 
     def perform_authentication(self, request: Request) -> None:
         # Reads need no identity: authenticate lazily, when a permission

@@ -111,6 +111,9 @@ class ChargeRequest:
     ttl: int  # seconds the window's key lives: the window, and one more
     window: int
     retry_after: float
+    # What junk under the key is reported as (``compute.cache.values``): the same
+    # rule counts the compute rate's requests (a cost of 1, the rate as the limit).
+    counter: str = BUDGET
 
     def outcome(self, allowed: bool, spent: int) -> Charge:
         """Return the ``Charge`` of this request, given what Redis (or the local ledger) said."""

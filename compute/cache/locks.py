@@ -57,7 +57,7 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +68,7 @@ from redis.crc import key_slot
 
 from compute.cache.breaker import Breaker
 from compute.cache.budget import LUA_CHARGE, Charge, ChargeRequest
-from compute.cache.values import BUDGET, LOCK, MalformedValues, execute, returning_data_errors
+from compute.cache.values import LOCK, MalformedValues, execute, returning_data_errors
 
 POLL_SECONDS = 0.002  # a waiter sees the result within 2 ms
 TOKEN_BYTES = 16
@@ -102,19 +102,19 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
-# The attempt of a request that is charged for computing (a client's digit
-# budget): one script reads the watched key, takes the lock if no sound holder
-# has it (taking over junk, as ``_TAKE_OVER``) and, having taken it, makes the
-# charge (``budget.LUA_CHARGE``); a charge that does not fit gives the lock back.
-# So a cold request's lock and budget cost one round trip, and nothing is charged
-# unless this request is the one that computes.
-# KEYS[1]: the lock, KEYS[2]: the watched key, KEYS[3]: the budget's counter.
-# ARGV: the token, the lock's time to live in ms, the cost, the limit, the
-# counter's seconds to live. Returns {0, the watched value} if it is a string
-# (nothing taken or charged), {2} if a sound holder has the lock, else
-# {1, allowed, spent, junk counter reset, the watched key's type, the lock's
-# state before ('free', 'unsound' or 'wrongtype'), an unsound lock's value or
-# type, its PTTL}.
+# The attempt of a request that is charged for computing (a client's compute
+# rate and digit budget): one script reads the watched key, takes the lock if no
+# sound holder has it (taking over junk, as ``_TAKE_OVER``) and, having taken it,
+# makes the charges in order (``budget.LUA_CHARGE``); the first that does not fit
+# gives the lock back and stops there. So a cold request's lock, rate and budget
+# cost one round trip, and nothing is charged unless this request is the one
+# that computes.
+# KEYS[1]: the lock, KEYS[2]: the watched key, KEYS[3..]: the counters charged.
+# ARGV: the token, the lock's time to live in ms, then per counter its cost, limit
+# and seconds to live. Returns {0, the watched value} if it is a string (nothing
+# taken or charged), {2} if a sound holder has the lock, else {1, the watched key's
+# type, the lock's state before ('free', 'unsound' or 'wrongtype'), an unsound
+# lock's value or type, its PTTL, then per charge made: allowed, spent, reset}.
 _TAKE_CHARGING = (
     LUA_CHARGE
     + f"""
@@ -136,9 +136,20 @@ local timeout = tonumber(ARGV[2])
 local state, junk, junk_ttl = lock_state(KEYS[1], timeout)
 if state == 'sound' then return {{2}} end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', timeout)
-local allowed, spent, reset = charge(KEYS[3], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5])
-if allowed == 0 then redis.call('DEL', KEYS[1]) end
-return {{1, allowed, spent, reset, entry, state, junk, junk_ttl}}
+local reply = {{1, entry, state, junk, junk_ttl}}
+for i = 3, #KEYS do
+  local at = 3 + (i - 3) * 3
+  local allowed, spent, reset = charge(KEYS[i], tonumber(ARGV[at]), tonumber(ARGV[at + 1]),
+                                       ARGV[at + 2])
+  table.insert(reply, allowed)
+  table.insert(reply, spent)
+  table.insert(reply, reset)
+  if allowed == 0 then
+    redis.call('DEL', KEYS[1])
+    break
+  end
+end
+return reply
 """
 )
 # Bound to no client: each call names its own.
@@ -184,15 +195,16 @@ class Lease:
     ``held``: this request may compute (it holds the lock, or the per-process
     one). ``found``: what ``accept`` made of the watched key's value when it
     was read while taking the lock, or None (then the value was missing).
-    ``charge``: the charge made in the round trip that took the lock (asked
-    for with ``hold(charge=...)``), or None if none was made (the caller
-    charges on its own); a charge that did not fit leaves the lease not
-    ``held`` and nothing charged.
+    ``charges``: the charges made in the round trip that took the lock
+    (asked for with ``hold(charges=...)``, in their order), or None if that
+    attempt made none (the caller charges on its own); the last one did not
+    fit if the lease is not ``held``: the lock was given back, the charges
+    after it were not made.
     """
 
     held: bool
     found: Any = None
-    charge: Charge | None = None
+    charges: tuple[Charge, ...] | None = None
     _redis: _RedisHold | None = field(default=None, repr=False)
     _flight: _Flight | None = field(default=None, repr=False)
 
@@ -244,7 +256,7 @@ class ComputeLocks:
         watch: str | None = None,
         accept: Callable[[bytes], Any] = lambda data: data,
         unfit: Callable[[BaseException], None] = lambda exc: None,
-        charge: ChargeRequest | None = None,
+        charges: Sequence[ChargeRequest] = (),
     ) -> Iterator[Lease]:
         """Hold the lock ``name`` while the block runs.
 
@@ -253,9 +265,9 @@ class ComputeLocks:
         ``found`` (and the lock, if taken, is given back at once); a data
         error in its place (another type) goes to ``unfit`` and reads as
         missing. The lease is not ``held`` if the lock could not be had
-        within the wait. With ``charge`` (and ``watch``, off a cluster) the
-        attempt that takes the lock makes the charge in the same round trip
-        (``Lease.charge``); if it does not fit, the lock is given back.
+        within the wait. With ``charges`` (and ``watch``, off a cluster) the
+        attempt that takes the lock makes them in the same round trip
+        (``Lease.charges``); if one does not fit, the lock is given back.
         """
         deadline = time.monotonic() + self.wait()
         flight, found = self._board(name, deadline)
@@ -263,7 +275,7 @@ class ComputeLocks:
             yield Lease(False, found)
             return
         try:
-            with self._hold(name, watch, accept, unfit, deadline, flight, charge) as lease:
+            with self._hold(name, watch, accept, unfit, deadline, flight, charges) as lease:
                 yield lease
         finally:
             if flight is not None:
@@ -305,10 +317,10 @@ class ComputeLocks:
         unfit: Callable[[BaseException], None],
         deadline: float,
         flight: _Flight | None,
-        charge: ChargeRequest | None,
+        charges: Sequence[ChargeRequest],
     ) -> Iterator[Lease]:
         attempt = (
-            self._attempt(name, watch, accept, unfit, deadline, charge)
+            self._attempt(name, watch, accept, unfit, deadline, charges)
             if self.breaker.available
             else None
         )
@@ -337,8 +349,8 @@ class ComputeLocks:
         accept: Callable[[bytes], Any],
         unfit: Callable[[BaseException], None],
         deadline: float,
-        charge: ChargeRequest | None = None,
-    ) -> tuple[_RedisHold | None, Any, Charge | None] | None:
+        charges: Sequence[ChargeRequest] = (),
+    ) -> tuple[_RedisHold | None, Any, tuple[Charge, ...] | None] | None:
         """Poll for the lock until it is had, the value appears or ``deadline`` passes.
 
         Return (the hold or None, what was found or None, the charge made
@@ -348,31 +360,36 @@ class ComputeLocks:
         token = new_token()
         client = self.client()
         together = watch is not None and same_server(client, name, watch)
-        charging = charge is not None and watch is not None and not isinstance(client, RedisCluster)
+        charging = bool(charges) and watch is not None and not isinstance(client, RedisCluster)
 
-        def once_charging() -> tuple[bool, Any, Charge | None]:
-            assert charge is not None and watch is not None
+        def once_charging() -> tuple[bool, Any, tuple[Charge, ...] | None]:
+            assert watch is not None
+            args: list[Any] = [token, ttl_ms]
+            for request in charges:
+                args += [request.cost, request.limit, request.ttl]
             reply = _TAKE_CHARGING_SCRIPT(
-                keys=[name, watch, charge.key],
-                args=[token, ttl_ms, charge.cost, charge.limit, charge.ttl],
-                client=client,
+                keys=[name, watch, *(request.key for request in charges)], args=args, client=client
             )
             if int(reply[0]) == 0:
                 return False, reply[1], None  # the value (or what stands for it) is there
             if int(reply[0]) == 2:
                 return False, None, None  # a sound holder computes it
-            _, allowed, spent, reset, entry, state, junk, junk_ttl = reply
+            _, entry, state, junk, junk_ttl, *made = reply
             if state == b"wrongtype":
                 self.malformed.report(LOCK, name, f"not a string: a {junk.decode()}")
             elif state == b"unsound":
                 self.malformed.report(LOCK, name, _described(junk, int(junk_ttl)))
-            self.malformed.repaired(BUDGET, charge.key, reset)
+            outcomes = []
+            for request, at in zip(charges, range(0, len(made), 3), strict=False):
+                allowed, spent, reset = made[at : at + 3]
+                self.malformed.repaired(request.counter, request.key, reset)
+                outcomes.append(request.outcome(bool(allowed), int(spent)))
             data = None
             if entry != b"none":  # another type than a string: unfit, overwritten by the store
                 data = redis.ResponseError(f"WRONGTYPE the entry holds a {entry.decode()}")
-            return bool(allowed), data, charge.outcome(bool(allowed), int(spent))
+            return outcomes[-1].allowed, data, tuple(outcomes)
 
-        def once() -> tuple[bool, Any, Charge | None]:
+        def once() -> tuple[bool, Any, tuple[Charge, ...] | None]:
             if charging:
                 return once_charging()
             # The lock's own value and time to live come in the same round trip,
@@ -399,7 +416,7 @@ class ComputeLocks:
             if outcome is _FAILED:
                 return None
             taken, data, charged = outcome
-            if charged is not None and not charged.allowed:
+            if charged and not charged[-1].allowed:
                 return None, None, charged  # refused: the script gave the lock back
             if isinstance(data, BaseException):  # the watched key holds another type
                 if not unfit_told:  # once per wait, not once per poll

@@ -42,7 +42,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import redis
@@ -517,16 +517,17 @@ class ResultCache:
 
     @contextlib.contextmanager
     def compute_lock(
-        self, query: ResultQuery, *, charge: ChargeRequest | None = None
+        self, query: ResultQuery, *, charges: Sequence[ChargeRequest] = ()
     ) -> Iterator[Lease]:
         """Hold the lock for computing ``query``, watching its entry (``locks.ComputeLocks``).
 
         The lease is ``held`` if this request may compute; its ``found`` is
         the payload if the entry appeared in Redis meanwhile (another
-        request computed it), checked as every read from Redis is. A
-        ``charge`` (a client's digit budget) is made by the attempt that
-        takes the lock, in its round trip (``Lease.charge``; None when it
-        could not be: Redis away, or a cluster, and the caller charges).
+        request computed it), checked as every read from Redis is. The
+        ``charges`` (a client's compute rate and digit budget) are made by
+        the attempt that takes the lock, in its round trip (``Lease.charges``;
+        None when they could not be: Redis away, or a cluster, and the
+        caller charges).
         """
         full_key = self.make_key(query.cache_key)
         self.evictions.host.read()  # as in get_shared: mapped before anything enters the tier
@@ -539,7 +540,7 @@ class ResultCache:
             self._wrong_type(query.cache_key, error)  # the holder's store overwrites it
 
         with self.locks.hold(
-            self.lock_key(query), watch=full_key, accept=accept, unfit=unfit, charge=charge
+            self.lock_key(query), watch=full_key, accept=accept, unfit=unfit, charges=charges
         ) as lease:
             yield lease
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NoReturn
 
 from django.http import HttpRequest
 from rest_framework.exceptions import Throttled
@@ -24,7 +25,7 @@ from compute import services
 from compute.admission import Client, Refused
 from compute.api.exceptions import api_error_of
 from compute.api.serializers import ResultQuerySerializer
-from compute.api.throttling import ComputeRateThrottle
+from compute.api.throttling import RequestRate
 from compute.clients import client_id
 from compute.domain.kinds import registry
 from compute.domain.kinds.base import SLOTS
@@ -81,10 +82,8 @@ def _validate(params: Mapping[str, str]) -> tuple[ResultQuery | None, tuple[str,
     return serializer.query, ()
 
 
-def _admit(request: HttpRequest) -> None:
-    throttle = ComputeRateThrottle()
-    if not throttle.allow_request(request, None):
-        raise Throttled(wait=throttle.wait())
+def _throttled(wait: float) -> NoReturn:
+    raise Throttled(wait=wait)
 
 
 def ask(params: Mapping[str, str], request: HttpRequest) -> Answer:
@@ -92,7 +91,7 @@ def ask(params: Mapping[str, str], request: HttpRequest) -> Answer:
     query, errors = _validate(params)
     if query is None:
         return Answer(status=400, errors=errors)
-    caller = Client(client_id(request), throttle=lambda: _admit(request))
+    caller = Client(client_id(request), throttle=RequestRate(request, refuse=_throttled))
     try:
         outcome = services.result_get(query=query, caller=caller)
     except Throttled as exc:

@@ -19,6 +19,7 @@ from compute import services
 from compute.cache import result_cache
 from compute.cache.budget import ChargeRequest
 from compute.cache.locks import new_token
+from compute.cache.values import THROTTLE
 from compute.domain.payload import MALFORMED, Payload
 from compute.domain.query import ResultQuery
 from tests.support.caches import counted_round_trips
@@ -267,11 +268,11 @@ def test_an_unsound_lock_is_taken_over_at_once(settings, redis_client, what, val
         redis_client.pexpire(key, px)
     before = malformed_count("lock")
     started = time.monotonic()
-    charge = charge_of() if charging else None
-    with result_cache.compute_lock(query, charge=charge) as lease:
+    charges = [charge_of()] if charging else []
+    with result_cache.compute_lock(query, charges=charges) as lease:
         waited = time.monotonic() - started
         assert lease.held and lease.found is None
-        assert (lease.charge is not None) is charging
+        assert (lease.charges is not None) is charging
         assert redis_client.type(key) == b"string" and 0 < redis_client.pttl(key) <= 2000
     assert waited < 0.1
     assert malformed_count("lock") - before == 1
@@ -299,8 +300,8 @@ def test_a_watched_entry_of_another_type_reads_as_missing(redis_client, junk, ch
     plant(redis_client, result_cache.make_key(query.cache_key), junk)
     before = rejected(MALFORMED)
     value = str(fib_reference(4271))
-    charge = charge_of() if charging else None
-    with result_cache.compute_lock(query, charge=charge) as lease:
+    charges = [charge_of()] if charging else []
+    with result_cache.compute_lock(query, charges=charges) as lease:
         assert lease.held and lease.found is None
         assert result_cache.set(query, Payload.from_text(query, value), lease=lease) is True
     assert rejected(MALFORMED) - before == 1
@@ -357,38 +358,63 @@ def test_a_request_that_waited_for_another_computation_says_it_collapsed(setting
     assert outcome.cached is True and outcome.payload.text == value
 
 
-# --- the charging attempt: the lock and a client's digit budget in one round trip ---------
+# --- the charging attempt: the lock, the compute rate and the budget in one round trip ---
 
 
-def test_the_attempt_that_takes_the_lock_makes_the_charge_in_its_round_trip(redis_client):
+def rate_of(limit: int = 3) -> ChargeRequest:
+    """A client's compute-rate count (one request), as the throttle asks for it."""
+    key = result_cache.make_key(f"throttle:compute:{CLIENT}:1")
+    return ChargeRequest(key, 1, limit, 61, 1, 30.0, counter=THROTTLE)
+
+
+def test_the_attempt_that_takes_the_lock_makes_the_charges_in_its_round_trip(redis_client):
     query = ResultQuery("fib", 4280)
-    charge = charge_of(cost=120)
-    with counted_round_trips() as sent, result_cache.compute_lock(query, charge=charge) as lease:
-        assert sent == [1]  # the entry read, the lock and the charge: one script
+    rate, budget = rate_of(), charge_of(cost=120)
+    with (
+        counted_round_trips() as sent,
+        result_cache.compute_lock(query, charges=[rate, budget]) as lease,
+    ):
+        assert sent == [1]  # the entry read, the lock, the rate and the budget: one script
         assert lease.held and lease.found is None
-        assert lease.charge is not None and lease.charge.allowed and lease.charge.spent == 120
-        assert redis_client.get(charge.key) == b"120"
-        assert 0 < redis_client.ttl(charge.key) <= 3601
+        assert lease.charges is not None
+        assert [(c.allowed, c.spent) for c in lease.charges] == [(True, 1), (True, 120)]
+        assert redis_client.get(rate.key) == b"1" and 0 < redis_client.ttl(rate.key) <= 61
+        assert redis_client.get(budget.key) == b"120"
+        assert 0 < redis_client.ttl(budget.key) <= 3601
         assert redis_client.exists(result_cache.lock_key(query)) == 1
 
 
 def test_a_charge_that_does_not_fit_gives_the_lock_back_and_charges_nothing(redis_client):
     query = ResultQuery("fib", 4281)
-    charge = charge_of(cost=100, limit=1_000)
-    redis_client.set(charge.key, 950, ex=3600)
-    with result_cache.compute_lock(query, charge=charge) as lease:
+    rate, budget = rate_of(), charge_of(cost=100, limit=1_000)
+    redis_client.set(budget.key, 950, ex=3600)
+    with result_cache.compute_lock(query, charges=[rate, budget]) as lease:
         assert not lease.held and lease.found is None
-        assert lease.charge is not None and not lease.charge.allowed
-        assert lease.charge.spent == 950
+        assert lease.charges is not None
+        assert [(c.allowed, c.spent) for c in lease.charges] == [(True, 1), (False, 950)]
         assert redis_client.exists(result_cache.lock_key(query)) == 0  # given back at once
-    assert redis_client.get(charge.key) == b"950"
+    assert redis_client.get(budget.key) == b"950"
+    assert redis_client.get(rate.key) == b"1"  # counted before the budget, as the throttle was
+
+
+def test_a_full_rate_window_stops_before_the_budget(redis_client):
+    query = ResultQuery("fib", 4286)
+    rate, budget = rate_of(limit=3), charge_of()
+    redis_client.set(rate.key, 3, ex=60)
+    with result_cache.compute_lock(query, charges=[rate, budget]) as lease:
+        assert not lease.held
+        assert lease.charges is not None
+        assert [(c.allowed, c.spent) for c in lease.charges] == [(False, 3)]
+    assert redis_client.get(rate.key) == b"3"
+    assert redis_client.exists(budget.key) == 0
+    assert redis_client.exists(result_cache.lock_key(query)) == 0
 
 
 def test_the_first_charge_of_a_window_fits_whatever_the_limit(redis_client):
     """As the ledger's own script: a limit below one result must not make it unreachable."""
     charge = charge_of(cost=5_000, limit=1_000)
-    with result_cache.compute_lock(ResultQuery("fib", 4282), charge=charge) as lease:
-        assert lease.held and lease.charge is not None and lease.charge.allowed
+    with result_cache.compute_lock(ResultQuery("fib", 4282), charges=[charge]) as lease:
+        assert lease.held and lease.charges is not None and lease.charges[0].allowed
     assert redis_client.get(charge.key) == b"5000"
 
 
@@ -397,11 +423,11 @@ def test_a_request_that_finds_the_value_is_not_charged(redis_client):
     value = str(fib_reference(4283))
     assert result_cache.set(query, Payload.from_text(query, value)) is True
     result_cache.local.clear()
-    charge = charge_of()
-    with result_cache.compute_lock(query, charge=charge) as lease:
+    rate, budget = rate_of(), charge_of()
+    with result_cache.compute_lock(query, charges=[rate, budget]) as lease:
         assert not lease.held and lease.found is not None and lease.found.text == value
-        assert lease.charge is None
-    assert redis_client.exists(charge.key) == 0
+        assert lease.charges is None
+    assert redis_client.exists(rate.key) == 0 and redis_client.exists(budget.key) == 0
 
 
 def test_a_waiter_is_charged_only_when_it_takes_the_lock_over(settings, redis_client):
@@ -410,19 +436,23 @@ def test_a_waiter_is_charged_only_when_it_takes_the_lock_over(settings, redis_cl
     query = ResultQuery("fib", 4284)
     key = result_cache.lock_key(query)
     redis_client.set(key, new_token(), px=300)  # a killed holder's lock, expiring
-    charge = charge_of(cost=70)
-    with result_cache.compute_lock(query, charge=charge) as lease:
-        assert lease.held and lease.charge is not None and lease.charge.spent == 70
-    assert redis_client.get(charge.key) == b"70"  # once, however often it polled
+    rate, budget = rate_of(), charge_of(cost=70)
+    with result_cache.compute_lock(query, charges=[rate, budget]) as lease:
+        assert lease.held and lease.charges is not None
+    assert redis_client.get(rate.key) == b"1"  # once, however often it polled
+    assert redis_client.get(budget.key) == b"70"
 
 
 @pytest.mark.parametrize("junk", [b"x", "hash"])
-def test_junk_under_the_budget_counter_is_reset_by_the_charging_attempt(redis_client, junk):
-    charge = charge_of(cost=30)
-    plant(redis_client, charge.key, junk)
-    before = malformed_count("budget")
-    with result_cache.compute_lock(ResultQuery("fib", 4285), charge=charge) as lease:
-        assert lease.held and lease.charge is not None and lease.charge.spent == 30
-    assert redis_client.get(charge.key) == b"30"
-    assert malformed_count("budget") - before == 1
+def test_junk_under_a_counter_is_reset_by_the_charging_attempt(redis_client, junk):
+    rate, budget = rate_of(), charge_of(cost=30)
+    plant(redis_client, rate.key, junk)
+    plant(redis_client, budget.key, junk)
+    before = malformed_count("throttle"), malformed_count("budget")
+    with result_cache.compute_lock(ResultQuery("fib", 4285), charges=[rate, budget]) as lease:
+        assert lease.held and lease.charges is not None
+        assert [c.spent for c in lease.charges] == [1, 30]
+    assert redis_client.get(rate.key) == b"1" and redis_client.get(budget.key) == b"30"
+    assert malformed_count("throttle") - before[0] == 1
+    assert malformed_count("budget") - before[1] == 1
     assert result_cache.available
