@@ -91,13 +91,26 @@ def test_without_the_fronts_verdict_the_view_looks_the_tiers_up_itself(no_sync):
     assert sent == [3]
 
 
-def test_a_verdict_about_another_query_is_ignored(no_sync):
-    """The view trusts the front's miss only for the very query it validated."""
+def test_the_view_answers_the_query_the_front_parsed_and_ignores_another_kinds(no_sync):
+    """The front leaves the query it parsed (with the serializer's parser) and missed; the
+    view answers it without validating again, unless it names another kind."""
+    front = ResultFront(get_wsgi_application())
+    learn(front)
+    path, query_string = "/api/fib/123461/", "mod=1000&format=string&mod=97"
+    through_front = call(front, path, query_string)
+    direct = call(get_wsgi_application(), path, query_string)  # the serializer's query, a hit now
+    assert json.loads(through_front[2]) == {**json.loads(direct[2]), "cached": False}
+    assert json.loads(direct[2])["mod"] == 97  # the last value wins in both
+    assert isinstance(json.loads(direct[2])["result"], str)
     django = get_wsgi_application()
     assert services.result_get(query=ResultQuery("pi", 123459), caller=SETUP).cached is False
-    environ_extra = {hit.MISS_KEY: ResultQuery("pi", 1)}
+    environ_extra = {hit.MISS_KEY: ResultQuery("fib", 1)}
     status, _, body = call_with_environ(django, "/api/pi/123459/", environ_extra)
-    assert status == "200 OK" and json.loads(body)["cached"] is True
+    assert status == "200 OK" and json.loads(body) == {
+        "cached": True,
+        "result": json.loads(body)["result"],
+        "n": 123459,
+    }
 
 
 def test_a_stale_miss_verdict_still_computes_nothing_twice(redis_client):

@@ -38,6 +38,7 @@ from compute.clients import client_id
 from compute.domain.convergence import convergence_etag
 from compute.domain.kinds.base import Kind
 from compute.domain.kinds.pi import KIND as PI_KIND
+from compute.domain.query import ResultQuery
 from compute.http import hit
 from compute.http.routes import API_PREFIX, N_SEGMENT
 
@@ -135,6 +136,12 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return None
 
     def _query(self, request: Request, n: str | None):
+        missed = request.META.get(hit.MISS_KEY)
+        if isinstance(missed, ResultQuery) and missed.kind == self.kind:
+            # The WSGI front parsed this very request with the serializer's parser
+            # (parse_query, the same route table and limits) and found it in no
+            # cache tier: validating it again is pure overhead on a cold request.
+            return missed
         data = {"n": n if n is not None else request.query_params.get("n", self.default_n)}
         for name in ("digits", "format", "mod"):
             if name in request.query_params:
@@ -146,7 +153,7 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def retrieve(self, request: Request, n: str | None = None) -> HttpResponse:
         query = self._query(request, n)
         # The WSGI front just found this query in no cache tier (hit.MISS_KEY).
-        missed = request.META.get(hit.MISS_KEY) == query
+        missed = request.META.get(hit.MISS_KEY) is query
         reply = hit.answer(
             query,
             if_none_match=request.META.get("HTTP_IF_NONE_MATCH"),
