@@ -210,6 +210,14 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3)
     )
+# How durable a result log row is when its request is answered. Every logged
+# value can be computed again, so by default a row may be lost to a power cut or
+# an OS crash (never to a crash of the service): SQLite's WAL with
+# synchronous=NORMAL does not sync a commit (above), and on PostgreSQL the log's
+# insert commits with synchronous_commit=off (up to about 0.6 s of the latest
+# rows lost if the database server crashes; consistent either way). true makes
+# PostgreSQL's insert wait for its WAL flush. docs/operations.md, "Durability".
+RESULT_LOG_SYNCHRONOUS_COMMIT = env.bool("RESULT_LOG_SYNCHRONOUS_COMMIT", default=False)
 
 # --- Cache (Redis through django-redis) -----------------------------------------
 # https://github.com/jazzband/django-redis#configure-as-cache-backend

@@ -97,3 +97,45 @@ def test_value_of_finds_exactly_the_row_of_an_identity():
     assert ComputedResult.objects.value_of(kind="pi", n=11, precision=0, modulus=0) is None
     assert ComputedResult.objects.value_of(kind="fib", n=10, precision=0, modulus=8) is None
     assert ComputedResult.objects.value_of(kind="pi", n=10, precision=6, modulus=0) is None
+
+
+def test_insert_new_writes_a_row_once_and_the_first_one_wins():
+    first = row("fib", 4321)
+    ComputedResult.objects.insert_new(first)
+    second = row("fib", 4321)
+    second.value = "2"
+    ComputedResult.objects.insert_new(second)  # the same identity: ignored, no error
+    (stored,) = ComputedResult.objects.filter(kind="fib", n=4321)
+    assert stored.value == "1" and stored.computed_at == first.computed_at
+    assert stored.compute_ms == 0.1 and stored.length == 1 and stored.modulus == 0
+    assert kept() == counted() == {("fib", False): 1}  # the triggers saw one insert
+
+
+@pytest.mark.parametrize("synchronous", [False, True])
+def test_on_postgresql_a_log_row_commits_without_waiting_for_its_flush_unless_told(
+    settings, synchronous
+):
+    """The durability the defaults choose (docs/operations.md, "Durability")."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's durability is its connection's PRAGMA synchronous=NORMAL")
+    settings.RESULT_LOG_SYNCHRONOUS_COMMIT = synchronous
+    with CaptureQueriesContext(connection) as queries:
+        ComputedResult.objects.insert_new(row("pi", 4322))
+    asked = any("synchronous_commit" in query["sql"] for query in queries.captured_queries)
+    assert asked is not synchronous
+    assert ComputedResult.objects.filter(kind="pi", n=4322).count() == 1
+
+
+def test_sqlite_commits_in_wal_mode_without_a_sync_per_commit(settings):
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL's durability is the insert's synchronous_commit")
+    # The tests' database is in memory (no WAL there); a file database gets the same PRAGMAs.
+    pragmas = settings.DATABASES["default"]["OPTIONS"]["init_command"]
+    assert "journal_mode=WAL" in pragmas and "synchronous=NORMAL" in pragmas
+    with connection.cursor() as cursor:
+        assert cursor.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
