@@ -5,7 +5,8 @@ Every entrance names its caller, and the service's admission
 
 - ``Client``: a request from outside, by its identity (``compute.clients``).
   Its computations pass the request-rate throttle (``throttle``, DRF's,
-  called once it is known that the value must be computed), are charged to
+  counted once it is known that the value must be computed: by the
+  stampede lock's attempt when it is a ``CountedRate``), are charged to
   its digit budget and take a computation slot within its share, or are
   refused (429/503);
 - ``System``: an explicit system caller, such as ``warm_cache`` or staff in

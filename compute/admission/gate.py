@@ -9,7 +9,10 @@ requests that got another request's result are never charged. For a
 1. the budget: ``cost`` (the result's stored digits, ``Kind.stored_digits``,
    or a picture's charge) is charged to the client's hourly window in Redis
    (``BudgetLedger``); over ``COMPUTE_DIGITS_PER_HOUR``: ``BudgetSpent``,
-   nothing charged;
+   nothing charged. For a result, the service asks ``charges`` first and
+   the stampede lock's attempt makes them (the client's rate count, then
+   this charge) in the round trip that takes the lock; ``admit`` is handed
+   what it made (``made``) and refuses or carries on from there;
 2. a computation slot of this process (``ComputeSlots``); refused: the
    charge is refunded and ``ClientBusy`` or ``ServiceBusy`` is raised.
 

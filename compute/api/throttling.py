@@ -5,13 +5,18 @@ What is cheap and what is expensive decides where the throttle sits:
 - a cached hit (the cheap work), answered by the WSGI front or by the
   view from a cache tier or the result log, never reaches a throttle: it
   costs a lookup, and counting it would add a Redis round trip to every hit;
-- a request that must compute (the expensive work) is admitted by the view
-  (``ResultViewSet.admit``) through ``ComputeRateThrottle`` once no tier
-  has the value, at ``THROTTLE_COMPUTE_RATE`` per client (default
-  20000/hour: a client can warm thousands of results; ``none`` switches it
-  off).
+- a request that must compute (the expensive work) is counted once no
+  tier has the value, by the attempt that takes the stampede lock to
+  compute it (``RequestRate``, which the view and the form hand the
+  service: the count rides in the lock's round trip with the digit
+  budget's charge, so it costs no round trip of its own and a request
+  that gets another's result is never counted), at
+  ``THROTTLE_COMPUTE_RATE`` per client (default 20000/hour: a client can
+  warm thousands of results; ``none`` switches it off). Where the lock
+  cannot carry it (Redis away, a cluster) and for the convergence picture,
+  ``ComputeRateThrottle.allow_request`` counts in a round trip of its own.
 
-The counter is a fixed window in Redis (one INCR with an expiry per
+The counter is a fixed window in Redis (one count with an expiry per
 computing request) rather than DRF's sliding history, whose stored list
 grows with the rate: at the default rate a history of thousands of
 timestamps would be read and written per request. The client is
