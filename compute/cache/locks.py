@@ -27,7 +27,11 @@ one is a large part of what a small computation costs:
   knows the value is still missing;
 - the holder stores the value and releases the lock in one round trip
   (``Lease.release_with``), the store first: whenever the lock is free,
-  the value is already there, which is what keeps it to one computation.
+  the value is already there, which is what keeps it to one computation;
+- a request charged for computing (a client's compute rate and digit
+  budget, ``charges``) has the attempt that takes the lock make those
+  charges in the same round trip (one script), so it is charged only if it
+  computes, and a charge that does not fit gives the lock back at once.
 
 Both need the two keys on one server, in order: always true on a single
 Redis or a Sentinel master; on a cluster the lock's name carries the
