@@ -1,0 +1,65 @@
+"""bench/cold_floor.py: what the lean client counts as a cold request, without a server.
+
+A connection double answers as mathsite would (hits for the warm-up
+result, computed results for fresh n, an earlier run's result cached, a
+429 once the budget is spent); the live figures come from ``python -m
+bench.cold_floor --port P`` against ``make run`` (docs/design.md).
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from bench import cold_floor
+from bench.client import Reply
+
+
+class Answers:
+    """A keep-alive connection double: a reply per path, in mathsite's body format."""
+
+    def __init__(self, *, cached: set[str] = frozenset(), refuse_after: int | None = None) -> None:
+        self.cached = set(cached)
+        self.refuse_after = refuse_after
+        self.paths: list[str] = []
+        self.computed = 0
+
+    def get(self, path: str) -> Reply:
+        self.paths.append(path)
+        if path in ("/api/pi/1000/", "/api/fib/10/") or path in self.cached:
+            return Reply(200, {}, b'{"cached":true,"result":1,"n":1}', 0, 0.0001)
+        if self.refuse_after is not None and self.computed >= self.refuse_after:
+            return Reply(429, {}, b'{"detail":"budget spent"}', 0, 0.0001)
+        self.computed += 1
+        return Reply(200, {}, b'{"cached":false,"result":1,"n":1}', 0, 0.002)
+
+
+def test_cold_requests_are_fresh_computed_and_timed():
+    answers = Answers()
+    figures = cold_floor.measure_cold(0, "pi", 25, seed=7, connection=answers)
+    assert figures["requests"] == 25 and answers.computed == 25
+    assert figures["median_ms"] == pytest.approx(2.0)
+    assert figures["hit_ms"] == pytest.approx(0.1)
+    cold = [path for path in answers.paths if path != "/api/pi/1000/"]
+    assert len(set(cold)) == len(cold) == 25  # every n asked once
+    assert answers.paths[:23] == ["/api/pi/1000/"] * 23  # the front learns before the timing
+
+
+def test_fib_asks_distinct_n_near_the_limit_and_skips_an_earlier_runs_results():
+    seed = 3
+    first = cold_floor._candidates("fib", random.Random(seed))[:2]
+    answers = Answers(cached={f"/api/fib/{n}/" for n in first})
+    figures = cold_floor.measure_cold(0, "fib", 5, seed=seed, connection=answers)
+    assert figures["skipped_cached"] == 2 and answers.computed == 5
+    ns = [int(path.split("/")[3]) for path in answers.paths if path != "/api/fib/10/"]
+    assert all(cold_floor.FIB_FIRST <= n <= cold_floor.FIB_MAX_N for n in ns)
+
+
+def test_a_refusal_stops_the_run_and_names_the_budget():
+    with pytest.raises(cold_floor.NotCold, match="COMPUTE_DIGITS_PER_HOUR=none"):
+        cold_floor.measure_cold(0, "fib", 5, connection=Answers(refuse_after=2))
+
+
+def test_the_gmpy2_floor_is_a_positive_time():
+    assert 0 < cold_floor.gmpy2_floor(10_000, repeats=3) < 1_000
