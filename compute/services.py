@@ -370,27 +370,26 @@ def results_warm(
     return WarmOutcome(computed=len(rows), cached=len(queries) - len(rows))
 
 
-def result_delete(
-    *, query: ResultQuery, cache: ResultCache = result_cache, require_cache: bool = False
-) -> bool:
-    """Delete a result from every cache tier and the log; False if Redis could not be reached.
+def result_delete(*, query: ResultQuery, cache: ResultCache = result_cache) -> bool:
+    """Delete a result from every cache tier and the log; False, and nothing deleted, if
+    Redis could not be reached.
 
-    With ``require_cache`` nothing is deleted when Redis cannot be reached:
-    deleting only the row would leave a value that Redis serves again,
-    without a log row, once it returns. The cache entry is deleted before
-    the row and once more after it, so a request that refilled the cache
-    from the row in between cannot keep the value alive.
+    Every delete goes through here (the API's DELETE, the admin's delete
+    page and bulk action), so none can delete a row whose Redis entry
+    stays: deleting only the row would leave a value that Redis serves
+    again, without a log row, once it returns. The cache entry is deleted
+    before the row and once more after it, so a request that refilled the
+    cache from the row in between cannot keep the value alive. That second
+    eviction is best effort: should Redis fail between the two, the row
+    is gone all the same and True is returned (the first eviction did
+    reach Redis).
     """
-    rows = _log_rows(query)
-    if require_cache:
-        if not cache.delete(query):
-            return False
-        with _database():
-            rows.delete()
-        return cache.delete(query)
+    if not cache.delete(query):
+        return False
     with _database():
-        rows.delete()
-    return cache.delete(query)
+        _log_rows(query).delete()
+    cache.delete(query)
+    return True
 
 
 def query_for_row(row: ComputedResult) -> ResultQuery:
