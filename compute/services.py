@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, router, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -370,27 +370,30 @@ def results_warm(
     return WarmOutcome(computed=len(rows), cached=len(queries) - len(rows))
 
 
-def result_delete(
-    *, query: ResultQuery, cache: ResultCache = result_cache, require_cache: bool = False
-) -> bool:
-    """Delete a result from every cache tier and the log; False if Redis could not be reached.
+def result_delete(*, query: ResultQuery, cache: ResultCache = result_cache) -> bool:
+    """Delete a result from every cache tier and the log; False, and nothing deleted, if
+    Redis could not be reached.
 
-    With ``require_cache`` nothing is deleted when Redis cannot be reached:
-    deleting only the row would leave a value that Redis serves again,
-    without a log row, once it returns. The cache entry is deleted before
-    the row and once more after it, so a request that refilled the cache
-    from the row in between cannot keep the value alive.
+    Every delete goes through here (the API's DELETE, the admin's delete
+    page and bulk action), so none can delete a row whose Redis entry
+    stays: deleting only the row would leave a value that Redis serves
+    again, without a log row, once it returns. The cache entry is deleted
+    before the row and once more after it, so a request that refilled the
+    cache from the row in between cannot keep the value alive; inside a
+    transaction (the admin deletes in one) other requests see the row until
+    the commit, so it is evicted once more then. Those later evictions are
+    best effort: should Redis fail after the first, the row is gone all
+    the same and True is returned (the first eviction did reach Redis).
     """
-    rows = _log_rows(query)
-    if require_cache:
-        if not cache.delete(query):
-            return False
-        with _database():
-            rows.delete()
-        return cache.delete(query)
+    if not cache.delete(query):
+        return False
     with _database():
-        rows.delete()
-    return cache.delete(query)
+        _log_rows(query).delete()
+    cache.delete(query)
+    using = router.db_for_write(ComputedResult)
+    if transaction.get_connection(using).in_atomic_block:
+        transaction.on_commit(lambda: cache.delete(query), using=using, robust=True)
+    return True
 
 
 def query_for_row(row: ComputedResult) -> ResultQuery:
