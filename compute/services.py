@@ -40,6 +40,7 @@ from compute import metrics
 from compute.admission import Caller, ComputeGate, compute_gate
 from compute.admission.offload import compute_pool
 from compute.cache import MISSING, ResultCache, Tier, result_cache
+from compute.database import log_step
 from compute.domain import convergence, results
 from compute.domain import maths as algorithms
 from compute.domain.cost import estimated_digits, estimated_work
@@ -76,14 +77,21 @@ class LogUnavailable(Exception):
 
 
 @contextlib.contextmanager
-def _database() -> Iterator[None]:
-    """Translate a connection-level database failure (down, paused, locked) to LogUnavailable.
+def log_access(*, sending: int = 0) -> Iterator[None]:
+    """Run the block (one step on the result log) within the database's bounds, and
+    translate a connection-level failure (down, paused, locked, every slot taken) to
+    LogUnavailable.
 
-    Programming errors (a bad query, a broken constraint) still raise as
-    they are: they are bugs, not outages.
+    Every read and write of the log passes here, so every one is bounded
+    (``compute.database.log_step``: at most ``DATABASE_CONCURRENCY`` threads
+    per process wait on the database, each at most
+    ``DATABASE_QUERY_DEADLINE`` on PostgreSQL). Programming errors (a bad
+    query, a broken constraint) still raise as they are: they are bugs,
+    not outages. ``sending`` (bytes the step writes) lengthens the deadline.
     """
     try:
-        yield
+        with log_step(sending=sending):
+            yield
     except (OperationalError, InterfaceError) as exc:
         raise LogUnavailable(exc) from exc
 
@@ -170,7 +178,7 @@ def _log_rows(query: ResultQuery) -> QuerySet[ComputedResult]:
 
 
 def _log_lookup(query: ResultQuery) -> str | None:
-    with _database():
+    with log_access():
         return ComputedResult.objects.value_of(**identity(query))
 
 
@@ -181,7 +189,7 @@ def _log_lookup_many(queries: list[ResultQuery]) -> dict[ResultQuery, str]:
         rest = tuple((name, value) for name, value in identity(query).items() if name != "n")
         groups.setdefault(rest, {})[query.n] = query
     found: dict[ResultQuery, str] = {}
-    with _database():
+    with log_access():
         for rest, by_n in groups.items():
             rows = ComputedResult.objects.filter(**dict(rest), n__in=list(by_n)).values_list(
                 "n", "value"
@@ -240,7 +248,7 @@ def result_record(*, query: ResultQuery, text: str, compute_ms: float) -> None:
 
     Raise LogUnavailable if the database cannot be reached (or stays locked).
     """
-    with _database():
+    with log_access():
         ComputedResult.objects.bulk_create(
             [_log_row(query, text, compute_ms)], ignore_conflicts=True
         )
@@ -364,7 +372,7 @@ def results_warm(
             rows.append(_log_row(query, text, compute_ms))
         fills.append((query, Payload.from_text(query, text)))
     if rows:
-        with _database():
+        with log_access(sending=sum(len(row.value) for row in rows)):
             ComputedResult.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
     cache.set_many(fills)
     return WarmOutcome(computed=len(rows), cached=len(queries) - len(rows))
@@ -387,7 +395,7 @@ def result_delete(*, query: ResultQuery, cache: ResultCache = result_cache) -> b
     """
     if not cache.delete(query):
         return False
-    with _database():
+    with log_access():
         _log_rows(query).delete()
     cache.delete(query)
     using = router.db_for_write(ComputedResult)

@@ -212,6 +212,32 @@ else:
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3)
     )
 
+# Bounds on every wait for the result log (compute.database): at most this many
+# threads per process wait on the database at once, another waits this long for
+# one of them, then the request gets a 503, so hits always find a free thread;
+# and on PostgreSQL a step that gets no answer within the deadline (a paused or
+# partitioned server, which TCP does not notice) has its connection broken.
+DATABASE_CONCURRENCY = env.int("DATABASE_CONCURRENCY", default=2)
+DATABASE_QUEUE_WAIT = env.float("DATABASE_QUEUE_WAIT", default=0.25)
+_deadline = env.str("DATABASE_QUERY_DEADLINE", default="2").strip()
+if _deadline.lower() in ("none", "off"):
+    DATABASE_QUERY_DEADLINE: float | None = None
+else:
+    try:
+        DATABASE_QUERY_DEADLINE = float(_deadline)
+    except ValueError:
+        DATABASE_QUERY_DEADLINE = 0.0  # refused just below, with the variable's name
+    if not DATABASE_QUERY_DEADLINE > 0:
+        raise ImproperlyConfigured(
+            f"DATABASE_QUERY_DEADLINE={_deadline!r}: set it to a number of seconds > 0 "
+            "(e.g. 2), or to 'none' to let a query wait on PostgreSQL for ever."
+        )
+if DATABASE_CONCURRENCY < 1 or DATABASE_QUEUE_WAIT < 0:
+    raise ImproperlyConfigured(
+        f"DATABASE_CONCURRENCY={DATABASE_CONCURRENCY!r}, "
+        f"DATABASE_QUEUE_WAIT={DATABASE_QUEUE_WAIT!r}: set them to at least 1 and 0."
+    )
+
 # --- Cache (Redis through django-redis) -----------------------------------------
 # https://github.com/jazzband/django-redis#configure-as-cache-backend
 
