@@ -58,7 +58,7 @@ def live(postgres, store, tmp_path_factory):
         },
     )
     migrate = [PYTHON, str(BASE_DIR / "manage.py"), "migrate", "--noinput", "-v", "0"]
-    subprocess.run(migrate, env=server.environment(), cwd=BASE_DIR, check=True, timeout=120)  # noqa: S603
+    subprocess.run(migrate, env=server.environment(), cwd=BASE_DIR, check=True, timeout=120)
     server.start()
     try:
         yield server

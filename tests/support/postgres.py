@@ -98,7 +98,7 @@ class PostgresServer:
         extra: dict[str, Any] = {}
         if self.user is not None:
             extra = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
-        done = subprocess.run(  # noqa: S603 - our arguments, the binaries of postgres_bin()
+        done = subprocess.run(
             [str(self.bin / args[0]), *args[1:]],
             cwd=self.folder,
             capture_output=True,
