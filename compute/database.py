@@ -11,9 +11,10 @@ the reply to a query for ever. Two bounds, both applied by ``log_step``
 
 - **A cap on waiters.** At most ``DATABASE_CONCURRENCY`` (2) threads of a
   process are inside a step at once; another waits at most
-  ``DATABASE_QUEUE_WAIT`` (0.25 s) for one to finish, then gets
-  ``DatabaseBusy`` (the request a 503). However stuck the database, the
-  other threads stay free for hits.
+  ``DATABASE_QUEUE_WAIT`` (0.25 s) for one to finish, and not at all once
+  those inside have been there that long, then gets ``DatabaseBusy`` (the
+  request a 503). However stuck the database, the other threads stay free
+  for hits.
 - **A deadline per step (PostgreSQL).** A step that has not finished after
   ``DATABASE_QUERY_DEADLINE`` (2 s) has its connection's socket shut down
   by the process's watchdog thread; the blocked read returns at once,
@@ -66,6 +67,10 @@ class DeadlineExceeded(OperationalError):
 class DatabaseSlots:
     """At most ``concurrency()`` threads inside a step; the others wait ``wait()`` at most.
 
+    A newcomer waits only while the database is answering: if even the
+    latest step to get in has been inside for ``wait()`` already, the
+    holders are stuck (a paused or unreachable server), and waiting behind
+    them would only take a thread from the hits, so it is refused at once.
     Re-entrant per thread (a step inside a step takes no second slot), and
     read at use, so a settings change applies to the next step.
     """
@@ -81,6 +86,7 @@ class DatabaseSlots:
         self.wait = wait
         self.clock = clock
         self.inside = 0
+        self._entered: dict[int, float] = {}  # holder thread -> when it got in
         self._changed = threading.Condition()
         self._depth = threading.local()
 
@@ -100,20 +106,24 @@ class DatabaseSlots:
 
     def _acquire(self) -> None:
         with self._changed:
-            deadline = self.clock() + self.wait()
+            wait = self.wait()
+            deadline = self.clock() + wait
             while self.inside >= self.concurrency():
-                left = deadline - self.clock()
-                if left <= 0:
+                now = self.clock()
+                stuck = max(self._entered.values(), default=now) + wait <= now
+                if stuck or now >= deadline:
                     raise DatabaseBusy(
                         f"{self.inside} requests of this process already wait on the database "
                         "(DATABASE_CONCURRENCY)"
                     )
-                self._changed.wait(left)
+                self._changed.wait(deadline - now)
             self.inside += 1
+            self._entered[threading.get_ident()] = self.clock()
 
     def _release(self) -> None:
         with self._changed:
             self.inside -= 1
+            self._entered.pop(threading.get_ident(), None)
             self._changed.notify()
 
 

@@ -132,3 +132,28 @@ def test_a_large_write_is_allowed_more_time(settings):
     settings.DATABASE_QUERY_DEADLINE = 0.5
     with log_step(sending=30_000_000), connection.cursor() as cursor:
         cursor.execute("SELECT pg_sleep(1)")
+
+
+def test_behind_steps_stuck_for_the_queue_wait_a_newcomer_is_refused_at_once():
+    """A paused database: waiting behind its waiters would only take a thread from hits."""
+    now = [100.0]
+    slots = DatabaseSlots(concurrency=lambda: 1, wait=lambda: 0.5, clock=lambda: now[0])
+    inside, leave = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with slots.hold():
+            inside.set()
+            leave.wait(5)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert inside.wait(5)
+        now[0] += 0.5  # the holder has been inside for the whole queue wait
+        started = time.monotonic()
+        with pytest.raises(DatabaseBusy), slots.hold():
+            pass
+        assert time.monotonic() - started < 0.1  # refused without waiting
+    finally:
+        leave.set()
+        thread.join(5)

@@ -65,6 +65,7 @@ DOCUMENTED_BOUND = QUEUE_WAIT + QUERY_DEADLINE + CONNECT_TIMEOUT
 SLACK = 1.5  # a computation of these sizes, and a 2-core machine shared with other runs
 HIT_WORST = 1.0  # seconds; at most one DATABASE_QUEUE_WAIT behind waiting threads, plus noise
 RECOVER_WITHIN = 5.0  # seconds after the database is back
+AFTER_REFUSAL = 0.05  # seconds a client waits after a 503 before its next request
 
 
 @dataclass
@@ -125,7 +126,12 @@ class Stream:
                 with self._lock:
                     n = next(self._fresh)
                 kind = "fib" if n % 2 else "pi"
-            self.samples.append(self._ask(role, client, kind, n))
+            sample = self._ask(role, client, kind, n)
+            self.samples.append(sample)
+            if sample.status != 200:
+                # Real clients honour Retry-After; these are impatient, but do
+                # not spin on 503s that take a millisecond (the machine is shared).
+                self._done.wait(AFTER_REFUSAL)
 
     def _ask(self, role: str, client: str, kind: str, n: int) -> Sample:
         reply = http_get(
