@@ -8,7 +8,8 @@ database fails:
 - **stopped**: ``pg_ctl stop -m fast`` for 5 s, then started again;
 - **paused**: SIGSTOP of the postmaster and every backend for 5 s, then
   SIGCONT. The kernel still acknowledges every packet, so only the
-  client's deadline notices (``DATABASE_QUERY_DEADLINE``);
+  client's deadline notices (``DATABASE_QUERY_DEADLINE``): requests stuck
+  on the server get their 503 during the pause, not after it;
 - **restarted**: ``pg_ctl restart -m fast``.
 
 Then (SPEC "Operations", database down; ``load.check``): every reply is a
@@ -90,3 +91,12 @@ def test_database_outage_under_load(fault, live, postgres, store, request, tmp_p
         request=request,
         folder=tmp_path,
     )
+    if fault == "paused":
+        # The deadline, not the resume, ended the waits of the requests the
+        # server had stopped answering: their 503s came during the pause.
+        cut = [
+            s
+            for s in outage.samples
+            if s.status == 503 and s.latency >= QUERY_DEADLINE and s.ended < outage.back_at
+        ]
+        assert cut, "no wait on the paused server was cut by DATABASE_QUERY_DEADLINE"
