@@ -112,9 +112,10 @@ class DatabaseSlots:
                 now = self.clock()
                 stuck = max(self._entered.values(), default=now) + wait <= now
                 if stuck or now >= deadline:
+                    # "timed out": the class of failure /readyz reports.
                     raise DatabaseBusy(
-                        f"{self.inside} requests of this process already wait on the database "
-                        "(DATABASE_CONCURRENCY)"
+                        f"timed out waiting for the database: {self.inside} requests of this "
+                        "process already wait on it (DATABASE_CONCURRENCY)"
                     )
                 self._changed.wait(deadline - now)
             self.inside += 1
@@ -248,7 +249,8 @@ def log_step(*, sending: int = 0, using: str = DEFAULT_DB_ALIAS) -> Iterator[Non
         except OperationalError as exc:
             if watchdog.disarm(step):  # the watchdog's doing: say what happened
                 raise DeadlineExceeded(
-                    f"no answer from the database within {seconds:g} s (DATABASE_QUERY_DEADLINE)"
+                    f"timed out: no answer from the database within {seconds:g} s "
+                    "(DATABASE_QUERY_DEADLINE)"
                 ) from exc
             raise
         finally:

@@ -4,7 +4,8 @@
 several client threads (each a client of its own, ``X-Forwarded-For``):
 some ask for warmed results (hits), some for results never asked before
 (cold fib and pi: misses, which read the log, compute and write their
-row). ``BEFORE`` seconds in it runs ``fault`` (which returns once the
+row). A probe thread asks ``/readyz`` every ``PROBE_EVERY`` seconds, as a load
+balancer does. ``BEFORE`` seconds in it runs ``fault`` (which returns once the
 database is back), then streams ``AFTER`` seconds more. ``check`` then
 asserts what SPEC "Operations" asks of a database outage and records the
 figures (printed in the run's summary, and written as JSON with every
@@ -35,6 +36,7 @@ WARM = range(60)  # fib(n) cached before the stream
 # More miss clients than the 2 workers' 8 blocking threads: without the cap on
 # waiters (DATABASE_CONCURRENCY) a stuck database would hold every thread.
 HIT_CLIENTS, MISS_CLIENTS = 3, 10
+PROBE_EVERY = 0.5  # seconds between two readiness probes (/readyz) of the probe thread
 BEFORE, AFTER = 2.0, 8.0  # seconds of load before the fault, and after the database is back
 SLACK = 1.5  # a computation of these sizes, and a 2-core machine shared with other runs
 HIT_WORST = 1.0  # seconds; at most one DATABASE_QUEUE_WAIT behind waiting threads, plus noise
@@ -47,7 +49,7 @@ UNAVAILABLE = "5: The result log (database) is unavailable"  # a 503's retry_aft
 class Sample:
     """One request of the stream and its answer."""
 
-    role: str  # "hit" or "miss"
+    role: str  # "hit", "miss" or "probe" (/readyz)
     client: str
     kind: str
     n: int
@@ -74,13 +76,17 @@ class Stream:
         self._fresh = itertools.count(first_n)
         self._lock = threading.Lock()
         self._done = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._run, args=("hit", f"198.51.{network}.{10 + i}"))
-            for i in range(HIT_CLIENTS)
-        ] + [
-            threading.Thread(target=self._run, args=("miss", f"198.51.{network}.{20 + i}"))
-            for i in range(MISS_CLIENTS)
-        ]
+        self._threads = (
+            [
+                threading.Thread(target=self._run, args=("hit", f"198.51.{network}.{10 + i}"))
+                for i in range(HIT_CLIENTS)
+            ]
+            + [
+                threading.Thread(target=self._run, args=("miss", f"198.51.{network}.{20 + i}"))
+                for i in range(MISS_CLIENTS)
+            ]
+            + [threading.Thread(target=self._run, args=("probe", "127.0.0.1"))]
+        )
 
     def start(self) -> Stream:
         for thread in self._threads:
@@ -95,6 +101,10 @@ class Stream:
 
     def _run(self, role: str, client: str) -> None:
         while not self._done.is_set():
+            if role == "probe":
+                self.samples.append(self._ask(role, client, "readyz", 0))
+                self._done.wait(PROBE_EVERY)
+                continue
             if role == "hit":
                 kind, n = "fib", random.choice(WARM)
             else:
@@ -109,9 +119,8 @@ class Stream:
                 self._done.wait(AFTER_REFUSAL)
 
     def _ask(self, role: str, client: str, kind: str, n: int) -> Sample:
-        reply = http_get(
-            self.live.port, f"/api/{kind}/{n}/", headers={"X-Forwarded-For": client}, timeout=20
-        )
+        path = "/readyz" if role == "probe" else f"/api/{kind}/{n}/"
+        reply = http_get(self.live.port, path, headers={"X-Forwarded-For": client}, timeout=20)
         sample = Sample(
             role, client, kind, n, reply.status, reply.started, reply.started + reply.elapsed
         )
@@ -122,7 +131,9 @@ class Stream:
         except ValueError:
             sample.code = "not json"
             return sample
-        if reply.status == 200:
+        if role == "probe":
+            sample.code = str(data.get("status", ""))  # ok, degraded or unavailable
+        elif reply.status == 200:
             sample.cached = data["cached"]
             if kind == "fib":
                 sample.correct = data["result"] == fib_reference(n)
@@ -192,9 +203,10 @@ def check(
     samples, back_at = outage.samples, outage.back_at
     hits = [s for s in samples if s.role == "hit"]
     misses = [s for s in samples if s.role == "miss"]
+    probes = [s for s in samples if s.role == "probe"]
     during = [s for s in hits if outage.fault_at <= s.started <= back_at]
     ok = [s for s in samples if s.status == 200]
-    unavailable = [s for s in samples if s.status == 503]
+    unavailable = [s for s in samples if s.status == 503 and s.role != "probe"]
     other = [s for s in samples if s.status not in (200, 503)]
     after = [s for s in misses if s.status == 200 and s.started >= back_at]
     last_failure = max((s.ended for s in misses if s.status != 200), default=back_at)
@@ -211,6 +223,8 @@ def check(
         "hit_p99_s": round(percentile([s.latency for s in hits], 0.99), 3),
         "miss_worst_s": round(max(s.latency for s in misses), 3),
         "worst_503_s": round(max((s.latency for s in unavailable), default=0.0), 3),
+        "probes_unready": sum(s.status == 503 for s in probes),
+        "probe_worst_s": round(max((s.latency for s in probes), default=0.0), 3),
         "outage_s": round(back_at - outage.fault_at, 3),
         "recovered_after_s": round(recovered, 3),
     }
@@ -235,6 +249,11 @@ def check(
     assert figures["miss_worst_s"] < bound + SLACK, figures
     if felt:
         assert unavailable, "the outage was not felt: no 503"
+    # Readiness probes say so, within the same bound (none left hanging on the database).
+    assert probes and all(s.status == (200 if s.code == "ok" else 503) for s in probes)
+    assert figures["probe_worst_s"] < bound + SLACK, figures
+    if felt:
+        assert figures["probes_unready"], "no probe said the database was unavailable"
     # Recovery by itself: misses answer again, and keep answering.
     assert recovered < RECOVER_WITHIN, figures
     settled = back_at + recovered
@@ -247,8 +266,8 @@ def check(
         if store.exists(key):
             assert (sample.kind, sample.n) in rows, f"{key} cached without its log row"
     # Nothing charged for a 503: each client spent what its computed results cost.
-    for address in {s.client for s in samples}:
-        computed = [s for s in samples if s.client == address and s.status == 200 and not s.cached]
+    for address in {s.client for s in hits + misses}:
+        computed = [s for s in misses if s.client == address and s.status == 200 and not s.cached]
         expected = sum(estimated_digits(ResultQuery(s.kind, s.n)) for s in computed)
         assert budget_spent(store, live, address) == expected, address
     return figures
