@@ -77,7 +77,14 @@ class PostgresServer:
         self.port = port or free_port()
         self.user: pwd.struct_passwd | None = None
         if os.geteuid() == 0:
-            self.user = pwd.getpwnam(os.environ.get("PG_TEST_USER", "postgres"))
+            name = os.environ.get("PG_TEST_USER", "postgres")
+            try:
+                self.user = pwd.getpwnam(name)
+            except KeyError:
+                raise RuntimeError(
+                    f"PostgreSQL refuses to run as root and there is no user {name!r} to run "
+                    "it as: create one (useradd) or name another in PG_TEST_USER"
+                ) from None
             folder = Path(tempfile.mkdtemp(prefix="mathsite-outage-pg-"))
             os.chown(folder, self.user.pw_uid, self.user.pw_gid)
             self._remove = folder
