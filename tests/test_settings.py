@@ -136,6 +136,9 @@ def test_bad_values_are_refused_with_what_to_set(tmp_path):
         ("GIL_SWITCH_INTERVAL", "0", "GIL_SWITCH_INTERVAL='0': set it to seconds in (0, 1]"),
         ("GIL_SWITCH_INTERVAL", "fast", "GIL_SWITCH_INTERVAL='fast': set it to seconds in"),
         ("GIL_SWITCH_INTERVAL", "nan", "GIL_SWITCH_INTERVAL='nan': set it to seconds in"),
+        ("DATABASE_QUERY_DEADLINE", "0", "DATABASE_QUERY_DEADLINE='0': set it to a number of"),
+        ("DATABASE_QUERY_DEADLINE", "soon", "or to 'none' to let a query wait on PostgreSQL"),
+        ("DATABASE_CONCURRENCY", "0", "DATABASE_CONCURRENCY=0, DATABASE_QUEUE_WAIT=0.25: set"),
     ]:
         result = run_django(tmp_path, {**PRODUCTION, name: value}, "-c", SETUP)
         assert result.returncode != 0, name
@@ -146,6 +149,14 @@ def test_cache_ttl_is_a_positive_number_of_seconds_or_none(tmp_path):
     code = SETUP + "from django.conf import settings; print(repr(settings.CACHE_TTL))"
     for value, expected in [("", "None"), ("none", "None"), (" None ", "None"), ("86400", "86400")]:
         result = run_django(tmp_path, {**PRODUCTION, "CACHE_TTL": value}, "-c", code)
+        assert result.returncode == 0, result.stderr[-500:]
+        assert result.stdout.strip() == expected, value
+
+
+def test_database_query_deadline_is_seconds_or_none(tmp_path):
+    code = SETUP + "from django.conf import settings; print(settings.DATABASE_QUERY_DEADLINE)"
+    for value, expected in [("none", "None"), ("0.5", "0.5"), ("3", "3.0")]:
+        result = run_django(tmp_path, {**PRODUCTION, "DATABASE_QUERY_DEADLINE": value}, "-c", code)
         assert result.returncode == 0, result.stderr[-500:]
         assert result.stdout.strip() == expected, value
 
