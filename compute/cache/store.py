@@ -253,19 +253,26 @@ class ResultCache:
         found = self.find(query)
         return MISSING if found is MISSING else found[0]
 
-    def still_holds(self, query: ResultQuery, payload: Payload) -> bool:
-        """Count a hit and return True if this process's tier may serve ``payload`` for ``query``.
+    @property
+    def instance(self) -> ResultCache:
+        """Return this cache (what ``result_cache.instance`` gives: the object behind it)."""
+        return self
 
-        True only when ``find`` would return this very payload from the
-        in-process tier (``Tier.LOCAL``) without asking Redis (no sync due,
-        the tier in step, the entry unchanged); else False, nothing counted,
-        and the caller looks up as usual. For answers built from a payload
-        and kept (``compute.http.kept``): they stay right exactly as long as
-        this, and are answers of the local tier.
+    def still_holds(self, key: str, payload: Payload) -> bool:
+        """Count a hit and return True if this process's tier may serve ``payload`` for ``key``.
+
+        ``key`` is the query's ``cache_key``. True only when ``find`` would
+        return this very payload from the in-process tier (``Tier.LOCAL``)
+        without asking Redis (no sync due, the tier in step, the entry
+        unchanged); else False, nothing counted, and the caller looks up as
+        usual. For answers built from a payload and kept
+        (``compute.http.kept``): they stay right exactly as long as this,
+        and are answers of the local tier.
         """
-        if self.evictions.check() != "fresh" or not self.evictions.trusted:
+        evictions = self.evictions
+        if evictions.check() != "fresh" or not evictions.trusted:
             return False
-        if not self.local.holds(query.cache_key, payload) or not self.evictions.trusted:
+        if not self.local.holds(key, payload) or not evictions.trusted:
             return False
         self.tally.add("hits")
         return True

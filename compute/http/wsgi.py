@@ -146,7 +146,7 @@ class ResultFront:
         if (
             found is not None
             and self.site.get(secure, 200) is found.extra
-            and self.cache.still_holds(found.query, found.payload)
+            and found.still_sendable()
         ):
             return found
         return None
@@ -221,7 +221,7 @@ class ResultFront:
                 accept_encoding=accept_encoding,
                 memo=self.memo,
             )
-        kept_answer = kept.Kept.of(route, query, outcome.payload, reply, extra)
+        kept_answer = kept.Kept.of(route, query, outcome.payload, reply, extra, self.cache)
         self.memo.put(key, generation, kept_answer, nbytes=kept_answer.nbytes)
 
     def resolve(self, environ: dict) -> tuple[Route, ResultQuery] | None:

@@ -107,21 +107,22 @@ def test_still_holds_is_true_exactly_while_get_would_serve_that_payload_from_the
     payload = cache.get(query)
     assert payload is not MISSING
     hits = cache.tally._counts["hits"]
-    assert cache.still_holds(query, payload) is True
+    assert cache.still_holds(query.cache_key, payload) is True
     assert cache.tally._counts["hits"] == hits + 1  # counted as the lookup would
-    assert cache.still_holds(query, Payload.from_text(query, "233")) is False  # another object
+    another = Payload.from_text(query, "233")
+    assert cache.still_holds(query.cache_key, another) is False  # another object
 
     other = ResultCache()  # another worker of this host evicts it
     other.delete(query)
-    assert cache.still_holds(query, payload) is False
+    assert cache.still_holds(query.cache_key, payload) is False
     assert cache.tally._counts["hits"] == hits + 1  # nothing counted
 
     cache.set(query, Payload.from_text(query, "233"))
     again = cache.get(query)
-    assert cache.still_holds(query, again) is True
+    assert cache.still_holds(query.cache_key, again) is True
     sync_due = cache.evictions.clock() + cache.evictions.sync_seconds() + 1
     cache.evictions.clock = lambda: sync_due  # the periodic sync is due: ask Redis first
-    assert cache.still_holds(query, again) is False
+    assert cache.still_holds(query.cache_key, again) is False
 
 
 # --- an eviction that arrives while a read of the same key is in flight ----------------
