@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run manage test test-topologies test-e2e lint install install-dev install-e2e clean
+.PHONY: run manage test test-topologies test-outages test-e2e lint install install-dev install-e2e clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,15 @@ test: install-dev
 # minutes); not part of `make test`. See docs/deploy.md.
 test-topologies: install-dev
 	env -u REDIS_URL -u REDIS_CLUSTER_NODES -u REDIS_SENTINELS -u DATABASE_URL $(BIN)/python -m pytest tests/topologies
+
+# The database stopped, paused (SIGSTOP) and restarted under load: a PostgreSQL
+# the tests make and start themselves (initdb, pg_ctl: the PostgreSQL server
+# binaries, on PATH or in PG_BIN; Debian: apt-get install -y postgresql), never
+# the machine's own. A minute or two; not part of `make test`. See docs/operations.md.
+test-outages: install-dev
+	@PATH="$(if $(PG_BIN),$(PG_BIN):)$$PATH:$$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"; \
+	command -v initdb >/dev/null && command -v pg_ctl >/dev/null || { echo "make test-outages: no PostgreSQL server binaries (initdb, pg_ctl). Install them (apt-get install -y postgresql) or set PG_BIN=/path/to/bin" >&2; exit 1; }
+	env -u REDIS_URL -u REDIS_CLUSTER_NODES -u REDIS_SENTINELS -u DATABASE_URL $(BIN)/python -m pytest tests/outages
 
 # The front page, the admin and a page on another origin in a real headless Chromium
 # (Debian's chromium + chromium-driver);

@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from . import rss
+from . import ceiling, rss
 
 HIT_RATIO_TARGET = 1.5
 HIT_P99_MS = 10.0
@@ -431,6 +431,8 @@ def render_markdown(results: dict[str, Any]) -> str:
     attack = results.get("attack")
     if attack:
         out += _attack_markdown(attack)
+    if results.get("ceiling"):
+        out += ceiling.markdown(results["ceiling"])
     stage_load = results.get("stages")
     if stage_load:
         out += [
@@ -804,6 +806,8 @@ def render_plots(results: dict[str, Any], folder: Path) -> list[Path]:
         rss_path = rss.plot(results["rss"], folder, plt)
         if rss_path is not None:
             written.append(rss_path)
+    if results.get("ceiling"):
+        written.append(ceiling.plot(results["ceiling"], folder, plt))
     return written
 
 

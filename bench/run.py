@@ -61,7 +61,19 @@ from typing import Any
 from launcher.serve import LOCAL_DEFAULTS
 from mathsite import paths
 
-from . import attack, fib_mod, load, machine, million, profile, report, rss, serving, stages
+from . import (
+    attack,
+    ceiling,
+    fib_mod,
+    load,
+    machine,
+    million,
+    profile,
+    report,
+    rss,
+    serving,
+    stages,
+)
 from .servers import BASE_DIR, Granian, Gunicorn, RedisServer
 
 RESULTS_DIR = BASE_DIR / "bench" / "results"
@@ -72,10 +84,10 @@ _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONHASHSEED")
 # Every stage, in the order a run takes them; ``--only`` picks some.
 STAGES = (
     "inprocess", "hits", "wsgi_cost", "profile", "cold", "big_hit", "fib_mod", "burst", "serving",
-    "rss", "million", "attack",
+    "rss", "million", "attack", "ceiling",
 )  # fmt: skip
 # The stages that share the three gunicorns started at the beginning of a run.
-SHARED_SERVER_STAGES = set(STAGES) - {"serving", "rss", "million", "attack"}
+SHARED_SERVER_STAGES = set(STAGES) - {"serving", "rss", "million", "attack", "ceiling"}
 # The Redis database index of the million stage (the others use 1-3).
 MILLION_REDIS_DB = 5
 # The attack stage's own database index on the run's Redis.
@@ -286,6 +298,15 @@ def benchmark(
                     )  # fmt: skip
 
                 run_stage(results, "attack", attack_stage, log)
+            if "ceiling" in selected:
+
+                def ceiling_stage() -> dict[str, Any]:
+                    return ceiling.stage_ceiling(
+                        config, env=env, floor_env=base_env(), folder=folder / "ceiling",
+                        cpus=all_cpus, log=log,
+                    )  # fmt: skip
+
+                run_stage(results, "ceiling", ceiling_stage, log)
     finally:
         if keep:
             log(f"bench: kept {folder}")

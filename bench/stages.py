@@ -97,6 +97,11 @@ class Config:
     attack_baseline_seconds: float = 3.0
     attack_budget: int | None = None  # None: mathsite's default COMPUTE_DIGITS_PER_HOUR
     attack_retries: int = 400  # an n refused for the client's concurrent share is asked again
+    # The ceiling stage (bench.ceiling, issue 21): layouts of granian, cold floors.
+    ceiling_rounds: int = 3
+    ceiling_seconds: float = 6.0
+    ceiling_cold_pi: int = 200
+    ceiling_cold_fib: int = 15  # about 3.1 million digits of the default hourly budget
     load_tool: str = "auto"  # "wrk", "python", or "auto" (wrk when installed)
     smoke: bool = False
 
@@ -138,6 +143,10 @@ class Config:
             attack_requests=40,
             attack_baseline_seconds=1.0,
             attack_budget=2_000_000,  # about 9 results near 10**6: the budget is still met
+            ceiling_rounds=1,
+            ceiling_seconds=1.0,
+            ceiling_cold_pi=20,
+            ceiling_cold_fib=2,
             smoke=True,
         )
 

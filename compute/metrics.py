@@ -272,9 +272,13 @@ class FrontTally:
 
     def add(self, route: str, method: str, status: int, seconds: float, kind: str | None) -> None:
         """Count one request (``kind``: the result kind it found in the cache, or None)."""
+        method = method if method in _METHODS else "other"
+        self.add_entry((route, method, str(status), kind), seconds)
+
+    def add_entry(self, key: tuple[str, str, str, str | None], seconds: float) -> None:
+        """Count one request under its entry ``key`` (route, method, status, kind), as ``add``."""
         if self._flusher is None:
             self._start()
-        key = (route, method if method in _METHODS else "other", str(status), kind)
         bucket = bisect_left(self._bounds, seconds)
         with self._lock:
             entry = self._entries.get(key)
@@ -327,6 +331,11 @@ atexit.register(front_tally.flush)
 def front_request(route: str, method: str, status: int, seconds: float, kind: str | None) -> None:
     """Count a request the WSGI front answered (a hit of ``kind``, or a 304 with kind None)."""
     front_tally.add(route, method, status, seconds, kind)
+
+
+def front_kept(key: tuple[str, str, str, str | None], seconds: float) -> None:
+    """Count a kept answer the WSGI front sent again (``Kept.tally_key``: its tally entry)."""
+    front_tally.add_entry(key, seconds)
 
 
 # --- exposition ---------------------------------------------------------------------

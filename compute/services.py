@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, router, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -42,6 +42,7 @@ from compute.admission.gate import Charges
 from compute.admission.offload import compute_pool
 from compute.cache import MISSING, ResultCache, Tier, result_cache
 from compute.cache.budget import Charge
+from compute.database import log_step
 from compute.domain import convergence, results
 from compute.domain import maths as algorithms
 from compute.domain.cost import estimated_digits, estimated_work
@@ -78,14 +79,21 @@ class LogUnavailable(Exception):
 
 
 @contextlib.contextmanager
-def _database() -> Iterator[None]:
-    """Translate a connection-level database failure (down, paused, locked) to LogUnavailable.
+def log_access(*, sending: int = 0) -> Iterator[None]:
+    """Run the block (one step on the result log) within the database's bounds, and
+    translate a connection-level failure (down, paused, locked, every slot taken) to
+    LogUnavailable.
 
-    Programming errors (a bad query, a broken constraint) still raise as
-    they are: they are bugs, not outages.
+    Every read and write of the log passes here, so every one is bounded
+    (``compute.database.log_step``: at most ``DATABASE_CONCURRENCY`` threads
+    per process wait on the database, each at most
+    ``DATABASE_QUERY_DEADLINE`` on PostgreSQL). Programming errors (a bad
+    query, a broken constraint) still raise as they are: they are bugs,
+    not outages. ``sending`` (bytes the step writes) lengthens the deadline.
     """
     try:
-        yield
+        with log_step(sending=sending):
+            yield
     except (OperationalError, InterfaceError) as exc:
         raise LogUnavailable(exc) from exc
 
@@ -172,7 +180,7 @@ def _log_rows(query: ResultQuery) -> QuerySet[ComputedResult]:
 
 
 def _log_lookup(query: ResultQuery) -> str | None:
-    with _database():
+    with log_access():
         return ComputedResult.objects.value_of(**identity(query))
 
 
@@ -183,7 +191,7 @@ def _log_lookup_many(queries: list[ResultQuery]) -> dict[ResultQuery, str]:
         rest = tuple((name, value) for name, value in identity(query).items() if name != "n")
         groups.setdefault(rest, {})[query.n] = query
     found: dict[ResultQuery, str] = {}
-    with _database():
+    with log_access():
         for rest, by_n in groups.items():
             rows = ComputedResult.objects.filter(**dict(rest), n__in=list(by_n)).values_list(
                 "n", "value"
@@ -246,7 +254,7 @@ def result_record(*, query: ResultQuery, text: str, compute_ms: float) -> None:
 
     Raise LogUnavailable if the database cannot be reached (or stays locked).
     """
-    with _database():
+    with log_access():
         ComputedResult.objects.insert_new(_log_row(query, text, compute_ms))
 
 
@@ -379,33 +387,36 @@ def results_warm(
             rows.append(_log_row(query, text, compute_ms))
         fills.append((query, Payload.from_text(query, text)))
     if rows:
-        with _database():
+        with log_access(sending=sum(len(row.value) for row in rows)):
             ComputedResult.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
     cache.set_many(fills)
     return WarmOutcome(computed=len(rows), cached=len(queries) - len(rows))
 
 
-def result_delete(
-    *, query: ResultQuery, cache: ResultCache = result_cache, require_cache: bool = False
-) -> bool:
-    """Delete a result from every cache tier and the log; False if Redis could not be reached.
+def result_delete(*, query: ResultQuery, cache: ResultCache = result_cache) -> bool:
+    """Delete a result from every cache tier and the log; False, and nothing deleted, if
+    Redis could not be reached.
 
-    With ``require_cache`` nothing is deleted when Redis cannot be reached:
-    deleting only the row would leave a value that Redis serves again,
-    without a log row, once it returns. The cache entry is deleted before
-    the row and once more after it, so a request that refilled the cache
-    from the row in between cannot keep the value alive.
+    Every delete goes through here (the API's DELETE, the admin's delete
+    page and bulk action), so none can delete a row whose Redis entry
+    stays: deleting only the row would leave a value that Redis serves
+    again, without a log row, once it returns. The cache entry is deleted
+    before the row and once more after it, so a request that refilled the
+    cache from the row in between cannot keep the value alive; inside a
+    transaction (the admin deletes in one) other requests see the row until
+    the commit, so it is evicted once more then. Those later evictions are
+    best effort: should Redis fail after the first, the row is gone all
+    the same and True is returned (the first eviction did reach Redis).
     """
-    rows = _log_rows(query)
-    if require_cache:
-        if not cache.delete(query):
-            return False
-        with _database():
-            rows.delete()
-        return cache.delete(query)
-    with _database():
-        rows.delete()
-    return cache.delete(query)
+    if not cache.delete(query):
+        return False
+    with log_access():
+        _log_rows(query).delete()
+    cache.delete(query)
+    using = router.db_for_write(ComputedResult)
+    if transaction.get_connection(using).in_atomic_block:
+        transaction.on_commit(lambda: cache.delete(query), using=using, robust=True)
+    return True
 
 
 def query_for_row(row: ComputedResult) -> ResultQuery:

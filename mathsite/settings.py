@@ -17,6 +17,7 @@ starts serving.
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import environ
@@ -218,6 +219,32 @@ else:
 # rows lost if the database server crashes; consistent either way). true makes
 # PostgreSQL's insert wait for its WAL flush. docs/operations.md, "Durability".
 RESULT_LOG_SYNCHRONOUS_COMMIT = env.bool("RESULT_LOG_SYNCHRONOUS_COMMIT", default=False)
+
+# Bounds on every wait for the result log (compute.database): at most this many
+# threads per process wait on the database at once, another waits this long for
+# one of them, then the request gets a 503, so hits always find a free thread;
+# and on PostgreSQL a step that gets no answer within the deadline (a paused or
+# partitioned server, which TCP does not notice) has its connection broken.
+DATABASE_CONCURRENCY = env.int("DATABASE_CONCURRENCY", default=2)
+DATABASE_QUEUE_WAIT = env.float("DATABASE_QUEUE_WAIT", default=0.25)
+_deadline = env.str("DATABASE_QUERY_DEADLINE", default="2").strip()
+if _deadline.lower() in ("none", "off"):
+    DATABASE_QUERY_DEADLINE: float | None = None
+else:
+    try:
+        DATABASE_QUERY_DEADLINE = float(_deadline)
+    except ValueError:
+        DATABASE_QUERY_DEADLINE = 0.0  # refused just below, with the variable's name
+    if not DATABASE_QUERY_DEADLINE > 0:
+        raise ImproperlyConfigured(
+            f"DATABASE_QUERY_DEADLINE={_deadline!r}: set it to a number of seconds > 0 "
+            "(e.g. 2), or to 'none' to let a query wait on PostgreSQL for ever."
+        )
+if DATABASE_CONCURRENCY < 1 or DATABASE_QUEUE_WAIT < 0:
+    raise ImproperlyConfigured(
+        f"DATABASE_CONCURRENCY={DATABASE_CONCURRENCY!r}, "
+        f"DATABASE_QUEUE_WAIT={DATABASE_QUEUE_WAIT!r}: set them to at least 1 and 0."
+    )
 
 # --- Cache (Redis through django-redis) -----------------------------------------
 # https://github.com/jazzband/django-redis#configure-as-cache-backend
@@ -581,6 +608,23 @@ REQUEST_LOG = env.bool("REQUEST_LOG", default=True)
 # in the metrics but not written to the request log; false sends every hit
 # through Django, which logs it (at about twice the cost per hit).
 HIT_FAST_PATH = env.bool("HIT_FAST_PATH", default=True)
+# How long a server thread may wait for the interpreter's lock (the GIL)
+# while another thread of its worker runs Python, before that one is made to
+# let go (Python's switch interval; its default is 5 ms). A worker runs
+# several threads (GRANIAN_BLOCKING_THREADS) so that waits for computations
+# do not stall its hits; under load a thread that just answered a hit takes
+# the lock again before a woken one can, and the woken one waits the whole
+# interval: 5 ms of p99 for a hit of microseconds. Set in each server worker
+# (mathsite.wsgi); measured in bench/README.md ("ceiling").
+_switch = env.str("GIL_SWITCH_INTERVAL", default="0.0005")
+try:
+    GIL_SWITCH_INTERVAL = float(_switch)
+except ValueError:
+    GIL_SWITCH_INTERVAL = math.nan
+if not 0 < GIL_SWITCH_INTERVAL <= 1:  # NaN fails too
+    raise ImproperlyConfigured(
+        f"GIL_SWITCH_INTERVAL={_switch!r}: set it to seconds in (0, 1], e.g. 0.0005."
+    )
 
 LOGGING = {
     "version": 1,

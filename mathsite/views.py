@@ -35,6 +35,7 @@ from rest_framework.response import Response
 
 from compute import metrics as metrics_module
 from compute.cache import FAILURE_REASONS, result_cache
+from compute.database import log_step
 from compute.http.responses import CompactJsonResponse
 
 from .security import metrics_access_allowed
@@ -135,8 +136,11 @@ def database_reason(exc: BaseException) -> str:
 
 
 def _database_check() -> tuple[bool, str, str]:
+    # Within the bounds of every step on the log (compute.database): probes come
+    # every few seconds, and against a paused PostgreSQL unbounded ones would
+    # pile up until they held every thread the hits need.
     try:
-        with connection.cursor() as cursor:
+        with log_step(), connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except DatabaseError as exc:
         return False, database_reason(exc), f"{type(exc).__name__}: {exc}"

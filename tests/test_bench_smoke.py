@@ -18,7 +18,7 @@ from fractions import Fraction
 
 import pytest
 
-from bench import client, load, profile, report, run, servers, serving, stages
+from bench import ceiling, client, load, profile, report, run, servers, serving, stages
 from launcher import server as mathsite_server
 
 
@@ -360,3 +360,58 @@ def test_attack_summaries_and_refusal_reasons():
     assert attack.refusal_reason(429, b'{"detail":"Request was throttled."}') == "rate"
     assert attack.refusal_reason(503, b"") == "busy"
     assert attack.refusal_reason(200, b"{}") is None
+
+
+def _ceiling_row(
+    workers: int,
+    threads: int,
+    mathsite: float,
+    replay: float,
+    floor: float,
+    p99: tuple[float, float, float] = (4.0, 3.5, 3.0),
+) -> dict:
+    sides = {
+        app: {"requests_per_second": rps, "p50_ms": 0.5, "p99_ms": ms, "errors": 0,
+              "non_2xx": 0, "runs": []}
+        for app, rps, ms in zip(("mathsite", "replay", "floor"), (mathsite, replay, floor), p99,
+                                strict=True)
+    }  # fmt: skip
+    return {
+        "workers": workers, "threads": threads, "label": f"{workers} workers x {threads} threads",
+        "sides": sides, "checks": {}, "ratio": mathsite / floor, "ratio_per_round": [],
+        "p99_ratio": p99[0] / p99[2], "ratio_to_replay": mathsite / replay,
+        "replay_to_floor": replay / floor, "p99_ratio_to_replay": p99[0] / p99[1],
+    }  # fmt: skip
+
+
+def test_ceiling_layouts_verdicts_and_section():
+    shipped = ceiling.shipped_layout(2)
+    assert shipped == ceiling.Layout(2, mathsite_server.BLOCKING_THREADS)
+    found = ceiling.layouts(shipped, smoke=False)
+    assert found[0] == shipped and len(found) == len(set(found))
+    assert {layout.threads for layout in found if layout.workers == 2} == {1, 2, 4, 8}
+    assert {layout.workers for layout in found if layout.threads == shipped.threads} == {1, 2, 4}
+    assert ceiling.layouts(shipped, smoke=True) == [shipped]
+    stage = {
+        "shipped": {"workers": 2, "threads": shipped.threads},
+        "layouts": [_ceiling_row(2, shipped.threads, 45_000, 47_000, 50_000)]
+        + [_ceiling_row(2, t, 30_000, 40_000, 50_000, (9.0, 3.0, 3.0)) for t in (1, 8)]
+        + [_ceiling_row(w, shipped.threads, 20_000, 25_000, 30_000) for w in (1, 4)],
+        "cold": {
+            "pi": {"median_ms": 1.4, "p90_ms": 1.6, "count": 200},
+            "fib": {"median_ms": 14.0, "p90_ms": 15.0, "count": 15},
+            "gmpy2_fib_ms": 8.0,
+        },
+        "rounds": 3, "seconds": 6.0, "connections": 32, "path": "/fib/90",
+        "replay_headers": ["Content-Type", "ETag"],
+    }  # fmt: skip
+    verdicts = ceiling.verdicts(stage)
+    assert [v["met"] for v in verdicts] == [True, True, True, True]  # 0.9, 1.33x, 14 <= 15, 1.4
+    stage["layouts"][0] = _ceiling_row(2, shipped.threads, 44_000, 47_000, 50_000, (5.0, 4, 3.0))
+    stage["cold"]["fib"]["median_ms"] = 15.01  # bound 1.5 * 8 + 3 = 15
+    stage["cold"]["pi"]["median_ms"] = 1.51
+    assert [v["met"] for v in ceiling.verdicts(stage)] == [False, False, False, False]
+    text = "\n".join(ceiling.markdown(stage))
+    assert "| 2 workers x 4 threads | 44,000 | 47,000 | 50,000 | 0.880 | 0.936 |" in text
+    assert "15.01 ms vs bound 15.00 ms" in text
+    assert "NOT MET" in text

@@ -35,11 +35,14 @@ request has a client timeout and every wait a deadline.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -158,6 +161,38 @@ def replaced(live: LiveServer, victims: set[int]) -> bool:
 def serving(live: LiveServer) -> bool:
     """Return whether every worker of ``live`` has answered a request (its access log says so)."""
     return live.worker_pids() <= {access.pid for access in live.accesses().values()}
+
+
+REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
+
+
+def granian_requirement() -> tuple[str, str]:
+    """Return the operator and version of requirements.txt's granian line (``("==", "2.8.9")``)."""
+    found = [
+        match.groups()
+        for line in REQUIREMENTS.read_text().splitlines()
+        if (match := re.fullmatch(r"granian\s*([=<>!~]=?=?)\s*([^\s;#]+).*", line.strip()))
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_requirements_pin_granian_exactly_to_the_version_shared_listener_was_written_for():
+    # shared_listener subclasses a private hook of granian's: a range would let
+    # an install pick a release whose hook it was never tested against.
+    operator, version = granian_requirement()
+    assert operator == "==", f"granian{operator}{version}: pin it exactly"
+    assert version == shared_listener.GRANIAN_VERSION
+    assert metadata.version("granian") == version  # what runs is what is pinned
+
+
+def test_main_refuses_another_granian_version(monkeypatch):
+    monkeypatch.setattr(shared_listener, "__version__", "2.9.0")
+    monkeypatch.setattr(shared_listener.cli, "entrypoint", lambda: pytest.fail("granian started"))
+    expected = rf"written for granian {re.escape(shared_listener.GRANIAN_VERSION)}.*granian 2\.9\.0"
+    with pytest.raises(SystemExit, match=expected):
+        shared_listener.main()
+    assert shared_listener.cli.Server is not shared_listener.SharedListenerServer
 
 
 def test_main_refuses_a_granian_that_builds_another_server(monkeypatch):

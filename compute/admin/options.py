@@ -12,7 +12,8 @@ admin adds what staff need on top of Django's declarative options:
   ``compute.recompute_computedresult``; superusers have all), checked by
   Django's ``allowed_permissions`` mechanism, so an action a user lacks is
   neither offered nor run on a forged POST; deleting a row evicts its cache
-  entry through the service;
+  entry through the service, which refuses while Redis is unreachable (the
+  delete page and the bulk action then delete nothing and say why);
 - ``statistics/`` (linked from the admin index and the changelist) shows
   counts by kind, the cache hit ratio and a compute-time chart
   (``statistics_view``, with its figures from ``compute.admin.statistics``).
@@ -29,10 +30,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
+from django.db import router, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -40,6 +43,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy
 
 from compute import services
 from compute.admin.changelist import CappedCountPaginator, ResultChangeList, cache_states
@@ -67,6 +71,15 @@ def _names(rows: Iterable[ComputedResult], limit: int = 5) -> str:
     if len(names) > limit:
         shown += f" and {len(names) - limit} more"
     return shown
+
+
+class _DeleteRefused(Exception):
+    """The service refused to delete ``rows`` (Redis unreachable); raised to roll Django's
+    delete transaction back (its log entries, and rows deleted before the refusal)."""
+
+    def __init__(self, rows: list[ComputedResult]) -> None:
+        super().__init__(rows)
+        self.rows = rows
 
 
 def _plural(count: int) -> str:
@@ -104,7 +117,8 @@ class ComputedResultAdmin(admin.ModelAdmin):
     paginator = CappedCountPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # facet counts would count the whole log
-    actions = ["evict_from_cache", "recompute"]
+    # delete_selected: Django's own, made all or nothing (see the method).
+    actions = ["delete_selected", "evict_from_cache", "recompute"]
 
     fieldsets = [
         (
@@ -391,36 +405,77 @@ class ComputedResultAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Django's delete page; with Redis unreachable, nothing is deleted and the user is told.
+
+        Django runs the deletion in a transaction (its log entry, then
+        ``delete_model``): the refusal raised there rolls it back, and the
+        user goes back to the result's page with the reason.
+        """
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except _DeleteRefused as refused:
+            self._report_refused(request, refused.rows)
+            name = f"admin:{self.opts.app_label}_{self.opts.model_name}_change"
+            return HttpResponseRedirect(reverse(name, args=[object_id]))
+
+    @admin.action(
+        description=gettext_lazy("Delete selected %(verbose_name_plural)s"), permissions=["delete"]
+    )
+    def delete_selected(
+        self, request: HttpRequest, queryset: QuerySet[ComputedResult]
+    ) -> HttpResponse | None:
+        """Django's bulk delete, all or nothing: with Redis unreachable no row is deleted.
+
+        Django's action logs the deletions, calls ``delete_queryset`` and
+        reports success; run in one transaction, a refusal from
+        ``delete_queryset`` undoes the rows it had deleted and the log
+        entries (their cache entries, already evicted, refill from the log).
+        """
+        try:
+            with transaction.atomic(using=router.db_for_write(self.model)):
+                return django_delete_selected(self, request, queryset)
+        except _DeleteRefused as refused:
+            self._report_refused(request, refused.rows)
+            return None
+
     def delete_model(self, request: HttpRequest, obj: ComputedResult) -> None:
-        """Delete the row and its cache entry (everywhere), and say whether Redis heard it."""
-        if services.result_delete(query=services.query_for_row(obj), cache=self.result_cache):
-            self.message_user(request, f"Evicted the cache entry of {obj}.", messages.INFO)
-        else:
-            self._report_unevicted(request, [obj])
+        """Delete the row and its cache entry (everywhere) through the service.
+
+        Raise ``_DeleteRefused`` if Redis cannot be reached: the service then
+        deletes nothing (``services.result_delete``), and ``delete_view`` says so.
+        """
+        if not services.result_delete(query=services.query_for_row(obj), cache=self.result_cache):
+            raise _DeleteRefused([obj])
+        self.message_user(request, f"Evicted the cache entry of {obj}.", messages.INFO)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ComputedResult]) -> None:
-        """Delete the rows one by one through the service, which evicts each from the cache."""
-        unevicted: list[ComputedResult] = []
+        """Delete the rows one by one through the service, which evicts each from the cache.
+
+        Raise ``_DeleteRefused`` at the first row the service refuses (Redis
+        unreachable); ``delete_selected``'s transaction then undoes the others.
+        """
         rows = list(queryset.only("id", "kind", "n", "precision", "modulus"))
         for row in rows:
             query = services.query_for_row(row)
             if not services.result_delete(query=query, cache=self.result_cache):
-                unevicted.append(row)
-        if unevicted:
-            self._report_unevicted(request, unevicted)
-        elif rows:
+                raise _DeleteRefused(rows)
+        if rows:
             self.message_user(
                 request,
                 f"Evicted the cache entries of {_plural(len(rows))}: {_names(rows)}.",
                 messages.INFO,
             )
 
-    def _report_unevicted(self, request: HttpRequest, rows: list[ComputedResult]) -> None:
+    def _report_refused(self, request: HttpRequest, rows: list[ComputedResult]) -> None:
         self.message_user(
             request,
-            f"Could not reach Redis: the cache entries of {_names(rows)} were not evicted "
-            "and may be served until they are evicted or expire.",
-            messages.WARNING,
+            f"Could not reach Redis: nothing was deleted ({_names(rows)}). Deleting a result "
+            "needs Redis, or its cache entry would be served again without a log row once "
+            "Redis is back. Try again when Redis is back.",
+            messages.ERROR,
         )
 
     # --- the statistics view --------------------------------------------------------

@@ -169,7 +169,7 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def destroy(self, request: Request, n: str | None = None) -> Response:
         query = self._query(request, n)
-        if not services.result_delete(query=query, require_cache=True):
+        if not services.result_delete(query=query):
             raise CacheUnavailable()
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -5,6 +5,11 @@ explicit eviction. The tier is bounded by an estimate of the bytes its
 entries hold (``Payload.nbytes``), evicting least recently used entries;
 an entry larger than a quarter of the budget is not kept at all.
 
+A value read from elsewhere (Redis) is put with the ``mark`` taken before
+the read: had an eviction emptied the tier (``clear``) or dropped a key
+(``discard``) meanwhile, the value may be the evicted one, and ``put``
+leaves it out rather than bring it back after its eviction was heard.
+
     >>> tier = LocalTier(max_bytes=1000)
     >>> tier.put("a", "x", 100); tier.get("a")
     'x'
@@ -26,6 +31,7 @@ class LocalTier:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[str, tuple[Any, int]] = OrderedDict()
         self._bytes = 0
+        self._drops = 0  # clears and discards so far: what ``mark`` returns
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Any:
@@ -46,11 +52,23 @@ class LocalTier:
             self._entries.move_to_end(key)
             return True
 
-    def put(self, key: str, value: Any, size: int) -> None:
-        """Store ``value`` (costing ``size`` bytes), evicting the oldest entries to fit."""
+    def mark(self) -> int:
+        """Return a token for ``put(since=...)``: how many clears and discards happened so far."""
+        with self._lock:
+            return self._drops
+
+    def put(self, key: str, value: Any, size: int, *, since: int | None = None) -> None:
+        """Store ``value`` (costing ``size`` bytes), evicting the oldest entries to fit.
+
+        With ``since`` (a ``mark``), store nothing if the tier was cleared or
+        any key discarded after that mark: checked under the same lock as
+        the store, so no clear can fall between the check and the store.
+        """
         if size > self.max_bytes // 4:
             return
         with self._lock:
+            if since is not None and since != self._drops:
+                return
             old = self._entries.pop(key, None)
             if old is not None:
                 self._bytes -= old[1]
@@ -63,6 +81,7 @@ class LocalTier:
     def discard(self, key: str) -> None:
         """Forget ``key`` if present."""
         with self._lock:
+            self._drops += 1  # even if absent: a read of it may be in flight
             old = self._entries.pop(key, None)
             if old is not None:
                 self._bytes -= old[1]
@@ -70,6 +89,7 @@ class LocalTier:
     def clear(self) -> None:
         """Forget everything."""
         with self._lock:
+            self._drops += 1
             self._entries.clear()
             self._bytes = 0
 

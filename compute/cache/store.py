@@ -253,19 +253,26 @@ class ResultCache:
         found = self.find(query)
         return MISSING if found is MISSING else found[0]
 
-    def still_holds(self, query: ResultQuery, payload: Payload) -> bool:
-        """Count a hit and return True if this process's tier may serve ``payload`` for ``query``.
+    @property
+    def instance(self) -> ResultCache:
+        """Return this cache (what ``result_cache.instance`` gives: the object behind it)."""
+        return self
 
-        True only when ``find`` would return this very payload from the
-        in-process tier (``Tier.LOCAL``) without asking Redis (no sync due,
-        the tier in step, the entry unchanged); else False, nothing counted,
-        and the caller looks up as usual. For answers built from a payload
-        and kept (``compute.http.kept``): they stay right exactly as long as
-        this, and are answers of the local tier.
+    def still_holds(self, key: str, payload: Payload) -> bool:
+        """Count a hit and return True if this process's tier may serve ``payload`` for ``key``.
+
+        ``key`` is the query's ``cache_key``. True only when ``find`` would
+        return this very payload from the in-process tier (``Tier.LOCAL``)
+        without asking Redis (no sync due, the tier in step, the entry
+        unchanged); else False, nothing counted, and the caller looks up as
+        usual. For answers built from a payload and kept
+        (``compute.http.kept``): they stay right exactly as long as this,
+        and are answers of the local tier.
         """
-        if self.evictions.check() != "fresh" or not self.evictions.trusted:
+        evictions = self.evictions
+        if evictions.check() != "fresh" or not evictions.trusted:
             return False
-        if not self.local.holds(query.cache_key, payload) or not self.evictions.trusted:
+        if not self.local.holds(key, payload) or not evictions.trusted:
             return False
         self.tally.add("hits")
         return True
@@ -295,6 +302,7 @@ class ResultCache:
         key = query.cache_key
         full_key = self.make_key(key)
         self.evictions.host.read()  # mapped before anything can enter the tier
+        since = self.local.mark()  # before the read: see ``_accept``
 
         data = self.breaker.call(
             lambda: returning_data_errors(lambda: self.redis().get(full_key)), None
@@ -304,7 +312,7 @@ class ResultCache:
         if isinstance(data, BaseException):  # the key holds another type: junk
             self._discard(key, full_key, data)
             return MISSING
-        return self._accept(query, full_key, data)
+        return self._accept(query, full_key, data, since=since)
 
     def _wrong_type(self, key: str, error: BaseException) -> None:
         """Report the entry under ``key`` as malformed: Redis holds another type than a string."""
@@ -315,11 +323,18 @@ class ResultCache:
         self._wrong_type(key, error)
         self.breaker.call(lambda: self.redis().delete(full_key), None)
 
-    def _accept(self, query: ResultQuery, full_key: str, data: bytes) -> Payload | Any:
+    def _accept(
+        self, query: ResultQuery, full_key: str, data: bytes, *, since: int
+    ) -> Payload | Any:
         """Return the payload of ``data`` read from Redis, or ``MISSING`` if it fails its checks.
 
         A failing entry is never served: it is reported and deleted, and the
-        caller refills it (from the log, or by computing).
+        caller refills it (from the log, or by computing). A good one enters
+        the local tier unless the tier dropped anything since ``since`` (the
+        tier's ``mark`` taken before the read): an eviction that arrived
+        while the read was in flight, and was heard by another request of
+        this process meanwhile, would otherwise be undone by this fill and
+        never heard again.
         """
         key = query.cache_key
         try:
@@ -331,7 +346,7 @@ class ResultCache:
             self.breaker.call(lambda: self.redis().delete(full_key), None)
             return MISSING
         if self.evictions.trusted:  # else the next sync must come first
-            self.local.put(key, payload, payload.nbytes)
+            self.local.put(key, payload, payload.nbytes, since=since)
         self.tally.add("hits")
         return payload
 
@@ -342,6 +357,7 @@ class ResultCache:
         lock's release go in one round trip (``Lease.release_with``).
         """
         full_key = self.make_key(query.cache_key)
+        since = self.local.mark()  # an eviction after the store wins over the fill (``_accept``)
         data = self.seal.seal(full_key, payload.to_redis())
         ttl = app_settings.CACHE_TTL
         self.tally.add("fills")
@@ -358,7 +374,7 @@ class ResultCache:
 
             stored = self.breaker.call(store, False)
         if stored and self.evictions.trusted:
-            self.local.put(query.cache_key, payload, payload.nbytes)
+            self.local.put(query.cache_key, payload, payload.nbytes, since=since)
         return stored
 
     def set_many(self, items: list[tuple[ResultQuery, Payload]]) -> bool:
@@ -531,9 +547,10 @@ class ResultCache:
         """
         full_key = self.make_key(query.cache_key)
         self.evictions.host.read()  # as in get_shared: mapped before anything enters the tier
+        since = self.local.mark()  # before the entry can be read
 
         def accept(data: bytes) -> Payload | None:
-            payload = self._accept(query, full_key, data)
+            payload = self._accept(query, full_key, data, since=since)
             return None if payload is MISSING else payload
 
         def unfit(error: BaseException) -> None:

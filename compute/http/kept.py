@@ -36,7 +36,8 @@ client varying it must not make answers to keep.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from compute.conf import app_settings
 from compute.domain.payload import Payload
@@ -50,13 +51,56 @@ RequestKey = tuple[str, str, str, str, str | None, str | None, bool]
 
 @dataclass(frozen=True, slots=True)
 class Kept:
-    """One kept answer and what it was built from."""
+    """One kept answer, what it was built from, and what sending it again takes.
+
+    ``status_line``, ``headers`` (the reply's, then the site's), ``body``
+    (the list a WSGI server is handed) and ``tally_key`` (its entry in the
+    front's request tally) are built once, when the answer is kept: sending
+    it again builds nothing (every object made under the GIL is paid again
+    in hand-offs between a worker's threads).
+    """
 
     route: Route
     query: ResultQuery
     payload: Payload
     reply: hit.Reply
     extra: hit.Headers
+    status_line: str = ""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: list[bytes] = field(default_factory=list)
+    tally_key: tuple[str, str, str, str | None] = ("", "", "", None)
+    cache_key: str = ""
+    cache: Any = None  # the ResultCache it was kept from (a kept answer lives one generation)
+
+    @classmethod
+    def of(
+        cls,
+        route: Route,
+        query: ResultQuery,
+        payload: Payload,
+        reply: hit.Reply,
+        extra: hit.Headers,
+        cache: Any,
+    ) -> Kept:
+        """Return the kept answer of ``reply`` (a 200 to a GET) with what resending it takes.
+
+        ``cache`` is the process's ``ResultCache`` itself (not the proxy to
+        it): the cache is built again only when a setting changes, and then
+        no kept answer of the generation before is sent again.
+        """
+        return cls(
+            route, query, payload, reply, extra,
+            status_line=reply.status_line,
+            headers=[*reply.headers, *extra],
+            body=[reply.body],
+            tally_key=(route.name, "GET", str(reply.status), route.kind),
+            cache_key=query.cache_key,
+            cache=cache.instance,
+        )  # fmt: skip
+
+    def still_sendable(self) -> bool:
+        """Count a hit and return True if the in-process tier still holds this payload."""
+        return self.cache.still_holds(self.cache_key, self.payload)
 
     @property
     def nbytes(self) -> int:

@@ -108,10 +108,16 @@ class ResultFront:
         self.site = SiteHeaders()
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD") or not app_settings.HIT_FAST_PATH:
+        method = environ.get("REQUEST_METHOD")
+        if method not in ("GET", "HEAD") or not app_settings.HIT_FAST_PATH:
             return self.application(environ, start_response)
         started = self.timer()
         try:
+            again = self.kept_answer(environ) if method == "GET" else None
+            if again is not None:  # everything it needs was built when it was kept
+                start_response(again.status_line, again.headers)
+                metrics.front_kept(again.tally_key, self.timer() - started)
+                return again.body
             answered = self.answer(environ)
         except Exception:  # never raise in front of Django: it answers, in JSON
             logger.debug("WSGI front left a request to Django", exc_info=True)
@@ -125,19 +131,35 @@ class ResultFront:
         metrics.front_request(route.name, environ["REQUEST_METHOD"], reply.status, seconds, found)
         return [reply.body]
 
+    def kept_answer(self, environ: dict) -> kept.Kept | None:
+        """Return the answer kept for this GET if it may be sent again as it is, else None.
+
+        It may while it was kept under this settings generation, with the
+        site headers trusted now, and the in-process tier still holds its
+        very payload (``ResultCache.still_holds``, which counts the hit).
+        """
+        secure = self.is_secure(environ)
+        key = kept.request_key(environ, secure)
+        if key is None:
+            return None
+        found = self.memo.get(key, app_settings.generation)
+        if (
+            found is not None
+            and self.site.get(secure, 200) is found.extra
+            and found.still_sendable()
+        ):
+            return found
+        return None
+
     def answer(self, environ: dict) -> tuple[Route, hit.Reply, hit.Headers] | None:
-        """Return (route, reply, site headers) for a hit or 304 this front may send, or None."""
+        """Return (route, reply, site headers) for a hit or 304 this front may send, or None.
+
+        A GET with a kept answer that may be sent again does not get here
+        (``kept_answer`` comes first); this builds the reply, and keeps it.
+        """
         secure = self.is_secure(environ)
         generation = app_settings.generation
         key = kept.request_key(environ, secure) if environ["REQUEST_METHOD"] == "GET" else None
-        if key is not None:
-            found = self.memo.get(key, generation)
-            if (
-                found is not None
-                and self.site.get(secure, 200) is found.extra
-                and self.cache.still_holds(found.query, found.payload)
-            ):
-                return found.route, found.reply, found.extra
         resolved = self.resolve(environ)
         if resolved is None:
             return None
@@ -201,7 +223,7 @@ class ResultFront:
                 accept_encoding=accept_encoding,
                 memo=self.memo,
             )
-        kept_answer = kept.Kept(route, query, outcome.payload, reply, extra)
+        kept_answer = kept.Kept.of(route, query, outcome.payload, reply, extra, self.cache)
         self.memo.put(key, generation, kept_answer, nbytes=kept_answer.nbytes)
 
     def resolve(self, environ: dict) -> tuple[Route, ResultQuery] | None:

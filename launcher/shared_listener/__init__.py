@@ -24,9 +24,11 @@ Otherwise this is granian's own server and command line (every
 within its own backpressure: a worker at its limit stops accepting and the
 others take the next connections. Which worker takes a connection is a
 race between them (as under gunicorn), not a hash of the addresses as with
-``SO_REUSEPORT``. ``main`` refuses to start if granian no longer builds its
-server the way this class expects, rather than silently fall back to a
-socket per worker.
+``SO_REUSEPORT``. ``main`` refuses to start a granian other than the
+version this module was written for (``GRANIAN_VERSION``, the pin in
+requirements.txt: a test keeps the two equal), or one that no longer
+builds its server the way this class expects, rather than silently fall
+back to a socket per worker.
 
 The entry point is this package's ``__main__``, so that the computation
 processes a worker spawns do not import granian again
@@ -49,6 +51,15 @@ from granian.server import MPServer
 # after about this long.
 DEFER_ACCEPT_SECONDS = 1
 
+# The granian whose private hook (MPServer._init_shared_socket) and shared
+# path this module was written against and tested with. The hook is not
+# granian's API: any other release may change what it must set, and a
+# wrong guess fails at runtime (a socket per worker again, or no socket),
+# so another version is refused rather than trusted. Equal to the pin in
+# requirements.txt (tests/test_shared_listener.py); bump both together
+# after re-running that test file.
+GRANIAN_VERSION = "2.8.9"
+
 
 class SharedListenerServer(MPServer):
     """granian's multi-process server; its main process binds and listens on the TCP socket."""
@@ -69,7 +80,18 @@ class SharedListenerServer(MPServer):
 
 
 def main() -> None:
-    """Run granian's command line with ``SharedListenerServer``; exit as granian does."""
+    """Run granian's command line with ``SharedListenerServer``; exit as granian does.
+
+    Raise ``SystemExit`` (with a message naming both versions) if the
+    installed granian is not ``GRANIAN_VERSION``, or does not build its
+    server through ``MPServer._init_shared_socket``.
+    """
+    if __version__ != GRANIAN_VERSION:
+        raise SystemExit(
+            f"mathsite: launcher.shared_listener was written for granian {GRANIAN_VERSION} "
+            f"and relies on its internals; granian {__version__} is installed. "
+            f"Install granian=={GRANIAN_VERSION} (requirements.txt)."
+        )
     # Were the hook renamed, granian would silently bind a socket per worker again
     # (tests/test_shared_listener.py counts the listening sockets).
     if cli.Server is not MPServer or not callable(getattr(MPServer, "_init_shared_socket", None)):

@@ -12,6 +12,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
@@ -348,15 +349,75 @@ def test_redis_down_evict_says_it_could_not_reach_redis(
     assert redis_has(redis_client, QUERIES["fib10"])  # the real entry was not touched
 
 
-def test_redis_down_recompute_and_delete_still_work(admin_client, results, unreachable_redis):
+def test_redis_down_recompute_still_works(admin_client, results, unreachable_redis):
+    # A result is a pure function of its inputs: the entry Redis keeps holds the
+    # value the row gets again, so recomputing without Redis serves nothing wrong.
     response = run_action(admin_client, "recompute", [results["pi100"]])
     texts = messages_of(response)
     assert texts[0].startswith("Recomputed 1 result in ")
     assert texts[1].startswith("Could not reach Redis: the cache entries were not refreshed")
     assert ComputedResult.objects.get(pk=results["pi100"].pk).value == PI_100
 
-    response = run_action(admin_client, "delete_selected", [results["fib10"]], post="yes")
-    texts = messages_of(response)
-    assert "Successfully deleted 1 computed result." in texts
-    assert any(t.startswith("Could not reach Redis: the cache entries of fib(10)") for t in texts)
-    assert not ComputedResult.objects.filter(pk=results["fib10"].pk).exists()
+
+REFUSED = re.compile(
+    r"Could not reach Redis: nothing was deleted \((?P<names>.*)\)\. Deleting a result needs "
+    r"Redis, or its cache entry would be served again without a log row once Redis is back\. "
+    r"Try again when Redis is back\."
+)
+
+
+def refused_names(response) -> set[str]:
+    """Return the results a refusal names; fail unless the response says exactly that."""
+    (text,) = messages_of(response)
+    found = REFUSED.fullmatch(text)
+    assert found, text
+    return set(found["names"].split(", "))
+
+
+def test_redis_down_delete_selected_refuses_and_deletes_nothing(
+    admin_client, results, unreachable_redis, redis_client
+):
+    """A row deleted without its entry would be served, unlogged, once Redis is back."""
+    chosen = [results["fib10"], results["pi100"]]
+    response = run_action(admin_client, "delete_selected", chosen, post="yes")
+    assert refused_names(response) == {"fib(10)", "pi(100)"}
+    assert [m.level_tag for m in response.context["messages"]] == ["error"]
+    assert ComputedResult.objects.filter(pk__in=[r.pk for r in chosen]).count() == 2
+    assert not LogEntry.objects.exists()  # Django's "deleted" entries were rolled back
+    assert redis_has(redis_client, QUERIES["fib10"])
+
+
+def test_redis_lost_during_delete_selected_deletes_none_of_the_rows(
+    admin_client, results, monkeypatch, unreachable_redis
+):
+    """All or nothing: the rows deleted before Redis was lost come back with the refusal."""
+    down = unreachable_redis
+    monkeypatch.setattr(result_admin.ComputedResultAdmin, "result_cache", services.result_cache)
+    deleted = []
+
+    def delete_then_lose_redis(**kwargs):
+        deleted.append(services_result_delete(**kwargs))  # the first row: Redis still up
+        monkeypatch.setattr(result_admin.ComputedResultAdmin, "result_cache", down)
+        return deleted[-1]
+
+    services_result_delete = services.result_delete
+    monkeypatch.setattr(services, "result_delete", delete_then_lose_redis)
+    chosen = [results["fib10"], results["pi100"], results["fib1000"]]
+    response = run_action(admin_client, "delete_selected", chosen, post="yes")
+    assert deleted == [True, False]  # the first row was deleted, the second refused
+    assert refused_names(response) == {"fib(10)", "fib(1000)", "pi(100)"}
+    assert ComputedResult.objects.filter(pk__in=[r.pk for r in chosen]).count() == 3
+    assert not LogEntry.objects.exists()
+
+
+def test_redis_down_delete_from_the_detail_page_refuses_and_deletes_nothing(
+    admin_client, results, unreachable_redis, redis_client
+):
+    row = results["fib1000"]
+    url = reverse("admin:compute_computedresult_delete", args=[row.pk])
+    response = admin_client.post(url, {"post": "yes"}, follow=True)
+    assert response.redirect_chain == [(change_url(row), 302)]
+    assert refused_names(response) == {"fib(1000)"}
+    assert ComputedResult.objects.filter(pk=row.pk).exists()
+    assert not LogEntry.objects.exists()
+    assert redis_has(redis_client, QUERIES["fib1000"])

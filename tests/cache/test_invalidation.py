@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import threading
+from typing import Any
 
 import pytest
 from django.test import Client
 
-from compute.cache import MISSING, ResultCache, result_cache
+from compute.cache import MISSING, ResultCache, Tier, result_cache
 from compute.cache.host_counter import HostCounter, private_folder
+from compute.cache.integrity import EntrySeal
 from compute.cache.values import parse_counter
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
@@ -104,21 +107,81 @@ def test_still_holds_is_true_exactly_while_get_would_serve_that_payload_from_the
     payload = cache.get(query)
     assert payload is not MISSING
     hits = cache.tally._counts["hits"]
-    assert cache.still_holds(query, payload) is True
+    assert cache.still_holds(query.cache_key, payload) is True
     assert cache.tally._counts["hits"] == hits + 1  # counted as the lookup would
-    assert cache.still_holds(query, Payload.from_text(query, "233")) is False  # another object
+    another = Payload.from_text(query, "233")
+    assert cache.still_holds(query.cache_key, another) is False  # another object
 
     other = ResultCache()  # another worker of this host evicts it
     other.delete(query)
-    assert cache.still_holds(query, payload) is False
+    assert cache.still_holds(query.cache_key, payload) is False
     assert cache.tally._counts["hits"] == hits + 1  # nothing counted
 
     cache.set(query, Payload.from_text(query, "233"))
     again = cache.get(query)
-    assert cache.still_holds(query, again) is True
+    assert cache.still_holds(query.cache_key, again) is True
     sync_due = cache.evictions.clock() + cache.evictions.sync_seconds() + 1
     cache.evictions.clock = lambda: sync_due  # the periodic sync is due: ask Redis first
-    assert cache.still_holds(query, again) is False
+    assert cache.still_holds(query.cache_key, again) is False
+
+
+# --- an eviction that arrives while a read of the same key is in flight ----------------
+
+
+class PausedOpen:
+    """An ``EntrySeal`` whose first ``open`` waits for the test: the point of a read
+    between Redis's reply and the in-process fill (``ResultCache._accept``)."""
+
+    def __init__(self, seal: EntrySeal) -> None:
+        self.seal = seal
+        self.reached, self.go = threading.Event(), threading.Event()
+
+    def open(self, full_key: str, entry: bytes, **options: Any) -> bytes:
+        if not self.reached.is_set():
+            self.reached.set()
+            assert self.go.wait(10), "the test never let the read go on"
+        return self.seal.open(full_key, entry, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.seal, name)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("where", ["this host", "another host"])
+def test_an_eviction_during_a_read_leaves_no_old_value_in_the_tier(clean_cache, settings, where):
+    """The read got the value from Redis; the eviction (DEL, then the generation's and the
+    host counter's bumps) lands before it fills the tier, and another request of the same
+    process hears of it meanwhile (emptying the tier). The fill must not put the value back:
+    that request has used up the signal, so nothing would empty the tier again and the
+    process would serve the evicted value until its LRU drops it.
+
+    On this host the signal is the shared-memory counter; from another host, the Redis
+    generation at the next periodic sync (the reader's clock is stepped to it).
+    """
+    clock = FakeClock()
+    evictor, reader = PointedCache(clock=clock), PointedCache(clock=clock)
+    if where == "another host":
+        reader.evictions.host_name += "|another host"  # before its first use maps the counter
+    query = ResultQuery("fib", 14)
+    evictor.set(query, Payload.from_text(query, "377"))
+    evictor.delete(ResultQuery("fib", 15))  # a real generation to begin with
+    paused = reader.seal = PausedOpen(reader.seal)
+
+    read: list[Any] = []
+    thread = threading.Thread(target=lambda: read.append(reader.find(query)))
+    thread.start()
+    try:
+        assert paused.reached.wait(10)  # Redis answered "377"; the tier is not filled yet
+        evictor.delete(query)
+        clock.advance(settings.LOCAL_CACHE_SYNC_SECONDS)
+        assert reader.find(query) is MISSING  # another request hears of it: the tier emptied
+    finally:
+        paused.go.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    ((payload, tier),) = read
+    assert (payload.text, tier) == ("377", Tier.REDIS)  # read before the eviction: fine
+    assert reader.find(query) is MISSING  # but not kept: the eviction took effect
 
 
 # --- a generation that is not one ------------------------------------------------------

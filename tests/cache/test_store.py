@@ -18,7 +18,7 @@ import time
 
 import pytest
 from django.core.cache import caches
-from django.db import connection
+from django.db import connection, transaction
 from django.test import override_settings
 
 from compute import services
@@ -257,6 +257,24 @@ def test_an_eviction_reaches_another_process_within_the_sync_interval(redis_clie
     clock.advance(settings.LOCAL_CACHE_SYNC_SECONDS)
     assert reader.get(query) is MISSING
     assert services.result_get(caller=SETUP, query=query, cache=reader).cached is False
+
+
+def test_a_delete_in_a_transaction_evicts_again_once_it_commits(
+    django_capture_on_commit_callbacks,
+):
+    """The admin deletes in a transaction: until it commits, other requests still find the
+    row and may refill Redis from it, after the service's second eviction."""
+    query = fib_query(349)
+    services.result_get(caller=SETUP, query=query)
+    text = str(fib_reference(349))
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        assert services.result_delete(query=query) is True
+        # Another request, which still sees the row, refills Redis from it.
+        result_cache.set(query, Payload.from_text(query, text))
+        assert result_cache.get_shared(query) is not MISSING
+    assert len(callbacks) == 1
+    assert result_cache.get(query) is MISSING
+    assert not ComputedResult.objects.filter(kind="fib", n=349).exists()
 
 
 def test_an_eviction_on_this_host_is_seen_at_once_even_by_a_new_process():

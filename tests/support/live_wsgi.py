@@ -22,17 +22,27 @@ maths functions that ``compute.services.result_text`` calls (looked up on
   (granian's has no pid), so the application writes it, under gunicorn
   and granian alike.
 
+- ``MATHSITE_TEST_KEPT_PROBE=path`` (one no route of mathsite's takes):
+  that path is answered by this module, not by mathsite, with JSON about
+  the answering worker's front memo (``compute.http.memo.front_memo``):
+  its ``pid``, whether it holds a kept answer (``compute.http.kept``) for
+  the GET of the probe's ``path`` with ``Host`` and ``Accept-Encoding`` as
+  given, and the memo's bytes and entries. A kept answer and one built
+  again are the same bytes on the wire, so only the worker can say which
+  it has.
+
 Everything else (services, cache, locks, breaker, views) is the real code.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mathsite.settings")
 
@@ -41,6 +51,7 @@ from mathsite.wsgi import application as mathsite_application
 
 LOG = os.environ.get("MATHSITE_TEST_COMPUTE_LOG", "")
 ACCESS_LOG = os.environ.get("MATHSITE_TEST_ACCESS_LOG", "")
+KEPT_PROBE = os.environ.get("MATHSITE_TEST_KEPT_PROBE", "")
 
 
 def _slow_ranges(spec: str) -> list[tuple[int, int, float, bool]]:
@@ -144,6 +155,44 @@ def _access_logged(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterabl
     return logged
 
 
+def _kept_probe(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """Wrap WSGI ``app`` so that ``KEPT_PROBE`` reports on this worker's front memo."""
+    # Imported once Django is set up (mathsite.wsgi above): they import the models.
+    from compute.conf import app_settings
+    from compute.http import kept
+    from compute.http.memo import front_memo
+
+    def probed(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != KEPT_PROBE:
+            return app(environ, start_response)
+        asked = {name: values[-1] for name, values in parse_qs(environ["QUERY_STRING"]).items()}
+        request = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": asked["path"],
+            "QUERY_STRING": "",
+            "HTTP_HOST": asked["host"],
+            "HTTP_ACCEPT_ENCODING": asked["accept_encoding"],
+        }
+        key = kept.request_key(request, secure=False)
+        found = front_memo.get(key, app_settings.generation) if key is not None else None
+        body = json.dumps(
+            {
+                "pid": os.getpid(),
+                "kept": isinstance(found, kept.Kept),
+                "memo_bytes": front_memo.nbytes,
+                "memo_entries": len(front_memo),
+            }
+        ).encode()
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    return probed
+
+
 application = _access_logged(mathsite_application) if ACCESS_LOG else mathsite_application
+if KEPT_PROBE:
+    application = _kept_probe(application)
 
 __all__ = ["application"]

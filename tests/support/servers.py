@@ -61,6 +61,8 @@ _RUN_ONLY = (
 )
 NO_RETRY = Retry(NoBackoff(), 0)
 LIVE_APPLICATION = "tests.support.live_wsgi:application"
+# Where a live server's worker says what its front memo keeps (``live_wsgi``).
+KEPT_PROBE = "/__live_wsgi__/kept/"
 SERVERS = ("granian", "gunicorn")
 # Processes below a server's main process that are not workers (a worker's
 # computation processes, compute.admission.offload, are spawned children).
@@ -394,6 +396,7 @@ class LiveServer:
                 "CACHE_KEY_PREFIX": self.prefix,
                 "MATHSITE_TEST_COMPUTE_LOG": str(self.compute_log),
                 "MATHSITE_TEST_ACCESS_LOG": str(self.access_log),
+                "MATHSITE_TEST_KEPT_PROBE": KEPT_PROBE,
             }
         )
         env.update(self.env)

@@ -1,0 +1,391 @@
+"""Issue 21: cached hits against the server's ceiling, cold requests against their floor.
+
+``python -m bench.run --only ceiling`` (about 8 minutes; report and plots in
+``bench/results/only-ceiling/``).
+
+Hits. For each layout of granian (workers, blocking threads per worker),
+the shipped one first (``launcher.server``: a worker per core,
+``BLOCKING_THREADS``), then other thread counts at the shipped workers,
+then other worker counts at the shipped threads, two servers run side by
+side with the same granian settings: mathsite with ``make run``'s settings
+(``bench.run.mathsite_env``: SQLite, the run's Redis on a unix socket) and
+the constant WSGI app (``bench.seed_service.floor``: the most any Python
+application gets from this server). ``/fib/90`` is made a warm cached hit,
+then wrk (``-t2 -c32``, ``ceiling_seconds`` per run) alternates between the
+two for ``ceiling_rounds`` rounds (mathsite first, then the constant app
+first, ...), so drift on a shared machine falls on both. Per layout: the
+medians of each side's requests/s and p99, and the median of the rounds'
+ratios. The verdicts are the shipped layout's.
+
+Cold. mathsite on granian with the shipped layout and ``make run``'s
+settings again, one keep-alive connection from a lean client
+(``bench.cold_floor``): ``pi`` at fresh n (each computed once, logged
+before it is answered, cached, sealed and charged, as any request), and
+``fib`` at fresh n just below 10**6, against the floor of the
+computation itself: gmpy2's fib and its decimal digits, in one process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from launcher import server as mathsite_server
+
+from . import client, load, serving
+from .servers import Granian
+from .stages import Config
+from .stats import median
+
+APP_PATH = "/fib/{n}"
+# The sides of each layout: mathsite, the constant app sending mathsite's captured
+# reply (same headers and body), the constant app of the other stages (two headers).
+APPS = {
+    "mathsite": serving.APPS["mathsite"],
+    "replay": "bench.seed_service.replay:app",
+    "floor": serving.APPS["floor"],
+}
+# What the server adds to every response itself: not the application's to send.
+SERVER_HEADERS = frozenset({"server", "date"})
+LABELS = {
+    "mathsite": "mathsite",
+    "replay": "constant app, mathsite's reply",
+    "floor": "constant app",
+}
+# Issue 21's bounds: hits against the constant app on the same settings, cold requests.
+HIT_RATIO_BOUND = 0.9
+HIT_P99_RATIO_BOUND = 1.5
+PI_COLD_BOUND_MS = 1.5
+FIB_COLD_FACTOR, FIB_COLD_SLACK_MS = 1.5, 3.0
+FIB_COLD_N = 1_000_000
+
+
+@dataclass(frozen=True)
+class Layout:
+    """granian's process and thread layout: workers, and blocking threads per worker."""
+
+    workers: int
+    threads: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.workers} workers x {self.threads} threads"
+
+
+def shipped_layout(cores: int) -> Layout:
+    """Return the layout ``make run`` ships on ``cores`` cores (``launcher.server``'s defaults)."""
+    env = mathsite_server.server_environment({"WEB_CONCURRENCY": str(cores)})
+    return Layout(int(env["GRANIAN_WORKERS"]), int(env["GRANIAN_BLOCKING_THREADS"]))
+
+
+def layouts(shipped: Layout, *, smoke: bool) -> list[Layout]:
+    """Return the layouts to measure: the shipped one first, then threads, then workers."""
+    if smoke:
+        return [shipped]
+    found = [shipped]
+    for threads in (1, 2, 4, 8):
+        found.append(Layout(shipped.workers, threads))
+    for workers in (1, 2, 4):
+        found.append(Layout(workers, shipped.threads))
+    return list(dict.fromkeys(found))
+
+
+def _server(
+    app: str, layout: Layout, env: dict[str, str], folder: Path, cpus: list[int]
+) -> Granian:
+    folder.mkdir(parents=True, exist_ok=True)
+    return Granian(
+        f"{app} on granian ({layout.label})", APPS[app], env=env,
+        log=folder / f"{app}.log", workers=layout.workers, blocking_threads=layout.threads,
+        metrics_dir=folder / f"metrics-{app}", cpus=cpus,
+    )  # fmt: skip
+
+
+def _ratio(top: float, bottom: float) -> float:
+    return top / bottom if bottom else float("nan")
+
+
+def measure_layout(
+    cfg: Config,
+    layout: Layout,
+    *,
+    envs: dict[str, dict[str, str]],
+    folder: Path,
+    cpus: list[int],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Serve both apps with ``layout``, alternate wrk between them; return the layout's row."""
+    path = APP_PATH.format(n=cfg.fib_hit_n)
+    runs: dict[str, list[dict[str, Any]]] = {app: [] for app in APPS}
+    checks = {}
+    with contextlib.ExitStack() as stack:
+        webs = {}
+        for app in runs:  # mathsite first: the replay app sends its captured hit
+            web = stack.enter_context(_server(app, layout, envs[app], folder / app, cpus))
+
+            def run(seconds: float, web: Granian = web) -> load.LoadResult:
+                return load.run_wrk(
+                    web.base + path, connections=cfg.connections, seconds=seconds, cpus=cpus,
+                    threads=cfg.serving_threads,
+                )  # fmt: skip
+
+            checks[app] = serving.warm(
+                web, app, path, requests=cfg.serving_warm_requests * layout.workers,
+                seconds=cfg.serving_warmup_seconds, load_run=run,
+            )  # fmt: skip
+            webs[app] = run
+            if app == "mathsite" and not Path(envs["replay"]["REPLAY_RESPONSE_FILE"]).exists():
+                capture(web.port, path, Path(envs["replay"]["REPLAY_RESPONSE_FILE"]))
+        for number in range(cfg.ceiling_rounds):
+            order = list(runs) if number % 2 == 0 else list(reversed(runs))
+            for app in order:
+                figures = webs[app](cfg.ceiling_seconds).as_dict()
+                runs[app].append(figures)
+                log(
+                    f"  {layout.label:24} round {number + 1} {app:8} "
+                    f"{figures['requests_per_second']:9.0f} req/s  p99 {figures['p99_ms']:6.2f} ms"
+                    f"  errors {figures['errors']} non-2xx {figures['non_2xx']}"
+                )
+    for app, check in checks.items():
+        if check["status"] != 200 or check["cached"] is not True:
+            raise RuntimeError(f"{app} ({layout.label}) did not answer {path} as a cached hit")
+    sides = {
+        app: {
+            "requests_per_second": median([r["requests_per_second"] for r in app_runs]),
+            "p50_ms": median([r["p50_ms"] for r in app_runs]),
+            "p99_ms": median([r["p99_ms"] for r in app_runs]),
+            "errors": sum(r["errors"] for r in app_runs),
+            "non_2xx": sum(r["non_2xx"] for r in app_runs),
+            "runs": app_runs,
+        }
+        for app, app_runs in runs.items()
+    }
+    return {
+        "workers": layout.workers,
+        "threads": layout.threads,
+        "label": layout.label,
+        "sides": sides,
+        "checks": checks,
+        "ratio": _round_ratio(runs["mathsite"], runs["floor"]),
+        "ratio_per_round": _per_round(runs["mathsite"], runs["floor"]),
+        "p99_ratio": _ratio(sides["mathsite"]["p99_ms"], sides["floor"]["p99_ms"]),
+        "ratio_to_replay": _round_ratio(runs["mathsite"], runs["replay"]),
+        "replay_to_floor": _round_ratio(runs["replay"], runs["floor"]),
+        "p99_ratio_to_replay": _ratio(sides["mathsite"]["p99_ms"], sides["replay"]["p99_ms"]),
+    }
+
+
+def _per_round(top: list[dict[str, Any]], bottom: list[dict[str, Any]]) -> list[float]:
+    return [
+        _ratio(t["requests_per_second"], b["requests_per_second"])
+        for t, b in zip(top, bottom, strict=True)
+    ]
+
+
+def _round_ratio(top: list[dict[str, Any]], bottom: list[dict[str, Any]]) -> float:
+    """Return the median of the rounds' req/s ratios (each round measured both, side by side)."""
+    return median(_per_round(top, bottom))
+
+
+def capture(port: int, path: str, into: Path) -> None:
+    """Write mathsite's reply to ``path`` (a kept hit) as the replay app's response."""
+    for _ in range(5):  # the front keeps the answer the second time it builds it
+        reply = client.fetch(port, path)
+    if reply.status != 200 or reply.cached is not True:
+        raise RuntimeError(f"mathsite did not answer {path} as a cached hit: {reply.status}")
+    names = {"etag": "ETag"}  # as mathsite writes them (granian sends them lower-case)
+    headers = [
+        [names.get(name, "-".join(part.capitalize() for part in name.split("-"))), value]
+        for name, value in reply.headers.items()
+        if name not in SERVER_HEADERS
+    ]
+    into.write_text(
+        json.dumps({"status": "200 OK", "headers": headers, "body": reply.body.decode("latin-1")})
+    )
+
+
+def measure_cold(
+    cfg: Config,
+    layout: Layout,
+    *,
+    env: dict[str, str],
+    folder: Path,
+    cpus: list[int],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Cold pi and fib(n near 10**6) on one keep-alive connection, and gmpy2's floor."""
+    from . import cold_floor
+
+    with _server("mathsite", layout, env, folder, cpus) as web:
+        pi = cold_floor.measure_cold(web.port, "pi", cfg.ceiling_cold_pi)
+        fib = cold_floor.measure_cold(web.port, "fib", cfg.ceiling_cold_fib)
+    floor_ms = cold_floor.gmpy2_floor(FIB_COLD_N, cfg.ceiling_cold_fib)
+    log(
+        f"  cold: pi {pi['median_ms']:.3f} ms, fib(~10**6) {fib['median_ms']:.2f} ms, "
+        f"gmpy2 floor {floor_ms:.2f} ms"
+    )
+    return {"pi": pi, "fib": fib, "gmpy2_fib_ms": floor_ms}
+
+
+def stage_ceiling(
+    cfg: Config,
+    *,
+    env: dict[str, str],
+    floor_env: dict[str, str],
+    folder: Path,
+    cpus: list[int],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Run the hits sweep and the cold figures on ``cpus`` (unpinned); return the results."""
+    shipped = shipped_layout(len(cpus))
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for index, layout in enumerate(layouts(shipped, smoke=cfg.smoke)):
+        envs = {
+            "mathsite": env,
+            "replay": floor_env | {"REPLAY_RESPONSE_FILE": str(folder / "replay.json")},
+            "floor": floor_env,
+        }
+        where = folder / f"layout-{index}"
+        rows.append(measure_layout(cfg, layout, envs=envs, folder=where, cpus=cpus, log=log))
+    cold = measure_cold(cfg, shipped, env=env, folder=folder / "cold", cpus=cpus, log=log)
+    replayed = json.loads((folder / "replay.json").read_text())
+    return {
+        "replay_headers": [name for name, _value in replayed["headers"]],
+        "shipped": {"workers": shipped.workers, "threads": shipped.threads},
+        "layouts": rows,
+        "cold": cold,
+        "rounds": cfg.ceiling_rounds,
+        "seconds": cfg.ceiling_seconds,
+        "connections": cfg.connections,
+        "path": APP_PATH.format(n=cfg.fib_hit_n),
+    }
+
+
+def verdicts(stage: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return issue 21's verdicts: the shipped layout's hits, then the cold requests."""
+    shipped = stage["layouts"][0]
+    m, f = shipped["sides"]["mathsite"], shipped["sides"]["floor"]
+    cold = stage["cold"]
+    fib_bound = FIB_COLD_FACTOR * cold["gmpy2_fib_ms"] + FIB_COLD_SLACK_MS
+    return [
+        {
+            "target": f"cached hits >= {HIT_RATIO_BOUND} of the constant app ({shipped['label']})",
+            "figure": f"{shipped['ratio']:.3f} (median of rounds; "
+            f"{m['requests_per_second']:,.0f} vs {f['requests_per_second']:,.0f} req/s)",
+            "met": shipped["ratio"] >= HIT_RATIO_BOUND,
+        },
+        {
+            "target": f"cached-hit p99 <= {HIT_P99_RATIO_BOUND}x the constant app's",
+            "figure": f"{shipped['p99_ratio']:.2f}x ({m['p99_ms']:.2f} vs {f['p99_ms']:.2f} ms)",
+            "met": shipped["p99_ratio"] <= HIT_P99_RATIO_BOUND,
+        },
+        {
+            "target": f"fib(~10**6) cold <= {FIB_COLD_FACTOR} x (gmpy2 fib + digits) + "
+            f"{FIB_COLD_SLACK_MS:g} ms",
+            "figure": f"{cold['fib']['median_ms']:.2f} ms vs bound {fib_bound:.2f} ms "
+            f"(floor {cold['gmpy2_fib_ms']:.2f} ms)",
+            "met": cold["fib"]["median_ms"] <= fib_bound,
+        },
+        {
+            "target": f"pi cold <= {PI_COLD_BOUND_MS} ms end to end",
+            "figure": f"{cold['pi']['median_ms']:.3f} ms (p90 {cold['pi']['p90_ms']:.3f} ms)",
+            "met": cold["pi"]["median_ms"] <= PI_COLD_BOUND_MS,
+        },
+    ]
+
+
+def markdown(stage: dict[str, Any]) -> list[str]:
+    """Return the stage's report section: verdicts, the layouts' table, the cold figures."""
+    out = [
+        "## Hits at the ceiling, cold requests at the floor (issue 21)",
+        "",
+        f"granian with mathsite's settings for both applications; `wrk -t2 "
+        f"-c{stage['connections']} -d{stage['seconds']:g}s` on cached `{stage['path']}`, "
+        f"{stage['rounds']} rounds alternating mathsite and the constant WSGI app; medians. "
+        "Shipped layout first.",
+        "",
+        "| target | measured | verdict |",
+        "| --- | --- | --- |",
+    ]
+    for v in verdicts(stage):
+        out.append(f"| {v['target']} | {v['figure']} | {'met' if v['met'] else 'NOT MET'} |")
+    out += [
+        "",
+        "| layout | mathsite req/s | constant app, mathsite's reply | constant app | "
+        "mathsite / constant | mathsite / mathsite's reply | p99 mathsite / reply / constant |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in stage["layouts"]:
+        m, r, f = (row["sides"][app] for app in ("mathsite", "replay", "floor"))
+        out.append(
+            f"| {row['label']} | {m['requests_per_second']:,.0f} | "
+            f"{r['requests_per_second']:,.0f} | {f['requests_per_second']:,.0f} | "
+            f"{row['ratio']:.3f} | {row['ratio_to_replay']:.3f} | "
+            f"{m['p99_ms']:.2f} / {r['p99_ms']:.2f} / {f['p99_ms']:.2f} ms |"
+        )
+    out += [
+        "",
+        "The constant app sends two headers; mathsite's cached hit sends "
+        f"{len(stage.get('replay_headers', [])) or 'a dozen'} (ETag, Cache-Control, Vary, "
+        "Cache-Status, CORS, security headers). The middle column replays mathsite's very "
+        "response with no application work: between it and the constant app is what the "
+        "headers cost the server, between mathsite and it is mathsite's own work.",
+    ]
+    cold = stage["cold"]
+    out += [
+        "",
+        "Cold requests, one keep-alive connection, fresh n each (`bench.cold_floor`): "
+        f"pi median {cold['pi']['median_ms']:.3f} ms over {cold['pi']['count']} requests; "
+        f"fib(n ~ 10**6) median {cold['fib']['median_ms']:.2f} ms over "
+        f"{cold['fib']['count']}; gmpy2 fib(10**6) and its digits in one process "
+        f"{cold['gmpy2_fib_ms']:.2f} ms.",
+        "",
+        "![hits against threads and workers](ceiling.png)",
+        "",
+    ]
+    return out
+
+
+def plot(stage: dict[str, Any], folder: Path, plt: Any) -> Path:
+    """Draw req/s and p99 against blocking threads and against workers; return the PNG."""
+    shipped = stage["shipped"]
+    rows = stage["layouts"]
+    sweeps = {
+        "blocking threads per worker": (
+            "threads",
+            [r for r in rows if r["workers"] == shipped["workers"]],
+        ),
+        "workers": ("workers", [r for r in rows if r["threads"] == shipped["threads"]]),
+    }
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    for column, (title, (key, sweep)) in enumerate(sweeps.items()):
+        sweep = sorted(sweep, key=lambda r: r[key])
+        xs = [r[key] for r in sweep]
+        for app, style in (("mathsite", "o-"), ("replay", "^:"), ("floor", "s--")):
+            label = LABELS[app]
+            axes[0][column].plot(
+                xs, [r["sides"][app]["requests_per_second"] for r in sweep], style, label=label
+            )
+            axes[1][column].plot(xs, [r["sides"][app]["p99_ms"] for r in sweep], style, label=label)
+        axes[0][column].set_title(f"cached hits against {title}")
+        axes[0][column].set_ylabel("requests/s (median)")
+        axes[1][column].set_ylabel("p99 latency, ms (median)")
+        axes[1][column].set_xlabel(title)
+        for row in (0, 1):
+            axes[row][column].set_xticks(xs)
+            axes[row][column].grid(True, alpha=0.3)
+            axes[row][column].axvline(shipped[key], color="grey", linestyle=":")
+        axes[0][column].set_ylim(bottom=0)
+        axes[1][column].set_ylim(bottom=0)
+    axes[0][0].legend()
+    fig.suptitle("granian layouts: mathsite beside the constant app (dotted: shipped)")
+    fig.tight_layout()
+    path = folder / "ceiling.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
