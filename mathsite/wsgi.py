@@ -6,7 +6,9 @@ views behind it are loaded here, when a worker starts, instead of by its
 first request: otherwise the first client of every new worker (and of every
 respawned one) waits about a second for the imports. The worker's switch
 interval is set here too (``GIL_SWITCH_INTERVAL``: how long one of its
-threads may wait for the interpreter's lock).
+threads may wait for the interpreter's lock), and the secrets the settings
+have read leave its environment (``mathsite.environment``: granian copies
+the environment into every request's).
 """
 
 import os
@@ -19,8 +21,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mathsite.settings")
 django_application = get_wsgi_application()
 
 from compute.http.wsgi import ResultFront  # noqa: E402 - needs Django set up
+from mathsite.environment import forget_secrets  # noqa: E402
 from mathsite.warmup import warm_up  # noqa: E402 - needs Django set up
 
 warm_up()
 sys.setswitchinterval(settings.GIL_SWITCH_INTERVAL)
+forget_secrets()
 application = ResultFront(django_application)

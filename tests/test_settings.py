@@ -456,3 +456,37 @@ def test_a_server_worker_takes_the_gil_switch_interval_of_its_settings(tmp_path)
         result = run_django(tmp_path, {**PRODUCTION, **extra}, "-c", code)
         assert result.returncode == 0, result.stderr[-800:]
         assert float(result.stdout.strip().splitlines()[-1]) == pytest.approx(expected)
+
+
+def test_a_server_worker_keeps_no_secret_in_the_environ_granian_gives_each_request(tmp_path):
+    # granian's WSGI wrapper copies the worker's os.environ into every request's
+    # environ; mathsite.wsgi removes the secrets first (mathsite.environment).
+    code = SETUP + "\n".join(
+        [
+            "import os",
+            "from granian.wsgi import _callback_wrapper",
+            "names = ('SECRET_KEY', 'DATABASE_URL', 'REDIS_URL', 'METRICS_TOKEN')",
+            "before = {k for k in names if k in os.environ}",
+            "import mathsite.wsgi",
+            "seen = {}",
+            "def app(environ, start):",
+            "    seen.update(environ)",
+            "    start('200 OK', [])",
+            "    return [b'']",
+            "class Proto:",
+            "    def response_bytes(self, status, headers, body): pass",
+            "runner = _callback_wrapper(app, {})",
+            "runner(Proto(), {'PATH_INFO': '/', 'REQUEST_METHOD': 'GET'})",
+            "print(sorted(before), sorted(k for k in before if k in seen), 'PATH' in seen)",
+        ]
+    )
+    secrets_env = {
+        **PRODUCTION,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "METRICS_TOKEN": "t" * 40,
+    }
+    result = run_django(tmp_path, secrets_env, "-c", code)
+    assert result.returncode == 0, result.stderr[-800:]
+    assert result.stdout.strip().splitlines()[-1] == (
+        "['DATABASE_URL', 'METRICS_TOKEN', 'REDIS_URL', 'SECRET_KEY'] [] True"
+    )
