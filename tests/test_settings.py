@@ -133,9 +133,6 @@ def test_bad_values_are_refused_with_what_to_set(tmp_path):
         ("CACHE_TTL", "1.5", "CACHE_TTL='1.5' is not a positive whole number of seconds."),
         ("CORS_DELETE_ORIGINS", "https://a.example/", "'https://a.example/' is not an origin"),
         ("CORS_DELETE_ORIGINS", "a.example", "'a.example' is not an origin. Set it to"),
-        ("GIL_SWITCH_INTERVAL", "0", "GIL_SWITCH_INTERVAL='0': set it to seconds in (0, 1]"),
-        ("GIL_SWITCH_INTERVAL", "fast", "GIL_SWITCH_INTERVAL='fast': set it to seconds in"),
-        ("GIL_SWITCH_INTERVAL", "nan", "GIL_SWITCH_INTERVAL='nan': set it to seconds in"),
         ("DATABASE_QUERY_DEADLINE", "0", "DATABASE_QUERY_DEADLINE='0': set it to a number of"),
         ("DATABASE_QUERY_DEADLINE", "soon", "or to 'none' to let a query wait on PostgreSQL"),
         ("DATABASE_CONCURRENCY", "0", "DATABASE_CONCURRENCY=0, DATABASE_QUEUE_WAIT=0.25: set"),
@@ -443,19 +440,6 @@ def test_a_redis_url_with_a_password_works(password_redis):
     reachable, reason, detail = wrong.ping()
     assert not reachable and reason == "authentication" and "AuthenticationError" in detail
     assert wrong.set(query, Payload.from_text(query, "55")) is False  # breaker, not a crash
-
-
-def test_a_server_worker_takes_the_gil_switch_interval_of_its_settings(tmp_path):
-    # mathsite.wsgi is what every server worker imports; Python's default is 5 ms.
-    code = (
-        SETUP + "import sys; assert sys.getswitchinterval() == 0.005; import mathsite.wsgi; "
-        "print(sys.getswitchinterval())"
-    )
-    for value, expected in [(None, 0.0005), ("0.002", 0.002)]:
-        extra = {} if value is None else {"GIL_SWITCH_INTERVAL": value}
-        result = run_django(tmp_path, {**PRODUCTION, **extra}, "-c", code)
-        assert result.returncode == 0, result.stderr[-800:]
-        assert float(result.stdout.strip().splitlines()[-1]) == pytest.approx(expected)
 
 
 def test_a_server_worker_keeps_no_secret_in_the_environ_granian_gives_each_request(tmp_path):
