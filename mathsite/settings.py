@@ -17,7 +17,6 @@ starts serving.
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 
 import environ
@@ -608,23 +607,6 @@ REQUEST_LOG = env.bool("REQUEST_LOG", default=True)
 # in the metrics but not written to the request log; false sends every hit
 # through Django, which logs it (at about twice the cost per hit).
 HIT_FAST_PATH = env.bool("HIT_FAST_PATH", default=True)
-# How long a server thread may wait for the interpreter's lock (the GIL)
-# while another thread of its worker runs Python, before that one is made to
-# let go (Python's switch interval; its default is 5 ms). A worker runs
-# several threads (GRANIAN_BLOCKING_THREADS) so that waits for computations
-# do not stall its hits; under load a thread that just answered a hit takes
-# the lock again before a woken one can, and the woken one waits the whole
-# interval: 5 ms of p99 for a hit of microseconds. Set in each server worker
-# (mathsite.wsgi); measured in bench/README.md ("ceiling").
-_switch = env.str("GIL_SWITCH_INTERVAL", default="0.0005")
-try:
-    GIL_SWITCH_INTERVAL = float(_switch)
-except ValueError:
-    GIL_SWITCH_INTERVAL = math.nan
-if not 0 < GIL_SWITCH_INTERVAL <= 1:  # NaN fails too
-    raise ImproperlyConfigured(
-        f"GIL_SWITCH_INTERVAL={_switch!r}: set it to seconds in (0, 1], e.g. 0.0005."
-    )
 
 LOGGING = {
     "version": 1,

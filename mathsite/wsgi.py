@@ -4,23 +4,23 @@ Django's application, wrapped by the fast path that answers cached hits
 without Django's request cycle (``compute.http.wsgi``). The URLconf and the
 views behind it are loaded here, when a worker starts, instead of by its
 first request: otherwise the first client of every new worker (and of every
-respawned one) waits about a second for the imports. The worker's switch
-interval is set here too (``GIL_SWITCH_INTERVAL``: how long one of its
-threads may wait for the interpreter's lock).
+respawned one) waits about a second for the imports. The secrets the
+settings have read leave the worker's environment here
+(``mathsite.environment``: granian copies the environment into every
+request's).
 """
 
 import os
-import sys
 
-from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mathsite.settings")
 django_application = get_wsgi_application()
 
 from compute.http.wsgi import ResultFront  # noqa: E402 - needs Django set up
+from mathsite.environment import forget_secrets  # noqa: E402
 from mathsite.warmup import warm_up  # noqa: E402 - needs Django set up
 
 warm_up()
-sys.setswitchinterval(settings.GIL_SWITCH_INTERVAL)
+forget_secrets()
 application = ResultFront(django_application)
