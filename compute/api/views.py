@@ -30,10 +30,11 @@ from rest_framework.views import APIView
 
 from compute import selectors, services
 from compute.admission import Client
+from compute.api import misses
 from compute.api.exceptions import CacheUnavailable
 from compute.api.permissions import CanDeleteResults
 from compute.api.serializers import ResultQuerySerializer, log_item_serializer
-from compute.api.throttling import ComputeRateThrottle, RequestRate
+from compute.api.throttling import ComputeRateThrottle
 from compute.clients import client_id
 from compute.domain.convergence import convergence_etag
 from compute.domain.kinds.base import Kind
@@ -126,8 +127,7 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def caller(self, request: Request) -> Client:
         """Return who asks: the client, with this view's rate throttle for computing
         (counted by the service where it counts the budget: ``RequestRate``)."""
-        rate = RequestRate(request, refuse=lambda wait: self.throttled(request, wait))
-        return Client(client_id(request), throttle=rate)
+        return misses.client_caller(request, refuse=lambda wait: self.throttled(request, wait))
 
     def perform_authentication(self, request: Request) -> None:
         # Reads need no identity: authenticate lazily, when a permission
@@ -152,17 +152,14 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def retrieve(self, request: Request, n: str | None = None) -> HttpResponse:
         query = self._query(request, n)
-        # The WSGI front just found this query in no cache tier (hit.MISS_KEY).
-        missed = request.META.get(hit.MISS_KEY) is query
-        reply = hit.answer(
-            query,
-            if_none_match=request.META.get("HTTP_IF_NONE_MATCH"),
-            accept_encoding=request.META.get("HTTP_ACCEPT_ENCODING", ""),
-            lookup=lambda q: services.result_get(
-                query=q, caller=self.caller(request), missed=missed
-            ),
-        )
-        assert reply is not None  # the service always has an outcome
+        refusal = request.META.get(hit.REFUSAL_KEY)
+        if refusal is not None and request.META.get(hit.MISS_KEY) is query:
+            # The WSGI front asked the service for this very query and was refused:
+            # answer with that refusal, nothing is tried twice (hit.REFUSAL_KEY).
+            if isinstance(refusal, misses.RateRefused):
+                self.throttled(request, refusal.wait)
+            raise refusal
+        reply = misses.computed_reply(request, query, caller=self.caller(request))
         if reply.cached:
             request.META[hit.REPLY_KEY] = reply
         return reply.to_django()

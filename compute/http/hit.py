@@ -64,6 +64,10 @@ REPLY_KEY = "mathsite.reply"
 # (a Redis round trip) microseconds later; it goes on to the log and the lock,
 # whose attempt reads the entry anyway.
 MISS_KEY = "mathsite.missed"
+# And when the front computed that miss itself and the service refused
+# (a spent budget, a full rate, busy slots, the log away), the refusal, for
+# the view to answer with: one place words every refusal, nothing is tried twice.
+REFUSAL_KEY = "mathsite.refused"
 
 # What DRF's viewset reports in ``Allow`` for a result URL.
 ALLOW = "GET, DELETE, HEAD, OPTIONS"

@@ -57,6 +57,8 @@ _RESOLVED_BYTES = 256
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
+# (environ, route name, query) -> the reply to a miss it computed, or None.
+MissAnswerer = Callable[[dict, str, ResultQuery], "hit.Reply | None"]
 
 
 class SiteHeaders:
@@ -101,8 +103,10 @@ class ResultFront:
         *,
         routes: tuple[Route, ...] | None = None,
         cache: Any = result_cache,
+        misses: MissAnswerer | None = None,
     ) -> None:
         self.application = application
+        self.misses = misses
         self.matcher = ResultMatcher(routes if routes is not None else result_routes())
         self.cache = cache
         self.site = SiteHeaders()
@@ -123,6 +127,11 @@ class ResultFront:
             logger.debug("WSGI front left a request to Django", exc_info=True)
             answered = None
         if answered is None:
+            computed = self.computed_miss(environ)
+            if computed is not None:
+                reply, extra = computed
+                start_response(reply.status_line, [*reply.headers, *extra])
+                return [reply.body]
             return self.learn_from(environ, start_response)
         route, reply, extra = answered
         start_response(reply.status_line, [*reply.headers, *extra])
@@ -130,6 +139,40 @@ class ResultFront:
         found = route.kind if reply.status == 200 else None  # a 304 looked nothing up
         metrics.front_request(route.name, environ["REQUEST_METHOD"], reply.status, seconds, found)
         return [reply.body]
+
+    def computed_miss(self, environ: dict) -> tuple[hit.Reply, hit.Headers] | None:
+        """Compute an anonymous GET found in no tier (``misses``); None: Django answers it.
+
+        Only a plain GET without credentials (no ``Authorization``, no
+        cookie: Django's authentication and sessions decide nothing then)
+        and without ``If-None-Match``, once the site headers of a 200 are
+        learned. ``misses`` (given by ``mathsite.wsgi``) answers through the
+        same service call as the view and writes the same access-log line;
+        a refusal it leaves in the environ for the view to word
+        (``hit.REFUSAL_KEY``), and returns None. Anything unexpected: Django.
+        """
+        query = environ.get(hit.MISS_KEY)
+        if (
+            self.misses is None
+            or query is None
+            or environ.get("REQUEST_METHOD") != "GET"
+            or "HTTP_AUTHORIZATION" in environ
+            or "HTTP_COOKIE" in environ
+            or "HTTP_IF_NONE_MATCH" in environ
+        ):
+            return None
+        extra = self.site.get(self.is_secure(environ), 200)
+        route = self.resolve(environ)
+        if extra is None or route is None or route[1] is not query:
+            return None
+        try:
+            reply = self.misses(environ, route[0].name, query)
+        except Exception:  # never raise in front of Django
+            logger.warning("WSGI front could not compute a miss; Django answers", exc_info=True)
+            return None
+        if reply is None or reply.status != 200:
+            return None
+        return reply, extra
 
     def kept_answer(self, environ: dict) -> kept.Kept | None:
         """Return the answer kept for this GET if it may be sent again as it is, else None.
