@@ -263,8 +263,8 @@ def result_cached(
 ) -> Outcome | None:
     """Return the outcome if a cache tier holds ``query``'s result, else None (nothing counted).
 
-    For the WSGI front, which answers only hits and leaves misses to the view
-    (which counts them): it computes nothing, so it needs no caller.
+    For the WSGI front's look at the tiers (a miss it then computes through
+    ``result_get``, as the view does): it computes nothing, so it needs no caller.
     ``counted=False`` leaves counting the hit to the caller (the front counts
     its hits in batches: ``metrics.front_request``).
     """

@@ -23,10 +23,16 @@ from Django with their own headers first, unchanged, and the same extra
 headers after them, those extras are trusted for that status and scheme.
 The body and ``Content-Length`` always come from the reply itself.
 
+A miss of an anonymous GET is computed here too, by the answerer the
+application is given (``misses``: ``mathsite.front_misses``, the view's own
+call inside the request middleware); what the service refuses is handed to
+Django, whose view words it (``hit.REFUSAL_KEY``).
+
 Everything else goes to Django unchanged: another method, a path that is
-not a result, an invalid input or host, a miss, site headers not learned
-yet, a plain-HTTP request while ``SECURE_SSL_REDIRECT`` is on, and anything
-unexpected (an exception here is never raised: Django answers, in JSON).
+not a result, an invalid input or host, a miss with credentials or
+conditions, site headers not learned yet, a plain-HTTP request while
+``SECURE_SSL_REDIRECT`` is on, and anything unexpected (an exception here
+is never raised: Django answers, in JSON).
 Hits answered here are counted in the metrics (in batches:
 ``metrics.front_request``) but not written to the request log
 (``HIT_FAST_PATH=false`` sends every hit through Django).
