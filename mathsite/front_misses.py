@@ -8,7 +8,8 @@ found it in no cache tier, so for an anonymous GET it asks ``answer_miss``
 here: the view's own call (``compute.api.misses.computed_reply``, the
 client and its compute rate as the view builds them), inside the request
 middleware (``mathsite.logging.RequestMiddleware``: the request id, the
-metrics, the same access-log line). A refusal is left in the environ
+metrics, the same access-log line; Django's request signals, so database
+connections are recycled as after any request). A refusal is left in the environ
 (``hit.REFUSAL_KEY``) and ``None`` returned: Django then answers, and the
 view raises that very refusal, so refusals keep one wording and nothing is
 charged or counted twice.
@@ -18,12 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.core import signals
 from django.core.handlers.wsgi import WSGIRequest
 
 from compute.admission import Refused
 from compute.api import misses
 from compute.domain.query import ResultQuery
 from compute.http import hit
+from compute.http.wsgi import ResultFront
 from compute.services import LogUnavailable
 from mathsite.logging import RequestMiddleware
 
@@ -59,8 +62,13 @@ def answer_miss(environ: dict, route: str, query: ResultQuery) -> hit.Reply | No
             environ[hit.REFUSAL_KEY] = refusal
             raise _HandedOver from refusal
 
+    # As Django's handler does around a request: database connections too old
+    # or broken are closed (and health-checked at their next use).
+    signals.request_started.send(sender=ResultFront, environ=environ)
     try:
         answered = RequestMiddleware(respond)(request)
     except _HandedOver:
         return None
+    finally:
+        signals.request_finished.send(sender=ResultFront)
     return answered.reply
