@@ -153,17 +153,7 @@ def measure_layout(
     for app, check in checks.items():
         if check["status"] != 200 or check["cached"] is not True:
             raise RuntimeError(f"{app} ({layout.label}) did not answer {path} as a cached hit")
-    sides = {
-        app: {
-            "requests_per_second": median([r["requests_per_second"] for r in app_runs]),
-            "p50_ms": median([r["p50_ms"] for r in app_runs]),
-            "p99_ms": median([r["p99_ms"] for r in app_runs]),
-            "errors": sum(r["errors"] for r in app_runs),
-            "non_2xx": sum(r["non_2xx"] for r in app_runs),
-            "runs": app_runs,
-        }
-        for app, app_runs in runs.items()
-    }
+    sides = {app: serving.summary(app_runs) for app, app_runs in runs.items()}
     return {
         "workers": layout.workers,
         "threads": layout.threads,

@@ -155,7 +155,8 @@ def warm(
     return check
 
 
-def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the medians of req/s, p50 and p99 over wrk ``runs``, their error sums, the runs."""
     return {
         "requests_per_second": median([r["requests_per_second"] for r in runs]),
         "p50_ms": median([r["p50_ms"] for r in runs]),
@@ -203,9 +204,9 @@ def measure(
                 f"p50 {figures.p50_ms:6.2f} ms  p99 {figures.p99_ms:6.2f} ms  "
                 f"errors {figures.errors} non-2xx {figures.non_2xx}"
             )
-    summary = _summary(runs)
-    summary["time_wait_at_start"] = time_wait
-    return check, summary
+    figures = summary(runs)
+    figures["time_wait_at_start"] = time_wait
+    return check, figures
 
 
 def evaluate(serving: dict[str, Any]) -> list[dict[str, Any]]:
