@@ -43,9 +43,9 @@ from tests.support.reference import fib_reference
 from tests.support.servers import (
     KEPT_PROBE,
     LiveServer,
-    RedisServer,
     Reply,
     http_get,
+    serving_a_hit,
     wait_until,
 )
 
@@ -113,15 +113,8 @@ def kept_in_every_worker(live: LiveServer) -> dict[int, dict]:
 
 @pytest.fixture
 def live(tmp_path) -> Iterator[LiveServer]:
-    redis_server = RedisServer(tmp_path / "redis").start()
-    server = LiveServer(tmp_path / "web", redis_url=redis_server.url(), workers=WORKERS)
-    try:
-        server.start()
-        assert server.get(PATH).status == 200  # computed once; hits from here on
+    with serving_a_hit(tmp_path, PATH, workers=WORKERS) as server:  # hits from here on
         yield server
-    finally:
-        server.stop()
-        redis_server.stop()
 
 
 def keep_the_other_clients_answer(live: LiveServer) -> None:

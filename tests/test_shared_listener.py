@@ -52,12 +52,12 @@ from tests.support.figures import record
 from tests.support.reference import fib_reference
 from tests.support.servers import (
     LiveServer,
-    RedisServer,
     Reply,
     exited,
     frozen,
     http_get,
     listening_sockets,
+    serving_a_hit,
     wait_until,
 )
 
@@ -73,15 +73,8 @@ REPLY_TIMEOUT = 20.0  # far above a worker's start (about 1.5 s)
 
 @pytest.fixture
 def live(tmp_path) -> Iterator[LiveServer]:
-    redis_server = RedisServer(tmp_path / "redis").start()
-    server = LiveServer(tmp_path / "web", redis_url=redis_server.url(), workers=WORKERS)
-    try:
-        server.start()
-        assert server.get(PATH).status == 200  # computed once; hits from here on
+    with serving_a_hit(tmp_path, PATH, workers=WORKERS) as server:  # hits from here on
         yield server
-    finally:
-        server.stop()
-        redis_server.stop()
 
 
 def failure(reply: Reply) -> str:

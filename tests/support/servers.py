@@ -681,3 +681,20 @@ class ServeRun:
 
     def redis(self) -> Any:
         return embedded_redis.embedded(self.redis_folder).client()
+
+
+@contextlib.contextmanager
+def serving_a_hit(folder: Path, path: str, *, workers: int) -> Iterator[LiveServer]:
+    """A granian server of ``workers`` on a Redis of its own, ``path`` computed once (a hit after).
+
+    Both are stopped on the way out, whatever the test did.
+    """
+    redis_server = RedisServer(folder / "redis").start()
+    server = LiveServer(folder / "web", redis_url=redis_server.url(), workers=workers)
+    try:
+        server.start()
+        assert server.get(path).status == 200
+        yield server
+    finally:
+        server.stop()
+        redis_server.stop()
