@@ -42,6 +42,7 @@ from compute.admission.gate import Charges
 from compute.admission.offload import compute_pool
 from compute.cache import MISSING, ResultCache, Tier, result_cache
 from compute.cache.budget import Charge
+from compute.cache.locks import Lease
 from compute.database import log_step
 from compute.domain import convergence, results
 from compute.domain import maths as algorithms
@@ -201,13 +202,17 @@ def _log_lookup_many(queries: list[ResultQuery]) -> dict[ResultQuery, str]:
     return found
 
 
-def _from_log(query: ResultQuery, cache: ResultCache) -> Payload | None:
+def _from_log(query: ResultQuery, cache: ResultCache, lease: Lease | None = None) -> Payload | None:
+    """Return the logged value of ``query`` (stored again in the cache), or None.
+
+    With the ``lease`` of its lock, the store and the lock's release go in one round trip.
+    """
     text = _log_lookup(query)
     if text is None:
         return None
     metrics.log_hit(query.kind)
     payload = Payload.from_text(query, text)
-    cache.set(query, payload)
+    cache.set(query, payload, lease=lease)
     return payload
 
 
@@ -259,16 +264,22 @@ def result_record(*, query: ResultQuery, text: str, compute_ms: float) -> None:
 
 
 def result_cached(
-    *, query: ResultQuery, cache: ResultCache = result_cache, counted: bool = True
+    *,
+    query: ResultQuery,
+    cache: ResultCache = result_cache,
+    counted: bool = True,
+    local_only: bool = False,
 ) -> Outcome | None:
     """Return the outcome if a cache tier holds ``query``'s result, else None (nothing counted).
 
     For the WSGI front's look at the tiers (a miss it then computes through
     ``result_get``, as the view does): it computes nothing, so it needs no caller.
     ``counted=False`` leaves counting the hit to the caller (the front counts
-    its hits in batches: ``metrics.front_request``).
+    its hits in batches: ``metrics.front_request``). ``local_only``: the
+    in-process tier alone (for a request whose miss ``result_get`` answers,
+    reading Redis in its lock's round trip).
     """
-    found = cache.find(query)
+    found = cache.find_local(query) if local_only else cache.find(query)
     if found is MISSING:
         return None
     if counted:
@@ -287,43 +298,45 @@ def result_get(
 ) -> Outcome:
     """Return the result of ``query`` for ``caller``, computing it only if no tier has it.
 
-    Only the request that computes is charged: the attempt that takes the
-    stampede lock counts the caller's request rate (``Client.throttle``)
-    and charges its digit budget in the same round trip (where the lock
-    cannot, the gate does, inside the lock), so hits, log reads and
-    requests that get another request's result never count against a
-    client. The gate (``compute.admission``) is entered just before
-    computing, after the last look at the cache; it refuses (the rate:
-    DRF's ``Throttled``; the budget or a computation slot:
-    ``compute.admission.Refused``), and then nothing is computed, logged
-    or cached. ``compute``
-    replaces the kind's computation (tests). ``missed``: the caller has just
-    looked ``query`` up in the cache tiers and found nothing (the WSGI front,
-    ``hit.MISS_KEY``), so the lookup starts at the log; the lock's attempt
-    reads the entry again before anything is computed.
+    The in-process tier first; then the attempt at the stampede lock, which
+    reads the Redis entry in its own round trip (``ResultCache.compute_lock``):
+    a value there is a Redis hit (or, once this request waited for another
+    holder, that holder's value), so a cold request asks Redis once before
+    it computes instead of twice. Having the lock, the log; then the
+    computation. Only the request that computes is charged: the attempt
+    that takes the lock counts the caller's request rate
+    (``Client.throttle``) and charges its digit budget in the same round
+    trip (where the lock cannot, the gate does, inside the lock), and a
+    value then found in the log gives both back (``ComputeGate.unused``),
+    so hits, log reads and requests that get another request's result
+    never count against a client; a client refused a charge still gets
+    what the log holds. The gate (``compute.admission``) is entered just
+    before computing; it refuses (the rate: DRF's ``Throttled``; the budget
+    or a computation slot: ``compute.admission.Refused``), and then nothing
+    is computed, logged or cached. ``compute`` replaces the kind's
+    computation (tests). ``missed``: the caller has just looked ``query``
+    up in the in-process tier (at least) and found nothing (the WSGI front,
+    ``hit.MISS_KEY``).
     """
-    found = MISSING if missed else cache.find(query)
-    metrics.cache_lookup(query.kind, hit=found is not MISSING)
+    found = MISSING if missed else cache.find_local(query)
     if found is not MISSING:
+        metrics.cache_lookup(query.kind, hit=True)
         return Outcome(found[0], _TIER_SOURCE[found[1]])
-    payload = _from_log(query, cache)
-    if payload is not None:
-        return Outcome(payload, Source.LOG)
     # The rate and the budget are charged by the attempt that takes the lock, in
     # its round trip (or by the gate, where the lock could not).
     charges = gate.charges(caller, cost=estimated_digits(query))
     with cache.compute_lock(query, charges=charges.requests if charges else ()) as lease:
-        if lease.found is not None:  # another request computed it while we waited
+        if lease.found is not None:
             metrics.cache_lookup(query.kind, hit=True)
-            return Outcome(lease.found, Source.COLLAPSED)
-        # With Redis up, a finished computation is in Redis (the winner stores
-        # it before releasing the lock, and taking the lock read the entry);
-        # only without Redis is the log the place to look again.
-        if lease.held and not cache.available:
-            payload = _from_log(query, cache)
-            if payload is not None:
-                gate.unused(charges, lease.charges)  # charged for a computation not made
-                return Outcome(payload, Source.LOG)
+            source = Source.COLLAPSED if lease.waited else Source.REDIS
+            return Outcome(lease.found, source)
+        metrics.cache_lookup(query.kind, hit=False)
+        # With Redis up, the lock's attempt read the entry: missing. The log next,
+        # under the lock (a recovered value is stored with the lock's release).
+        payload = _from_log(query, cache, lease=lease if lease.held else None)
+        if payload is not None:
+            gate.unused(charges, lease.charges)  # charged for a computation not made
+            return Outcome(payload, Source.LOG)
         # The row first, then the entry: no value is cached without its row.
         text, _ms = _computed(
             query,

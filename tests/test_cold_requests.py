@@ -1,13 +1,13 @@
 """A cold request end to end (the WSGI front, Django, the view, the service) on the test Redis.
 
 Each round trip to Redis is a large part of what a small computation
-costs, so their number is pinned here: a cold request through a front that
-has learnt the site's headers makes three (the front's lookup, the lock's
-attempt with the compute rate's count and the digit budget's charge, the
-store with the lock's release). A change that adds one fails here, not in
-a benchmark months later. The guarantees that must survive the merging are
-checked on the same request: computed once, logged, cached (sealed),
-charged.
+costs, so their number is pinned here: a cold request makes two (the
+lock's attempt, which reads the entry, counts the compute rate and charges
+the digit budget; the store with the lock's release), through the shipped
+front (which computes the anonymous misses itself) as through Django alone.
+A change that adds one fails here, not in a benchmark months later. The
+guarantees that must survive the merging are checked on the same request:
+computed once, logged, cached (sealed), charged.
 """
 
 from __future__ import annotations
@@ -19,14 +19,16 @@ from django.core.wsgi import get_wsgi_application
 from django.test import RequestFactory
 
 from compute import services
-from compute.admission import Client
+from compute.admission import Client, Refused
 from compute.admission.gate import BUDGET_WINDOW_SECONDS
+from compute.api import misses
 from compute.api.throttling import ComputeRateThrottle
 from compute.cache import MISSING, result_cache
 from compute.domain.query import ResultQuery
 from compute.http import hit
 from compute.http.wsgi import ResultFront
 from compute.models import ComputedResult
+from mathsite.front_misses import answer_miss
 from tests.http.test_wsgi import call, learn
 from tests.support.caches import counted_round_trips
 from tests.support.callers import SETUP
@@ -58,9 +60,9 @@ def counted(client: str = "127.0.0.1") -> int:
     return int(value) if value is not None else 0
 
 
-def test_a_cold_request_makes_three_round_trips_and_keeps_every_guarantee(no_sync, redis_client):
-    front = ResultFront(get_wsgi_application())
-    learn(front)  # the front now looks every result request up itself
+def test_a_cold_request_makes_two_round_trips_and_keeps_every_guarantee(no_sync, redis_client):
+    front = ResultFront(get_wsgi_application(), misses=answer_miss)  # as mathsite.wsgi wires it
+    learn(front)  # the front now looks every result request up itself, and computes misses
     result_cache.find(ResultQuery("fib", 93))  # any sync due happens now
     before, requests_before = spent(), counted()
     with counted_round_trips() as sent:
@@ -68,8 +70,8 @@ def test_a_cold_request_makes_three_round_trips_and_keeps_every_guarantee(no_syn
     assert status == "200 OK"
     assert json.loads(body)["cached"] is False
     assert dict(headers)["Cache-Status"] == "mathsite; fwd=miss; stored"
-    # The front's lookup, the lock + the rate + the budget, the store + the release.
-    assert sent == [3]
+    # The lock + the entry's read + the rate + the budget, then the store + the release.
+    assert sent == [2]
     query = ResultQuery("pi", 123457)
     assert ComputedResult.objects.filter(**services.identity(query)).count() == 1  # logged
     result_cache.local.clear()
@@ -81,14 +83,14 @@ def test_a_cold_request_makes_three_round_trips_and_keeps_every_guarantee(no_syn
 
 
 def test_without_the_fronts_verdict_the_view_looks_the_tiers_up_itself(no_sync):
-    """Django alone (the front switched off, or not in front): the view's own lookup
-    takes the place of the front's, and the count is the same."""
+    """Django alone (the front switched off, or not in front): the view looks in the
+    in-process tier, then takes the lock reading the entry; the count is the same."""
     django = get_wsgi_application()
     result_cache.find(ResultQuery("fib", 93))
     with counted_round_trips() as sent:
         status, _, body = call(django, "/api/pi/123458/")
     assert status == "200 OK" and json.loads(body)["cached"] is False
-    assert sent == [3]
+    assert sent == [2]
 
 
 def test_the_view_answers_the_query_the_front_parsed_and_ignores_another_kinds(no_sync):
@@ -114,8 +116,8 @@ def test_the_view_answers_the_query_the_front_parsed_and_ignores_another_kinds(n
 
 
 def test_a_stale_miss_verdict_still_computes_nothing_twice(redis_client):
-    """The lock's attempt reads the entry: a value stored after the front looked is
-    found there, not computed again (and not charged)."""
+    """The lock's attempt reads the entry: a value in Redis (stored by another process,
+    or after the front looked) is a Redis hit there, not computed again (and not charged)."""
     query = ResultQuery("pi", 123460)
     first = services.result_get(query=query, caller=SETUP)
     assert first.cached is False
@@ -124,7 +126,7 @@ def test_a_stale_miss_verdict_still_computes_nothing_twice(redis_client):
     result_cache.local.clear()
     before = spent("203.0.113.77")
     again = services.result_get(query=query, caller=Client("203.0.113.77"), missed=True)
-    assert again.cached is True and again.source is services.Source.COLLAPSED
+    assert again.cached is True and again.source is services.Source.REDIS
     assert again.payload.text == first.payload.text
     assert spent("203.0.113.77") == before
     assert not ComputedResult.objects.filter(**services.identity(query)).exists()  # not recomputed
@@ -138,3 +140,58 @@ def call_with_environ(app, path: str, extra: dict):
         return app(environ, start_response)
 
     return call(wrapped, path)
+
+
+def test_a_result_in_redis_only_is_a_one_round_trip_hit_of_the_front(no_sync, redis_client):
+    """Stored by another process (not in this one's tier): the front's miss path finds it
+    in the lock's read, answers it as a Redis hit and charges nothing."""
+    front = ResultFront(get_wsgi_application(), misses=answer_miss)
+    learn(front)
+    query = ResultQuery("pi", 123462)
+    assert services.result_get(query=query, caller=SETUP).cached is False
+    result_cache.local.clear()  # as in another worker
+    before, requests_before = spent(), counted()
+    with counted_round_trips() as sent:
+        status, headers, body = call(front, "/api/pi/123462/")
+    assert status == "200 OK" and json.loads(body)["cached"] is True
+    assert dict(headers)["Cache-Status"] == "mathsite; hit; detail=redis"
+    assert sent == [1]
+    assert (spent(), counted()) == (before, requests_before)
+    assert redis_client.exists(result_cache.lock_key(query)) == 0  # no lock taken
+    again = call(front, "/api/pi/123462/")  # now in this process's tier
+    assert dict(again[1])["Cache-Status"] == "mathsite; hit; detail=in-process"
+
+
+def test_a_value_from_the_log_gives_back_the_rate_and_the_digits(no_sync, redis_client):
+    """The lock's attempt charged the request; the log then held the value: no work was
+    done, so both charges are given back, and Redis holds the value again."""
+    query = ResultQuery("pi", 123463)
+    first = services.result_get(query=query, caller=SETUP)
+    result_cache.clear_namespace()  # Redis lost it; the log has it
+    caller = misses.client_caller(
+        RequestFactory().get("/", REMOTE_ADDR="203.0.113.78"), refuse=misses.refuse_rate
+    )
+    before, requests_before = spent("203.0.113.78"), counted("203.0.113.78")
+    outcome = services.result_get(query=query, caller=caller)
+    assert outcome.source is services.Source.LOG and outcome.payload.text == first.payload.text
+    assert (spent("203.0.113.78"), counted("203.0.113.78")) == (before, requests_before)
+    result_cache.local.clear()
+    assert result_cache.get_shared(query).text == first.payload.text  # stored again
+    assert redis_client.exists(result_cache.lock_key(query)) == 0  # released with the store
+
+
+def test_a_client_out_of_budget_still_gets_what_the_log_holds(no_sync, settings):
+    """The budget refuses this client any computation, but a log read is no computation."""
+    query = ResultQuery("pi", 123464)
+    first = services.result_get(query=query, caller=SETUP)
+    result_cache.clear_namespace()
+    settings.COMPUTE_DIGITS_PER_HOUR = 20  # one pi (17 digits) fits, a second does not
+    caller = misses.client_caller(
+        RequestFactory().get("/", REMOTE_ADDR="203.0.113.79"), refuse=misses.refuse_rate
+    )
+    assert services.result_get(query=ResultQuery("pi", 123465), caller=caller).cached is False
+    outcome = services.result_get(query=query, caller=caller)
+    assert outcome.source is services.Source.LOG and outcome.payload.text == first.payload.text
+    assert spent("203.0.113.79") == PI_CHARGE  # the one computation only
+    with pytest.raises(Refused):
+        services.result_get(query=ResultQuery("pi", 123466), caller=caller)

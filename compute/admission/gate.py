@@ -98,11 +98,15 @@ class ComputeGate:
         return Charges(rate=caller.rate_charge(), budget=budget)
 
     def unused(self, charges: Charges | None, made: tuple[Charge, ...] | None) -> None:
-        """Give back the digits of charges made for a computation that is not made after all."""
-        if charges is not None and charges.budget is not None and made:
-            budget = dict(zip(charges.requests, made, strict=False)).get(charges.budget)
-            if budget is not None:
-                self.cache.budget.refund(budget, charges.budget.cost)
+        """Give back what was charged for a computation that is not made after all.
+
+        The rate's count and the budget's digits alike (the lock's attempt
+        made them, then the log held the value): a log read is no work.
+        """
+        if charges is None or not made:
+            return
+        for request, charge in zip(charges.requests, made, strict=False):
+            self.cache.budget.refund(charge, request.cost)
 
     @contextlib.contextmanager
     def admit(

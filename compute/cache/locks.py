@@ -203,7 +203,8 @@ class Lease:
     (asked for with ``hold(charges=...)``, in their order), or None if that
     attempt made none (the caller charges on its own); the last one did not
     fit if the lease is not ``held``: the lock was given back, the charges
-    after it were not made.
+    after it were not made. ``waited``: ``found`` came after this request
+    saw another holder (it got that computation's value), not at its first look.
     """
 
     held: bool
@@ -211,6 +212,7 @@ class Lease:
     charges: tuple[Charge, ...] | None = None
     _redis: _RedisHold | None = field(default=None, repr=False)
     _flight: _Flight | None = field(default=None, repr=False)
+    waited: bool = False
 
     def share(self, value: Any) -> None:
         """Hand ``value`` (just stored under the watched key) to this process's waiting threads."""
@@ -276,7 +278,7 @@ class ComputeLocks:
         deadline = time.monotonic() + self.wait()
         flight, found = self._board(name, deadline)
         if found is not None:
-            yield Lease(False, found)
+            yield Lease(False, found, waited=True)
             return
         try:
             with self._hold(name, watch, accept, unfit, deadline, flight, charges) as lease:
@@ -332,13 +334,13 @@ class ComputeLocks:
             with self._process_lock(name) as held:
                 yield Lease(held)
             return
-        hold, found, charged = attempt
+        hold, found, charged, waited = attempt
         if hold is not None and found is not None:
             hold.release(None)  # the value is there: nothing to compute
         if hold is None or found is not None:
             if flight is not None:
                 flight.found = found
-            yield Lease(False, found, charged)
+            yield Lease(False, found, charged, waited=waited)
             return
         try:
             yield Lease(True, None, charged, hold, flight)
@@ -354,17 +356,21 @@ class ComputeLocks:
         unfit: Callable[[BaseException], None],
         deadline: float,
         charges: Sequence[ChargeRequest] = (),
-    ) -> tuple[_RedisHold | None, Any, tuple[Charge, ...] | None] | None:
+    ) -> tuple[_RedisHold | None, Any, tuple[Charge, ...] | None, bool] | None:
         """Poll for the lock until it is had, the value appears or ``deadline`` passes.
 
         Return (the hold or None, what was found or None, the charge made
-        or None); None if Redis failed.
+        or None, whether another holder was seen first); None if Redis failed.
+        A value that fails its checks (``accept`` gives None: it was reported
+        and deleted) is polled again at once, not after a pause.
         """
         ttl_ms = max(1, int(self.timeout() * 1000))
         token = new_token()
         client = self.client()
         together = watch is not None and same_server(client, name, watch)
-        charging = bool(charges) and watch is not None and not isinstance(client, RedisCluster)
+        # One script reads the value, takes the lock and makes the charges (if
+        # any): on one server; a cluster pipelines the steps (``lock_name``).
+        scripted = watch is not None and not isinstance(client, RedisCluster)
 
         def once_charging() -> tuple[bool, Any, tuple[Charge, ...] | None]:
             assert watch is not None
@@ -391,10 +397,12 @@ class ComputeLocks:
             data = None
             if entry != b"none":  # another type than a string: unfit, overwritten by the store
                 data = redis.ResponseError(f"WRONGTYPE the entry holds a {entry.decode()}")
+            if not outcomes:
+                return True, data, None
             return outcomes[-1].allowed, data, tuple(outcomes)
 
         def once() -> tuple[bool, Any, tuple[Charge, ...] | None]:
-            if charging:
+            if scripted:
                 return once_charging()
             # The lock's own value and time to live come in the same round trip,
             # so a waiter can tell a holder from junk without asking again.
@@ -415,13 +423,14 @@ class ComputeLocks:
             return bool(taken), data[0], None
 
         unfit_told = False
+        waited = rejected = False
         while True:
             outcome = self.breaker.call(once, _FAILED)
             if outcome is _FAILED:
                 return None
             taken, data, charged = outcome
             if charged and not charged[-1].allowed:
-                return None, None, charged  # refused: the script gave the lock back
+                return None, None, charged, waited  # refused: the script gave the lock back
             if isinstance(data, BaseException):  # the watched key holds another type
                 if not unfit_told:  # once per wait, not once per poll
                     unfit(data)
@@ -430,7 +439,11 @@ class ComputeLocks:
             hold = _RedisHold(self, name, token, ttl_ms, together=together) if taken else None
             found = accept(data) if data is not None else None
             if taken or found is not None or time.monotonic() >= deadline:
-                return hold, found, charged
+                return hold, found, charged, waited
+            if data is not None and not rejected:
+                rejected = True  # junk, deleted by ``accept``: look again at once (once)
+                continue
+            waited = True
             time.sleep(POLL_SECONDS)
 
     @contextlib.contextmanager

@@ -235,6 +235,20 @@ class ResultCache:
         ``LOCAL_CACHE_SYNC_SECONDS`` per process), never alongside a lookup:
         on a cluster a lookup reads only the shard owning its key.
         """
+        found = self.find_local(query)
+        if found is not MISSING:
+            return found
+        found = self.get_shared(query)
+        return MISSING if found is MISSING else (found, Tier.REDIS)
+
+    def find_local(self, query: ResultQuery) -> tuple[Payload, Tier] | Any:
+        """Return (payload, ``Tier.LOCAL``) if this process's tier holds ``query``, or ``MISSING``.
+
+        ``find`` without Redis, for a request that may compute: its attempt
+        at the stampede lock reads the entry in the same round trip
+        (``compute_lock``), so a GET before it would be a round trip for
+        nothing. A sync that is due is made first, as ``find`` makes it.
+        """
         if self.evictions.check() == "sync":
             self._sync()
         if self.evictions.trusted:
@@ -242,8 +256,7 @@ class ResultCache:
             if found is not MISSING and self.evictions.trusted:
                 self.tally.add("hits")
                 return found, Tier.LOCAL
-        found = self.get_shared(query)
-        return MISSING if found is MISSING else (found, Tier.REDIS)
+        return MISSING
 
     def get(self, query: ResultQuery) -> Payload | Any:
         """Return the cached payload of ``query`` (local tier, then Redis) or ``MISSING``.

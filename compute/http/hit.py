@@ -60,9 +60,9 @@ from compute.services import Outcome, Source
 # headers) from them; see ``compute.http.wsgi.SiteHeaders``.
 REPLY_KEY = "mathsite.reply"
 # The other direction: the front leaves the query it looked up and found in no
-# cache tier under this key, so the view does not ask the same tiers again
-# (a Redis round trip) microseconds later; it goes on to the log and the lock,
-# whose attempt reads the entry anyway.
+# cache tier it asked (the in-process one at least) under this key, so the view
+# does not ask again microseconds later; it goes on to the lock, whose attempt
+# reads the Redis entry anyway, then the log.
 MISS_KEY = "mathsite.missed"
 # And when the front computed that miss itself and the service refused
 # (a spent budget, a full rate, busy slots, the log away), the refusal, for

@@ -158,14 +158,7 @@ class ResultFront:
         (``hit.REFUSAL_KEY``), and returns None. Anything unexpected: Django.
         """
         query = environ.get(hit.MISS_KEY)
-        if (
-            self.misses is None
-            or query is None
-            or environ.get("REQUEST_METHOD") != "GET"
-            or "HTTP_AUTHORIZATION" in environ
-            or "HTTP_COOKIE" in environ
-            or "HTTP_IF_NONE_MATCH" in environ
-        ):
+        if query is None or not self.computes(environ):
             return None
         extra = self.site.get(self.is_secure(environ), 200)
         route = self.resolve(environ)
@@ -179,6 +172,21 @@ class ResultFront:
         if reply is None or reply.status != 200:
             return None
         return reply, extra
+
+    def computes(self, environ: dict) -> bool:
+        """Return True if a miss of this request would be computed here (``computed_miss``).
+
+        Such a request's lookup stops at the in-process tier: the miss's
+        attempt at the stampede lock reads the Redis entry in its own round
+        trip (``services.result_get``), and answers a hit from there too.
+        """
+        return (
+            self.misses is not None
+            and environ.get("REQUEST_METHOD") == "GET"
+            and "HTTP_AUTHORIZATION" not in environ
+            and "HTTP_COOKIE" not in environ
+            and "HTTP_IF_NONE_MATCH" not in environ
+        )
 
     def kept_answer(self, environ: dict) -> kept.Kept | None:
         """Return the answer kept for this GET if it may be sent again as it is, else None.
@@ -223,9 +231,10 @@ class ResultFront:
         if extra is None:
             return None  # not learned yet: Django answers (and teaches)
         outcomes: list[services.Outcome] = []
+        local_only = self.computes(environ)
 
         def lookup(query: ResultQuery) -> services.Outcome | None:
-            outcome = self.lookup(query)
+            outcome = self.lookup(query, local_only=local_only)
             if outcome is not None:
                 outcomes.append(outcome)
             else:
@@ -298,9 +307,14 @@ class ResultFront:
             self.memo.put(key, generation, found, nbytes=_RESOLVED_BYTES)
         return found
 
-    def lookup(self, query: ResultQuery) -> services.Outcome | None:
-        """Return the cached outcome of ``query`` (cache tiers only), or None."""
-        return services.result_cached(query=query, cache=self.cache, counted=False)
+    def lookup(self, query: ResultQuery, *, local_only: bool = False) -> services.Outcome | None:
+        """Return the cached outcome of ``query`` (cache tiers only), or None.
+
+        ``local_only``: the in-process tier alone (a miss computed here looks in Redis itself).
+        """
+        return services.result_cached(
+            query=query, cache=self.cache, counted=False, local_only=local_only
+        )
 
     def query(self, environ: dict, route: Route, n_text: str | None) -> ResultQuery | None:
         """Return the valid query the request names, or None (the view words the 400)."""

@@ -221,16 +221,16 @@ def test_one_thread_renews_every_lock_the_process_holds(settings, redis_client):
 
 
 @pytest.mark.django_db
-def test_a_cold_computation_makes_three_round_trips_to_redis():
-    """Look up (miss), take the lock reading the entry, store and release; nothing else
-    (no gate or throttle here: those are the view's)."""
+def test_a_cold_computation_makes_two_round_trips_to_redis():
+    """Take the lock reading the entry (the in-process tier was looked at first), then
+    store and release; nothing else (no gate or throttle here: those are the view's)."""
     services.result_get(
         caller=SETUP, query=ResultQuery("fib", 4260)
     )  # a first one may sync the tier
     with counted_round_trips() as sent:
         outcome = services.result_get(caller=SETUP, query=ResultQuery("fib", 4261))
     assert outcome.cached is False and outcome.payload.text == str(fib_reference(4261))
-    assert sent == [3]
+    assert sent == [2]
 
 
 # --- junk under a lock's name ------------------------------------------------------------
@@ -324,8 +324,13 @@ def test_a_lock_replaced_by_another_type_while_held_is_left_alone_without_an_err
     assert redis_client.type(key) == b"hash"  # not ours: not deleted
     result_cache.local.clear()
     started = time.monotonic()
-    with result_cache.compute_lock(query) as again:  # the next taker takes the junk over
-        assert again.held is False and again.found.text == value  # and finds the value
+    with result_cache.compute_lock(query) as again:  # the value is there: nothing to take
+        assert again.held is False and again.found.text == value and not again.waited
+    assert time.monotonic() - started < 0.1
+    redis_client.delete(result_cache.make_key(query.cache_key))  # evicted: a taker needs it
+    started = time.monotonic()
+    with result_cache.compute_lock(query) as taker:  # and takes the junk over at once
+        assert taker.held is True and taker.found is None
     assert time.monotonic() - started < 0.1
     assert redis_client.exists(key) == 0
 
