@@ -113,6 +113,25 @@ def test_a_query_past_the_deadline_ends_in_time_and_the_next_one_works(settings)
 
 @pytest.mark.skipif(not ON_POSTGRESQL, reason="the deadline applies to PostgreSQL only")
 @pytest.mark.django_db(transaction=True)
+def test_a_step_due_before_the_watchdog_wakes_is_broken_in_time(settings):
+    """The watchdog thread is woken only for a step due before it would look again: one
+    with a shorter deadline, armed while it sleeps towards a longer one, still ends in time."""
+    settings.DATABASE_QUERY_DEADLINE = 5.0
+    with log_step(), connection.cursor() as cursor:  # the thread now sleeps towards 5 s
+        cursor.execute("SELECT 1")
+    settings.DATABASE_QUERY_DEADLINE = 0.5
+    connection.ensure_connection()
+    sleeper = connection.connection.info.backend_pid
+    started = time.monotonic()
+    with pytest.raises(LogUnavailable), log_access(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_sleep(10)")
+    assert time.monotonic() - started < 1.5
+    with log_access(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [sleeper])
+
+
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="the deadline applies to PostgreSQL only")
+@pytest.mark.django_db(transaction=True)
 def test_a_step_within_its_deadline_is_left_alone(settings):
     settings.DATABASE_QUERY_DEADLINE = 1.0
     for _ in range(3):  # each step's watchdog entry ends with it

@@ -55,6 +55,7 @@ read with the same care: another type there reads as a missing value
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import secrets
@@ -550,16 +551,27 @@ class _Renewals:
         self._holds: dict[int, _RedisHold] = {}
         self._wake = threading.Condition()
         self._pid = 0
+        # When the thread wakes next by itself (monotonic; inf: it waits to be told).
+        self._next_wake = math.inf
 
     def add(self, hold: _RedisHold) -> None:
-        """Renew ``hold`` from now on, every third of its time to live."""
+        """Renew ``hold`` from now on, every third of its time to live.
+
+        The thread is woken only if it would wake too late for ``hold``:
+        a lock is taken by every cold request, and waking a thread each
+        time (a context switch, and the GIL handed over and back) cost
+        them more than the rest of the lock's bookkeeping.
+        """
         with self._wake:
             if self._pid != os.getpid():  # first use in this process
                 self._holds.clear()
                 self._pid = os.getpid()
+                self._next_wake = math.inf
                 threading.Thread(target=self._run, name="lock-renewal", daemon=True).start()
             self._holds[id(hold)] = hold
-            self._wake.notify()
+            if hold.renew_at < self._next_wake:
+                self._next_wake = hold.renew_at  # it will, once it has looked again
+                self._wake.notify()
 
     def discard(self, hold: _RedisHold) -> None:
         """Stop renewing ``hold`` (before its release)."""
@@ -574,9 +586,11 @@ class _Renewals:
                 for hold in due:
                     hold.renew_at = now + hold.every
                 if not due:
-                    upcoming = [hold.renew_at for hold in self._holds.values()]
-                    self._wake.wait(min(upcoming) - now if upcoming else None)
+                    upcoming = min((hold.renew_at for hold in self._holds.values()), default=None)
+                    self._next_wake = math.inf if upcoming is None else upcoming
+                    self._wake.wait(None if upcoming is None else upcoming - now)
                     continue
+                self._next_wake = now  # renewing: it looks again before it waits
             for hold in due:
                 if not hold.released and not hold.renew():
                     self.discard(hold)

@@ -220,6 +220,23 @@ def test_one_thread_renews_every_lock_the_process_holds(settings, redis_client):
     assert not any(redis_client.exists(result_cache.lock_key(q)) for q in queries)
 
 
+def test_a_lock_due_sooner_than_the_renewal_thread_wakes_is_renewed_in_time(settings, redis_client):
+    """The renewal thread is woken only for a lock due before its next wake-up: one taken
+    with a shorter time to live while it sleeps for a longer one must still be renewed."""
+    settings.COMPUTE_LOCK_TIMEOUT = 3  # renewed every second
+    slow, quick = ResultQuery("fib", 4253), ResultQuery("fib", 4254)
+    with result_cache.compute_lock(slow) as first:
+        assert first.held
+        time.sleep(0.05)  # the thread now sleeps until the first renewal, a second away
+        settings.COMPUTE_LOCK_TIMEOUT = 0.3  # renewed every 0.1 s
+        with result_cache.compute_lock(quick) as second:
+            assert second.held
+            for _ in range(4):  # 0.8 s: more than twice the quick one's time to live
+                time.sleep(0.2)
+                assert 0 < redis_client.pttl(result_cache.lock_key(quick)) <= 300
+    assert not redis_client.exists(result_cache.lock_key(quick))
+
+
 @pytest.mark.django_db
 def test_a_cold_computation_makes_two_round_trips_to_redis():
     """Take the lock reading the entry (the in-process tier was looked at first), then
