@@ -63,3 +63,22 @@ def test_a_refusal_stops_the_run_and_names_the_budget():
 
 def test_the_gmpy2_floor_is_a_positive_time():
     assert 0 < cold_floor.gmpy2_floor(10_000, repeats=3) < 1_000
+
+
+def test_the_floor_is_sampled_between_the_timed_requests_only(monkeypatch):
+    """One sample after each cold request (none after a skipped one): both measured at once."""
+    seed = 5
+    first = cold_floor._candidates("fib", random.Random(seed))[:1]
+    answers = Answers(cached={f"/api/fib/{n}/" for n in first})
+    sampled: list[int] = []
+    real = cold_floor.gmpy2_sample
+
+    def sample(n: int) -> float:
+        sampled.append(answers.computed)  # how many requests were timed before it
+        return real(10_000)
+
+    monkeypatch.setattr(cold_floor, "gmpy2_sample", sample)
+    figures = cold_floor.interleaved_floor(0, 4, seed=seed, connection=answers)
+    assert sampled == [1, 2, 3, 4] and figures["skipped_cached"] == 1
+    assert 0 < figures["gmpy2_fib_digits_ms"] < 1_000
+    assert figures["bound_ms"] == pytest.approx(1.5 * figures["gmpy2_fib_digits_ms"] + 3, abs=0.002)
