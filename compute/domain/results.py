@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from compute.domain import maths
 from compute.domain.kinds import registry
@@ -70,3 +71,50 @@ def _end_with(parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="mathsite-parent-watch", daemon=True).start()
+
+
+# A computation's digits come back in one write (fib(10**6) is 209 kB): a pipe of
+# Linux's default 64 kB would wake the reader for every fourth of them.
+RESULT_PIPE_BYTES = 1 << 20
+_F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux; Python 3.11's fcntl does not name it)
+
+
+def widen_pipe(descriptor: int, size: int = RESULT_PIPE_BYTES) -> None:
+    """Ask Linux for a pipe buffer of ``size`` bytes on ``descriptor``; elsewhere, nothing."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(descriptor, _F_SETPIPE_SZ, size)
+    except (ImportError, OSError):
+        pass  # not Linux, or above /proc/sys/fs/pipe-max-size: the default pipe
+
+
+def serve(tasks: Any, replies: Any, niceness: int) -> None:
+    """Run a computation process: prepare it, say it is ready, then compute what it is sent.
+
+    The target of ``compute.admission.offload``'s children. ``tasks`` and
+    ``replies`` are the child's ends of two one-way pipes: the parent sends
+    ``(function, argument)`` (or None: stop) and reads ``(True, value)`` or
+    ``(False, exception)``; the first reply is the child's pid, once ready.
+    """
+    prepare_process(niceness)
+    widen_pipe(replies.fileno())
+    replies.send(os.getpid())
+    while True:
+        try:
+            task = tasks.recv()
+        except (EOFError, OSError):
+            return  # the parent is gone
+        if task is None:
+            return
+        function, argument = task
+        try:
+            reply: tuple[bool, Any] = (True, function(argument))
+        except BaseException as exc:  # handed to the caller, as a call here would raise it
+            reply = (False, exc)
+        try:
+            replies.send(reply)
+        except (EOFError, OSError):
+            return
+        except Exception as exc:  # the value or the exception does not pickle
+            replies.send((False, RuntimeError(f"computation reply not picklable: {exc!r}")))

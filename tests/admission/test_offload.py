@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from compute.admission.offload import NICE, ComputePool
 from compute.domain import results
@@ -24,6 +27,11 @@ SMALL = ResultQuery("fib", 3_000)  # 627 digits
 def where(query: ResultQuery) -> str:
     """Return the pid and niceness of the process that runs this."""
     return f"{os.getpid()} {os.nice(0)}"
+
+
+def fail_in_a_child(query: ResultQuery) -> str:
+    """Raise where it runs (the caller must see the very exception)."""
+    raise ArithmeticError(f"refused {query.n} in {os.getpid()}")
 
 
 def die_in_a_child(query: ResultQuery) -> str:
@@ -57,12 +65,35 @@ def test_large_computations_run_in_a_child_at_a_lower_priority_small_ones_here()
         computations.close()
 
 
+def test_an_exception_in_the_child_is_raised_to_the_caller_and_the_child_kept():
+    computations = pool()
+    try:
+        first = int(offloaded(computations, where, BIG).split()[0])
+        with pytest.raises(ArithmeticError, match=f"refused 300000 in {first}"):
+            offloaded(computations, fail_in_a_child, BIG)
+        assert int(offloaded(computations, where, BIG).split()[0]) == first
+    finally:
+        computations.close()
+
+
+def test_threads_share_the_children_one_computation_each_at_a_time():
+    """Four threads, one child: each computation gets the child to itself, none is lost."""
+    computations = pool()
+    try:
+        with ThreadPoolExecutor(4) as threads:
+            ran = list(threads.map(lambda _: offloaded(computations, where, BIG), range(12)))
+        assert len({line.split()[0] for line in ran}) == 1
+        assert str(os.getpid()) not in {line.split()[0] for line in ran}
+    finally:
+        computations.close()
+
+
 def test_threshold_none_computes_everything_here():
     computations = pool(threshold=None)
     assert offloaded(computations, where, BIG).split()[0] == str(os.getpid())
 
 
-def test_a_child_that_dies_costs_one_computation_here_and_a_new_pool_next_time(monkeypatch):
+def test_a_child_that_dies_costs_one_computation_here_and_is_replaced(monkeypatch):
     monkeypatch.setenv("OFFLOAD_TEST_PARENT", str(os.getpid()))  # children inherit it
     computations = pool()
     try:
