@@ -1,6 +1,6 @@
 """Issue 21: cached hits against the server's ceiling, cold requests against their floor.
 
-``python -m bench.run --only ceiling`` (about 8 minutes; report and plots in
+``python -m bench.run --only ceiling`` (about 9 minutes; report and plots in
 ``bench/results/only-ceiling/``).
 
 Hits. For each layout of granian (workers, blocking threads per worker),
