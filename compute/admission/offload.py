@@ -103,7 +103,9 @@ class ComputePool:
         try:
             child.tasks.send((function, argument))
             ok, value = child.replies.recv()
-        except (EOFError, OSError):  # the child died (killed, out of memory)
+        except (EOFError, OSError, TypeError, ValueError):
+            # The child died (killed, out of memory), the pool was closed under this
+            # call, or the task would not pickle: computed here all the same.
             self._discard(child)
             return function(argument)
         except BaseException:
