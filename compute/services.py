@@ -324,7 +324,15 @@ def result_get(
         return Outcome(found[0], _TIER_SOURCE[found[1]])
     # The rate and the budget are charged by the attempt that takes the lock, in
     # its round trip (or by the gate, where the lock could not).
-    charges = gate.charges(caller, cost=estimated_digits(query))
+    try:
+        charges = gate.charges(caller, cost=estimated_digits(query))
+    except Exception:
+        # A rate that refuses every computation (0 an hour) refuses at once: what
+        # Redis or the log holds is still answered (hits are never throttled).
+        held = _held(query, cache)
+        if held is None:
+            raise
+        return held
     with cache.compute_lock(query, charges=charges.requests if charges else ()) as lease:
         if lease.found is not None:
             metrics.cache_lookup(query.kind, hit=True)
@@ -350,6 +358,16 @@ def result_get(
         payload = Payload.from_text(query, text)
         stored = cache.set(query, payload, lease=lease)
     return Outcome(payload, _computed_source(bool(stored)))
+
+
+def _held(query: ResultQuery, cache: ResultCache) -> Outcome | None:
+    """Return what Redis, else the log, holds for ``query`` (the in-process tier was asked)."""
+    found = cache.get_shared(query)
+    metrics.cache_lookup(query.kind, hit=found is not MISSING)
+    if found is not MISSING:
+        return Outcome(found, Source.REDIS)
+    payload = _from_log(query, cache)
+    return None if payload is None else Outcome(payload, Source.LOG)
 
 
 @dataclass(frozen=True, slots=True)

@@ -195,3 +195,23 @@ def test_a_client_out_of_budget_still_gets_what_the_log_holds(no_sync, settings)
     assert spent("203.0.113.79") == PI_CHARGE  # the one computation only
     with pytest.raises(Refused):
         services.result_get(query=ResultQuery("pi", 123466), caller=caller)
+
+
+def test_a_rate_that_refuses_every_computation_still_answers_what_is_held(no_sync, settings):
+    """A compute rate of 0 refuses at once, before the lock: a value in Redis (another
+    process's) or only in the log is still answered; only a computation is refused."""
+    framework = {**settings.REST_FRAMEWORK}
+    framework["DEFAULT_THROTTLE_RATES"] = {"compute": "0/hour"}
+    settings.REST_FRAMEWORK = framework
+    in_redis, in_log = ResultQuery("pi", 123467), ResultQuery("pi", 123468)
+    for query in (in_redis, in_log):
+        services.result_get(query=query, caller=SETUP)
+    result_cache.local.clear()  # as in another worker
+    result_cache.delete(in_log)  # evicted: the log still has it
+    caller = misses.client_caller(
+        RequestFactory().get("/", REMOTE_ADDR="203.0.113.80"), refuse=misses.refuse_rate
+    )
+    assert services.result_get(query=in_redis, caller=caller).source is services.Source.REDIS
+    assert services.result_get(query=in_log, caller=caller).source is services.Source.LOG
+    with pytest.raises(misses.RateRefused):
+        services.result_get(query=ResultQuery("pi", 123469), caller=caller)
