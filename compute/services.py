@@ -341,7 +341,11 @@ def result_get(
         metrics.cache_lookup(query.kind, hit=False)
         # With Redis up, the lock's attempt read the entry: missing. The log next,
         # under the lock (a recovered value is stored with the lock's release).
-        payload = _from_log(query, cache, lease=lease if lease.held else None)
+        try:
+            payload = _from_log(query, cache, lease=lease if lease.held else None)
+        except BaseException:
+            gate.unused(charges, lease.charges)  # the log away (a 503): nothing computed
+            raise
         if payload is not None:
             gate.unused(charges, lease.charges)  # charged for a computation not made
             return Outcome(payload, Source.LOG)
