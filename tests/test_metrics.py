@@ -10,11 +10,15 @@ Aggregation across server worker processes is tested on real processes in
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from django.test import Client
 from django.urls import resolve
 from prometheus_client import REGISTRY
 
+from compute import metrics
 from compute.cache import result_cache
 from compute.domain.query import ResultQuery
 from compute.http.routes import ResultMatcher, result_routes
@@ -45,9 +49,11 @@ class Delta:
 
     def __init__(self, **readers) -> None:
         self.readers = readers
+        metrics.front_tally.flush()  # what earlier tests' threads counted lands now, not later
         self.before = {name: read() for name, read in readers.items()}
 
     def moved(self) -> dict[str, float]:
+        metrics.front_tally.flush()
         return {name: read() - self.before[name] for name, read in self.readers.items()}
 
 
@@ -199,3 +205,45 @@ def test_metrics_answers_other_methods_with_a_json_405(client, method):
     assert response["Allow"] == "GET, HEAD"
     assert "mathsite_http_requests" not in response.content.decode()
     assert response.json()["detail"].startswith("Method")
+
+
+def test_the_front_tally_counts_without_a_lock_and_loses_nothing_to_flushes():
+    """Each thread counts in a table of its own; flushes while they count add each request once."""
+    tally = metrics.FrontTally()
+    key = ("tally-threads", "GET", "200", None)
+    before = requests_of("tally-threads", 200)
+    before_count = sample(
+        "mathsite_http_request_duration_seconds_count",
+        route="tally-threads", method="GET", status="200",
+    )  # fmt: skip
+    go = threading.Barrier(5)
+
+    def count(seconds: float) -> None:
+        go.wait()
+        for _ in range(100):
+            for _ in range(100):
+                tally.add_entry(key, seconds)
+            time.sleep(0.0001)
+
+    threads = [threading.Thread(target=count, args=(0.0001 * n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    go.wait()
+    flushes = 0
+    while any(thread.is_alive() for thread in threads):
+        tally.flush()
+        flushes += 1
+        time.sleep(0.0001)
+    for thread in threads:
+        thread.join()
+    tally.flush()
+    assert flushes > 2
+    assert requests_of("tally-threads", 200) - before == 4 * 100 * 100
+    labels = {"route": "tally-threads", "method": "GET", "status": "200"}
+    count = sample("mathsite_http_request_duration_seconds_count", **labels)
+    assert count - before_count == 40_000
+    # 10,000 requests each of 0, 0.1, 0.2 and 0.3 ms; the first bucket (0.5 ms) holds them all
+    assert sample("mathsite_http_request_duration_seconds_sum", **labels) == pytest.approx(6.0)
+    first = str(metrics.HTTP_DURATION._upper_bounds[0])
+    assert sample("mathsite_http_request_duration_seconds_bucket", le=first, **labels) == count
+    assert tally._tables == []  # the threads ended: their tables were taken in full and dropped

@@ -22,11 +22,13 @@ import mmap
 import os
 import stat
 import struct
+import sys
 import tempfile
 from pathlib import Path
 
 _FORMAT = "<Q"
 _SIZE = struct.calcsize(_FORMAT)
+_unpack = struct.Struct(_FORMAT).unpack_from
 
 
 def private_folder() -> Path:
@@ -70,10 +72,13 @@ class HostCounter:
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._map = mmap.mmap(self._fd, _SIZE)
+        # The hit path reads it: an index into a view is a fifth of an unpack.
+        self._view = memoryview(self._map).cast("Q") if sys.byteorder == "little" else None
 
     def read(self) -> int:
         """Return the current value (a plain memory read)."""
-        return struct.unpack_from(_FORMAT, self._map)[0]
+        view = self._view
+        return view[0] if view is not None else _unpack(self._map)[0]
 
     def bump(self) -> None:
         """Increment the value; the file lock makes concurrent bumps all count."""

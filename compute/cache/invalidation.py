@@ -81,7 +81,7 @@ class EvictionBroadcast:
         self._host: HostCounter | None = None
         self._host_seen = 0
         self._generation: int | None = None
-        self._synced_at = float("-inf")
+        self._fresh_until = float("-inf")  # the clock's time the next sync is due
 
     @property
     def host(self) -> HostCounter:
@@ -119,9 +119,24 @@ class EvictionBroadcast:
         if seen != self._host_seen:
             self.forget()
             self._host_seen = seen
-        if self._generation is None or self.clock() - self._synced_at >= self.sync_seconds():
+        if self._generation is None or self.clock() >= self._fresh_until:
             return "sync"
         return "fresh"
+
+    def fresh(self) -> bool:
+        """Return True if ``check`` would say "fresh" and has nothing to do first.
+
+        The hit path's question, answered with a memory read and a clock
+        read: no bump on this host since the last one seen, in step, no
+        sync due. False says nothing more: ``check`` then tells what to do.
+        """
+        host = self._host
+        return (
+            host is not None
+            and host.read() == self._host_seen
+            and self.clock() < self._fresh_until
+            and self._generation is not None
+        )
 
     def queue_read(self, pipe: Any) -> None:
         """Queue the read of the shared generation on ``pipe``."""
@@ -138,7 +153,8 @@ class EvictionBroadcast:
         if generation != self._generation:
             self.forget()
             self._generation = generation
-        self._synced_at = self.clock()
+        # Read once per sync: a changed setting builds another cache (and broadcast).
+        self._fresh_until = self.clock() + self.sync_seconds()
 
     def bump(self, client: Any) -> None:
         """Increment the shared generation (one round trip to the shard that owns it).
@@ -160,4 +176,4 @@ class EvictionBroadcast:
         """Stop trusting the tier (Redis failed: evictions could not be heard)."""
         self.forget()
         self._generation = None
-        self._synced_at = float("-inf")
+        self._fresh_until = float("-inf")

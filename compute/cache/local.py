@@ -32,6 +32,16 @@ class LocalTier:
         self._entries: OrderedDict[str, tuple[Any, int]] = OrderedDict()
         self._bytes = 0
         self._drops = 0  # clears and discards so far: what ``mark`` returns
+        # Every entry that left the tier or was replaced so far (clears,
+        # discards, LRU evictions, puts over a key), written under the lock
+        # and read without it. A value ``holds`` found under a key while
+        # this count was N is still there while it is still N: nothing
+        # leaves or replaces an entry without moving it. The WSGI front's
+        # kept answers lean on it (``ResultCache.serves``) to skip the
+        # lookup, its lock and its LRU move on a hit; after any change their
+        # next hit checks and touches their entry again, so the entries
+        # clients repeat stay the recently used ones.
+        self.changes = 0
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Any:
@@ -72,16 +82,19 @@ class LocalTier:
             old = self._entries.pop(key, None)
             if old is not None:
                 self._bytes -= old[1]
+                self.changes += 1
             self._entries[key] = (value, size)
             self._bytes += size
             while self._bytes > self.max_bytes:
                 _key, (_value, evicted) = self._entries.popitem(last=False)
                 self._bytes -= evicted
+                self.changes += 1
 
     def discard(self, key: str) -> None:
         """Forget ``key`` if present."""
         with self._lock:
             self._drops += 1  # even if absent: a read of it may be in flight
+            self.changes += 1
             old = self._entries.pop(key, None)
             if old is not None:
                 self._bytes -= old[1]
@@ -90,6 +103,7 @@ class LocalTier:
         """Forget everything."""
         with self._lock:
             self._drops += 1
+            self.changes += 1
             self._entries.clear()
             self._bytes = 0
 

@@ -25,6 +25,7 @@ that were refused.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import threading
@@ -104,16 +105,47 @@ class StatsTally:
         self._counts = dict.fromkeys(FIELDS, 0)
         self._guard = threading.Lock()
         self._flushed_at = float("-inf")
+        # One hit at a time is counted without the lock: ``next`` on a count
+        # is one atomic step under the GIL, and every call takes a number of
+        # its own. ``_take_hits`` (under the lock) takes one too; the numbers
+        # between its own and the one the last take got were hits.
+        self._hit_numbers = itertools.count()
+        self._last_taken = next(self._hit_numbers)
 
     def add(self, field: str, count: int = 1) -> None:
         """Count ``count`` (default one) ``field`` ("hits" or "fills")."""
         with self._guard:
             self._counts[field] += count
 
+    def add_hit(self) -> None:
+        """Count one hit (``add("hits")`` without a lock: a cached hit's path)."""
+        next(self._hit_numbers)
+
+    def _take_hits(self) -> None:
+        """Move the hits ``add_hit`` counted into the counts (hold the lock)."""
+        taken = next(self._hit_numbers)
+        self._counts["hits"] += taken - self._last_taken - 1
+        self._last_taken = taken
+
+    def take(self) -> dict[str, int]:
+        """Return the counts not sent yet (the fields that are not 0) and start again from 0."""
+        with self._guard:
+            self._take_hits()
+            pending = {k: v for k, v in self._counts.items() if v}
+            self._counts = dict.fromkeys(FIELDS, 0)
+        return pending
+
+    def counts(self) -> dict[str, int]:
+        """Return the counts not sent yet, by field (a copy)."""
+        with self._guard:
+            self._take_hits()
+            return dict(self._counts)
+
     @property
     def pending(self) -> bool:
         """Return True if some counts have not been sent yet."""
         with self._guard:
+            self._take_hits()
             return any(self._counts.values())
 
     def queue(self, pipe: Any, *, force: bool = False) -> dict[str, int] | None:
@@ -128,9 +160,7 @@ class StatsTally:
         now = self.clock()
         if not force and now - self._flushed_at < self.flush_seconds:
             return None
-        with self._guard:
-            pending = {k: v for k, v in self._counts.items() if v}
-            self._counts = dict.fromkeys(FIELDS, 0)
+        pending = self.take()
         self._flushed_at = now
         if not pending:
             return None
@@ -162,6 +192,7 @@ class StatsTally:
     def discard(self) -> None:
         """Forget the pending counts (the namespace was cleared)."""
         with self._guard:
+            self._take_hits()
             self._counts = dict.fromkeys(FIELDS, 0)
 
 

@@ -254,7 +254,7 @@ class ResultCache:
         if self.evictions.trusted:
             found = self.local.get(query.cache_key)
             if found is not MISSING and self.evictions.trusted:
-                self.tally.add("hits")
+                self.tally.add_hit()
                 return found, Tier.LOCAL
         return MISSING
 
@@ -280,15 +280,30 @@ class ResultCache:
         unchanged); else False, nothing counted, and the caller looks up as
         usual. For answers built from a payload and kept
         (``compute.http.kept``): they stay right exactly as long as this,
-        and are answers of the local tier.
+        and are answers of the local tier; they ask through ``serves``.
+        """
+        return self.serves(key, payload, -1) >= 0
+
+    def serves(self, key: str, payload: Payload, checked: int) -> int:
+        """``still_holds`` for an answer asked again: return a count for next time, or -1.
+
+        Count a hit and return the tier's change count (``LocalTier.changes``)
+        if this process's tier may serve ``payload`` for ``key``; else -1,
+        nothing counted. ``checked`` is what the last call for this pair
+        returned (-1 at first): while no entry has left the tier since, the
+        entry is not looked at again (no lock, no LRU move), only whether a
+        sync is due or this host bumped (``EvictionBroadcast.fresh``). The
+        count is read before the entry is checked, so a change in between
+        makes the next call check again.
         """
         evictions = self.evictions
-        if evictions.check() != "fresh" or not evictions.trusted:
-            return False
-        if not self.local.holds(key, payload) or not evictions.trusted:
-            return False
-        self.tally.add("hits")
-        return True
+        if not evictions.fresh() and (evictions.check() != "fresh" or not evictions.trusted):
+            return -1
+        changes = self.local.changes
+        if changes != checked and (not self.local.holds(key, payload) or not evictions.trusted):
+            return -1
+        self.tally.add_hit()
+        return changes
 
     def _sync(self) -> None:
         """Re-read the eviction generation (one small GET, with the due statistics).
@@ -360,7 +375,7 @@ class ResultCache:
             return MISSING
         if self.evictions.trusted:  # else the next sync must come first
             self.local.put(key, payload, payload.nbytes, since=since)
-        self.tally.add("hits")
+        self.tally.add_hit()
         return payload
 
     def set(self, query: ResultQuery, payload: Payload, *, lease: Lease | None = None) -> bool:

@@ -71,6 +71,9 @@ class Kept:
     tally_key: tuple[str, str, str, str | None] = ("", "", "", None)
     cache_key: str = ""
     cache: Any = None  # the ResultCache it was kept from (a kept answer lives one generation)
+    # What ``ResultCache.serves`` returned last for it (-1: not yet): the
+    # only field that changes, written by whichever thread sent it last.
+    checked: list[int] = field(default_factory=lambda: [-1])
 
     @classmethod
     def of(
@@ -99,8 +102,15 @@ class Kept:
         )  # fmt: skip
 
     def still_sendable(self) -> bool:
-        """Count a hit and return True if the in-process tier still holds this payload."""
-        return self.cache.still_holds(self.cache_key, self.payload)
+        """Count a hit and return True if the in-process tier still holds this payload.
+
+        ``ResultCache.serves``: the entry is looked at only when something
+        left the tier since this answer was last sent. Two threads sending
+        it at once each store a count they checked: either is right.
+        """
+        checked = self.cache.serves(self.cache_key, self.payload, self.checked[0])
+        self.checked[0] = checked
+        return checked >= 0
 
     @property
     def nbytes(self) -> int:

@@ -106,16 +106,16 @@ def test_still_holds_is_true_exactly_while_get_would_serve_that_payload_from_the
     cache.set(query, Payload.from_text(query, "233"))
     payload = cache.get(query)
     assert payload is not MISSING
-    hits = cache.tally._counts["hits"]
+    hits = cache.tally.counts()["hits"]
     assert cache.still_holds(query.cache_key, payload) is True
-    assert cache.tally._counts["hits"] == hits + 1  # counted as the lookup would
+    assert cache.tally.counts()["hits"] == hits + 1  # counted as the lookup would
     another = Payload.from_text(query, "233")
     assert cache.still_holds(query.cache_key, another) is False  # another object
 
     other = ResultCache()  # another worker of this host evicts it
     other.delete(query)
     assert cache.still_holds(query.cache_key, payload) is False
-    assert cache.tally._counts["hits"] == hits + 1  # nothing counted
+    assert cache.tally.counts()["hits"] == hits + 1  # nothing counted
 
     cache.set(query, Payload.from_text(query, "233"))
     again = cache.get(query)
@@ -123,6 +123,51 @@ def test_still_holds_is_true_exactly_while_get_would_serve_that_payload_from_the
     sync_due = cache.evictions.clock() + cache.evictions.sync_seconds() + 1
     cache.evictions.clock = lambda: sync_due  # the periodic sync is due: ask Redis first
     assert cache.still_holds(query.cache_key, again) is False
+
+
+def test_serves_looks_at_the_entry_again_only_after_something_left_the_tier(clean_cache):
+    """A kept answer's hit: the count it got back spares the next lookup until the tier moves."""
+    cache = clean_cache
+    query, other = ResultQuery("fib", 13), ResultQuery("fib", 14)
+    for each, text in ((query, "233"), (other, "377")):
+        cache.set(each, Payload.from_text(each, text))
+    payload = cache.get(query)
+    checked = cache.serves(query.cache_key, payload, -1)
+    assert checked == cache.local.changes >= 0
+    looked = []
+    holds = cache.local.holds
+    cache.local.holds = lambda *args: looked.append(args) or holds(*args)
+    hits = cache.tally.counts()["hits"]
+    assert cache.serves(query.cache_key, payload, checked) == checked
+    assert looked == []  # nothing moved: the entry was not looked at
+    assert cache.tally.counts()["hits"] == hits + 1
+
+    cache.local.discard(other.cache_key)  # another entry leaves: look again, still held
+    again = cache.serves(query.cache_key, payload, checked)
+    assert again == cache.local.changes == checked + 1
+    assert looked == [(query.cache_key, payload)]
+
+    cache.local.discard(query.cache_key)  # this one leaves
+    assert cache.serves(query.cache_key, payload, again) == -1
+    assert cache.tally.counts()["hits"] == hits + 2
+
+
+def test_serves_refuses_at_once_after_a_bump_on_this_host_or_when_a_sync_is_due(clean_cache):
+    query = ResultQuery("fib", 15)
+    cache = clean_cache
+    cache.set(query, Payload.from_text(query, "610"))
+    payload = cache.get(query)
+    checked = cache.serves(query.cache_key, payload, -1)
+    assert checked >= 0
+    ResultCache().evictions.bump_host()  # another worker of this host evicted something
+    assert cache.serves(query.cache_key, payload, checked) == -1
+    assert cache.get(query) is not MISSING  # from Redis again: the tier is refilled
+    payload = cache.get(query)
+    checked = cache.serves(query.cache_key, payload, -1)
+    assert checked >= 0
+    sync_due = cache.evictions.clock() + cache.evictions.sync_seconds() + 1
+    cache.evictions.clock = lambda: sync_due
+    assert cache.serves(query.cache_key, payload, checked) == -1
 
 
 # --- an eviction that arrives while a read of the same key is in flight ----------------

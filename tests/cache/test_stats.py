@@ -13,6 +13,7 @@ the next flush, without failing a request, the command or opening the breaker.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from io import StringIO
 
@@ -222,3 +223,31 @@ def test_a_count_that_redis_accepts_but_mathsite_never_writes_is_removed_by_the_
     assert malformed_count("stats") - before == 2
     assert redis_client.hget(key, "hits") is None and redis_client.hget(key, "fills") == b"3"
     assert abs(result_cache.stats()["since"] - time.time()) < 60
+
+
+def test_hits_counted_by_many_threads_at_once_are_all_taken_once(clean_cache):
+    """``add_hit`` takes no lock: each hit is a number of its own, taken by exactly one flush."""
+    tally = clean_cache.tally
+    tally.take()
+    taken = []
+    go = threading.Barrier(9)
+
+    def count() -> None:
+        go.wait()
+        for _ in range(200):
+            for _ in range(100):
+                tally.add_hit()
+            time.sleep(0.0001)  # let the taker in between bursts
+
+    threads = [threading.Thread(target=count) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    go.wait()
+    while any(thread.is_alive() for thread in threads):  # takes while the threads count
+        taken.append(tally.take().get("hits", 0))
+        time.sleep(0.0001)
+    for thread in threads:
+        thread.join()
+    taken.append(tally.take().get("hits", 0))
+    assert len([count for count in taken if count]) > 2  # taken while counting, more than once
+    assert sum(taken) == 8 * 200 * 100

@@ -243,6 +243,30 @@ def test_result_cache_local_tier_stays_within_its_budget():
     assert len(cache.local) < 200  # the budget, not the count, decided
 
 
+def test_the_tiers_change_count_moves_whenever_an_entry_leaves_or_is_replaced():
+    """What lets a kept answer skip the lookup (``ResultCache.serves``): no move, no change."""
+    tier = LocalTier(max_bytes=1000)
+    moves = []
+
+    def step(action) -> None:
+        before = tier.changes
+        action()
+        moves.append(tier.changes - before)
+
+    step(lambda: tier.put("a", 1, 200))  # a new key, room left: nothing left the tier
+    step(lambda: tier.get("a"))
+    step(lambda: tier.holds("a", 1))
+    step(lambda: tier.put("b", 2, 200))
+    step(lambda: tier.put("a", 3, 200))  # replaced
+    step(lambda: tier.discard("b"))
+    step(lambda: tier.discard("absent"))  # even absent: a read of it may be in flight
+    for key in ("c", "d", "e"):
+        step(lambda key=key: tier.put(key, 0, 200))
+    step(lambda: tier.put("f", 0, 250))  # 1,050 bytes asked: the oldest goes
+    step(lambda: tier.clear())
+    assert moves == [0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1]
+
+
 def test_an_eviction_reaches_another_process_within_the_sync_interval(redis_client, settings):
     clock = FakeClock()
     reader, writer = PointedCache(clock=clock), PointedCache(clock=clock)
