@@ -191,8 +191,7 @@ class ComputePool:
         )
         process.start()
         task_reader.close()
-        reply_writer.close()
-        results.widen_pipe(reply_reader.fileno())
+        reply_writer.close()  # the child widens the reply pipe (``results.serve``): one pipe
         child = _Child(process, task_writer, reply_reader)
         self._children.append(child)
         threading.Thread(

@@ -93,6 +93,7 @@ class Charge:
     retry_after: float
     key: str
     window: int
+    counter: str = BUDGET  # the request's: what junk under ``key`` is reported as
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,7 @@ class ChargeRequest:
 
     def outcome(self, allowed: bool, spent: int) -> Charge:
         """Return the ``Charge`` of this request, given what Redis (or the local ledger) said."""
-        return Charge(allowed, spent, self.retry_after, self.key, self.window)
+        return Charge(allowed, spent, self.retry_after, self.key, self.window, self.counter)
 
 
 class BudgetLedger:
@@ -166,14 +167,12 @@ class BudgetLedger:
             found = self._script(_CHARGE)(
                 keys=[request.key], args=[request.cost, request.limit, request.ttl]
             )
-            self.malformed.repaired(BUDGET, request.key, found[2])
+            self.malformed.repaired(request.counter, request.key, found[2])
             return int(found[0]), int(found[1])
 
         allowed, spent = self.breaker.call(run, sentinel)
         if (allowed, spent) == sentinel:
-            return self._charge_locally(
-                request.key, request.cost, request.limit, request.window, request.retry_after
-            )
+            return self._charge_locally(request)
         return request.outcome(bool(allowed), spent)
 
     def refund(self, charge: Charge, cost: int) -> None:
@@ -188,7 +187,7 @@ class BudgetLedger:
 
         def run() -> None:
             reset = self._script(_REFUND)(keys=[charge.key], args=[cost])
-            self.malformed.repaired(BUDGET, charge.key, reset)
+            self.malformed.repaired(charge.counter, charge.key, reset)
 
         self.breaker.call(run, None)
 
@@ -198,15 +197,14 @@ class BudgetLedger:
             script = self._scripts[source] = self.client().register_script(source)
         return script
 
-    def _charge_locally(
-        self, key: str, cost: int, limit: int, window: int, retry_after: float
-    ) -> Charge:
+    def _charge_locally(self, request: ChargeRequest) -> Charge:
+        key, window, cost = request.key, request.window, request.cost
         with self._guard:
             if window != self._local_window or len(self._local) >= LOCAL_CLIENTS:
                 self._local.clear()
                 self._local_window = window
             spent = self._local.get((key, window), 0)
-            if spent > 0 and spent + cost > limit:
-                return Charge(False, spent, retry_after, key, window)
+            if spent > 0 and spent + cost > request.limit:
+                return request.outcome(False, spent)
             self._local[(key, window)] = spent + cost
-            return Charge(True, spent + cost, retry_after, key, window)
+            return request.outcome(True, spent + cost)

@@ -373,7 +373,7 @@ class ComputeLocks:
         # any): on one server; a cluster pipelines the steps (``lock_name``).
         scripted = watch is not None and not isinstance(client, RedisCluster)
 
-        def once_charging() -> tuple[bool, Any, tuple[Charge, ...] | None]:
+        def once_scripted() -> tuple[bool, Any, tuple[Charge, ...] | None]:
             assert watch is not None
             args: list[Any] = [token, ttl_ms]
             for request in charges:
@@ -404,7 +404,7 @@ class ComputeLocks:
 
         def once() -> tuple[bool, Any, tuple[Charge, ...] | None]:
             if scripted:
-                return once_charging()
+                return once_scripted()
             # The lock's own value and time to live come in the same round trip,
             # so a waiter can tell a holder from junk without asking again.
             pipe = client.pipeline(transaction=False)

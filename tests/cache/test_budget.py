@@ -8,12 +8,15 @@ Junk under a budget key (written with the raw client) is reset by the charge.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import redis
 
 from compute.cache import REDIS_ERRORS, result_cache
 from compute.cache.breaker import Breaker
 from compute.cache.budget import BudgetLedger
+from compute.cache.values import BUDGET, THROTTLE
 from tests.support.junk import JUNK, junk_id, malformed_count, plant
 from tests.support.servers import free_port
 
@@ -119,6 +122,24 @@ def test_a_refund_meeting_junk_neither_fails_nor_opens_the_breaker(redis_client,
     book.refund(charge, 700)
     assert book.breaker.available
     assert redis_client.exists(charge.key) == 0  # nothing left to give back: the junk went
+
+
+def test_junk_under_a_rate_key_is_reported_as_the_rates_on_charge_and_refund(redis_client):
+    """The ledger makes the compute rate's counts too (``counter=THROTTLE``): junk met in
+    a rate's key, by the charge or by the refund, is reported under the rate's name."""
+    book = ledger(Clock(T0))
+    request = book.request("198.51.100.8", 1, limit=5, window_seconds=HOUR)
+    rate = dataclasses.replace(
+        request, key=result_cache.make_key("throttle:t:c:1"), counter=THROTTLE
+    )
+    before = {name: malformed_count(name) for name in (BUDGET, THROTTLE)}
+    plant(redis_client, rate.key, b"x")
+    charge = book.charge_request(rate)
+    assert (charge.allowed, charge.counter) == (True, THROTTLE)
+    plant(redis_client, rate.key, b"x")
+    book.refund(charge, 1)
+    assert malformed_count(THROTTLE) - before[THROTTLE] == 2
+    assert malformed_count(BUDGET) == before[BUDGET]
 
 
 def test_a_refund_after_the_window_ended_leaves_no_key_behind(redis_client):
