@@ -271,25 +271,17 @@ class ResultCache:
         """Return this cache (what ``result_cache.instance`` gives: the object behind it)."""
         return self
 
-    def still_holds(self, key: str, payload: Payload) -> bool:
-        """Count a hit and return True if this process's tier may serve ``payload`` for ``key``.
-
-        ``key`` is the query's ``cache_key``. True only when ``find`` would
-        return this very payload from the in-process tier (``Tier.LOCAL``)
-        without asking Redis (no sync due, the tier in step, the entry
-        unchanged); else False, nothing counted, and the caller looks up as
-        usual. For answers built from a payload and kept
-        (``compute.http.kept``): they stay right exactly as long as this,
-        and are answers of the local tier; they ask through ``serves``.
-        """
-        return self.serves(key, payload, -1) >= 0
-
     def serves(self, key: str, payload: Payload, checked: int) -> int:
-        """``still_holds`` for an answer asked again: return a count for next time, or -1.
+        """Count a hit and return a count for next time if this process's tier serves ``payload``.
 
-        Count a hit and return the tier's change count (``LocalTier.changes``)
-        if this process's tier may serve ``payload`` for ``key``; else -1,
-        nothing counted. ``checked`` is what the last call for this pair
+        ``key`` is the query's ``cache_key``. The tier may serve it when
+        ``find`` would return this very payload from the in-process tier
+        (``Tier.LOCAL``) without asking Redis: no sync due, the tier in step,
+        the entry unchanged. Then the hit is counted and the tier's change
+        count (``LocalTier.changes``) returned; else -1, nothing counted, and
+        the caller looks up as usual. For answers built from a payload and
+        kept (``compute.http.kept``): they stay right exactly as long as
+        this, and are answers of the local tier. ``checked`` is what the last call for this pair
         returned (-1 at first): while no entry has left the tier since, the
         entry is not looked at again (no lock, no LRU move), only whether a
         sync is due or this host bumped (``EvictionBroadcast.fresh``). The

@@ -15,7 +15,7 @@ front keeps each answer by everything in the request that decides it:
 - the site headers trusted for its status and scheme are the very tuple it
   was sent with (``SiteHeaders`` replaces the tuple when they change);
 - this process's tier still holds the very payload it was built from and
-  may serve it without asking Redis (``ResultCache.still_holds``: no
+  may serve it without asking Redis (``ResultCache.serves``: no
   eviction sync due, the tier in step, the entry unchanged; the hit is
   counted as a lookup's), so an evicted result is never answered from here
   and a sync that is due goes through the full path, which makes it.

@@ -193,7 +193,7 @@ class ResultFront:
 
         It may while it was kept under this settings generation, with the
         site headers trusted now, and the in-process tier still holds its
-        very payload (``ResultCache.still_holds``, which counts the hit).
+        very payload (``ResultCache.serves``, which counts the hit).
         """
         secure = self.is_secure(environ)
         key = kept.request_key(environ, secure)

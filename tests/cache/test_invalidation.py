@@ -97,32 +97,32 @@ def test_lookups_do_not_read_the_eviction_generation(tmp_path):
 
 
 @pytest.mark.django_db
-def test_still_holds_is_true_exactly_while_get_would_serve_that_payload_from_the_tier(
+def test_serves_exactly_while_get_would_serve_that_payload_from_the_tier(
     clean_cache,
 ):
-    """What the front's kept answers rely on (``ResultCache.still_holds``)."""
+    """What the front's kept answers rely on (``ResultCache.serves``)."""
     query = ResultQuery("fib", 13)
     cache = clean_cache
     cache.set(query, Payload.from_text(query, "233"))
     payload = cache.get(query)
     assert payload is not MISSING
     hits = cache.tally.counts()["hits"]
-    assert cache.still_holds(query.cache_key, payload) is True
+    assert cache.serves(query.cache_key, payload, -1) >= 0
     assert cache.tally.counts()["hits"] == hits + 1  # counted as the lookup would
     another = Payload.from_text(query, "233")
-    assert cache.still_holds(query.cache_key, another) is False  # another object
+    assert cache.serves(query.cache_key, another, -1) == -1  # another object
 
     other = ResultCache()  # another worker of this host evicts it
     other.delete(query)
-    assert cache.still_holds(query.cache_key, payload) is False
+    assert cache.serves(query.cache_key, payload, -1) == -1
     assert cache.tally.counts()["hits"] == hits + 1  # nothing counted
 
     cache.set(query, Payload.from_text(query, "233"))
     again = cache.get(query)
-    assert cache.still_holds(query.cache_key, again) is True
+    assert cache.serves(query.cache_key, again, -1) >= 0
     sync_due = cache.evictions.clock() + cache.evictions.sync_seconds() + 1
     cache.evictions.clock = lambda: sync_due  # the periodic sync is due: ask Redis first
-    assert cache.still_holds(query.cache_key, again) is False
+    assert cache.serves(query.cache_key, again, -1) == -1
 
 
 def test_serves_looks_at_the_entry_again_only_after_something_left_the_tier(clean_cache):
