@@ -191,9 +191,7 @@ class StatsTally:
 
     def discard(self) -> None:
         """Forget the pending counts (the namespace was cleared)."""
-        with self._guard:
-            self._take_hits()
-            self._counts = dict.fromkeys(FIELDS, 0)
+        self.take()
 
 
 def repair_tally(client: redis.Redis, key: str, counts: dict[str, int] | None = None) -> bool:

@@ -281,12 +281,14 @@ class ResultCache:
         count (``LocalTier.changes``) returned; else -1, nothing counted, and
         the caller looks up as usual. For answers built from a payload and
         kept (``compute.http.kept``): they stay right exactly as long as
-        this, and are answers of the local tier. ``checked`` is what the last call for this pair
-        returned (-1 at first): while no entry has left the tier since, the
-        entry is not looked at again (no lock, no LRU move), only whether a
-        sync is due or this host bumped (``EvictionBroadcast.fresh``). The
-        count is read before the entry is checked, so a change in between
-        makes the next call check again.
+        this, and are answers of the local tier.
+
+        ``checked`` is what the last call for this pair returned (-1 at
+        first): while no entry has left the tier since, the entry is not
+        looked at again (no lock, no LRU move), only whether a sync is due or
+        this host bumped (``EvictionBroadcast.fresh``). The count is read
+        before the entry is checked, so a change in between makes the next
+        call check again.
         """
         evictions = self.evictions
         if not evictions.fresh() and (evictions.check() != "fresh" or not evictions.trusted):
