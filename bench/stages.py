@@ -100,7 +100,7 @@ class Config:
     # The ceiling stage (bench.ceiling, issue 21): layouts of granian, cold floors.
     ceiling_rounds: int = 3
     ceiling_seconds: float = 6.0
-    ceiling_shipped_blocks: int = 3  # the shipped layout: servers started afresh this often
+    ceiling_shipped_blocks: int = 5  # the shipped layout: servers started afresh this often
     ceiling_cold_pi: int = 200
     ceiling_cold_fib: int = 15  # about 3.1 million digits of the default hourly budget
     load_tool: str = "auto"  # "wrk", "python", or "auto" (wrk when installed)
