@@ -339,9 +339,10 @@ def markdown(stage: dict[str, Any]) -> list[str]:
     out = [
         "## Hits at the ceiling, cold requests at the floor (issue 21)",
         "",
-        f"granian with mathsite's settings for both applications; `wrk -t2 "
+        f"granian with mathsite's settings for all three applications; `wrk -t2 "
         f"-c{stage['connections']} -d{stage['seconds']:g}s` on cached `{stage['path']}`, "
-        f"{stage['rounds']} rounds alternating mathsite and the constant WSGI app; medians. "
+        f"{stage['rounds']} rounds alternating mathsite, the constant app sending mathsite's "
+        "reply and the constant WSGI app; medians, and the median of the rounds' ratios. "
         f"Shipped layout first, measured {stage['layouts'][0].get('blocks', 1)} times with "
         "servers started afresh (its rounds pooled).",
         "",
