@@ -2,17 +2,19 @@
 
 Results never change, so the only reason to forget one is memory or an
 explicit eviction. The tier is bounded by an estimate of the bytes its
-entries hold (``Payload.nbytes``), evicting least recently used entries;
-an entry larger than a quarter of the budget is not kept at all.
+entries hold, evicting least recently used entries: the size its caller
+gives for the value (``Payload.nbytes``), plus the key's characters and
+``ENTRY_BYTES`` for the tier's own objects around it. An entry larger than
+a quarter of the budget is not kept at all.
 
 A value read from elsewhere (Redis) is put with the ``mark`` taken before
 the read: had an eviction emptied the tier (``clear``) or dropped a key
 (``discard``) meanwhile, the value may be the evicted one, and ``put``
 leaves it out rather than bring it back after its eviction was heard.
 
-    >>> tier = LocalTier(max_bytes=1000)
-    >>> tier.put("a", "x", 100); tier.get("a")
-    'x'
+    >>> tier = LocalTier(max_bytes=2000)
+    >>> tier.put("a", "x", 100); tier.get("a"), tier.nbytes
+    ('x', 357)
 """
 
 from __future__ import annotations
@@ -22,10 +24,15 @@ from collections import OrderedDict
 from typing import Any
 
 MISSING = object()
+# What an entry costs the tier besides its value and its key's characters:
+# the key string's header, the (value, size) tuple, the size, the ordered
+# dict's slot and link. Measured with tracemalloc (CPython 3.11, 64-bit):
+# about 200 bytes; rounded up.
+ENTRY_BYTES = 256
 
 
 class LocalTier:
-    """LRU mapping of key -> value bounded by the sum of the sizes given to ``put``."""
+    """LRU mapping of key -> value bounded by the bytes its entries are counted as (``put``)."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -68,12 +75,15 @@ class LocalTier:
             return self._drops
 
     def put(self, key: str, value: Any, size: int, *, since: int | None = None) -> None:
-        """Store ``value`` (costing ``size`` bytes), evicting the oldest entries to fit.
+        """Store ``value`` (holding ``size`` bytes), evicting the oldest entries to fit.
 
-        With ``since`` (a ``mark``), store nothing if the tier was cleared or
-        any key discarded after that mark: checked under the same lock as
-        the store, so no clear can fall between the check and the store.
+        The entry is counted as ``size`` plus the key's characters plus
+        ``ENTRY_BYTES``. With ``since`` (a ``mark``), store nothing if the
+        tier was cleared or any key discarded after that mark: checked under
+        the same lock as the store, so no clear can fall between the check
+        and the store.
         """
+        size += len(key) + ENTRY_BYTES
         if size > self.max_bytes // 4:
             return
         with self._lock:

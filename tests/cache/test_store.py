@@ -10,11 +10,13 @@ for the real socket timeouts the breaker exists to bound.
 from __future__ import annotations
 
 import decimal
+import gc
 import gzip
 import logging
 import pickle
 import threading
 import time
+import tracemalloc
 
 import pytest
 from django.core.cache import caches
@@ -23,10 +25,11 @@ from django.test import override_settings
 
 from compute import services
 from compute.cache import MISSING, ResultCache, result_cache
-from compute.cache.local import LocalTier
+from compute.cache.local import ENTRY_BYTES, LocalTier
 from compute.cache.serializer import TaggedSerializer
+from compute.conf import app_settings
 from compute.domain.payload import Payload
-from compute.domain.query import ResultQuery
+from compute.domain.query import ResultQuery, parse_query
 from compute.models import ComputedResult
 from tests.support.caches import FakeClock, PointedCache, backend_at
 from tests.support.callers import SETUP
@@ -216,20 +219,65 @@ def test_hits_and_fills_reach_redis_at_most_once_a_second(redis_client):
 # --- the in-process tier ----------------------------------------------------------------
 
 
+def _counted(key: str, size: int) -> int:
+    """What the tier counts for a value of ``size`` bytes under ``key``."""
+    return size + len(key) + ENTRY_BYTES
+
+
 def test_local_tier_is_bounded_and_evicts_least_recently_used():
-    tier = LocalTier(max_bytes=1000)
+    entry = _counted("k0", 200)
+    tier = LocalTier(max_bytes=5 * entry)
     for i in range(4):
         tier.put(f"k{i}", i, 200)
+    assert tier.nbytes == 4 * entry  # the values, their keys and the tier's own objects
     assert tier.get("k0") == 0  # k0 is now the most recent
     tier.put("k4", 4, 200)
-    tier.put("k5", 5, 200)  # 1,200 bytes asked: the oldest (k1) goes
-    assert tier.nbytes <= 1000
+    tier.put("k5", 5, 200)  # six entries asked: the oldest (k1) goes
+    assert tier.nbytes <= 5 * entry
     assert tier.get("k1") is MISSING
     assert [tier.get(k) for k in ("k0", "k2", "k3", "k4", "k5")] == [0, 2, 3, 4, 5]
-    tier.put("huge", "x", 251)  # over a quarter of the budget: never kept
+    tier.put("huge", "x", 5 * entry // 4 - _counted("huge", 0) + 1)  # over a quarter: never kept
     assert tier.get("huge") is MISSING
     tier.put("k2", "again", 100)  # replacing an entry re-counts its size
-    assert tier.nbytes == 900
+    assert tier.nbytes == 4 * entry + _counted("k2", 100)
+
+
+# (kind, n, digits, mod, the result's text): a small double, digits, a residue, a large integer.
+_SHAPES = [
+    ("pi", 10**12, None, None, "3.141592653589793"),
+    ("pi", 10**6, "50", None, "3.1415916986605494"[:18] + "0" * 33),
+    ("fib", 10, None, "7", "6"),
+    ("fib", 10**4, None, None, "3" * 2090),
+]
+
+
+@pytest.mark.parametrize(("kind", "n", "digits", "mod", "text"), _SHAPES)
+def test_the_tier_counts_at_least_the_memory_its_entries_hold(kind, n, digits, mod, text):
+    """Measured by tracemalloc, not taken from the code's own estimate: 500 entries of each
+    shape, every body a payload can memoise built (plain and string forms, each also gzip),
+    hold no more than the tier counts for them. (Before PAYLOAD_BYTES and ENTRY_BYTES a
+    small result held about 1.8 times its count.)"""
+    queries = [
+        parse_query(kind, str(n + i), digits, None, mod, limits=app_settings.limits)
+        for i in range(500)
+    ]
+    tier = LocalTier(max_bytes=10**12)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for query in queries:
+            payload = Payload.from_text(query, text)
+            for as_string in (False, True):
+                for compressed in (False, True):
+                    payload.body(cached=True, as_string=as_string, gzip=compressed)
+            tier.put(query.cache_key, payload, payload.nbytes)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(tier) == len(queries)
+    assert held <= tier.nbytes
 
 
 @override_settings(LOCAL_CACHE_MAX_BYTES=200_000)
@@ -245,7 +293,8 @@ def test_result_cache_local_tier_stays_within_its_budget():
 
 def test_the_tiers_change_count_moves_whenever_an_entry_leaves_or_is_replaced():
     """What lets a kept answer skip the lookup (``ResultCache.serves``): no move, no change."""
-    tier = LocalTier(max_bytes=1000)
+    entry = _counted("a", 200)
+    tier = LocalTier(max_bytes=5 * entry)
     moves = []
 
     def step(action) -> None:
@@ -262,7 +311,7 @@ def test_the_tiers_change_count_moves_whenever_an_entry_leaves_or_is_replaced():
     step(lambda: tier.discard("absent"))  # even absent: a read of it may be in flight
     for key in ("c", "d", "e"):
         step(lambda key=key: tier.put(key, 0, 200))
-    step(lambda: tier.put("f", 0, 250))  # 1,050 bytes asked: the oldest goes
+    step(lambda: tier.put("f", 0, 250))  # more than the budget asked: the oldest goes
     step(lambda: tier.clear())
     assert moves == [0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1]
 
