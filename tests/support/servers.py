@@ -507,19 +507,31 @@ class LiveServer:
         them with multiprocessing (children today; descendants at any depth
         are looked for, so a launcher in between would not hide them).
         Helper processes (multiprocessing's resource tracker or fork
-        server) are not workers and are left out.
+        server, a worker's computation processes) are not workers and are
+        left out, and so is a worker's child caught between its fork and
+        its exec (a computation process being spawned: for that instant it
+        shows its parent's very command line; seen once in CI as a third
+        "worker" right after start-up, when the workers spawn theirs).
         """
         if self.process is None:
             return set()
+        main = self.process.pid
         children: dict[int, list[int]] = {}
+        commands: dict[int, bytes] = {}
         for pid, ppid, state, cmdline in processes():
             if state == "Z" or any(helper in cmdline for helper in _HELPERS):
                 continue
             children.setdefault(ppid, []).append(pid)
+            commands[pid] = cmdline
         workers: set[int] = set()
-        parents = [self.process.pid]
+        parents = [main]
         while parents:
-            below = children.get(parents.pop(), [])
+            parent = parents.pop()
+            below = [
+                pid
+                for pid in children.get(parent, [])
+                if parent == main or commands[pid] != commands.get(parent)
+            ]
             workers.update(below)
             parents.extend(below)
         return workers
