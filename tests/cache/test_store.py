@@ -256,7 +256,7 @@ def test_the_tier_counts_at_least_the_memory_its_entries_hold(kind, n, digits, m
     """Measured by tracemalloc, not taken from the code's own estimate: 500 entries of each
     shape, every body a payload can memoise built (plain and string forms, each also gzip),
     hold no more than the tier counts for them. (Before PAYLOAD_BYTES and ENTRY_BYTES a
-    small result held about 1.8 times its count.)"""
+    small result here held about 2.4 times its count: 626,896 bytes against 262,500.)"""
     queries = [
         parse_query(kind, str(n + i), digits, None, mod, limits=app_settings.limits)
         for i in range(500)
