@@ -16,7 +16,8 @@ through files. ``PROMETHEUS_MULTIPROC_DIR`` is set here, before any worker
 imports prometheus_client (a private temporary folder unless one is
 given), emptied when the master starts (stale samples of a previous run
 would be added to this one's), and a worker's files are kept after it
-exits: counters must not go backwards when gunicorn replaces a worker.
+exits: counters must not go backwards when gunicorn replaces a worker (its
+per-process gauges, such as the in-process tier's size, go with it).
 """
 
 from __future__ import annotations
@@ -98,6 +99,13 @@ def on_starting(server: object) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db"):
         stale.unlink()
+
+
+def child_exit(server: object, worker: object) -> None:
+    """Drop the per-process gauges of a worker that exited (its counters stay)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
 
 
 def on_exit(server: object) -> None:

@@ -22,7 +22,12 @@ What is measured (all names start with ``mathsite_``):
 - ``cache_malformed_total`` by key (``generation``, ``stats``, ``budget``,
   ``lock``, ``throttle``, ``other``): bookkeeping values read back from
   Redis that were malformed or of the wrong type, treated as absent or
-  reset (``compute.cache.values``).
+  reset (``compute.cache.values``);
+- ``local_cache_bytes`` and ``local_cache_entries``, gauges per live worker
+  process (a ``pid`` label in multi-process mode): what each process's
+  in-process tier holds, as its budget (``LOCAL_CACHE_MAX_BYTES``) counts
+  it. A worker's memory grows with it up to that budget: a growing RSS
+  beside a growing tier is the tier filling, not a leak.
 
 The hooks are called on the hot path, so each is an in-process counter
 update and a context-variable write: no I/O, no lock held across a call.
@@ -61,6 +66,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -117,6 +123,17 @@ CACHE_MALFORMED = Counter(
     "Bookkeeping values read back from Redis that were malformed or of the wrong type, "
     "treated as absent or reset, by key (generation, stats, budget, lock, throttle, other).",
     ["key"],
+)
+# Per live process ("liveall"): the launcher and gunicorn.conf.py drop a dead worker's.
+LOCAL_CACHE_BYTES = Gauge(
+    "mathsite_local_cache_bytes",
+    "Bytes the in-process tier's entries are counted as (its budget: LOCAL_CACHE_MAX_BYTES).",
+    multiprocess_mode="liveall",
+)
+LOCAL_CACHE_ENTRIES = Gauge(
+    "mathsite_local_cache_entries",
+    "Entries in the in-process tier.",
+    multiprocess_mode="liveall",
 )
 COMPUTE_REFUSALS = Counter(
     "mathsite_compute_refusals",
@@ -196,6 +213,12 @@ def cache_rejected(reason: str) -> None:
 def cache_malformed(key: str) -> None:
     """Count one malformed bookkeeping value of the ``key`` kind (rare: a label lookup)."""
     CACHE_MALFORMED.labels(key).inc()
+
+
+def local_tier_size(nbytes: int, entries: int) -> None:
+    """Note what the in-process tier holds now (after a store or an eviction: not on hits)."""
+    LOCAL_CACHE_BYTES.set(nbytes)
+    LOCAL_CACHE_ENTRIES.set(entries)
 
 
 def compute_refused(kind: str, reason: str) -> None:

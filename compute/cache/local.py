@@ -5,7 +5,9 @@ explicit eviction. The tier is bounded by an estimate of the bytes its
 entries hold, evicting least recently used entries: the size its caller
 gives for the value (``Payload.nbytes``), plus the key's characters and
 ``ENTRY_BYTES`` for the tier's own objects around it. An entry larger than
-a quarter of the budget is not kept at all.
+a quarter of the budget is not kept at all. ``on_change`` hears the
+counted bytes and the number of entries after every change (the metrics'
+gauges), under the tier's lock so that the last value heard is the tier's.
 
 A value read from elsewhere (Redis) is put with the ``mark`` taken before
 the read: had an eviction emptied the tier (``clear``) or dropped a key
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 MISSING = object()
@@ -34,8 +37,11 @@ ENTRY_BYTES = 256
 class LocalTier:
     """LRU mapping of key -> value bounded by the bytes its entries are counted as (``put``)."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(
+        self, max_bytes: int, *, on_change: Callable[[int, int], None] | None = None
+    ) -> None:
         self.max_bytes = max_bytes
+        self._on_change = on_change
         self._entries: OrderedDict[str, tuple[Any, int]] = OrderedDict()
         self._bytes = 0
         self._drops = 0  # clears and discards so far: what ``mark`` returns
@@ -99,6 +105,7 @@ class LocalTier:
                 _key, (_value, evicted) = self._entries.popitem(last=False)
                 self._bytes -= evicted
                 self.changes += 1
+            self._changed()
 
     def discard(self, key: str) -> None:
         """Forget ``key`` if present."""
@@ -108,6 +115,7 @@ class LocalTier:
             old = self._entries.pop(key, None)
             if old is not None:
                 self._bytes -= old[1]
+                self._changed()
 
     def clear(self) -> None:
         """Forget everything."""
@@ -116,6 +124,12 @@ class LocalTier:
             self.changes += 1
             self._entries.clear()
             self._bytes = 0
+            self._changed()
+
+    def _changed(self) -> None:
+        """Tell ``on_change`` the new size (hold the lock)."""
+        if self._on_change is not None:
+            self._on_change(self._bytes, len(self._entries))
 
     def __len__(self) -> int:
         return len(self._entries)

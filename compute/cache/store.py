@@ -154,7 +154,9 @@ class ResultCache:
     ) -> None:
         self.backend = backend if backend is not None else caches[alias]
         self.clock = clock
-        self.local = LocalTier(app_settings.LOCAL_CACHE_MAX_BYTES)
+        self.local = LocalTier(
+            app_settings.LOCAL_CACHE_MAX_BYTES, on_change=metrics.local_tier_size
+        )
         self.malformed = MalformedValues()
         self.breaker = Breaker(
             errors=REDIS_ERRORS,
