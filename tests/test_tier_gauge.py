@@ -17,12 +17,18 @@ from pathlib import Path
 import pytest
 from django.test import Client
 from prometheus_client import REGISTRY
-from prometheus_client.parser import text_string_to_metric_families
 
 from compute.cache import result_cache
 from launcher.server import sweep_dead_workers
 from tests.support.reference import fib_reference
-from tests.support.servers import LiveServer, RedisServer, exited, http_get, wait_until
+from tests.support.servers import (
+    LiveServer,
+    RedisServer,
+    exited,
+    http_get,
+    metric_samples,
+    wait_until,
+)
 
 N = 77
 PATH = f"/api/fib/{N}/"
@@ -48,12 +54,9 @@ def test_the_gauges_follow_the_tier_in_process():
 
 def tier_bytes_by_pid(port: int) -> dict[int, float]:
     """Return each worker's ``mathsite_local_cache_bytes`` from /metrics, by pid."""
-    text = http_get(port, "/metrics").body.decode()
     return {
-        int(sample.labels["pid"]): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "mathsite_local_cache_bytes"
+        int(labels["pid"]): value
+        for labels, value in metric_samples(port, "mathsite_local_cache_bytes")
     }
 
 

@@ -30,11 +30,10 @@ from urllib.parse import quote
 import pytest
 import redis
 from django.db import connection
-from prometheus_client.parser import text_string_to_metric_families
 
 from compute.metrics import FRONT_FLUSH_SECONDS
 from tests.support.reference import fib_reference
-from tests.support.servers import BASE_DIR, LiveServer, base_environment, http_get
+from tests.support.servers import BASE_DIR, LiveServer, base_environment, metric_samples
 from tests.support.servers import template_database as sqlite_template
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -86,11 +85,9 @@ def request(port: int, method: str, path: str, headers: dict[str, str]) -> int:
 
 def metric(port: int, name: str, **labels: str) -> float:
     """Return one sample of /metrics on ``port`` (0 if absent)."""
-    text = http_get(port, "/metrics").body.decode()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
+    for found, value in metric_samples(port, name):
+        if all(found.get(k) == v for k, v in labels.items()):
+            return value
     return 0.0
 
 

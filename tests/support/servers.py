@@ -39,6 +39,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -318,6 +319,17 @@ def http_get(
         return Reply(0, b"", {}, started, time.monotonic() - started, test_id, repr(exc))
     finally:
         connection.close()
+
+
+def metric_samples(port: int, name: str) -> list[tuple[dict[str, str], float]]:
+    """Return (labels, value) of every sample named ``name`` in /metrics on ``port``."""
+    text = http_get(port, "/metrics").body.decode()
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
 
 
 # --- live servers ------------------------------------------------------------------------
