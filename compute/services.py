@@ -324,14 +324,13 @@ def result_get(
         return Outcome(found[0], _TIER_SOURCE[found[1]])
     # The rate and the budget are charged by the attempt that takes the lock, in
     # its round trip (or by the gate, where the lock could not).
-    try:
-        charges = gate.charges(caller, cost=estimated_digits(query))
-    except Exception:
-        # A rate that refuses every computation (0 an hour) refuses at once: what
-        # Redis or the log holds is still answered (hits are never throttled).
+    charges = gate.charges(caller, cost=estimated_digits(query))
+    if charges is not None and charges.never_fit:
+        # A rate that refuses every computation (0 an hour) refuses before the lock:
+        # what Redis or the log holds is still answered (hits are never throttled).
         held = _held(query, cache)
         if held is None:
-            raise
+            gate.refuse_at_once(caller, charges)
         return held
     with cache.compute_lock(query, charges=charges.requests if charges else ()) as lease:
         if lease.found is not None:

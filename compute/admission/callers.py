@@ -40,7 +40,7 @@ class CountedRate(Protocol):
 
     def charge_request(self) -> ChargeRequest | None: ...
 
-    def refuse(self, charge: Charge) -> NoReturn: ...
+    def refuse(self, charge: Charge | ChargeRequest) -> NoReturn: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +65,14 @@ class Client:
 
     def rate_charge(self) -> ChargeRequest | None:
         """Return the rate's count for the lock's attempt to make, or None (a plain throttle
-        counts on its own, through ``before_computing``); may raise to refuse at once."""
+        counts on its own, through ``before_computing``). A count that can never fit (a rate
+        of 0) is returned too: ``Charges.never_fit`` tells the service to refuse at once."""
         if isinstance(self.throttle, CountedRate):
             return self.throttle.charge_request()
         return None
 
-    def refuse_rate(self, charge: Charge) -> NoReturn:
-        """Raise the throttle's refusal of a count that did not fit."""
+    def refuse_rate(self, charge: Charge | ChargeRequest) -> NoReturn:
+        """Raise the throttle's refusal of a count that did not fit, or never can."""
         assert isinstance(self.throttle, CountedRate)
         self.throttle.refuse(charge)
 

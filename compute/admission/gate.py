@@ -32,10 +32,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from compute import metrics
-from compute.admission.callers import Caller, System
+from compute.admission.callers import Caller, Client, System
 from compute.admission.refusals import BudgetSpent, Refused
 from compute.admission.slots import ComputeSlots
 from compute.cache import result_cache
@@ -70,6 +70,12 @@ class Charges:
         """Return the charges to make, in order."""
         return tuple(request for request in (self.rate, self.budget) if request is not None)
 
+    @property
+    def never_fit(self) -> bool:
+        """Return True if the rate refuses every computation (a rate of 0): no lock is worth
+        taking, and the caller is refused unless a tier or the log holds the value."""
+        return self.rate is not None and self.rate.limit < 1
+
 
 class ComputeGate:
     """Admit computations: charge a client's budget, then hold a slot."""
@@ -84,8 +90,8 @@ class ComputeGate:
 
         For the stampede lock (``ResultCache.compute_lock(charges=...)``),
         which makes them in the round trip that takes the lock; what it made
-        is then handed to ``admit`` (``made``). May raise the rate's refusal
-        at once (a rate of 0).
+        is then handed to ``admit`` (``made``). A rate of 0 is in them as a
+        count that never fits (``Charges.never_fit``; ``refuse_at_once``).
         """
         if isinstance(caller, System):
             return None
@@ -96,6 +102,12 @@ class ComputeGate:
                 caller.identity, cost, limit=limit, window_seconds=BUDGET_WINDOW_SECONDS
             )
         return Charges(rate=caller.rate_charge(), budget=budget)
+
+    def refuse_at_once(self, caller: Caller, charges: Charges) -> NoReturn:
+        """Raise the caller's rate refusal of a count that never fits (``Charges.never_fit``):
+        the entrance's own (DRF's ``Throttled`` for a view, the front's ``RateRefused``)."""
+        assert isinstance(caller, Client) and charges.rate is not None
+        caller.refuse_rate(charges.rate)
 
     def unused(self, charges: Charges | None, made: tuple[Charge, ...] | None) -> None:
         """Give back what was charged for a computation that is not made after all.

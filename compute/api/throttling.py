@@ -131,16 +131,14 @@ class RequestRate:
     def charge_request(self) -> ChargeRequest | None:
         """Return the count for the lock's attempt to make; None if the rate is off.
 
-        A rate of 0 refuses at once: no count could ever fit.
+        A rate of 0 gives a count that can never fit (``limit`` 0): the
+        service refuses it before the lock (``Charges.never_fit``).
         """
         throttle = ComputeRateThrottle()
-        charge = throttle.charge_request(self.request)  # type: ignore[arg-type]
-        if charge is not None and charge.limit < 1:
-            self._raise(throttle.wait())
-        return charge
+        return throttle.charge_request(self.request)  # type: ignore[arg-type]
 
-    def refuse(self, charge: Charge) -> NoReturn:
-        """Refuse the request whose count did not fit (``charge``)."""
+    def refuse(self, charge: Charge | ChargeRequest) -> NoReturn:
+        """Refuse the request whose count did not fit, or never can (``charge``)."""
         self._raise(max(charge.retry_after, 1.0))
 
     def _raise(self, wait: float) -> NoReturn:

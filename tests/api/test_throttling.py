@@ -17,6 +17,7 @@ import requests
 from compute.api.throttling import ComputeRateThrottle
 from compute.cache import result_cache
 from compute.domain.rates import parse_rate
+from compute.models import ComputedResult
 from tests.support.junk import junk_id, malformed_count, plant
 from tests.support.servers import free_port
 
@@ -84,6 +85,21 @@ def test_computing_requests_over_the_rate_get_429_with_retry_after(live_server, 
     clock.now = T0 + 30.0
     again = get(live_server, "/api/fib/14/")
     assert again.status_code == 200 and again.json()["result"] == 377
+
+
+def test_a_rate_of_zero_refuses_every_computation_with_the_views_429(live_server, clock, rate):
+    """No count can fit: the service refuses before the lock, with the entrance's own
+    refusal (DRF's 429, Retry-After to the window's end); a cached result is still sent."""
+    assert get(live_server, "/api/fib/31/").status_code == 200  # cached before the rate drops
+    rate("0/minute")
+    for path in ("/api/fib/32/", "/fib/32", "/pi?n=32"):
+        refused = get(live_server, path)
+        assert refused.status_code == 429, path
+        assert refused.headers["Retry-After"] == "30"
+        assert refused.json()["retry_after"] == pytest.approx(30.0)
+    assert not ComputedResult.objects.filter(n=32).exists()
+    hit = get(live_server, "/api/fib/31/")
+    assert hit.status_code == 200 and hit.json() == {"cached": True, "result": 1346269, "n": 31}
 
 
 def test_a_forged_forwarded_for_does_not_open_a_new_window(live_server, clock, rate):
