@@ -45,7 +45,7 @@ from typing import Any
 
 from launcher import server as mathsite_server
 
-from . import client, load, serving
+from . import client, load, serving, thread_cpu
 from .servers import Granian
 from .stages import Config
 from .stats import median
@@ -148,7 +148,7 @@ def measure_layout(
     for app, check in checks.items():
         if not _passed(check):
             raise RuntimeError(f"{app} ({layout.label}) did not answer {path} as a cached hit")
-    sides = {app: serving.summary(app_runs) for app, app_runs in runs.items()}
+    sides = {app: serving.summary(app_runs) | _cpu(app_runs) for app, app_runs in runs.items()}
     return {
         "workers": layout.workers,
         "threads": layout.threads,
@@ -177,7 +177,7 @@ def _measure_block(
     cfg, envs = sweep.cfg, sweep.envs
     path = APP_PATH.format(n=cfg.fib_hit_n)
     with contextlib.ExitStack() as stack:
-        webs = {}
+        webs: dict[str, tuple[Callable[[float], load.LoadResult], int]] = {}
         for app in runs:  # mathsite first: the replay app sends its captured hit
             web = stack.enter_context(_server(app, layout, envs[app], folder / app, sweep.cpus))
 
@@ -193,19 +193,32 @@ def _measure_block(
             )  # fmt: skip
             if _passed(checks.get(app)):  # a failed check stays, whichever block saw it
                 checks[app] = check
-            webs[app] = run
+            webs[app] = (run, web.pid)
             if app == "mathsite" and not Path(envs["replay"]["REPLAY_RESPONSE_FILE"]).exists():
                 capture(web.port, path, Path(envs["replay"]["REPLAY_RESPONSE_FILE"]))
         for number in range(cfg.ceiling_rounds):
             order = list(runs) if number % 2 == 0 else list(reversed(runs))
             for app in order:
-                figures = webs[app](cfg.ceiling_seconds).as_dict()
+                run, root = webs[app]
+                before = thread_cpu.snapshot(root)
+                figures = run(cfg.ceiling_seconds).as_dict()
+                figures["cpu"] = thread_cpu.per_request(
+                    before, thread_cpu.snapshot(root), int(figures["requests"])
+                )
                 runs[app].append(figures)
                 sweep.log(
                     f"  {layout.label:24} round {number + 1} {app:8} "
                     f"{figures['requests_per_second']:9.0f} req/s  p99 {figures['p99_ms']:6.2f} ms"
                     f"  errors {figures['errors']} non-2xx {figures['non_2xx']}"
                 )
+
+
+def _cpu(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the medians of the runs' server CPU per request (``thread_cpu``), by figure."""
+    figures = [run["cpu"] for run in runs if "cpu" in run]
+    if not figures:
+        return {}
+    return {"cpu": {name: median([f[name] for f in figures]) for name in figures[0]}}
 
 
 def _passed(check: dict[str, Any] | None) -> bool:
@@ -373,6 +386,7 @@ def markdown(stage: dict[str, Any]) -> list[str]:
         "response with no application work: between it and the constant app is what the "
         "headers cost the server, between mathsite and it is mathsite's own work.",
     ]
+    out += _cpu_table(stage["layouts"])
     cold = stage["cold"]
     out += [
         "",
@@ -385,6 +399,34 @@ def markdown(stage: dict[str, Any]) -> list[str]:
         "![hits against threads and workers](ceiling.png)",
         "",
     ]
+    return out
+
+
+def _cpu_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Return the table of server CPU per hit (``thread_cpu``) by layout, or nothing."""
+    apps = ("mathsite", "replay", "floor")
+    rows = [row for row in rows if all("cpu" in row["sides"][app] for app in apps)]
+    if not rows:
+        return []
+    out = [
+        "",
+        "Server CPU per hit over the same rounds (medians; every thread of each server, from "
+        "`/proc/<pid>/task/<tid>/schedstat`, `bench.thread_cpu`), as mathsite / its reply / "
+        "the constant app: the whole server, each worker's HTTP thread (granian's runtime), "
+        "its other threads (the blocking threads that call the application under the GIL), "
+        "and how often those were put on a CPU per hit (a wake for a request, or for the GIL).",
+        "",
+        "| layout | server us per hit | HTTP thread us | application threads us | "
+        "application threads' switches per hit |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        cpu = [row["sides"][app]["cpu"] for app in apps]
+        cells = [
+            " / ".join(f"{figures[name]:.{digits}f}" for figures in cpu)
+            for name, digits in (("total_us", 1), ("io_us", 1), ("app_us", 1), ("app_switches", 2))
+        ]
+        out.append(f"| {row['label']} | " + " | ".join(cells) + " |")
     return out
 
 

@@ -66,6 +66,13 @@ class _Process:
     def start(self) -> None:
         raise NotImplementedError
 
+    @property
+    def pid(self) -> int:
+        """Return the process's pid (the server's main process: its workers are its children)."""
+        if self.process is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self.process.pid
+
     base_dir: Path = BASE_DIR
 
     def _spawn(self, command: list[str], log: Path, env: dict[str, str] | None = None) -> None:

@@ -15,10 +15,11 @@ import math
 import socket
 import threading
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
-from bench import ceiling, client, load, profile, report, run, servers, serving, stages
+from bench import ceiling, client, load, profile, report, run, servers, serving, stages, thread_cpu
 from launcher import server as mathsite_server
 
 
@@ -249,6 +250,39 @@ def test_granian_serves_the_constant_app_and_stops(tmp_path):
     assert web.process.poll() is not None
 
 
+def test_thread_cpu_finds_each_workers_http_thread_and_counts_per_request(tmp_path):
+    web = servers.Granian(
+        "floor", "bench.seed_service.floor:app", env=run.base_env(), log=tmp_path / "granian.log",
+        metrics_dir=tmp_path / "metrics",
+    )  # fmt: skip
+    with web:
+        before = thread_cpu.snapshot(web.pid)
+        io = [tid for tid, (role, _ran, _slices) in before.items() if role == "io"]
+        workers = web.worker_pids()
+        assert len(io) == len(workers) == 2  # one HTTP thread per worker, in that worker
+        assert all(any(Path(f"/proc/{pid}/task/{tid}").exists() for pid in workers) for tid in io)
+        assert before[web.pid][0] == "other"  # granian's main process
+        for _ in range(200):
+            assert client.fetch(web.port, "/fib/90").status == 200
+        figures = thread_cpu.per_request(before, thread_cpu.snapshot(web.pid), 200)
+    # Every request was read and written by an HTTP thread and answered by an app thread.
+    assert figures["io_us"] > 0 and figures["app_us"] > 0
+    assert figures["io_switches"] >= 0.5 and figures["app_switches"] >= 0.5
+    parts = figures["io_us"] + figures["app_us"] + figures["other_us"]
+    assert figures["total_us"] == pytest.approx(parts, abs=0.01)
+
+
+def test_thread_cpu_per_request_counts_new_threads_from_zero_and_leaves_gone_ones_out():
+    before = {1: ("io", 5_000, 4), 2: ("app", 1_000, 1), 3: ("app", 90_000, 9)}
+    after = {1: ("io", 9_000, 8), 2: ("app", 3_000, 3), 4: ("app", 6_000, 2), 5: ("other", 500, 1)}
+    figures = thread_cpu.per_request(before, after, 4)  # thread 3 ended, 4 and 5 are new
+    assert figures["io_us"] == (9_000 - 5_000) / 1000 / 4
+    assert figures["app_us"] == ((3_000 - 1_000) + 6_000) / 1000 / 4
+    assert figures["app_switches"] == ((3 - 1) + 2) / 4
+    assert figures["other_us"] == 500 / 1000 / 4
+    assert figures["total_us"] == pytest.approx((4_000 + 8_000 + 500) / 1000 / 4)
+
+
 def _serving(rps: dict[str, float], p99: float = 4.0) -> dict:
     def summary(value: float) -> dict:
         return {"requests_per_second": value, "p50_ms": 1.0, "p99_ms": p99, "errors": 0,
@@ -415,3 +449,12 @@ def test_ceiling_layouts_verdicts_and_section():
     assert "| 2 workers x 4 threads | 44,000 | 47,000 | 50,000 | 0.880 | 0.936 |" in text
     assert "15.01 ms vs bound 15.00 ms" in text
     assert "NOT MET" in text
+    assert "Server CPU per hit" not in text  # no layout measured it
+    for app, total in (("mathsite", 36.0), ("replay", 32.5), ("floor", 27.25)):
+        cpu = {"total_us": total, "io_us": 16.0, "app_us": total - 18.0, "other_us": 2.0,
+               "io_switches": 0.8, "app_switches": 1.25, "other_switches": 0.1}  # fmt: skip
+        stage["layouts"][0]["sides"][app]["cpu"] = cpu
+    text = "\n".join(ceiling.markdown(stage))
+    row = "| 2 workers x 4 threads | 36.0 / 32.5 / 27.2 | 16.0 / 16.0 / 16.0 | 18.0 / 14.5 / 9.2 |"
+    assert row + " 1.25 / 1.25 / 1.25 |" in text
+    assert text.count("| 1 workers x 4 threads |") == 1  # not measured: not in the CPU table
