@@ -10,6 +10,8 @@ Aggregation across server worker processes is tested on real processes in
 
 from __future__ import annotations
 
+import gc
+import itertools
 import threading
 import time
 
@@ -247,3 +249,61 @@ def test_the_front_tally_counts_without_a_lock_and_loses_nothing_to_flushes():
     first = str(metrics.HTTP_DURATION._upper_bounds[0])
     assert sample("mathsite_http_request_duration_seconds_bucket", le=first, **labels) == count
     assert tally._tables == []  # the threads ended: their tables were taken in full and dropped
+
+
+class _Answer:
+    """Stands for a kept answer: the tally holds it only weakly."""
+
+
+def test_a_kept_answers_sends_are_counted_in_the_first_bucket_until_it_is_gone():
+    """Sends counted by the answer's own counter reach the request count, the histogram's
+    first bucket and the kind's hits, add nothing to the sum, and are all flushed once the
+    answer is gone; then the tally forgets the counter (no registration outlives it)."""
+    tally = metrics.FrontTally()
+    labels = {"route": "tally-kept", "method": "GET", "status": "200"}
+    first = str(metrics.HTTP_DURATION._upper_bounds[0])
+    before = {
+        "count": sample("mathsite_http_request_duration_seconds_count", **labels),
+        "first": sample("mathsite_http_request_duration_seconds_bucket", le=first, **labels),
+        "sum": sample("mathsite_http_request_duration_seconds_sum", **labels),
+        "hits": lookups("fib", "hit"),
+        "requests": requests_of("tally-kept", 200),
+    }
+    answer, sends = _Answer(), itertools.count()
+    tally.watch_kept(answer, ("tally-kept", "GET", "200", "fib"), sends)
+    for _ in range(3):
+        next(sends)
+    tally.flush()
+    tally.flush()  # nothing new: nothing added
+    assert requests_of("tally-kept", 200) - before["requests"] == 3
+    for _ in range(2):
+        next(sends)  # sent just before the memo dropped it
+    del answer
+    gc.collect()
+    tally.flush()
+    assert tally._kept == []
+    after = {
+        "count": sample("mathsite_http_request_duration_seconds_count", **labels),
+        "first": sample("mathsite_http_request_duration_seconds_bucket", le=first, **labels),
+        "sum": sample("mathsite_http_request_duration_seconds_sum", **labels),
+        "hits": lookups("fib", "hit"),
+        "requests": requests_of("tally-kept", 200),
+    }
+    moved = {name: after[name] - before[name] for name in before}
+    assert moved == {"count": 5, "first": 5, "sum": 0.0, "hits": 5, "requests": 5}
+
+
+def test_after_a_fork_a_kept_answers_earlier_sends_are_the_parents():
+    """``forget_thread`` (after a fork, in the child): what the parent's answer counted
+    before the fork is the parent's to flush; the child counts its own sends only."""
+    tally = metrics.FrontTally()
+    answer, sends = _Answer(), itertools.count()
+    tally.watch_kept(answer, ("tally-fork", "GET", "200", None), sends)
+    for _ in range(4):
+        next(sends)
+    before = requests_of("tally-fork", 200)
+    tally.forget_thread()
+    next(sends)
+    tally.flush()
+    assert requests_of("tally-fork", 200) - before == 1
+    assert answer is not None

@@ -36,9 +36,12 @@ client varying it must not make answers to keep.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from compute import metrics
 from compute.conf import app_settings
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
@@ -49,7 +52,7 @@ from compute.http.routes import Route
 RequestKey = tuple[str, str, str, str, str | None, str | None, bool]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Kept:
     """One kept answer, what it was built from, and what sending it again takes.
 
@@ -74,6 +77,8 @@ class Kept:
     # What ``ResultCache.serves`` returned last for it (-1: not yet): the
     # only field that changes, written by whichever thread sent it last.
     checked: list[int] = field(default_factory=lambda: [-1])
+    # Counts one send in the front's request tally (``metrics.watch_kept``).
+    count_send: Callable[[], int] = field(default=lambda: 0, compare=False)
 
     @classmethod
     def of(
@@ -91,15 +96,20 @@ class Kept:
         it): the cache is built again only when a setting changes, and then
         no kept answer of the generation before is sent again.
         """
-        return cls(
+        tally_key = (route.name, "GET", str(reply.status), route.kind)
+        sends = itertools.count()
+        kept = cls(
             route, query, payload, reply, extra,
             status_line=reply.status_line,
             headers=[*reply.headers, *extra],
             body=[reply.body],
-            tally_key=(route.name, "GET", str(reply.status), route.kind),
+            tally_key=tally_key,
             cache_key=query.cache_key,
             cache=cache.instance,
+            count_send=sends.__next__,  # C-level: no Python frame per hit
         )  # fmt: skip
+        metrics.watch_kept(kept, tally_key, sends)
+        return kept
 
     def still_sendable(self) -> bool:
         """Count a hit and return True if the in-process tier still holds this payload.

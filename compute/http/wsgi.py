@@ -121,13 +121,13 @@ class ResultFront:
         method = environ.get("REQUEST_METHOD")
         if method not in ("GET", "HEAD") or not app_settings.HIT_FAST_PATH:
             return self.application(environ, start_response)
-        started = self.timer()
         try:
             again = self.kept_answer(environ) if method == "GET" else None
             if again is not None:  # everything it needs was built when it was kept
                 start_response(again.status_line, again.headers)
-                metrics.front_kept(again.tally_key, self.timer() - started)
+                again.count_send()  # untimed: see metrics.watch_kept
                 return again.body
+            started = self.timer()
             answered = self.answer(environ)
         except Exception:  # never raise in front of Django: it answers, in JSON
             logger.debug("WSGI front left a request to Django", exc_info=True)
