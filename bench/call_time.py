@@ -24,6 +24,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def measure(rounds: int, seconds: float, workers: int, folder: Path) -> dict[str
         replay_file = folder / "replay.json"
         envs["replay"] = base_env() | {"REPLAY_RESPONSE_FILE": str(replay_file)}
         envs["floor"] = base_env()
-        webs: dict[str, tuple[Granian, Path]] = {}
+        webs: dict[str, tuple[Callable[[float], load.LoadResult], Path]] = {}
         for app in APPS:  # mathsite first: the replay app sends its captured reply
             timed = folder / f"timed-{app}"
             timed.mkdir()
@@ -77,13 +78,13 @@ def measure(rounds: int, seconds: float, workers: int, folder: Path) -> dict[str
             serving.warm(web, app, PATH, requests=200, seconds=1.0, load_run=run)
             if app == "mathsite":
                 capture(web.port, PATH, replay_file)
-            webs[app] = (web, timed)
+            webs[app] = (run, timed)
         figures: dict[str, dict[str, list[float]]] = {app: {"us": [], "rps": []} for app in webs}
         for number in range(rounds):
             for app in webs if number % 2 == 0 else reversed(list(webs)):
-                web, timed = webs[app]
+                run, timed = webs[app]
                 before = read_totals(timed)
-                result = load.run_wrk(web.base + PATH, connections=32, seconds=seconds, threads=2)
+                result = run(seconds)
                 time.sleep(WRITE_LAG)  # every worker has written what the round added
                 after = read_totals(timed)
                 calls = after[0] - before[0]

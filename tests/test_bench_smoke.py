@@ -235,12 +235,17 @@ def test_granian_runs_mathsites_settings_for_any_app(tmp_path):
     assert more.command() == servers.pinned(mathsite_server.command(more.app), [0])
 
 
-@pytest.mark.slow
-def test_granian_serves_the_constant_app_and_stops(tmp_path):
-    web = servers.Granian(
+def _floor_server(tmp_path: Path) -> servers.Granian:
+    """Return granian serving the constant app with mathsite's settings (not started)."""
+    return servers.Granian(
         "floor", "bench.seed_service.floor:app", env=run.base_env(), log=tmp_path / "granian.log",
         metrics_dir=tmp_path / "metrics",
     )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_granian_serves_the_constant_app_and_stops(tmp_path):
+    web = _floor_server(tmp_path)
     with web:
         reply = client.fetch(web.port, "/fib/90")
         assert reply.status == 200
@@ -250,11 +255,9 @@ def test_granian_serves_the_constant_app_and_stops(tmp_path):
     assert web.process.poll() is not None
 
 
+@pytest.mark.slow
 def test_thread_cpu_finds_each_workers_http_thread_and_counts_per_request(tmp_path):
-    web = servers.Granian(
-        "floor", "bench.seed_service.floor:app", env=run.base_env(), log=tmp_path / "granian.log",
-        metrics_dir=tmp_path / "metrics",
-    )  # fmt: skip
+    web = _floor_server(tmp_path)
     with web:
         before = thread_cpu.snapshot(web.pid)
         io = [tid for tid, (role, _ran, _slices) in before.items() if role == "io"]

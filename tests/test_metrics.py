@@ -262,13 +262,17 @@ def test_a_kept_answers_sends_are_counted_in_the_first_bucket_until_it_is_gone()
     tally = metrics.FrontTally()
     labels = {"route": "tally-kept", "method": "GET", "status": "200"}
     first = str(metrics.HTTP_DURATION._upper_bounds[0])
-    before = {
-        "count": sample("mathsite_http_request_duration_seconds_count", **labels),
-        "first": sample("mathsite_http_request_duration_seconds_bucket", le=first, **labels),
-        "sum": sample("mathsite_http_request_duration_seconds_sum", **labels),
-        "hits": lookups("fib", "hit"),
-        "requests": requests_of("tally-kept", 200),
-    }
+
+    def readings() -> dict[str, float]:
+        return {
+            "count": sample("mathsite_http_request_duration_seconds_count", **labels),
+            "first": sample("mathsite_http_request_duration_seconds_bucket", le=first, **labels),
+            "sum": sample("mathsite_http_request_duration_seconds_sum", **labels),
+            "hits": lookups("fib", "hit"),
+            "requests": requests_of("tally-kept", 200),
+        }
+
+    before = readings()
     answer, sends = _Answer(), itertools.count()
     tally.watch_kept(answer, ("tally-kept", "GET", "200", "fib"), sends)
     for _ in range(3):
@@ -282,13 +286,7 @@ def test_a_kept_answers_sends_are_counted_in_the_first_bucket_until_it_is_gone()
     gc.collect()
     tally.flush()
     assert tally._kept == []
-    after = {
-        "count": sample("mathsite_http_request_duration_seconds_count", **labels),
-        "first": sample("mathsite_http_request_duration_seconds_bucket", le=first, **labels),
-        "sum": sample("mathsite_http_request_duration_seconds_sum", **labels),
-        "hits": lookups("fib", "hit"),
-        "requests": requests_of("tally-kept", 200),
-    }
+    after = readings()
     moved = {name: after[name] - before[name] for name in before}
     assert moved == {"count": 5, "first": 5, "sum": 0.0, "hits": 5, "requests": 5}
 
