@@ -79,9 +79,14 @@ class EvictionBroadcast:
         self.malformed = malformed
         self.clock = clock
         self._host: HostCounter | None = None
-        self._host_seen = 0
+        # What the hit path reads (``fresh``, and the WSGI front's kept hit, which
+        # writes ``fresh`` out): the host counter's value last seen, its mapped
+        # view (``view[0]``, None until mapped or on a big-endian host), and the
+        # clock's time the next sync is due.
+        self.host_seen = 0
+        self.host_view: memoryview | None = None
         self._generation: int | None = None
-        self._fresh_until = float("-inf")  # the clock's time the next sync is due
+        self.fresh_until = float("-inf")  # the clock's time the next sync is due
 
     @property
     def host(self) -> HostCounter:
@@ -91,7 +96,8 @@ class EvictionBroadcast:
         """
         if self._host is None:
             self._host = HostCounter.for_name(self.host_name)
-            self._host_seen = self._host.read()
+            self.host_seen = self._host.read()
+            self.host_view = self._host.view
         return self._host
 
     @property
@@ -116,10 +122,10 @@ class EvictionBroadcast:
         always due for a sync.
         """
         seen = self.host.read()
-        if seen != self._host_seen:
+        if seen != self.host_seen:
             self.forget()
-            self._host_seen = seen
-        if self._generation is None or self.clock() >= self._fresh_until:
+            self.host_seen = seen
+        if self._generation is None or self.clock() >= self.fresh_until:
             return "sync"
         return "fresh"
 
@@ -131,10 +137,12 @@ class EvictionBroadcast:
         sync due. False says nothing more: ``check`` then tells what to do.
         """
         host = self._host
+        if host is None:
+            return False
+        view = self.host_view  # the counter's value at view[0]: read without a call
         return (
-            host is not None
-            and host.read() == self._host_seen
-            and self.clock() < self._fresh_until
+            (view[0] if view is not None else host.read()) == self.host_seen
+            and self.clock() < self.fresh_until
             and self._generation is not None
         )
 
@@ -154,7 +162,7 @@ class EvictionBroadcast:
             self.forget()
             self._generation = generation
         # Read once per sync: a changed setting builds another cache (and broadcast).
-        self._fresh_until = self.clock() + self.sync_seconds()
+        self.fresh_until = self.clock() + self.sync_seconds()
 
     def bump(self, client: Any) -> None:
         """Increment the shared generation (one round trip to the shard that owns it).
@@ -176,4 +184,4 @@ class EvictionBroadcast:
         """Stop trusting the tier (Redis failed: evictions could not be heard)."""
         self.forget()
         self._generation = None
-        self._fresh_until = float("-inf")
+        self.fresh_until = float("-inf")
