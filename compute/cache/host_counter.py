@@ -73,12 +73,11 @@ class HostCounter:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._map = mmap.mmap(self._fd, _SIZE)
         # The hit path reads it: an index into a view is a fifth of an unpack.
-        # Public for the hit path (``EvictionBroadcast.fresh``): ``view[0]`` is the value.
-        self.view = memoryview(self._map).cast("Q") if sys.byteorder == "little" else None
+        self._view = memoryview(self._map).cast("Q") if sys.byteorder == "little" else None
 
     def read(self) -> int:
         """Return the current value (a plain memory read)."""
-        view = self.view
+        view = self._view
         return view[0] if view is not None else _unpack(self._map)[0]
 
     def bump(self) -> None:

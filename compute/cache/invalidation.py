@@ -79,14 +79,9 @@ class EvictionBroadcast:
         self.malformed = malformed
         self.clock = clock
         self._host: HostCounter | None = None
-        # What the hit path reads (``fresh``, and the WSGI front's kept hit, which
-        # writes ``fresh`` out): the host counter's value last seen, its mapped
-        # view (``view[0]``, None until mapped or on a big-endian host), and the
-        # clock's time the next sync is due.
-        self.host_seen = 0
-        self.host_view: memoryview | None = None
+        self._host_seen = 0
         self._generation: int | None = None
-        self.fresh_until = float("-inf")  # the clock's time the next sync is due
+        self._fresh_until = float("-inf")  # the clock's time the next sync is due
 
     @property
     def host(self) -> HostCounter:
@@ -96,8 +91,7 @@ class EvictionBroadcast:
         """
         if self._host is None:
             self._host = HostCounter.for_name(self.host_name)
-            self.host_seen = self._host.read()
-            self.host_view = self._host.view
+            self._host_seen = self._host.read()
         return self._host
 
     @property
@@ -122,10 +116,10 @@ class EvictionBroadcast:
         always due for a sync.
         """
         seen = self.host.read()
-        if seen != self.host_seen:
+        if seen != self._host_seen:
             self.forget()
-            self.host_seen = seen
-        if self._generation is None or self.clock() >= self.fresh_until:
+            self._host_seen = seen
+        if self._generation is None or self.clock() >= self._fresh_until:
             return "sync"
         return "fresh"
 
@@ -137,12 +131,10 @@ class EvictionBroadcast:
         sync due. False says nothing more: ``check`` then tells what to do.
         """
         host = self._host
-        if host is None:
-            return False
-        view = self.host_view  # the counter's value at view[0]: read without a call
         return (
-            (view[0] if view is not None else host.read()) == self.host_seen
-            and self.clock() < self.fresh_until
+            host is not None
+            and host.read() == self._host_seen
+            and self.clock() < self._fresh_until
             and self._generation is not None
         )
 
@@ -162,7 +154,7 @@ class EvictionBroadcast:
             self.forget()
             self._generation = generation
         # Read once per sync: a changed setting builds another cache (and broadcast).
-        self.fresh_until = self.clock() + self.sync_seconds()
+        self._fresh_until = self.clock() + self.sync_seconds()
 
     def bump(self, client: Any) -> None:
         """Increment the shared generation (one round trip to the shard that owns it).
@@ -184,4 +176,4 @@ class EvictionBroadcast:
         """Stop trusting the tier (Redis failed: evictions could not be heard)."""
         self.forget()
         self._generation = None
-        self.fresh_until = float("-inf")
+        self._fresh_until = float("-inf")

@@ -111,14 +111,15 @@ class StatsTally:
         # between its own and the one the last take got were hits.
         self._hit_numbers = itertools.count()
         self._last_taken = next(self._hit_numbers)
-        # Count one hit (``add("hits")`` without a lock: a cached hit's path),
-        # the count's own C-level ``__next__``: no Python frame per hit.
-        self.add_hit: Callable[[], int] = self._hit_numbers.__next__
 
     def add(self, field: str, count: int = 1) -> None:
         """Count ``count`` (default one) ``field`` ("hits" or "fills")."""
         with self._guard:
             self._counts[field] += count
+
+    def add_hit(self) -> None:
+        """Count one hit (``add("hits")`` without a lock: a cached hit's path)."""
+        next(self._hit_numbers)
 
     def _take_hits(self) -> None:
         """Move the hits ``add_hit`` counted into the counts (hold the lock)."""

@@ -290,11 +290,7 @@ class ResultCache:
         looked at again (no lock, no LRU move), only whether a sync is due or
         this host bumped (``EvictionBroadcast.fresh``). The count is read
         before the entry is checked, so a change in between makes the next
-        call check again. The WSGI front writes this first case out for its
-        kept answers (``ResultFront.kept_answer``, from ``evictions``'
-        ``host_view``, ``host_seen`` and ``fresh_until`` and ``local.changes``)
-        and calls this only when it does not hold: a change here is a change
-        there.
+        call check again.
         """
         evictions = self.evictions
         if not evictions.fresh() and (evictions.check() != "fresh" or not evictions.trusted):

@@ -8,9 +8,7 @@ again in hand-offs between the worker's threads (measured on granian: the
 front at 48-53k req/s, the same replies sent without any of it at 76-80k).
 Clients ask for the same URLs with the same headers again and again, so the
 front keeps each answer by everything in the request that decides it:
-``request_key``, the raw values of ``key_names`` (method, path, query
-string, ``Host``, ``Accept-Encoding``, ``If-None-Match``, scheme, and the
-proxy's headers when Django reads them). A kept answer is sent again only while
+``request_key``. A kept answer is sent again only while
 
 - no setting changed: it was kept under the current settings generation
   (``app_settings.generation``, bumped by every change);
@@ -50,19 +48,8 @@ from compute.domain.query import ResultQuery
 from compute.http import hit
 from compute.http.routes import Route
 
-# ("kept", then the environ's values of ``key_names()``)
-RequestKey = tuple[str | None, ...]
-
-# What decides a kept answer in every request, in the order of its key.
-_ALWAYS = (
-    "REQUEST_METHOD",
-    "PATH_INFO",
-    "QUERY_STRING",
-    "HTTP_HOST",
-    "HTTP_ACCEPT_ENCODING",
-    "HTTP_IF_NONE_MATCH",
-    "wsgi.url_scheme",
-)
+# ("kept", PATH_INFO, QUERY_STRING, Host, X-Forwarded-Host, Accept-Encoding, secure)
+RequestKey = tuple[str, str, str, str, str | None, str | None, bool]
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
@@ -85,7 +72,6 @@ class Kept:
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: list[bytes] = field(default_factory=list)
     tally_key: tuple[str, str, str, str | None] = ("", "", "", None)
-    site_key: tuple[bool, int] = (False, 200)  # its site headers' (secure, status)
     cache_key: str = ""
     cache: Any = None  # the ResultCache it was kept from (a kept answer lives one generation)
     # What ``ResultCache.serves`` returned last for it (-1: not yet): the
@@ -103,8 +89,6 @@ class Kept:
         reply: hit.Reply,
         extra: hit.Headers,
         cache: Any,
-        *,
-        secure: bool,
     ) -> Kept:
         """Return the kept answer of ``reply`` (a 200 to a GET) with what resending it takes.
 
@@ -120,7 +104,6 @@ class Kept:
             headers=[*reply.headers, *extra],
             body=[reply.body],
             tally_key=tally_key,
-            site_key=(secure, reply.status),
             cache_key=query.cache_key,
             cache=cache.instance,
             count_send=sends.__next__,  # C-level: no Python frame per hit
@@ -145,40 +128,20 @@ class Kept:
         return self.reply.nbytes + self.payload.nbytes
 
 
-def key_names() -> tuple[str, ...]:
-    """Return the environ names whose values decide a kept answer under the current settings.
-
-    Besides ``_ALWAYS``, the proxy's HTTPS header (``SECURE_PROXY_SSL_HEADER``)
-    and ``X-Forwarded-Host`` when Django reads them (``USE_X_FORWARDED_HOST``):
-    otherwise they decide nothing, and a client varying them must not make
-    answers to keep. Raw values, not what they decide (the scheme Django
-    sees): equal values always decide the same, so building a request's key
-    decides nothing, and costs one C-level pass over the environ.
-    """
-    names = list(_ALWAYS)
-    header = app_settings.SECURE_PROXY_SSL_HEADER
-    if header:
-        names.append(header[0])
+def request_key(environ: dict, secure: bool) -> RequestKey | None:
+    """Return the key of a GET's answer, or None if the request cannot have a kept one."""
+    host = environ.get("HTTP_HOST")
+    if host is None or "HTTP_IF_NONE_MATCH" in environ:
+        return None  # no Host: Django's fallback decides; a conditional GET may be a 304
+    forwarded_host = None
     if app_settings.USE_X_FORWARDED_HOST:
-        names.append("HTTP_X_FORWARDED_HOST")
-    return tuple(names)
-
-
-def request_key(environ: dict, names: tuple[str, ...]) -> RequestKey:
-    """Return the key of a request's answer: the environ's values of ``names`` (``key_names``)."""
-    return ("kept", *map(environ.get, names))
-
-
-def keepable(environ: dict) -> bool:
-    """Return True if the answer to this request may be kept (and found by its key later).
-
-    A GET with a Host (without one, Django's fallback decides) and without
-    ``If-None-Match`` (a conditional GET may be a 304). The key holds the
-    method and ``If-None-Match`` too, so a request that is not keepable
-    never finds an answer that was kept.
-    """
+        forwarded_host = environ.get("HTTP_X_FORWARDED_HOST")
     return (
-        environ.get("REQUEST_METHOD") == "GET"
-        and environ.get("HTTP_HOST") is not None
-        and "HTTP_IF_NONE_MATCH" not in environ
+        "kept",
+        environ.get("PATH_INFO", ""),
+        environ.get("QUERY_STRING", ""),
+        host,
+        forwarded_host,
+        environ.get("HTTP_ACCEPT_ENCODING"),
+        secure,
     )

@@ -72,15 +72,14 @@ class FrontMemo:
         self.max_bytes = max_bytes
         self.max_key_chars = max_key_chars
         # (generation, entries): replaced as a whole, so a lock-free ``get``
-        # sees one generation's entries or another's, never a mix. Public for
-        # the front's kept hit, which reads it as ``get`` does (without a call).
-        self.state: tuple[int | None, dict[Key, tuple[Any, int]]] = (None, {})
+        # sees one generation's entries or another's, never a mix.
+        self._state: tuple[int | None, dict[Key, tuple[Any, int]]] = (None, {})
         self._bytes = 0
         self._guard = threading.Lock()  # puts only: gets are single dict reads
 
     def get(self, key: Key, generation: int) -> Any:
         """Return what is remembered for ``key`` under ``generation``, or None (never a value)."""
-        remembered_for, entries = self.state
+        remembered_for, entries = self._state
         if remembered_for != generation:
             return None
         entry = entries.get(key)
@@ -102,7 +101,7 @@ class FrontMemo:
         if size > self.max_bytes // 4:
             return
         with self._guard:
-            remembered_for, entries = self.state
+            remembered_for, entries = self._state
             if remembered_for != generation:
                 if remembered_for is not None and generation < remembered_for:
                     return
@@ -117,14 +116,14 @@ class FrontMemo:
 
     def _restart(self, generation: int) -> dict[Key, tuple[Any, int]]:
         entries: dict[Key, tuple[Any, int]] = {}
-        self.state = (generation, entries)
+        self._state = (generation, entries)
         self._bytes = 0
         return entries
 
     def clear(self) -> None:
         """Forget everything."""
         with self._guard:
-            self.state = (None, {})
+            self._state = (None, {})
             self._bytes = 0
 
     @property
@@ -133,7 +132,7 @@ class FrontMemo:
         return self._bytes
 
     def __len__(self) -> int:
-        return len(self.state[1])
+        return len(self._state[1])
 
 
 front_memo = FrontMemo()

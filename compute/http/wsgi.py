@@ -72,12 +72,11 @@ class SiteHeaders:
 
     def __init__(self) -> None:
         self._seen: dict[tuple[bool, int], hit.Headers] = {}
-        # (secure, status) -> extras; the front's kept path reads it as it is
-        self.trusted: dict[tuple[bool, int], hit.Headers] = {}
+        self._trusted: dict[tuple[bool, int], hit.Headers] = {}
 
     def get(self, secure: bool, status: int) -> hit.Headers | None:
         """Return the trusted extra headers for replies of ``status``, or None."""
-        return self.trusted.get((secure, status))
+        return self._trusted.get((secure, status))
 
     def learn(self, secure: bool, reply: hit.Reply, status_line: str, sent: list) -> None:
         """Record what Django sent for ``reply``; trust the extras after two equal sightings."""
@@ -89,12 +88,12 @@ class SiteHeaders:
         if any(name.lower() in ("set-cookie", "content-length") for name, _ in extra):
             return  # never replay a cookie; the body decides the length
         key = (secure, reply.status)
-        if self.trusted.get(key) == extra:
+        if self._trusted.get(key) == extra:
             return
         if self._seen.get(key) == extra:
-            self.trusted[key] = extra
+            self._trusted[key] = extra
             return
-        self.trusted.pop(key, None)  # it changed: learn it again
+        self._trusted.pop(key, None)  # it changed: learn it again
         self._seen[key] = extra
 
 
@@ -117,26 +116,17 @@ class ResultFront:
         self.matcher = ResultMatcher(routes if routes is not None else result_routes())
         self.cache = cache
         self.site = SiteHeaders()
-        # (settings generation, kept.key_names() under it)
-        self._key_names: tuple[int, tuple[str, ...]] = (-1, ())
-
-    def _key_names_for(self, generation: int) -> tuple[str, ...]:
-        """Return the names that decide a kept answer under ``generation`` (remembered)."""
-        names = self._key_names
-        if names[0] != generation:
-            names = self._key_names = (generation, kept.key_names())
-        return names[1]
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD")
+        if method not in ("GET", "HEAD") or not app_settings.HIT_FAST_PATH:
+            return self.application(environ, start_response)
         try:
-            again = self.kept_answer(environ)
+            again = self.kept_answer(environ) if method == "GET" else None
             if again is not None:  # everything it needs was built when it was kept
                 start_response(again.status_line, again.headers)
                 again.count_send()  # untimed: see metrics.watch_kept
                 return again.body
-            method = environ.get("REQUEST_METHOD")
-            if method not in ("GET", "HEAD") or not app_settings.HIT_FAST_PATH:
-                return self.application(environ, start_response)
             started = self.timer()
             answered = self.answer(environ)
         except Exception:  # never raise in front of Django: it answers, in JSON
@@ -199,55 +189,34 @@ class ResultFront:
         )
 
     def kept_answer(self, environ: dict) -> kept.Kept | None:
-        """Return the answer kept for this request if it may be sent again as it is, else None.
+        """Return the answer kept for this GET if it may be sent again as it is, else None.
 
         It may while it was kept under this settings generation, with the
         site headers trusted now, and the in-process tier still holds its
-        very payload (``ResultCache.serves``, which counts the hit). The
-        hot path of every repeated GET, so its steps are written out: the
-        key as ``kept.request_key`` builds it, the memo read as
-        ``FrontMemo.get`` reads it, and the case where nothing moved since
-        the answer was last sent (``serves``' first branch: no bump on this
-        host, no sync due, no entry left the tier) answered from the
-        values their owners publish for it; anything else asks ``serves``.
+        very payload (``ResultCache.serves``, which counts the hit).
         """
-        generation = app_settings.generation
-        names = self._key_names
-        if names[0] != generation:
-            names = (generation, self._key_names_for(generation))
-        remembered_for, entries = self.memo.state
-        if remembered_for != generation:
+        secure = self.is_secure(environ)
+        key = kept.request_key(environ, secure)
+        if key is None:
             return None
-        entry = entries.get(("kept", *map(environ.get, names[1])))
-        if entry is None:
-            return None
-        again = entry[0]
-        if self.site.trusted.get(again.site_key) is not again.extra:
-            return None
-        cache = again.cache
-        evictions = cache.evictions
-        view = evictions.host_view
+        found = self.memo.get(key, app_settings.generation)
         if (
-            view is not None
-            and view[0] == evictions.host_seen
-            and evictions.clock() < evictions.fresh_until
-            and again.checked[0] == cache.local.changes
+            found is not None
+            and self.site.get(secure, 200) is found.extra
+            and found.still_sendable()
         ):
-            cache.tally.add_hit()  # as serves counts it
-            return again
-        return again if again.still_sendable() else None
+            return found
+        return None
 
     def answer(self, environ: dict) -> tuple[Route, hit.Reply, hit.Headers] | None:
         """Return (route, reply, site headers) for a hit or 304 this front may send, or None.
 
         A GET with a kept answer that may be sent again does not get here
-        (``__call__`` looks for one first); this builds the reply, and keeps it.
+        (``kept_answer`` comes first); this builds the reply, and keeps it.
         """
         secure = self.is_secure(environ)
         generation = app_settings.generation
-        key = None
-        if kept.keepable(environ):
-            key = kept.request_key(environ, self._key_names_for(generation))
+        key = kept.request_key(environ, secure) if environ["REQUEST_METHOD"] == "GET" else None
         resolved = self.resolve(environ)
         if resolved is None:
             return None
@@ -283,13 +252,13 @@ class ResultFront:
         if reply is None:
             return None
         if key is not None and outcomes and len(reply.body) <= MAX_BODY:
-            kept_by = (key, generation, secure)
-            self.keep(kept_by, route, query, outcomes[0], reply, extra, accept_encoding)
+            self.keep(key, generation, route, query, outcomes[0], reply, extra, accept_encoding)
         return route, reply, extra
 
     def keep(
         self,
-        kept_by: tuple[kept.RequestKey, int, bool],
+        key: kept.RequestKey,
+        generation: int,
         route: Route,
         query: ResultQuery,
         outcome: services.Outcome,
@@ -302,10 +271,8 @@ class ResultFront:
         A kept answer is sent again only while this process's tier holds its
         payload (``kept``), so it is that tier's answer whatever this
         request's lookup found: after a hit in Redis its ``Cache-Status``
-        says so, the kept one says ``in-process``. ``kept_by``: the request's
-        key, the settings generation and whether the request was secure.
+        says so, the kept one says ``in-process``.
         """
-        key, generation, secure = kept_by
         if outcome.source is not services.Source.LOCAL:
             reply = hit.result_reply(
                 query,
@@ -314,9 +281,7 @@ class ResultFront:
                 accept_encoding=accept_encoding,
                 memo=self.memo,
             )
-        kept_answer = kept.Kept.of(
-            route, query, outcome.payload, reply, extra, self.cache, secure=secure
-        )
+        kept_answer = kept.Kept.of(route, query, outcome.payload, reply, extra, self.cache)
         self.memo.put(key, generation, kept_answer, nbytes=kept_answer.nbytes)
 
     def resolve(self, environ: dict) -> tuple[Route, ResultQuery] | None:

@@ -20,7 +20,6 @@ from compute.cache import MISSING, result_cache
 from compute.conf import app_settings
 from compute.domain.payload import Payload
 from compute.domain.query import ResultQuery
-from compute.http import kept as kept_module
 from compute.http.hit import not_modified, result_reply
 from compute.http.memo import FrontMemo
 from compute.http.wsgi import ResultFront, SiteHeaders
@@ -480,50 +479,13 @@ def test_a_kept_answer_is_not_sent_once_its_result_is_evicted(apps):
     assert fast.cache.get_shared(ResultQuery("fib", 98)) is not MISSING  # refilled from the log
 
 
-def test_a_kept_hit_asks_the_cache_again_only_once_something_moved(apps, monkeypatch):
-    """The front writes out the first branch of ``ResultCache.serves`` (nothing moved since
-    the answer was last sent): each such send still counts a hit; a sync coming due, another
-    entry leaving the tier or a bump on this host sends it through ``serves`` again, and a
-    payload the tier no longer holds is never sent."""
-    fast, django = apps
-    clock = FakeClock()
-    monkeypatch.setattr(result_cache.evictions, "clock", clock)
-    learn(fast, "/api/fib/86/")
-    expected = call(fast, "/api/fib/86/")  # kept now
-    assert call(fast, "/api/fib/86/") == expected  # its first send checks it with serves
-    cache = result_cache.instance
-    asked: list[str] = []
-    real = type(cache).serves
-
-    def counting(self, key, payload, checked):
-        asked.append(key)
-        return real(self, key, payload, checked)
-
-    monkeypatch.setattr(type(cache), "serves", counting)
-    hits = cache.tally.counts()["hits"]
-    calls = django.calls
-    assert [call(fast, "/api/fib/86/") for _ in range(3)] == [expected] * 3
-    assert asked == [] and cache.tally.counts()["hits"] == hits + 3
-    clock.advance(result_cache.evictions.sync_seconds())  # a sync is due
-    assert call(fast, "/api/fib/86/") == expected and len(asked) == 1
-    cache.local.put("another", object(), 1)
-    cache.local.discard("another")  # another entry left the tier
-    assert call(fast, "/api/fib/86/") == expected and len(asked) == 2
-    assert call(fast, "/api/fib/86/") == expected and len(asked) == 2  # checked again: quiet
-    assert django.calls == calls
-    result_cache.evictions.bump_host()  # another process of this host evicted something
-    _status, headers, body = call(fast, "/api/fib/86/")
-    assert len(asked) == 3 and dict(headers)["Cache-Status"] == "mathsite; hit; detail=redis"
-    assert json.loads(body) == {"cached": True, "result": fib_reference(86), "n": 86}
-
-
 def test_kept_answers_are_dropped_when_the_site_headers_change(apps):
     fast, _django = apps
     learn(fast, "/api/fib/99/")
     call(fast, "/api/fib/99/")
     secure_200 = (False, 200)
-    changed = (*fast.site.trusted[secure_200], ("X-Extra", "1"))
-    fast.site.trusted[secure_200] = changed  # as if Django's middleware changed
+    changed = (*fast.site._trusted[secure_200], ("X-Extra", "1"))
+    fast.site._trusted[secure_200] = changed  # as if Django's middleware changed
     _status, headers, _body = call(fast, "/api/fib/99/")
     assert headers[-1] == ("X-Extra", "1")  # answered afresh with the headers of now
 
@@ -544,14 +506,7 @@ def test_the_front_remembers_urls_hosts_replies_and_kept_answers_in_its_one_memo
     assert own_memo.get(("url", fast.matcher, "/api/fib/88/", ""), generation) is not None
     assert own_memo.get(("host", "testserver"), generation) is True
     assert own_memo.get(("reply", ResultQuery("fib", 88), False, Source.LOCAL), generation)
-    request = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": "/api/fib/88/",
-        "QUERY_STRING": "",
-        "HTTP_HOST": "testserver",
-        "wsgi.url_scheme": "http",
-    }
-    kept = kept_module.request_key(request, kept_module.key_names())
+    kept = ("kept", "/api/fib/88/", "", "testserver", None, None, False)
     assert own_memo.get(kept, generation).reply.body == call(fast, "/api/fib/88/")[2]
     assert len(own_memo) == 4  # nothing else, nowhere else
 

@@ -172,10 +172,9 @@ def _kept_probe(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[b
             "QUERY_STRING": "",
             "HTTP_HOST": asked["host"],
             "HTTP_ACCEPT_ENCODING": asked["accept_encoding"],
-            "wsgi.url_scheme": "http",
         }
-        key = kept.request_key(request, kept.key_names())
-        found = front_memo.get(key, app_settings.generation)
+        key = kept.request_key(request, secure=False)
+        found = front_memo.get(key, app_settings.generation) if key is not None else None
         body = json.dumps(
             {
                 "pid": os.getpid(),
