@@ -12,7 +12,9 @@ access-log line on the ``mathsite.request`` logger::
 
 ``RequestContextFilter`` stamps the current request id on every other
 record logged while the request runs (an error's trace, a Redis outage),
-so one id finds everything a request caused. ``LOG_FORMAT`` picks
+so one id finds everything a request caused. ``ClientFaultFilter`` keeps
+what a client's bad request makes Django's security loggers write to one
+short line (no traceback, no copy of the whole request). ``LOG_FORMAT`` picks
 ``JsonFormatter`` (production default) or ``PlainFormatter``
 (development). gunicorn.conf.py uses the same formatters for gunicorn's
 own log, which is why this module imports no Django code at import time.
@@ -70,6 +72,41 @@ class RequestContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = _request_id.get()
+        return True
+
+
+# What a client's fault may put in one log line (its message, the request it names).
+CLIENT_FAULT_CHARS = 512
+
+
+class ClientFaultFilter(logging.Filter):
+    """Keep Django's records of a client's bad request to one short WARNING line.
+
+    ``django.security.*`` records (a ``Host`` outside ``ALLOWED_HOSTS``,
+    too many query parameters, a body too large: Django answers each with
+    a 400) come at ERROR with the exception's traceback and the request
+    object, whose text holds the whole query string; the message holds
+    the client's ``Host`` as sent. A client repeating such a request would
+    write kilobytes of log per request, as much as its headers and query
+    string allow (hundreds of KiB), and page whoever watches ERROR lines.
+    The request's access line already says it (status 400); this keeps
+    the record as a WARNING with the message and the request's method and
+    path cut to ``CLIENT_FAULT_CHARS``, and no traceback. On the handler,
+    so it sees the records of every logger below ``django.security``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("django.security."):
+            record.msg = record.getMessage()[:CLIENT_FAULT_CHARS]
+            record.args = None
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            request = getattr(record, "request", None)
+            if request is not None:
+                query = getattr(request, "META", {}).get("QUERY_STRING", "")
+                path = getattr(request, "path", "") + (f"?{query}" if query else "")
+                method = getattr(request, "method", "")
+                record.request = f"{method} {path}"[:CLIENT_FAULT_CHARS]
         return True
 
 

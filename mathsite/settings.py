@@ -611,7 +611,10 @@ HIT_FAST_PATH = env.bool("HIT_FAST_PATH", default=True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request": {"()": "mathsite.logging.RequestContextFilter"}},
+    "filters": {
+        "request": {"()": "mathsite.logging.RequestContextFilter"},
+        "client_fault": {"()": "mathsite.logging.ClientFaultFilter"},
+    },
     "formatters": {
         "json": {"()": "mathsite.logging.JsonFormatter"},
         "plain": {"()": "mathsite.logging.PlainFormatter"},
@@ -620,7 +623,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT,
-            "filters": ["request"],
+            "filters": ["request", "client_fault"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

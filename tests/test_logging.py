@@ -15,7 +15,13 @@ import sys
 import pytest
 from django.test import Client
 
-from mathsite.logging import JsonFormatter, PlainFormatter, RequestContextFilter, current_request_id
+from mathsite.logging import (
+    CLIENT_FAULT_CHARS,
+    JsonFormatter,
+    PlainFormatter,
+    RequestContextFilter,
+    current_request_id,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -87,3 +93,29 @@ def test_plain_format_is_readable_and_exceptions_are_kept():
         failed = logging.makeLogRecord({"msg": "failed", "exc_info": sys.exc_info()})
     line = json.loads(JsonFormatter().format(failed))
     assert "ValueError: boom" in line["exc_info"]
+
+
+@pytest.mark.parametrize(
+    ("host", "query", "logger"),
+    [
+        ("evil.example" + "x" * 20_000, "n=1", "django.security.DisallowedHost"),
+        ("testserver", "&".join(f"p{i}=1" for i in range(3000)), "django.security.TooManyFields"),
+    ],
+)
+def test_a_clients_bad_request_is_one_short_warning_line(caplog, host, query, logger):
+    """Django logs these at ERROR with a traceback and the whole request (its query string,
+    the client's Host): a client repeating them must not write kilobytes of log each."""
+    caplog.set_level(logging.INFO)
+    response = Client().get("/api/fib/10/", QUERY_STRING=query, HTTP_HOST=host)
+    assert response.status_code == 400
+    records = [r for r in caplog.records if r.name.startswith(logger)]
+    assert len(records) == 1
+    line = JsonFormatter().format(records[0])
+    parsed = json.loads(line)
+    assert parsed["level"] == "WARNING" and "exc_info" not in parsed
+    assert len(parsed["message"]) <= CLIENT_FAULT_CHARS
+    assert parsed["request"].startswith("GET /api/fib/10/")
+    assert len(parsed["request"]) <= CLIENT_FAULT_CHARS
+    assert len(line) < 3 * CLIENT_FAULT_CHARS
+    access = [r for r in access_records(caplog) if r.status == 400]
+    assert len(access) == 1  # the access line still records the request
