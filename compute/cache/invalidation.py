@@ -7,8 +7,9 @@ DELETE, an admin eviction or a namespace clear must reach every process:
   an eviction bumps and every process compares, a plain memory read,
   before each in-process hit;
 - on other hosts within ``LOCAL_CACHE_SYNC_SECONDS``: a generation counter
-  in Redis, re-read by each process at most that often (a GET carried by
-  the request that finds the sync due), and never alongside a lookup.
+  in Redis, re-read by each process at most that often (its first 19
+  bytes, carried by the request that finds the sync due), and never
+  alongside a lookup.
 
 No key is read by every request: the generation is read by every
 *process*, twice a second by default, whatever the request rate, so on a
@@ -45,6 +46,11 @@ from typing import Any
 
 from compute.cache.host_counter import HostCounter
 from compute.cache.values import GENERATION, LUA_COUNTERS, MalformedValues
+
+# The most digits a well-formed counter has (``values.parse_counter``).
+COUNTER_BYTES = 18
+# The replies ``EvictionBroadcast.queue_read`` queues on a pipeline.
+READ_REPLIES = 2
 
 # KEYS[1]: the generation. ARGV[1]: a random base for a missing (or reset) counter.
 # Returns {the new generation, 1 if the key held junk and was reset}. One script,
@@ -139,8 +145,28 @@ class EvictionBroadcast:
         )
 
     def queue_read(self, pipe: Any) -> None:
-        """Queue the read of the shared generation on ``pipe``."""
-        pipe.get(self.generation_key)
+        """Queue the read of the shared generation on ``pipe`` (``READ_REPLIES`` commands).
+
+        Whether the key exists, and its first ``COUNTER_BYTES + 1`` bytes
+        only: a counter has at most 18 digits, and whoever writes to the
+        Redis could leave megabytes under the key, which every process
+        would otherwise fetch at every sync, twice a second. ``read_value``
+        turns the replies into what a ``GET`` of a counter would have said.
+        """
+        pipe.exists(self.generation_key)
+        pipe.getrange(self.generation_key, 0, COUNTER_BYTES)
+
+    @staticmethod
+    def read_value(replies: list[Any]) -> Any:
+        """Return the generation's value from ``queue_read``'s replies: None if the key is absent.
+
+        Else its first bytes (a longer value fails the counter's check, as
+        the whole would), or the data error a key of another type gave.
+        """
+        exists, head = replies
+        if isinstance(exists, BaseException):
+            return exists
+        return head if exists else None
 
     def adopt(self, value: Any) -> None:
         """Adopt the generation read from Redis (the ``GET`` reply); a change empties the tier.

@@ -55,7 +55,7 @@ from compute.cache.breaker import Breaker
 from compute.cache.budget import BudgetLedger, ChargeRequest
 from compute.cache.counters import count_in_window
 from compute.cache.integrity import EntrySeal, Rejections
-from compute.cache.invalidation import EvictionBroadcast
+from compute.cache.invalidation import READ_REPLIES, EvictionBroadcast
 from compute.cache.local import MISSING, LocalTier
 from compute.cache.locks import ComputeLocks, Lease, lock_name
 from compute.cache.stats import StatsTally, delete_each, namespace_stats, scan_namespace
@@ -302,7 +302,7 @@ class ResultCache:
         return changes
 
     def _sync(self) -> None:
-        """Re-read the eviction generation (one small GET, with the due statistics).
+        """Re-read the eviction generation (its first bytes, with the due statistics).
 
         A failure opens the breaker, which empties the tier. Whatever the
         generation's key holds, ``adopt`` parses it: junk or another type
@@ -315,7 +315,7 @@ class ResultCache:
             flushing = self.tally.queue(pipe)
             replies = execute(pipe)
             self.tally.settle(flushing, replies, self.redis())
-            return replies[0]
+            return self.evictions.read_value(replies[:READ_REPLIES])
 
         generation = self.breaker.call(fetch, MISSING)
         if generation is not MISSING:

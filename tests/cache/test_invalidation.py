@@ -73,7 +73,8 @@ def test_lookups_do_not_read_the_eviction_generation(tmp_path):
     A Redis of the test's own counts the commands (INFO commandstats): 500
     lookups of distinct results by a fresh process read 500 result keys and
     the generation only when the periodic sync is due (its clock never moves
-    here: once). The old design read the generation with every lookup.
+    here: once, whether it exists and its first bytes). The old design read
+    the generation with every lookup.
     """
     server = RedisServer(tmp_path / "redis").start()
     try:
@@ -90,8 +91,9 @@ def test_lookups_do_not_read_the_eviction_generation(tmp_path):
         for query in queries:  # from the tier now: no Redis read at all
             assert reader.get(query) is not MISSING
         stats = client.info("commandstats")
-        assert stats["cmdstat_get"]["calls"] == 500 + 1
-        assert client.info("stats")["keyspace_hits"] == 500 + 1
+        assert stats["cmdstat_get"]["calls"] == 500
+        assert stats["cmdstat_exists"]["calls"] == stats["cmdstat_getrange"]["calls"] == 1
+        assert client.info("stats")["keyspace_hits"] == 500 + 2
     finally:
         server.stop()
 
@@ -305,3 +307,41 @@ def test_an_eviction_still_reaches_another_host_through_a_junk_generation(
     clock.advance(settings.LOCAL_CACHE_SYNC_SECONDS)
     assert reader.get(query) is MISSING  # the eviction arrived
     assert reader.available and writer.available
+
+
+@pytest.mark.django_db
+def test_a_sync_reads_only_the_first_bytes_of_whatever_the_generation_holds(
+    redis_client, settings, monkeypatch
+):
+    """Every process reads the generation twice a second: megabytes left under its key by
+    a writer to the Redis must not be fetched each time (a counter has at most 18 digits)."""
+    clock = FakeClock()
+    cache = PointedCache(clock=clock)
+    key = cache.evictions.generation_key
+    read: list[Any] = []
+    real = cache.evictions.read_value
+
+    def seen(replies):
+        read.append(replies[1])  # the value's bytes as they came back from Redis
+        return real(replies)
+
+    monkeypatch.setattr(cache.evictions, "read_value", seen)
+    query = ResultQuery("fib", 347)
+    cache.set(query, Payload.from_text(query, str(fib_reference(347))))
+    cases = [
+        (b"7" * 4_000_000, True),  # 4 MB of digits: longer than any counter
+        (b"123456789012345678", False),  # the longest counter: read whole, well-formed
+        (b"", True),  # an empty string is no missing key
+    ]
+    for value, malformed in cases:
+        redis_client.set(key, value)
+        before = malformed_count("generation")
+        clock.advance(settings.LOCAL_CACHE_SYNC_SECONDS)
+        assert cache.get(query) is not MISSING
+        assert len(read[-1]) <= 19 and read[-1] == value[:19]
+        assert malformed_count("generation") - before == (1 if malformed else 0)
+    redis_client.delete(key)
+    before = malformed_count("generation")
+    clock.advance(settings.LOCAL_CACHE_SYNC_SECONDS)
+    assert cache.get(query) is not MISSING
+    assert malformed_count("generation") == before  # missing: no generation yet, not junk
