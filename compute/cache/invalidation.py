@@ -45,10 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from compute.cache.host_counter import HostCounter
-from compute.cache.values import GENERATION, LUA_COUNTERS, MalformedValues
+from compute.cache.values import COUNTER_DIGITS, GENERATION, LUA_COUNTERS, MalformedValues
 
-# The most digits a well-formed counter has (``values.parse_counter``).
-COUNTER_BYTES = 18
 # The replies ``EvictionBroadcast.queue_read`` queues on a pipeline.
 READ_REPLIES = 2
 
@@ -147,14 +145,15 @@ class EvictionBroadcast:
     def queue_read(self, pipe: Any) -> None:
         """Queue the read of the shared generation on ``pipe`` (``READ_REPLIES`` commands).
 
-        Whether the key exists, and its first ``COUNTER_BYTES + 1`` bytes
-        only: a counter has at most 18 digits, and whoever writes to the
-        Redis could leave megabytes under the key, which every process
-        would otherwise fetch at every sync, twice a second. ``read_value``
-        turns the replies into what a ``GET`` of a counter would have said.
+        Whether the key exists, and its first ``COUNTER_DIGITS + 1`` bytes
+        only (one more than a counter's digits, so a longer value fails its
+        check as the whole would): whoever writes to the Redis could leave
+        megabytes under the key, which every process would otherwise fetch
+        at every sync, twice a second. ``read_value`` turns the replies
+        into what a ``GET`` of a counter would have said.
         """
         pipe.exists(self.generation_key)
-        pipe.getrange(self.generation_key, 0, COUNTER_BYTES)
+        pipe.getrange(self.generation_key, 0, COUNTER_DIGITS)  # both ends included
 
     @staticmethod
     def read_value(replies: list[Any]) -> Any:

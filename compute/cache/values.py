@@ -69,7 +69,9 @@ GENERATION, STATS, BUDGET, LOCK, THROTTLE, OTHER = (
 )
 KEYS = (GENERATION, STATS, BUDGET, LOCK, THROTTLE, OTHER)
 
-_COUNTER = re.compile(rb"0|[1-9][0-9]{0,17}")
+# The most digits of a well-formed counter (``INCR``'s 64 bits hold 18 of them).
+COUNTER_DIGITS = 18
+_COUNTER = re.compile(rb"0|[1-9][0-9]{0,%d}" % (COUNTER_DIGITS - 1))
 # Redis's words for "this key's value is not what the command needs". Only plain
 # ResponseErrors carry them: the subclasses (READONLY, OOM, NOPERM, CLUSTERDOWN,
 # ...) and connection errors are about the server, and stay outages.
