@@ -49,6 +49,8 @@ from compute.domain.kinds import registry
 # How often a process adds its tallied hits and fills to the shared hash.
 STATS_FLUSH_SECONDS = 1.0
 FIELDS = ("hits", "fills")
+# What the statistics read of the hash: the counts, and since when they count.
+TALLY_FIELDS = (*FIELDS, "since")
 # The latest "since" a reader accepts: 9999-12-31 23:59:59 UTC, where datetime ends.
 LATEST_SINCE = 253_402_300_799
 
@@ -310,7 +312,7 @@ def namespace_stats(
             ),
         )
     tally, junk = read_tally(
-        returning_data_errors(lambda: client.hgetall(stats_key)), stats_key, malformed
+        returning_data_errors(lambda: client.hmget(stats_key, TALLY_FIELDS)), stats_key, malformed
     )
     if junk:  # removed now rather than met by the next flush
         repair_tally(client, stats_key)
@@ -342,20 +344,24 @@ def namespace_stats(
 def read_tally(
     raw: Any, key: str, malformed: MalformedValues
 ) -> tuple[dict[str, int | None], bool]:
-    """Return ``hits``, ``fills`` and ``since`` of the statistics hash (``HGETALL`` reply),
-    and whether any of it was junk.
+    """Return ``hits``, ``fills`` and ``since`` of the statistics hash, and whether any of it
+    was junk.
 
-    Each is None when absent or malformed (reported); a data error in
-    place of the reply (the key is not a hash) makes them all None.
+    ``raw`` is the ``HMGET`` reply for ``TALLY_FIELDS``: only those fields
+    are read, so fields that a writer to the Redis added to the hash, however
+    many, cost nothing. Each is None when absent or malformed (reported); a
+    data error in place of the reply (the key is not a hash) makes them all
+    None.
     """
     if isinstance(raw, BaseException):
         malformed.report(STATS, key, raw)
-        return dict.fromkeys((*FIELDS, "since")), True
+        return dict.fromkeys(TALLY_FIELDS), True
+    values = dict(zip(TALLY_FIELDS, raw, strict=True))
     tally: dict[str, int | None] = {}
     junk = False
     for field, maximum in (*((f, None) for f in FIELDS), ("since", LATEST_SINCE)):
         try:
-            tally[field] = parse_counter(raw.get(field.encode()), maximum=maximum)
+            tally[field] = parse_counter(values[field], maximum=maximum)
         except MalformedValue as bad:
             malformed.report(STATS, key, f"{field}: {bad}")
             tally[field], junk = None, True

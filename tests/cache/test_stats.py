@@ -170,6 +170,33 @@ def test_statistics_read_another_type_as_no_figure_and_remove_it(redis_client, j
     assert cache.available
 
 
+def test_statistics_read_only_their_fields_of_a_hash_others_filled(redis_client, monkeypatch):
+    """A writer to the Redis can add any number of fields to the statistics hash; the
+    statistics read the three they use (HMGET), not the whole hash (HGETALL) every time."""
+    from compute.cache import stats
+
+    cache = PointedCache()
+    key = cache.make_key("{meta}:stats")
+    redis_client.delete(key)
+    redis_client.hset(key, mapping={"hits": "7", "fills": "3", "since": "1700000000"})
+    for batch in range(4):
+        redis_client.hset(key, mapping={f"junk{batch}-{i}": "x" * 100 for i in range(5000)})
+    read: list = []
+    real = stats.read_tally
+
+    def seen(raw, *args):
+        read.append(raw)
+        return real(raw, *args)
+
+    monkeypatch.setattr(stats, "read_tally", seen)
+    before = malformed_count("stats")
+    figures = cache.stats()
+    assert (figures["hits"], figures["fills"], figures["since"]) == (7, 3, 1_700_000_000)
+    assert read == [[b"7", b"3", b"1700000000"]]  # what came back from Redis: three values
+    assert malformed_count("stats") == before  # extra fields are no junk in what it reads
+    redis_client.delete(key)
+
+
 @pytest.mark.django_db
 def test_junk_fields_read_as_no_figure_in_the_command_and_are_removed(
     redis_client,
