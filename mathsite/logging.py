@@ -75,7 +75,7 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
-# What a client's fault may put in one log line (its message, the request it names).
+# The most of a client's text (a path and query string, a Host) one log line carries.
 CLIENT_FAULT_CHARS = 512
 
 
@@ -101,12 +101,9 @@ class ClientFaultFilter(logging.Filter):
             record.args = None
             record.exc_info = record.exc_text = None
             record.levelno, record.levelname = logging.WARNING, "WARNING"
-            request = getattr(record, "request", None)
-            if request is not None:
-                query = getattr(request, "META", {}).get("QUERY_STRING", "")
-                path = getattr(request, "path", "") + (f"?{query}" if query else "")
-                method = getattr(request, "method", "")
-                record.request = f"{method} {path}"[:CLIENT_FAULT_CHARS]
+            full_path = getattr(getattr(record, "request", None), "get_full_path", None)
+            if full_path is not None:  # Django's request: shown as the access line shows it
+                record.request = f"{record.request.method} {full_path()}"[:CLIENT_FAULT_CHARS]
         return True
 
 
@@ -204,7 +201,7 @@ class RequestMiddleware:
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
-        path = request.get_full_path()[:512]
+        path = request.get_full_path()[:CLIENT_FAULT_CHARS]
         cache = outcome[1] if outcome else None
         # Built by hand rather than with logger.info(): that would walk the
         # stack for the caller's file and line, a cost on every request for
