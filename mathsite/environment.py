@@ -1,14 +1,16 @@
 """The secrets a server worker keeps out of its process environment once settings are read.
 
-granian builds each request's WSGI environ from a copy of the worker's
-``os.environ`` (CGI style, as PEP 3333 allows), so every variable of the
-process reaches ``request.META``: the database and Redis URLs with their
-passwords, ``SECRET_KEY``, the metrics token. Anything that records a
-request (an error report, a debugging aid, a log of META) would carry them.
-Django reads them once, when the settings load; after that the worker needs
-none of them in its environment, nor do the computation processes it
-starts. ``forget_secrets`` removes them (``mathsite.wsgi`` calls it in every
-worker, before the server copies the environment).
+granian's own WSGI wrapper builds each request's environ from a copy of the
+worker's ``os.environ`` (CGI style, as PEP 3333 allows), so every variable
+of the process reaches ``request.META``: the database and Redis URLs with
+their passwords, ``SECRET_KEY``, the metrics token. The project's server
+command leaves that copy out (``launcher.shared_listener.request_environ``);
+a granian started another way still makes it, and the computation processes
+a worker starts inherit its environment. Django reads these variables once,
+when the settings load; after that the worker needs none of them in its
+environment, nor do the computation processes. ``forget_secrets`` removes
+them (``mathsite.wsgi`` calls it in every worker, before the server copies
+the environment).
 """
 
 from __future__ import annotations

@@ -30,6 +30,10 @@ requirements.txt: a test keeps the two equal), or one that no longer
 builds its server the way this class expects, rather than silently fall
 back to a socket per worker.
 
+Each request's environ is what the request brings and the keys WSGI
+defines, not a copy of the server process's environment variables as
+granian's own wrapper makes it (``request_environ``).
+
 The entry point is this package's ``__main__``, so that the computation
 processes a worker spawns do not import granian again
 (``compute.admission.offload``).
@@ -42,6 +46,8 @@ import socket
 from granian import __version__, cli
 from granian.net import SocketSpec
 from granian.server import MPServer
+
+from launcher.shared_listener import request_environ
 
 # A worker that stops gracefully shuts down the connections it accepted
 # whose request has not arrived yet, unanswered (granian closes idle
@@ -83,8 +89,9 @@ def main() -> None:
     """Run granian's command line with ``SharedListenerServer``; exit as granian does.
 
     Raise ``SystemExit`` (with a message naming both versions) if the
-    installed granian is not ``GRANIAN_VERSION``, or does not build its
-    server through ``MPServer._init_shared_socket``.
+    installed granian is not ``GRANIAN_VERSION``, does not build its
+    server through ``MPServer._init_shared_socket``, or keeps its WSGI
+    wrapper's base environ elsewhere (``request_environ.check``).
     """
     if __version__ != GRANIAN_VERSION:
         raise SystemExit(
@@ -100,5 +107,13 @@ def main() -> None:
             "launcher.shared_listener expects (MPServer._init_shared_socket); "
             "use the granian version pinned in requirements.txt."
         )
+    try:
+        request_environ.install()
+    except LookupError as error:
+        raise SystemExit(
+            f"mathsite: granian {__version__} does not build its WSGI wrapper as "
+            f"launcher.shared_listener.request_environ expects ({error}); "
+            "use the granian version pinned in requirements.txt."
+        ) from error
     cli.Server = SharedListenerServer
     cli.entrypoint()
