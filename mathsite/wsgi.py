@@ -8,8 +8,8 @@ views behind it are loaded here, when a worker starts, instead of by its
 first request: otherwise the first client of every new worker (and of every
 respawned one) waits about a second for the imports. The secrets the
 settings have read leave the worker's environment here
-(``mathsite.environment``: granian copies the environment into every
-request's).
+(``mathsite.environment``: a granian started other than by the project's
+server command copies the environment into every request's).
 """
 
 import os

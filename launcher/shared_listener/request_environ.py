@@ -10,8 +10,8 @@ request's environ from a copy of the worker's ``os.environ``, CGI style
   knows of and removes (``mathsite.environment``). Anything that records a
   request (an error report, a debugging aid, a log of META) carries them;
 - every request copies them, with the GIL held: tens of entries on a
-  deployed host, each hit's environ two to three times the size of what
-  the request itself brings.
+  deployed host, more than the request itself brings (78 entries per
+  hit under ``make run`` from a shell of 57 variables, 21 without).
 
 Nothing reads the process environment through a request: Django and
 mathsite read it through their settings, once. ``install`` makes granian's
