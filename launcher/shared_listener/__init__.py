@@ -63,7 +63,7 @@ DEFER_ACCEPT_SECONDS = 1
 # wrong guess fails at runtime (a socket per worker again, or no socket),
 # so another version is refused rather than trusted. Equal to the pin in
 # requirements.txt (tests/test_shared_listener.py); bump both together
-# after re-running that test file.
+# after re-running that test file and tests/test_request_environ.py.
 GRANIAN_VERSION = "2.8.9"
 
 
