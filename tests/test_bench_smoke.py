@@ -21,6 +21,7 @@ import pytest
 
 from bench import ceiling, client, load, profile, report, run, servers, serving, stages, thread_cpu
 from launcher import server as mathsite_server
+from tests.support.servers import wait_until
 
 
 def test_parse_wrk_reads_throughput_percentiles_and_errors():
@@ -258,8 +259,15 @@ def test_granian_serves_the_constant_app_and_stops(tmp_path):
 @pytest.mark.slow
 def test_thread_cpu_finds_each_workers_http_thread_and_counts_per_request(tmp_path):
     web = _floor_server(tmp_path)
-    with web:
-        before = thread_cpu.snapshot(web.pid)
+    with web:  # up once one worker answers: the other may still be starting its runtime
+
+        def every_worker_running() -> dict | None:
+            snapshot = thread_cpu.snapshot(web.pid)
+            io = sum(role == "io" for role, _ran, _slices in snapshot.values())
+            return snapshot if io == len(web.worker_pids()) == 2 else None
+
+        before = wait_until(every_worker_running, 30, interval=0.05)
+        assert before, "both workers' HTTP threads within 30 s"
         io = [tid for tid, (role, _ran, _slices) in before.items() if role == "io"]
         workers = web.worker_pids()
         assert len(io) == len(workers) == 2  # one HTTP thread per worker, in that worker
