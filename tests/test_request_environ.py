@@ -5,22 +5,20 @@ request's environ; the project's server command removes that copy and keeps
 the keys WSGI defines. Checked on granian's wrapper in process (both its
 variants: with and without an access log; granian's own wrapper, the
 control, does carry the variable) and on a live server started by the
-project's command (``launcher.server.command``).
+project's command (``launcher.server.command``, through ``bench.servers.Granian``).
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 from granian import wsgi as granian_wsgi
 
-from launcher import server as mathsite_server
+from bench import servers
 from launcher.shared_listener import request_environ
-from mathsite.paths import BASE_DIR
-from tests.support.servers import _stop_process, free_port, http_get, wait_until
+from tests.support.servers import http_get
 
 CANARY = "MATHSITE_TEST_ENVIRON_CANARY"
 # What granian's WSGI wrapper itself puts in every environ (PEP 3333's keys).
@@ -84,23 +82,10 @@ def test_a_wrapper_without_a_base_environ_is_refused():
 
 @pytest.fixture
 def live_environ_app(tmp_path) -> Iterator[int]:
-    port = free_port()
     env = dict(os.environ, **{CANARY: "1"})
-    env.update(GRANIAN_HOST="127.0.0.1", GRANIAN_PORT=str(port), GRANIAN_WORKERS="1")
-    env.update(GRANIAN_WORKERS_KILL_TIMEOUT="3", PYTHONPATH=str(BASE_DIR))
-    with open(tmp_path / "server.log", "ab") as log:
-        process = subprocess.Popen(
-            mathsite_server.command("tests.support.environ_app:app"),
-            env=mathsite_server.server_environment(env),
-            cwd=BASE_DIR, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        up = wait_until(lambda: http_get(port, "/x", timeout=2).status == 200, 30, interval=0.1)
-        assert up, (tmp_path / "server.log").read_text()[-2000:]
-        yield port
-    finally:
-        _stop_process(process, 15, 10)
+    app = "tests.support.environ_app:app"
+    with servers.Granian("environ", app, env=env, log=tmp_path / "granian.log", workers=1) as web:
+        yield web.port
 
 
 def test_the_servers_requests_carry_no_process_variable(live_environ_app):
