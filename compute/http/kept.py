@@ -71,6 +71,8 @@ class Kept:
     status_line: str = ""
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: list[bytes] = field(default_factory=list)
+    status: int = 200  # the status and body again, as a server sending it itself takes them
+    content: bytes = b""
     tally_key: tuple[str, str, str, str | None] = ("", "", "", None)
     cache_key: str = ""
     cache: Any = None  # the ResultCache it was kept from (a kept answer lives one generation)
@@ -103,6 +105,8 @@ class Kept:
             status_line=reply.status_line,
             headers=[*reply.headers, *extra],
             body=[reply.body],
+            status=reply.status,
+            content=reply.body,
             tally_key=tally_key,
             cache_key=query.cache_key,
             cache=cache.instance,

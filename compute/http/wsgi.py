@@ -8,7 +8,9 @@ with valid inputs (``parse_query``, as the serializer) and an allowed
 ``Host``, it runs the hit protocol (``hit.answer``) with a cache-only
 lookup and sends the reply itself, with the site's headers added. A GET
 repeated with the same URL and deciding headers is answered from the reply
-kept for it while its payload is still the one cached (``compute.http.kept``).
+kept for it while its payload is still the one cached (``compute.http.kept``);
+a server may ask for that answer before it builds the environ and send it
+itself (``kept_reply``: the project's server command does).
 What the front remembers between requests (validated URLs, host verdicts,
 built replies, kept answers) is in one memo bounded in bytes, valid for
 one settings generation (``compute.http.memo``).
@@ -145,6 +147,28 @@ class ResultFront:
         found = route.kind if reply.status == 200 else None  # a 304 looked nothing up
         metrics.front_request(route.name, environ["REQUEST_METHOD"], reply.status, seconds, found)
         return [reply.body]
+
+    def kept_reply(self, request: dict) -> kept.Kept | None:
+        """Return the kept answer to ``request``, counted as sent, or None: call the application.
+
+        For a server that sends a kept answer itself, before it builds the
+        request's environ and ``start_response`` (the project's server
+        command: ``launcher.shared_listener.kept_hits``): ``request`` holds
+        the request's own environ keys (method, path, query, headers,
+        ``wsgi.url_scheme``), which are all ``kept_answer`` reads. The
+        server sends its ``status``, ``headers`` and ``content``; the same
+        answer ``__call__`` would send, decided the same way.
+        """
+        if request.get("REQUEST_METHOD") != "GET" or not app_settings.HIT_FAST_PATH:
+            return None
+        try:
+            again = self.kept_answer(request)
+        except Exception:  # the application answers it, as ``__call__`` would
+            logger.debug("WSGI front left a request to the application", exc_info=True)
+            return None
+        if again is not None:
+            again.count_send()  # untimed: see metrics.watch_kept
+        return again
 
     def computed_miss(self, environ: dict) -> tuple[hit.Reply, hit.Headers] | None:
         """Compute an anonymous GET found in no tier (``misses``); None: Django answers it.

@@ -32,7 +32,9 @@ back to a socket per worker.
 
 Each request's environ is what the request brings and the keys WSGI
 defines, not a copy of the server process's environment variables as
-granian's own wrapper makes it (``request_environ``).
+granian's own wrapper makes it (``request_environ``); a GET that the
+application answers from a kept answer is sent before any environ is
+built (``kept_hits``).
 
 The entry point is this package's ``__main__``, so that the computation
 processes a worker spawns do not import granian again
@@ -47,7 +49,7 @@ from granian import __version__, cli
 from granian.net import SocketSpec
 from granian.server import MPServer
 
-from launcher.shared_listener import request_environ
+from launcher.shared_listener import kept_hits, request_environ
 
 # A worker that stops gracefully shuts down the connections it accepted
 # whose request has not arrived yet, unanswered (granian closes idle
@@ -63,7 +65,8 @@ DEFER_ACCEPT_SECONDS = 1
 # wrong guess fails at runtime (a socket per worker again, or no socket),
 # so another version is refused rather than trusted. Equal to the pin in
 # requirements.txt (tests/test_shared_listener.py); bump both together
-# after re-running that test file and tests/test_request_environ.py.
+# after re-running that test file, tests/test_request_environ.py and
+# tests/test_kept_hits.py.
 GRANIAN_VERSION = "2.8.9"
 
 
@@ -115,5 +118,6 @@ def main() -> None:
             f"launcher.shared_listener.request_environ expects ({error}); "
             "use the granian version pinned in requirements.txt."
         ) from error
+    kept_hits.install()
     cli.Server = SharedListenerServer
     cli.entrypoint()

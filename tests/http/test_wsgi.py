@@ -555,3 +555,68 @@ def test_x_forwarded_host_decides_the_answer_when_django_reads_it(apps, settings
     assert call(fast, "/api/fib/84/", x_forwarded_host="localhost")[0].startswith("200")
     assert call(fast, "/api/fib/84/", x_forwarded_host="evil.example")[0].startswith("400")
     assert call(fast, "/api/fib/84/", x_forwarded_host="localhost")[0].startswith("200")
+
+
+def request_keys(path, query="", method="GET", **headers):
+    """What the project's server hands ``kept_reply``: the request's own keys, no environ."""
+    return {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "testserver",
+        "wsgi.url_scheme": "http",
+        **{"HTTP_" + name.upper(): value for name, value in headers.items()},
+    }
+
+
+def test_a_server_sending_kept_answers_itself_gets_what_the_front_sends(apps):
+    """``kept_reply`` (``launcher.shared_listener.kept_hits``): the kept answer
+    ``__call__`` sends, the same bytes, counted the same; None for whatever
+    the front would decide afresh, so that the application answers it."""
+    fast, django = apps
+    learn(fast, "/api/fib/92/")
+    sent = call(fast, "/api/fib/92/")  # kept now
+    metrics.front_tally.flush()
+    before = front_samples("fib-detail")
+    calls = django.calls
+    kept = [fast.kept_reply(request_keys("/api/fib/92/")) for _ in range(3)]
+    assert all(k is not None for k in kept)
+    assert {(f"{k.status} OK", str(k.headers), k.content) for k in kept} == {
+        (sent[0], str(sent[1]), sent[2])
+    }
+    assert json.loads(kept[0].content) == {"cached": True, "result": fib_reference(92), "n": 92}
+    metrics.front_tally.flush()
+    after = front_samples("fib-detail")
+    assert after["ok"] - before["ok"] == 3 and after["hits"] - before["hits"] == 3
+    assert django.calls == calls
+    for decided_afresh in (
+        request_keys("/api/fib/92/", method="HEAD"),
+        request_keys("/api/fib/92/", method="POST"),
+        request_keys("/api/fib/92/", if_none_match='W/"fib-92-v1"'),
+        request_keys("/api/fib/92/", accept_encoding="gzip"),
+        {**request_keys("/api/fib/92/"), "HTTP_HOST": "evil.example"},
+        request_keys("/api/fib/91/"),
+    ):
+        assert fast.kept_reply(decided_afresh) is None
+    fast.cache.delete(ResultQuery("fib", 92))  # as the admin's eviction does
+    assert fast.kept_reply(request_keys("/api/fib/92/")) is None
+
+
+def test_kept_reply_leaves_everything_to_the_application_when_the_fast_path_is_off(
+    apps, settings, monkeypatch
+):
+    fast, _django = apps
+    learn(fast, "/api/fib/90/")
+    call(fast, "/api/fib/90/")
+    assert fast.kept_reply(request_keys("/api/fib/90/")) is not None
+
+    def broken(self, environ):
+        raise RuntimeError("unexpected")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ResultFront, "kept_answer", broken)
+        assert fast.kept_reply(request_keys("/api/fib/90/")) is None  # never raises
+    settings.HIT_FAST_PATH = False
+    assert fast.kept_reply(request_keys("/api/fib/90/")) is None
