@@ -14,6 +14,11 @@ caches; in a server, the HTTP thread, the other worker and the load
 generator run on the same cores between two hits and evict it, so each hit
 reads its objects from memory again. The call's time in the server is what
 a hit costs a worker.
+
+The wrapper has no ``kept_reply``, so mathsite's kept hits go through its
+``__call__`` here; the project's server sends them from ``kept_reply``
+without the WSGI call (``launcher/shared_listener/kept_hits.py``), so
+these figures are the call as any WSGI server makes it.
 """
 
 from __future__ import annotations

@@ -384,7 +384,9 @@ def markdown(stage: dict[str, Any]) -> list[str]:
         f"{len(stage.get('replay_headers', [])) or 'a dozen'} (ETag, Cache-Control, Vary, "
         "Cache-Status, CORS, security headers). The middle column replays mathsite's very "
         "response with no application work: between it and the constant app is what the "
-        "headers cost the server, between mathsite and it is mathsite's own work.",
+        "headers cost the server, between mathsite and it is mathsite's own work, less "
+        "what its kept hits skip of granian's WSGI wrapper (the project's server sends "
+        "them itself: launcher/shared_listener/kept_hits.py).",
     ]
     out += _cpu_table(stage["layouts"])
     cold = stage["cold"]

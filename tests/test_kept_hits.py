@@ -25,6 +25,7 @@ from tests.support.servers import http_get
 REQUEST = {
     "PATH_INFO": "/kept", "REQUEST_METHOD": "GET", "QUERY_STRING": "", "HTTP_HOST": "h",
     "REMOTE_ADDR": "127.0.0.1:1", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
+    "HTTP_ACCEPT_ENCODING": "identity",
 }  # fmt: skip
 
 
@@ -124,6 +125,7 @@ def live_kept_app(tmp_path) -> Iterator[int]:
 
 
 def test_the_servers_workers_send_kept_answers_themselves(live_kept_app):
+    """Also shows that granian's request keys hold what the front reads (``kept_app.READ``)."""
     kept = http_get(live_kept_app, "/kept")
     assert kept.status == kept_app.KEPT.status and kept.body == kept_app.KEPT_BODY
     assert kept.headers["x-way"] == "kept" and kept.headers["content-length"] == str(

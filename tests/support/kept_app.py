@@ -24,13 +24,24 @@ class Kept:
 KEPT_BODY = b"sent by the server's wrapper"
 CALLED_BODY = b"answered by the application's __call__"
 KEPT = Kept(203, [("Content-Type", "text/plain"), ("X-Way", "kept")], KEPT_BODY)
+# What the request must be, and what else ``ResultFront.kept_answer`` reads of it.
+ASKED = {
+    "REQUEST_METHOD": "GET",
+    "PATH_INFO": "/kept",
+    "QUERY_STRING": "",
+    "wsgi.url_scheme": "http",
+}
+READ = ("HTTP_HOST", "HTTP_ACCEPT_ENCODING")
 
 
 class App:
     """Kept answers for ``GET /kept``; ``__call__`` for the rest."""
 
     def kept_reply(self, request: dict[str, Any]) -> Kept | None:
-        if request.get("REQUEST_METHOD") == "GET" and request.get("PATH_INFO") == "/kept":
+        """``KEPT`` for a GET of ``/kept`` whose request carries what ``ResultFront`` reads."""
+        if all(request.get(name) == value for name, value in ASKED.items()) and all(
+            name in request for name in READ
+        ):
             return KEPT
         return None
 
