@@ -123,12 +123,11 @@ class ResultFront:
         method = environ.get("REQUEST_METHOD")
         if method not in ("GET", "HEAD") or not app_settings.HIT_FAST_PATH:
             return self.application(environ, start_response)
+        again = self.kept_reply(environ)
+        if again is not None:  # everything it needs was built when it was kept
+            start_response(again.status_line, again.headers)
+            return again.body
         try:
-            again = self.kept_answer(environ) if method == "GET" else None
-            if again is not None:  # everything it needs was built when it was kept
-                start_response(again.status_line, again.headers)
-                again.count_send()  # untimed: see metrics.watch_kept
-                return again.body
             started = self.timer()
             answered = self.answer(environ)
         except Exception:  # never raise in front of Django: it answers, in JSON
@@ -149,15 +148,14 @@ class ResultFront:
         return [reply.body]
 
     def kept_reply(self, request: dict) -> kept.Kept | None:
-        """Return the kept answer to ``request``, counted as sent, or None: call the application.
+        """Return the kept answer to ``request``, counted as sent, or None: answer it otherwise.
 
-        For a server that sends a kept answer itself, before it builds the
-        request's environ and ``start_response`` (the project's server
-        command: ``launcher.shared_listener.kept_hits``): ``request`` holds
-        the request's own environ keys (method, path, query, headers,
-        ``wsgi.url_scheme``), which are all ``kept_answer`` reads. The
-        server sends its ``status``, ``headers`` and ``content``; the same
-        answer ``__call__`` would send, decided the same way.
+        ``__call__`` sends it with ``start_response``; a server may ask
+        first and send it itself, before it builds the request's environ
+        (the project's server command: ``launcher.shared_listener.kept_hits``),
+        with the request's own environ keys (method, path, query, headers,
+        ``wsgi.url_scheme``): all that ``kept_answer`` reads. Either way the
+        same answer, decided and counted here.
         """
         if request.get("REQUEST_METHOD") != "GET" or not app_settings.HIT_FAST_PATH:
             return None
