@@ -20,6 +20,7 @@ from granian.server import mp
 from bench import servers
 from launcher.shared_listener import kept_hits, request_environ
 from tests.support import kept_app
+from tests.support.granian_protocol import Protocol
 from tests.support.servers import http_get
 
 REQUEST = {
@@ -27,16 +28,6 @@ REQUEST = {
     "REMOTE_ADDR": "127.0.0.1:1", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
     "HTTP_ACCEPT_ENCODING": "identity",
 }  # fmt: skip
-
-
-class Protocol:
-    """What granian's Rust side gives the wrapper to answer through: records each reply."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[int, list, bytes]] = []
-
-    def response_bytes(self, status: int, headers: list, body: bytes) -> None:
-        self.sent.append((status, list(headers), body))
 
 
 class Asking(kept_app.App):

@@ -18,6 +18,7 @@ from granian import wsgi as granian_wsgi
 
 from bench import servers
 from launcher.shared_listener import request_environ
+from tests.support.granian_protocol import Protocol
 from tests.support.servers import http_get
 
 CANARY = "MATHSITE_TEST_ENVIRON_CANARY"
@@ -27,13 +28,6 @@ REQUEST = {
     "PATH_INFO": "/x", "REQUEST_METHOD": "GET", "QUERY_STRING": "", "HTTP_HOST": "h",
     "REMOTE_ADDR": "127.0.0.1:1", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
 }  # fmt: skip
-
-
-class Protocol:
-    """What granian's Rust side gives the wrapper to answer through: records nothing."""
-
-    def response_bytes(self, status: int, headers: list, body: bytes) -> None:
-        pass
 
 
 def environ_seen(wrap, log_format: str | None) -> dict:
