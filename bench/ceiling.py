@@ -31,7 +31,11 @@ before it is answered, cached, sealed and charged, as any request), and
 computation itself: gmpy2's fib and its decimal digits, in one process,
 sampled once after each fib request (``cold_floor.interleaved_floor``: the
 speed of a shared virtual machine's CPUs drifts within minutes, and a bound
-from a floor measured at another time would judge that drift).
+from a floor measured at another time would judge that drift). Both kinds
+are taken in ``ceiling_cold_rounds`` rounds, each after a pause of two
+seconds, and each kind's samples pooled (``cold_floor.in_rounds``): 200 cold pi requests
+take a third of a second, about as long as one spell of disturbance on
+these hosts, which then moved a run's whole distribution.
 """
 
 from __future__ import annotations
@@ -264,18 +268,27 @@ def measure_cold(
     cpus: list[int],
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Cold pi and fib(n near 10**6) on one keep-alive connection, and gmpy2's floor."""
+    """Cold pi and fib(n near 10**6) on one keep-alive connection, and gmpy2's floor.
+
+    Taken in ``ceiling_cold_rounds`` rounds, each after a pause of
+    ``ceiling_cold_pause`` seconds, each kind's samples pooled
+    (``cold_floor.in_rounds``).
+    """
     from . import cold_floor
 
     with _server("mathsite", layout, env, folder, cpus) as web:
-        pi = cold_floor.measure_cold(web.port, "pi", cfg.ceiling_cold_pi)
-        fib = cold_floor.interleaved_floor(web.port, cfg.ceiling_cold_fib, n=FIB_COLD_N)
-    floor_ms = fib["gmpy2_fib_digits_ms"]  # sampled between the fib requests
+        cold = cold_floor.in_rounds(
+            web.port, pi_count=cfg.ceiling_cold_pi, fib_count=cfg.ceiling_cold_fib,
+            rounds=cfg.ceiling_cold_rounds, pause=cfg.ceiling_cold_pause, n=FIB_COLD_N,
+        )  # fmt: skip
+    pi, fib = cold["pi"], cold["fib"]
     log(
         f"  cold: pi {pi['median_ms']:.3f} ms, fib(~10**6) {fib['median_ms']:.2f} ms, "
-        f"gmpy2 floor {floor_ms:.2f} ms"
+        f"gmpy2 floor {cold['gmpy2_fib_ms']:.2f} ms ({cold['rounds']} rounds; pi rounds "
+        + ", ".join(f"{m:.3f}" for m in pi["round_medians_ms"])
+        + ")"
     )
-    return {"pi": pi, "fib": fib, "gmpy2_fib_ms": floor_ms}
+    return cold
 
 
 def stage_ceiling(
@@ -392,16 +405,28 @@ def markdown(stage: dict[str, Any]) -> list[str]:
     cold = stage["cold"]
     out += [
         "",
-        "Cold requests, one keep-alive connection, fresh n each (`bench.cold_floor`): "
-        f"pi median {cold['pi']['median_ms']:.3f} ms over {cold['pi']['count']} requests; "
+        "Cold requests, one keep-alive connection, fresh n each (`bench.cold_floor`), "
+        f"in {cold.get('rounds', 1)} rounds, each after a pause of {cold.get('pause_s', 0):g} s, "
+        "each kind's samples pooled: "
+        f"pi median {cold['pi']['median_ms']:.3f} ms over {cold['pi']['count']} requests"
+        f"{_round_medians(cold['pi'], 3)}; "
         f"fib(n ~ 10**6) median {cold['fib']['median_ms']:.2f} ms over "
-        f"{cold['fib']['count']}; gmpy2 fib(10**6) and its digits in one process, "
-        f"sampled between those requests, {cold['gmpy2_fib_ms']:.2f} ms.",
+        f"{cold['fib']['count']}{_round_medians(cold['fib'], 2)}; gmpy2 fib(10**6) and its "
+        f"digits in one process, sampled between those requests, "
+        f"{cold['gmpy2_fib_ms']:.2f} ms.",
         "",
         "![hits against threads and workers](ceiling.png)",
         "",
     ]
     return out
+
+
+def _round_medians(figures: dict[str, Any], places: int) -> str:
+    """Return " (rounds' medians a, b, ...)" for pooled cold figures, or nothing."""
+    medians = figures.get("round_medians_ms")
+    if not medians:
+        return ""
+    return " (rounds' medians " + ", ".join(f"{m:.{places}f}" for m in medians) + ")"
 
 
 def _cpu_table(rows: list[dict[str, Any]]) -> list[str]:

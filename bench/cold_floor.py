@@ -23,6 +23,14 @@ fib(10**6) cold is 1.5 x that + 3 ms). ``interleaved_floor`` takes one
 sample after each cold fib request, so the two are measured on the same
 machine at the same time, and gives the median of each.
 
+``in_rounds`` takes both kinds in a few rounds, each after a pause of a
+couple of seconds (pi, then fib with its floor, in each), and pools each kind's samples: on
+a shared virtual machine a spell of disturbance lasts about as long as
+200 cold pi requests (a third of a second), and one window then moved the
+whole distribution (a run's quartiles 1.22-2.11 ms where the same code,
+minutes later, gave 0.99-1.12). Spread over rounds, such a spell falls on
+a fraction of the samples instead of all of them.
+
 Before timing, one result is asked for three times, so the server's WSGI
 front has learnt the site's headers (``compute.http.wsgi``) and answers
 hits itself, as it does once a server has seen traffic: a cold request
@@ -38,7 +46,7 @@ budget off (``COMPUTE_DIGITS_PER_HOUR=none``; bench/rss.py does). pi's
 charge is 17 digits a request, and the compute rate (``THROTTLE_COMPUTE_RATE``,
 20,000 an hour) is far away.
 
-    python -m bench.cold_floor --port 8123 [--kind pi|fib|both] [--count N]
+    python -m bench.cold_floor --port 8123 [--kind pi|fib|both] [--count N] [--rounds R]
 """
 
 from __future__ import annotations
@@ -168,6 +176,7 @@ def measure_cold(
         **_summary(times),
         "hit_ms": round(statistics.median(r.seconds * 1000 for r in hits), 3),
         "skipped_cached": skipped,
+        "times_ms": [round(t, 4) for t in times],
     }
 
 
@@ -215,7 +224,83 @@ def interleaved_floor(
         between=lambda: samples.append(gmpy2_sample(n)),
     )
     floor = round(statistics.median(samples), 3)
-    return {**figures, "gmpy2_fib_digits_ms": floor, "bound_ms": round(1.5 * floor + 3, 3)}
+    return {
+        **figures,
+        "gmpy2_fib_digits_ms": floor,
+        "bound_ms": round(1.5 * floor + 3, 3),
+        "floor_samples_ms": [round(t, 4) for t in samples],
+    }
+
+
+def in_rounds(
+    port: int,
+    *,
+    pi_count: int,
+    fib_count: int,
+    rounds: int,
+    pause: float = 2.0,
+    n: int = FIB_MAX_N,
+    connection: Any = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Measure cold pi and cold fib (with its floor) in ``rounds`` rounds ``pause`` s apart.
+
+    Each round starts after a pause (the first too: a server that has just
+    started is still spawning its computation processes, about a second of
+    CPU on two cores, and the first round after a start was the slowest in
+    a trial run). Each round sends its share of ``pi_count`` cold pi requests, then its
+    share of ``fib_count`` cold fib requests with a floor sample after each
+    (``interleaved_floor``), all on one keep-alive connection. Return
+    ``{"pi", "fib", "gmpy2_fib_ms", "rounds"}``: each kind's figures over
+    the pooled samples of every round (``measure_cold``'s keys, plus each
+    round's median in ``round_medians_ms``), and the floor's median over
+    all its samples.
+    """
+    conn = connection or Connection(port)
+    pooled: dict[str, list[float]] = {"pi": [], "fib": []}
+    floors: list[float] = []
+    last: dict[str, dict[str, Any]] = {}
+    medians: dict[str, list[float]] = {"pi": [], "fib": []}
+    skipped = {"pi": 0, "fib": 0}
+    try:
+        for index in range(rounds):
+            sleep(pause)  # the first too: a server just started is still starting its children
+            share = {
+                "pi": _share(pi_count, rounds, index),
+                "fib": _share(fib_count, rounds, index),
+            }
+            if share["pi"]:
+                last["pi"] = measure_cold(port, "pi", share["pi"], connection=conn)
+            if share["fib"]:
+                last["fib"] = interleaved_floor(port, share["fib"], n=n, connection=conn)
+                floors += last["fib"]["floor_samples_ms"]
+            for kind in ("pi", "fib"):
+                if share[kind]:
+                    pooled[kind] += last[kind]["times_ms"]
+                    medians[kind].append(last[kind]["median_ms"])
+                    skipped[kind] += last[kind]["skipped_cached"]
+    finally:
+        if connection is None:
+            conn.close()
+    out: dict[str, Any] = {"rounds": rounds, "pause_s": pause}
+    for kind in ("pi", "fib"):
+        out[kind] = {
+            "kind": kind,
+            "count": len(pooled[kind]),
+            **_summary(pooled[kind]),
+            "hit_ms": last[kind]["hit_ms"],
+            "skipped_cached": skipped[kind],
+            "round_medians_ms": medians[kind],
+        }
+    floor = round(statistics.median(floors), 3)
+    out["fib"] |= {"gmpy2_fib_digits_ms": floor, "bound_ms": round(1.5 * floor + 3, 3)}
+    out["gmpy2_fib_ms"] = floor
+    return out
+
+
+def _share(total: int, rounds: int, index: int) -> int:
+    """Return round ``index``'s part of ``total`` requests spread evenly over ``rounds``."""
+    return total // rounds + (1 if index < total % rounds else 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,7 +310,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=["pi", "fib", "both"], default="both")
     parser.add_argument("--count", type=int, default=None, help="cold requests per kind")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--rounds", type=int, default=None,
+        help="both kinds in this many rounds, each after a 2 s pause, samples pooled",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.rounds:
+        counts = {kind: args.count or DEFAULT_COUNTS[kind] for kind in ("pi", "fib")}
+        figures = in_rounds(
+            args.port, pi_count=counts["pi"], fib_count=counts["fib"], rounds=args.rounds
+        )
+        print(json.dumps(figures, indent=2))
+        return 0
     kinds = ["pi", "fib"] if args.kind == "both" else [args.kind]
     out: dict[str, Any] = {}
     for kind in kinds:

@@ -82,3 +82,36 @@ def test_the_floor_is_sampled_between_the_timed_requests_only(monkeypatch):
     assert sampled == [1, 2, 3, 4] and figures["skipped_cached"] == 1
     assert 0 < figures["gmpy2_fib_digits_ms"] < 1_000
     assert figures["bound_ms"] == pytest.approx(1.5 * figures["gmpy2_fib_digits_ms"] + 3, abs=0.002)
+
+
+def test_rounds_pool_each_kinds_samples_and_pause_between_rounds(monkeypatch):
+    """7 pi and 3 fib over 3 rounds: 3+2+2 and 1+1+1, a floor sample per fib, a pause each."""
+    answers = Answers()
+    floors = iter([9.0, 11.0, 10.0])
+    monkeypatch.setattr(cold_floor, "gmpy2_sample", lambda n: next(floors))
+    pauses: list[float] = []
+    figures = cold_floor.in_rounds(
+        0, pi_count=7, fib_count=3, rounds=3, pause=1.5, connection=answers, sleep=pauses.append
+    )
+    assert pauses == [1.5, 1.5, 1.5]
+    timed = [p for p in answers.paths if p not in ("/api/pi/1000/", "/api/fib/10/")]
+    kinds = [p.split("/")[2] for p in timed]
+    assert kinds == ["pi"] * 3 + ["fib"] + ["pi"] * 2 + ["fib"] + ["pi"] * 2 + ["fib"]
+    assert len(set(timed)) == 10  # no result asked twice
+    assert figures["pi"]["count"] == 7 and figures["fib"]["count"] == 3
+    assert figures["pi"]["round_medians_ms"] == [2.0, 2.0, 2.0]
+    assert figures["pi"]["median_ms"] == pytest.approx(2.0)
+    assert figures["gmpy2_fib_ms"] == figures["fib"]["gmpy2_fib_digits_ms"] == 10.0
+    assert figures["fib"]["bound_ms"] == pytest.approx(18.0)
+    assert figures["rounds"] == 3 and figures["pause_s"] == 1.5
+
+
+def test_a_round_without_a_fib_share_leaves_the_floor_to_the_others(monkeypatch):
+    answers = Answers()
+    monkeypatch.setattr(cold_floor, "gmpy2_sample", lambda n: 12.0)
+    figures = cold_floor.in_rounds(
+        0, pi_count=4, fib_count=1, rounds=2, connection=answers, sleep=lambda s: None
+    )
+    assert figures["fib"]["count"] == 1 and figures["fib"]["round_medians_ms"] == [2.0]
+    assert figures["pi"]["round_medians_ms"] == [2.0, 2.0]
+    assert figures["gmpy2_fib_ms"] == 12.0
