@@ -102,7 +102,7 @@ class Config:
     ceiling_seconds: float = 6.0
     ceiling_shipped_blocks: int = 5  # the shipped layout: servers started afresh this often
     ceiling_cold_pi: int = 200
-    ceiling_cold_fib: int = 15  # about 3.1 million digits of the default hourly budget
+    ceiling_cold_fib: int = 30  # about 6.3 million digits of the default hourly budget
     ceiling_cold_rounds: int = 5  # cold samples in rounds, pooled (bench.cold_floor.in_rounds)
     ceiling_cold_pause: float = 2.0  # seconds between two rounds
     load_tool: str = "auto"  # "wrk", "python", or "auto" (wrk when installed)
