@@ -245,11 +245,11 @@ def in_rounds(
 ) -> dict[str, Any]:
     """Measure cold pi and cold fib (with its floor) in ``rounds`` rounds ``pause`` s apart.
 
-    Each round starts after a pause (the first too: a server that has just
-    started is still spawning its computation processes, about a second of
-    CPU on two cores, and the first round after a start was the slowest in
-    a trial run). Each round sends its share of ``pi_count`` cold pi requests, then its
-    share of ``fib_count`` cold fib requests with a floor sample after each
+    Each round starts after a pause, the first too, so that no round starts
+    the moment a server is ready (the first window right after a start was
+    the slowest in trial runs). Each round sends its share of ``pi_count``
+    cold pi requests, then its share of ``fib_count`` cold fib requests
+    with a floor sample after each
     (``interleaved_floor``), all on one keep-alive connection. Return
     ``{"pi", "fib", "gmpy2_fib_ms", "rounds"}``: each kind's figures over
     the pooled samples of every round (``measure_cold``'s keys, plus each
@@ -264,7 +264,7 @@ def in_rounds(
     skipped = {"pi": 0, "fib": 0}
     try:
         for index in range(rounds):
-            sleep(pause)  # the first too: a server just started is still starting its children
+            sleep(pause)  # the first too: not the moment a server is ready
             share = {
                 "pi": _share(pi_count, rounds, index),
                 "fib": _share(fib_count, rounds, index),

@@ -104,7 +104,7 @@ class Config:
     ceiling_cold_pi: int = 200
     ceiling_cold_fib: int = 30  # about 6.3 million digits of the default hourly budget
     ceiling_cold_rounds: int = 5  # cold samples in rounds, pooled (bench.cold_floor.in_rounds)
-    ceiling_cold_pause: float = 2.0  # seconds between two rounds
+    ceiling_cold_pause: float = 2.0  # seconds before each round
     load_tool: str = "auto"  # "wrk", "python", or "auto" (wrk when installed)
     smoke: bool = False
 
