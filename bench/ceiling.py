@@ -284,9 +284,8 @@ def measure_cold(
     pi, fib = cold["pi"], cold["fib"]
     log(
         f"  cold: pi {pi['median_ms']:.3f} ms, fib(~10**6) {fib['median_ms']:.2f} ms, "
-        f"gmpy2 floor {cold['gmpy2_fib_ms']:.2f} ms ({cold['rounds']} rounds; pi rounds "
-        + ", ".join(f"{m:.3f}" for m in pi["round_medians_ms"])
-        + ")"
+        f"gmpy2 floor {cold['gmpy2_fib_ms']:.2f} ms, {cold['rounds']} rounds; pi"
+        f"{_round_medians(pi, 3)}"
     )
     return cold
 

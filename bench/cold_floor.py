@@ -227,7 +227,7 @@ def interleaved_floor(
     return {
         **figures,
         "gmpy2_fib_digits_ms": floor,
-        "bound_ms": round(1.5 * floor + 3, 3),
+        "bound_ms": _bound(floor),
         "floor_samples_ms": [round(t, 4) for t in samples],
     }
 
@@ -257,45 +257,39 @@ def in_rounds(
     all its samples.
     """
     conn = connection or Connection(port)
-    pooled: dict[str, list[float]] = {"pi": [], "fib": []}
-    floors: list[float] = []
-    last: dict[str, dict[str, Any]] = {}
-    medians: dict[str, list[float]] = {"pi": [], "fib": []}
-    skipped = {"pi": 0, "fib": 0}
+    taken: dict[str, list[dict[str, Any]]] = {"pi": [], "fib": []}  # each round's figures
     try:
         for index in range(rounds):
             sleep(pause)  # the first too: not the moment a server is ready
-            share = {
-                "pi": _share(pi_count, rounds, index),
-                "fib": _share(fib_count, rounds, index),
-            }
-            if share["pi"]:
-                last["pi"] = measure_cold(port, "pi", share["pi"], connection=conn)
-            if share["fib"]:
-                last["fib"] = interleaved_floor(port, share["fib"], n=n, connection=conn)
-                floors += last["fib"]["floor_samples_ms"]
-            for kind in ("pi", "fib"):
-                if share[kind]:
-                    pooled[kind] += last[kind]["times_ms"]
-                    medians[kind].append(last[kind]["median_ms"])
-                    skipped[kind] += last[kind]["skipped_cached"]
+            if share := _share(pi_count, rounds, index):
+                taken["pi"].append(measure_cold(port, "pi", share, connection=conn))
+            if share := _share(fib_count, rounds, index):
+                taken["fib"].append(interleaved_floor(port, share, n=n, connection=conn))
     finally:
         if connection is None:
             conn.close()
     out: dict[str, Any] = {"rounds": rounds, "pause_s": pause}
-    for kind in ("pi", "fib"):
+    for kind, figures in taken.items():
+        times = [t for each in figures for t in each["times_ms"]]
         out[kind] = {
             "kind": kind,
-            "count": len(pooled[kind]),
-            **_summary(pooled[kind]),
-            "hit_ms": last[kind]["hit_ms"],
-            "skipped_cached": skipped[kind],
-            "round_medians_ms": medians[kind],
+            "count": len(times),
+            **_summary(times),
+            "hit_ms": figures[-1]["hit_ms"],
+            "skipped_cached": sum(each["skipped_cached"] for each in figures),
+            "round_medians_ms": [each["median_ms"] for each in figures],
         }
-    floor = round(statistics.median(floors), 3)
-    out["fib"] |= {"gmpy2_fib_digits_ms": floor, "bound_ms": round(1.5 * floor + 3, 3)}
+    floor = round(
+        statistics.median(t for each in taken["fib"] for t in each["floor_samples_ms"]), 3
+    )
+    out["fib"] |= {"gmpy2_fib_digits_ms": floor, "bound_ms": _bound(floor)}
     out["gmpy2_fib_ms"] = floor
     return out
+
+
+def _bound(floor_ms: float) -> float:
+    """Return the issue's bound for fib(10**6) cold from the floor: 1.5 x floor + 3 ms."""
+    return round(1.5 * floor_ms + 3, 3)
 
 
 def _share(total: int, rounds: int, index: int) -> int:
